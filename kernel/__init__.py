@@ -1,0 +1,43 @@
+"""kernel: a distributed task queue built as a plugin microkernel, speaking Celery's protocol v2.
+
+The public API is what this module exports; everything else is private and may change.
+"""
+
+from kernel import states
+from kernel.app import App
+from kernel.canvas import Signature
+from kernel.config import Config
+from kernel.errors import (
+    ConfigurationError,
+    KernelError,
+    RemoteError,
+    SoftTimeLimitExceeded,
+    TaskRevokedError,
+    TimeLimitExceeded,
+    TimeoutError,
+    WorkerLostError,
+)
+from kernel.hookspecs import hookimpl
+from kernel.result import AsyncResult, EagerResult
+from kernel.task import Task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "App",
+    "AsyncResult",
+    "Config",
+    "ConfigurationError",
+    "EagerResult",
+    "KernelError",
+    "RemoteError",
+    "Signature",
+    "SoftTimeLimitExceeded",
+    "Task",
+    "TaskRevokedError",
+    "TimeLimitExceeded",
+    "TimeoutError",
+    "WorkerLostError",
+    "hookimpl",
+    "states",
+]

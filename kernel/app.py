@@ -1,0 +1,341 @@
+"""The App: configuration, plugins, the task registry, and the client side of sending tasks."""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import sys
+import time
+import weakref
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from datetime import datetime
+from typing import Any, Protocol, TypeVar, overload
+
+from typing_extensions import ParamSpec
+
+from kernel.backend import ResultBackend
+from kernel.codec import Codec
+from kernel.config import Config
+from kernel.errors import ConfigurationError, MissingCapability
+from kernel.interfaces.transport import Outgoing, Transport
+from kernel.message import absolute_time, build_task, new_id
+from kernel.plugins import PluginManager
+from kernel.result import AsyncResult
+from kernel.task import Task, TaskOptions
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: the request of the task running in this thread/coroutine (sets parent_id/root_id of sends).
+current_request: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "kernel_current_request", default=None)
+
+_SEND_OPTIONS = frozenset({
+    "serializer", "compression", "time_limit", "soft_time_limit", "ignore_result", "link",
+    "link_error", "shadow", "parent_id", "root_id", "group_id", "group_index", "retries",
+    "chain", "chord", "reply_to",
+})
+
+_apps: weakref.WeakSet[App] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # Connections opened before a fork belong to the parent: never use them in the child.
+    for app in list(_apps):
+        app._forget_connections()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _TaskDecorator(Protocol):
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]]) -> Task[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R]) -> Task[P, R]: ...
+
+
+class App:
+    """A kernel application.
+
+    ``App("proj", broker="redis://localhost", results="redis://localhost")``; with nothing given,
+    broker and results are the embedded SQLite file ``kernel.db`` in the working directory.
+    ``plugins=[...]`` registers plugin objects programmatically (before entry points);
+    ``autoload=False`` skips entry points; ``disable=[...]`` turns plugins off by name.
+    """
+
+    def __init__(
+        self,
+        name: str = "kernel",
+        *,
+        broker: str | None = None,
+        results: str | None = None,
+        plugins: Sequence[object] = (),
+        config: dict[str, Any] | Config | None = None,
+        autoload: bool | None = None,
+        disable: Iterable[str] = (),
+    ) -> None:
+        self.main = name
+        self.plugins = PluginManager(plugins, autoload=autoload, disabled=disable)
+        if isinstance(config, Config):
+            self.conf = config
+        else:
+            values = dict(config or {})
+            if broker is not None:
+                values["broker_url"] = broker
+                if results is None and "result_backend" not in values and (
+                        "KERNEL_RESULT_BACKEND" not in os.environ):
+                    scheme = broker.partition("://")[0]
+                    values["result_backend"] = (
+                        broker if scheme in self.plugins.registry("result store") else None)
+            if results is not None:
+                values["result_backend"] = results
+            self.conf = Config.from_mapping(values)
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self._module = sys._getframe(1).f_globals.get("__name__")
+        self._import_spec: str | None = None
+        self._transport: Transport | None = None
+        self._backend: ResultBackend | None = None
+        self._codec: Codec | None = None
+        self._pid = os.getpid()
+        _apps.add(self)
+        self.plugins.hook.kernel_app_created(app=self)
+
+    def __repr__(self) -> str:
+        return f"<App {self.main}>"
+
+    # ------------------------------------------------------------------ pickling (prefork)
+
+    @property
+    def import_spec(self) -> str:
+        """``module:attribute`` where this app can be imported from (how pool children find it)."""
+        if self._import_spec is None:
+            self._import_spec = self._find_spec()
+        return self._import_spec
+
+    @import_spec.setter
+    def import_spec(self, spec: str) -> None:
+        self._import_spec = spec
+
+    def _find_spec(self) -> str:
+        candidates = [self._module] if self._module else []
+        candidates += [name for name in list(sys.modules) if name != self._module]
+        for modname in candidates:
+            module = sys.modules.get(modname)
+            for attr, value in list(getattr(module, "__dict__", {}).items()):
+                if value is self:
+                    return f"{modname}:{attr}"
+        raise ConfigurationError(
+            f"app {self.main!r} is not a module-level name, so pool processes cannot import it; "
+            f"define it at module level and start the worker with -A module:app")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        from kernel.loader import load_app
+
+        return (load_app, (self.import_spec,))
+
+    # ------------------------------------------------------------------ connections
+
+    def _forget_connections(self) -> None:
+        self._transport = None
+        self._backend = None
+        self._pid = os.getpid()
+
+    @property
+    def codec(self) -> Codec:
+        if self._codec is None:
+            self._codec = Codec(
+                self.plugins.registry("serializer"),
+                self.plugins.registry("compressor"),
+                accept=self.conf.accept_content,
+            )
+        return self._codec
+
+    @property
+    def transport(self) -> Transport:
+        """This process's broker connection, created on first use."""
+        if self._transport is None:
+            url = self.conf.broker_url
+            spec = self.plugins.registry("transport").get(url.partition("://")[0])
+            self._transport = spec.factory(url, self.conf.transport_options)
+        return self._transport
+
+    @property
+    def backend(self) -> ResultBackend:
+        """This process's result backend, created on first use."""
+        if self._backend is None:
+            url = self.conf.result_backend
+            store = None
+            if url:
+                spec = self.plugins.registry("result store").get(url.partition("://")[0])
+                store = spec.factory(url, self.conf.result_backend_options)
+            self._backend = ResultBackend(store, self.codec, self.conf.result_serializer,
+                                          self.conf.result_expires)
+        return self._backend
+
+    def require_multi_process(self) -> None:
+        """A worker in its own process needs a broker other processes can reach."""
+        spec = self.plugins.registry("transport").get(self.conf.broker_url.partition("://")[0])
+        if not spec.capabilities.multi_process:
+            raise MissingCapability(
+                f"broker {spec.name!r} lives inside one process; a separate worker cannot read "
+                f"it; use sqlite:// (the default) or a server broker")
+
+    def close(self) -> None:
+        for thing in (self._transport, self._backend and self._backend.store):
+            if thing is not None:
+                thing.close()
+        self._forget_connections()
+
+    # ------------------------------------------------------------------ tasks
+
+    @overload
+    def task(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+    @overload
+    def task(self, *, name: str | None = None, **options: Any) -> _TaskDecorator: ...
+
+    def task(self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
+             **options: Any) -> Any:
+        """Register a function (sync or ``async def``) as a task.
+
+        Options: queue, max_retries, acks_late, reject_on_worker_lost, ignore_result,
+        time_limit, soft_time_limit, rate_limit, serializer, compression, priority, bind, and any
+        option a plugin declares through ``kernel_task_options``.
+        """
+        known = TaskOptions.names()
+        plugin_opts = {opt for found in self.plugins.hook.kernel_task_options() for opt in found}
+        unknown = set(options) - known - plugin_opts
+        if unknown:
+            raise ConfigurationError(
+                f"unknown task option(s) {', '.join(sorted(unknown))}; known: "
+                f"{', '.join(sorted(known | plugin_opts))}")
+        extra = {k: options.pop(k) for k in list(options) if k in plugin_opts and k not in known}
+        task_options = TaskOptions(**options, extra=extra)
+
+        def register(func: Callable[..., Any]) -> Task[Any, Any]:
+            module = func.__module__
+            if module == "__main__":
+                module = self.main
+            task_name = name or f"{module}.{func.__qualname__}"
+            task: Task[Any, Any] = Task(self, func, task_name, task_options)
+            self.tasks[task_name] = task
+            return task
+
+        return register(fn) if fn is not None else register
+
+    # ------------------------------------------------------------------ sending
+
+    def _envelope(self, name: str, args: Any, kwargs: Any, *, task_id: str | None,
+                  countdown: float | None, eta: datetime | float | None,
+                  expires: float | datetime | None, queue: str | None, priority: int | None,
+                  headers: dict[str, Any] | None, task: Task[Any, Any] | None,
+                  options: dict[str, Any]) -> tuple[Outgoing, str, bool]:
+        unknown = set(options) - _SEND_OPTIONS
+        if unknown:
+            raise TypeError(f"unknown sending option(s): {', '.join(sorted(unknown))}")
+        conf = self.conf
+        topts = task.options if task is not None else (
+            self.tasks[name].options if name in self.tasks else TaskOptions())
+        now = time.time()
+        eta_ts = absolute_time(now, countdown, eta)
+        exp_ts = absolute_time(now, expires if not isinstance(expires, datetime) else None,
+                               expires if isinstance(expires, datetime) else None)
+        task_id = task_id or new_id()
+        parent = current_request.get()
+        link = options.get("link")
+        link_error = options.get("link_error")
+        embed = {
+            "callbacks": _as_list(link),
+            "errbacks": _as_list(link_error),
+            "chain": options.get("chain"),
+            "chord": options.get("chord"),
+        }
+        args_list = list(args or ())
+        kwargs_dict = dict(kwargs or {})
+        body, ctype, cenc, cmime = self.codec.encode(
+            [args_list, kwargs_dict, embed],
+            options.get("serializer") or topts.serializer or conf.task_serializer,
+            options.get("compression") or topts.compression or conf.task_compression,
+        )
+        ignore = _first(options.get("ignore_result"), topts.ignore_result,
+                        conf.task_ignore_result) or conf.result_backend is None
+        prio = _first(priority, topts.priority, conf.task_default_priority)
+        envelope = build_task(
+            name=name, task_id=task_id, args=args_list, kwargs=kwargs_dict, body=body,
+            content_type=ctype, content_encoding=cenc, compression=cmime, now=now,
+            eta=eta_ts, expires=exp_ts, retries=options.get("retries", 0),
+            time_limit=_first(options.get("time_limit"), topts.time_limit, conf.task_time_limit),
+            soft_time_limit=_first(options.get("soft_time_limit"), topts.soft_time_limit,
+                                   conf.task_soft_time_limit),
+            root_id=options.get("root_id") or (parent.root_id if parent else None),
+            parent_id=options.get("parent_id") or (parent.id if parent else None),
+            group_id=options.get("group_id"), group_index=options.get("group_index"),
+            shadow=options.get("shadow"), ignore_result=bool(ignore), priority=prio,
+            reply_to=options.get("reply_to"), headers=headers,
+        )
+        target = queue or topts.queue or conf.task_default_queue
+        outgoing = Outgoing(target, envelope, priority=prio,
+                            not_before=eta_ts if eta_ts and eta_ts > now else None)
+        return outgoing, task_id, bool(ignore)
+
+    def send_task(
+        self,
+        name: str,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        task_id: str | None = None,
+        countdown: float | None = None,
+        eta: datetime | float | None = None,
+        expires: float | datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        headers: dict[str, Any] | None = None,
+        _task: Task[Any, Any] | None = None,
+        **options: Any,
+    ) -> AsyncResult[Any]:
+        """Send a task by name (it need not be registered here); see `Task.apply_async`."""
+        outgoing, task_id, ignored = self._envelope(
+            name, args, kwargs, task_id=task_id, countdown=countdown, eta=eta, expires=expires,
+            queue=queue, priority=priority, headers=headers, task=_task, options=options)
+        self.transport.publish([outgoing])
+        return AsyncResult(task_id, self, ignored=ignored)
+
+    def send_many(self, calls: Iterable[tuple[Task[Any, Any] | str, Sequence[Any],
+                                              dict[str, Any]]],
+                  **options: Any) -> list[AsyncResult[Any]]:
+        """Send many tasks in one broker round trip: ``[(task_or_name, args, kwargs), ...]``;
+        `options` apply to every call (queue, countdown, priority, ...)."""
+        batch: list[Outgoing] = []
+        results: list[AsyncResult[Any]] = []
+        fixed = {k: options.pop(k, None) for k in ("countdown", "eta", "expires", "queue",
+                                                    "priority", "headers")}
+        for target, args, kwargs in calls:
+            task = target if isinstance(target, Task) else None
+            name = target.name if isinstance(target, Task) else target
+            outgoing, task_id, ignored = self._envelope(
+                name, args, kwargs, task_id=None, task=task, options=dict(options), **fixed)
+            batch.append(outgoing)
+            results.append(AsyncResult(task_id, self, ignored=ignored))
+        if batch:
+            self.transport.publish(batch)
+        return results
+
+    def AsyncResult(self, task_id: str) -> AsyncResult[Any]:  # noqa: N802 - Celery's spelling
+        return AsyncResult(task_id, self)
+
+
+def _as_list(value: Any) -> list[Any] | None:
+    if value is None:
+        return None
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _first(*values: Any) -> Any:
+    for value in values:
+        if value is not None:
+            return value
+    return None

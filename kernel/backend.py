@@ -1,0 +1,100 @@
+"""The kernel side of results: encodes records with the result serializer and keeps them in
+whichever `ResultStore` the configuration selects. One place writes the record format."""
+
+from __future__ import annotations
+
+import time
+import traceback as tb_module
+from typing import Any
+
+from kernel import states
+from kernel.codec import Codec
+from kernel.errors import ConfigurationError, DecodeError
+from kernel.interfaces.results import ResultStore
+from kernel.result import exception_to_dict, now_iso, task_key
+
+
+class ResultBackend:
+    def __init__(self, store: ResultStore | None, codec: Codec, serializer: str,
+                 expires: float | None) -> None:
+        self.store = store
+        self.codec = codec
+        self.serializer = serializer
+        self.expires = expires
+        self._content_type = codec.serializer(serializer).content_type
+
+    def _need_store(self) -> ResultStore:
+        if self.store is None:
+            raise ConfigurationError("no result backend is configured (result_backend=None); "
+                                     "set result_backend to store and read results")
+        return self.store
+
+    # ------------------------------------------------------------------ records
+
+    def record(self, task_id: str, status: str, result: Any, *, traceback: str | None = None,
+               extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        if isinstance(result, BaseException):
+            if traceback is None and result.__traceback__ is not None:
+                traceback = "".join(tb_module.format_exception(result))
+            result = exception_to_dict(result)
+        meta: dict[str, Any] = {
+            "status": status,
+            "result": result,
+            "traceback": traceback,
+            "children": [],
+            "date_done": now_iso() if status in states.READY_STATES else None,
+            "task_id": task_id,
+        }
+        if extra:
+            meta.update(extra)
+        return meta
+
+    def encode(self, meta: dict[str, Any]) -> bytes:
+        try:
+            return self.codec.serializer(self.serializer).dumps(meta)
+        except TypeError as exc:
+            # A return value the result serializer cannot carry: store that as the failure.
+            failure = dict(meta, status=states.FAILURE, result=exception_to_dict(exc),
+                           traceback=None, date_done=now_iso())
+            return self.codec.serializer(self.serializer).dumps(failure)
+
+    def decode(self, data: bytes) -> dict[str, Any]:
+        meta = self.codec.serializer(self.serializer).loads(data)
+        if not isinstance(meta, dict) or "status" not in meta:
+            raise DecodeError("stored result is not a result record (no 'status')")
+        return meta
+
+    # ------------------------------------------------------------------ operations
+
+    def store_many(self, metas: list[dict[str, Any]]) -> None:
+        self._need_store().set(
+            [(task_key(m["task_id"]), self.encode(m)) for m in metas], self.expires)
+
+    def store_result(self, task_id: str, status: str, result: Any, **kw: Any) -> None:
+        self.store_many([self.record(task_id, status, result, **kw)])
+
+    def get_meta(self, task_id: str) -> dict[str, Any] | None:
+        data = self._need_store().get(task_key(task_id))
+        return None if data is None else self.decode(data)
+
+    def wait_ready(self, task_id: str, timeout: float | None) -> dict[str, Any] | None:
+        """Wait until the record is in a ready state (intermediate states are skipped)."""
+        store = self._need_store()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        key = task_key(task_id)
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            data = store.wait(key, left)
+            if data is not None:
+                meta = self.decode(data)
+                if meta.get("status") in states.READY_STATES:
+                    return meta
+                # an intermediate state (STARTED, RETRY): poll on until ready
+                data = None
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            if data is None:
+                time.sleep(0.01)
+
+    def forget(self, task_id: str) -> None:
+        self._need_store().delete([task_key(task_id)])

@@ -1,0 +1,80 @@
+"""The codec pipeline: serializer → compressor → signer, and back, negotiated per message.
+
+The sender picks the serializer and compressor; the receiver reads them from the content type and
+the ``compression`` header, and refuses content types outside ``accept_content``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from kernel.errors import ContentDisallowed, DecodeError
+from kernel.interfaces.codec import Compressor, Serializer, Signer
+from kernel.plugins import Registry
+from kernel.specs import CompressorSpec, SerializerSpec
+
+
+class Codec:
+    def __init__(
+        self,
+        serializers: Registry[SerializerSpec],
+        compressors: Registry[CompressorSpec],
+        accept: Iterable[str] = ("json",),
+        signer: Signer | None = None,
+    ) -> None:
+        self._serializer_specs = serializers
+        self._compressor_specs = compressors
+        self._by_type = {spec.content_type: spec for spec in serializers.values()}
+        self._by_mime = {spec.mime: spec for spec in compressors.values()}
+        self._serializers: dict[str, Serializer] = {}
+        self._compressors: dict[str, Compressor] = {}
+        self.signer = signer
+        #: accepted content types (names are translated; unknown names are taken as MIME types).
+        self.accept = frozenset(
+            serializers.get(a).content_type if a in serializers else a for a in accept
+        )
+
+    def serializer(self, name: str) -> Serializer:
+        found = self._serializers.get(name)
+        if found is None:
+            found = self._serializers[name] = self._serializer_specs.get(name).factory()
+        return found
+
+    def compressor(self, name: str) -> Compressor:
+        found = self._compressors.get(name)
+        if found is None:
+            found = self._compressors[name] = self._compressor_specs.get(name).factory()
+        return found
+
+    def encode(
+        self, obj: Any, serializer: str = "json", compression: str | None = None
+    ) -> tuple[bytes, str, str, str | None]:
+        """Return ``(body, content_type, content_encoding, compression_header)``."""
+        ser = self.serializer(serializer)
+        data = ser.dumps(obj)
+        mime = None
+        if compression:
+            comp = self.compressor(compression)
+            data, mime = comp.compress(data), comp.mime
+        if self.signer is not None:
+            data = self.signer.sign(data)
+        return data, ser.content_type, ser.content_encoding, mime
+
+    def decode(self, body: bytes, content_type: str, compression: str | None = None) -> Any:
+        """Decode a body; `ContentDisallowed` or `DecodeError` with the reason when it can't."""
+        if content_type not in self.accept:
+            raise ContentDisallowed(content_type, self.accept)
+        spec = self._by_type.get(content_type)
+        if spec is None:
+            raise DecodeError(f"no serializer installed for content type {content_type!r}")
+        if self.signer is not None:
+            body = self.signer.verify(body)
+        if compression:
+            comp_spec = self._by_mime.get(compression) or (
+                self._compressor_specs.get(compression) if compression in self._compressor_specs
+                else None)
+            if comp_spec is None:
+                raise DecodeError(f"no compressor installed for compression {compression!r}")
+            body = self.compressor(comp_spec.name).decompress(body)
+        return self.serializer(spec.name).loads(body)

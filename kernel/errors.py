@@ -1,0 +1,145 @@
+"""Every error kernel raises on purpose, each with a sentence a user can act on.
+
+Errors that cross the wire (a task's own exception) are rebuilt by `kernel.result`; the classes
+here are raised by kernel itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from difflib import get_close_matches
+
+
+class KernelError(Exception):
+    """Base class of every error kernel raises on purpose."""
+
+
+# ---------------------------------------------------------------- configuration and plugins
+
+
+class ConfigurationError(KernelError):
+    """The configuration asks for something that cannot work."""
+
+
+class PluginError(KernelError):
+    """A plugin could not be loaded, validated or registered."""
+
+
+class PluginConflictError(PluginError):
+    """Two plugins claim one capability name."""
+
+    def __init__(self, kind: str, name: str, first: str, second: str) -> None:
+        super().__init__(
+            f"two plugins provide the {kind} {name!r}: {first} and {second}; "
+            f"uninstall one of them or disable one with -p no:<plugin>"
+        )
+
+
+class CapabilityNotFound(ConfigurationError):
+    """The configuration selects a capability no installed plugin provides."""
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        known: Iterable[str],
+        hint: str | None = None,
+        failed: str | None = None,
+    ) -> None:
+        known = sorted(known)
+        parts = [f"no {kind} for {name!r}"]
+        if failed:
+            parts.append(f"the plugin that provides it failed to load: {failed}")
+        elif hint:
+            parts.append(hint)
+        close = get_close_matches(name, known, n=1)
+        if close:
+            parts.append(f"did you mean {close[0]!r}?")
+        if known:
+            parts.append(f"available: {', '.join(known)}")
+        super().__init__("; ".join(parts))
+
+
+class MissingCapability(ConfigurationError):
+    """A plugin was selected that cannot keep a guarantee the configuration needs."""
+
+
+# ---------------------------------------------------------------- wire and messages
+
+
+class MessageError(KernelError):
+    """A message cannot be understood; it is rejected, never run."""
+
+
+class ContentDisallowed(MessageError):
+    """The message uses a serializer the worker does not accept."""
+
+    def __init__(self, content_type: str, accepted: Iterable[str]) -> None:
+        super().__init__(
+            f"refusing content type {content_type!r}: accepted are {', '.join(sorted(accepted))}; "
+            f"add it to accept_content if you trust every producer on this broker"
+        )
+
+
+class DecodeError(MessageError):
+    """The body or envelope is not valid for its declared content type."""
+
+
+class UnknownTask(MessageError):
+    """The message names a task this worker has not registered."""
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        close = get_close_matches(name, list(known), n=1)
+        hint = f" did you mean {close[0]!r}?" if close else ""
+        super().__init__(
+            f"task {name!r} is not registered in this worker;{hint} "
+            f"make sure the module defining it is imported by the app given to -A"
+        )
+
+
+# ---------------------------------------------------------------- connections
+
+
+class ConnectionFailed(KernelError):
+    """A broker or result store cannot be reached."""
+
+
+# ---------------------------------------------------------------- tasks and results
+
+
+class TaskError(KernelError):
+    """Base class for errors about one task's run."""
+
+
+class TimeoutError(TaskError):  # noqa: A001 - deliberate: kernel.TimeoutError for result waits
+    """No result arrived within the time given to `AsyncResult.get`."""
+
+
+class SoftTimeLimitExceeded(TaskError):
+    """Raised inside a task when its soft time limit passes; catch it to clean up."""
+
+
+class TimeLimitExceeded(TaskError):
+    """The task ran past its hard time limit and its process was killed."""
+
+
+class WorkerLostError(TaskError):
+    """The process running the task died before the task finished."""
+
+
+class TaskRevokedError(TaskError):
+    """The task was revoked (or expired) and will not run."""
+
+
+class RemoteError(TaskError):
+    """Stand-in for a task's exception whose type cannot be imported where the result is read.
+
+    `exc_type` and `exc_module` name the original type.
+    """
+
+    exc_type: str = "Exception"
+    exc_module: str = "builtins"
+
+
+class ResultNotStored(KernelError):
+    """The task was sent with ignore_result, so there is nothing to wait for."""

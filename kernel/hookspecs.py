@@ -1,0 +1,326 @@
+"""Every hook kernel calls, in lifecycle order, one docstring template each.
+
+Hooks are for discovery, registration, configuration and coarse lifecycle events; they run at
+boot and shutdown, never once per message. Per-message work goes through the typed interfaces in
+`kernel.interfaces`.
+
+Template of each docstring: summary; ``:param:`` / ``:returns:``; **Called** (by whom, when);
+**Results** (first result or all collected); **Historic**; **Wrappers**; **Example**.
+
+A plugin is any module or object with functions named like these hooks, decorated with
+`kernel.hookimpl`, registered through the ``kernel.plugins`` entry-point group or
+`App(plugins=[...])`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from kernel.app import App
+    from kernel.specs import (
+        BootstepSpec,
+        CompressorSpec,
+        MiddlewareSpec,
+        PoolSpec,
+        ResultStoreSpec,
+        ScheduleStoreSpec,
+        SerializerSpec,
+        SignerSpec,
+        TransportSpec,
+    )
+    from kernel.worker.worker import Worker
+
+PROJECT = "kernel"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+# ----------------------------------------------------------------------------------------------
+# Registration hooks: what a plugin provides. Called once per App, when its registries are built.
+# ----------------------------------------------------------------------------------------------
+
+
+@hookspec
+def kernel_transports() -> Iterable[TransportSpec]:
+    """Declare transports (brokers).
+
+    :returns: records naming the URL schemes served, a lazy factory and the capabilities.
+
+    **Called** by `kernel.plugins.PluginManager.registry` when an App first needs a registry.
+    **Results**: all collected; two records claiming one scheme are an error naming both plugins.
+    **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_transports():
+            def make(url, options):
+                from kernel_redis.transport import RedisTransport   # heavy import, lazily
+                return RedisTransport(url, options)
+            yield TransportSpec("redis", ("redis", "rediss"), make,
+                                TransportCapabilities(delayed_delivery=True, leases=True))
+    """
+
+
+@hookspec
+def kernel_result_stores() -> Iterable[ResultStoreSpec]:
+    """Declare result stores.
+
+    :returns: records naming the URL schemes served, a lazy factory and the capabilities.
+
+    **Called** by `PluginManager.registry`, once per App. **Results**: all collected; duplicate
+    schemes are an error. **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_result_stores():
+            yield ResultStoreSpec("redis", ("redis", "rediss"), make_store,
+                                  ResultStoreCapabilities(push_wait=True, atomic_counter=True))
+    """
+
+
+@hookspec
+def kernel_serializers() -> Iterable[SerializerSpec]:
+    """Declare serializers.
+
+    :returns: records with the short name, the content type and a factory.
+
+    **Called** by `PluginManager.registry`, once per App. **Results**: all collected; duplicate
+    names are an error. **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_serializers():
+            yield SerializerSpec("msgpack", "application/x-msgpack", MsgpackSerializer)
+    """
+
+
+@hookspec
+def kernel_compressors() -> Iterable[CompressorSpec]:
+    """Declare compressors.
+
+    :returns: records with the short name, the ``compression`` header value and a factory.
+
+    **Called** by `PluginManager.registry`, once per App. **Results**: all collected.
+    **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_compressors():
+            yield CompressorSpec("zstd", "application/zstd", ZstdCompressor)
+    """
+
+
+@hookspec
+def kernel_signers() -> Iterable[SignerSpec]:
+    """Declare message signers.
+
+    :returns: records with the short name and a factory taking the signer options.
+
+    **Called** by `PluginManager.registry`, once per App. **Results**: all collected.
+    **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_signers():
+            yield SignerSpec("hmac", lambda options: HmacSigner(options["key"]))
+    """
+
+
+@hookspec
+def kernel_pools() -> Iterable[PoolSpec]:
+    """Declare execution pools.
+
+    :returns: records with the name (``-P NAME``), a factory ``(concurrency, **limits) -> Pool``
+        and the capabilities.
+
+    **Called** by `PluginManager.registry`, once per App. **Results**: all collected.
+    **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_pools():
+            yield PoolSpec("gevent", make_gevent_pool, PoolCapabilities(hard_time_limit=True))
+    """
+
+
+@hookspec
+def kernel_schedule_stores() -> Iterable[ScheduleStoreSpec]:
+    """Declare schedule stores (beat state and leader lock).
+
+    :returns: records naming the URL schemes served and a lazy factory.
+
+    **Called** by `PluginManager.registry`, once per App. **Results**: all collected.
+    **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_schedule_stores():
+            yield ScheduleStoreSpec("redis", ("redis",), make_schedule_store)
+    """
+
+
+@hookspec
+def kernel_bootsteps() -> Iterable[BootstepSpec]:
+    """Declare worker components (bootsteps) to start with every worker.
+
+    :returns: records wrapping a `kernel.interfaces.Bootstep` subclass; its ``requires`` names
+        the steps it depends on, whose values it receives in ``start``.
+
+    **Called** by the worker when it builds its blueprint. **Results**: all collected; a step
+    whose name is taken is an error. **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        class Metrics(Bootstep):
+            name = "metrics"
+            requires = ("consumer",)
+            def start(self, consumer):
+                self.server = start_http_server(9100)
+
+        @hookimpl
+        def kernel_bootsteps():
+            yield BootstepSpec(Metrics)
+    """
+
+
+@hookspec
+def kernel_middleware() -> Iterable[MiddlewareSpec]:
+    """Declare per-task middleware (retries, limits, metrics, ...).
+
+    :returns: records with a name, a factory and an ``order`` (lower runs earlier before a task
+        and later after it).
+
+    **Called** by the worker when it builds its execution pipeline, in each pool process.
+    **Results**: all collected. **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_middleware():
+            yield MiddlewareSpec("timing", TimingMiddleware, order=100)
+    """
+
+
+@hookspec
+def kernel_task_options() -> Iterable[str]:
+    """Declare extra keyword options that ``@app.task(...)`` accepts.
+
+    :returns: option names; their values land in ``task.options`` for the plugin's middleware.
+
+    **Called** by `App.task` when it validates options. **Results**: all collected.
+    **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_task_options():
+            return ["unique_for"]
+    """
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------
+
+
+@hookspec
+def kernel_cli_commands() -> Iterable[Any]:
+    """Add commands to the ``kernel`` command line.
+
+    :returns: `click.Command` objects, added to the top-level group under their own names.
+
+    **Called** by `kernel.cli.main` before it parses arguments. **Results**: all collected; a
+    command whose name is taken is skipped with a warning. **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @click.command("dlq")
+        def dlq(): ...
+
+        @hookimpl
+        def kernel_cli_commands():
+            return [dlq]
+    """
+
+
+# ----------------------------------------------------------------------------------------------
+# Lifecycle hooks: observers, called once per event.
+# ----------------------------------------------------------------------------------------------
+
+
+@hookspec
+def kernel_app_created(app: App) -> None:
+    """An App was created and its plugins registered.
+
+    :param app: the new App; a plugin may read ``app.conf`` or register tasks.
+
+    **Called** by `App.__init__` after plugin registration. **Results**: none used.
+    **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_app_created(app):
+            app.conf.setdefault("result_expires", 3600)
+    """
+
+
+@hookspec
+def kernel_worker_init(worker: Worker) -> None:
+    """A worker is about to start its bootsteps.
+
+    :param worker: the worker; ``worker.app``, ``worker.options`` are set, nothing is connected.
+
+    **Called** by `Worker.start`, once, before the first bootstep. **Results**: none used.
+    **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_worker_init(worker):
+            logging.getLogger(__name__).info("starting %s", worker.nodename)
+    """
+
+
+@hookspec
+def kernel_worker_ready(worker: Worker) -> None:
+    """Every bootstep started; the worker consumes from now on.
+
+    :param worker: the running worker.
+
+    **Called** by `Worker.start`, once, after the last bootstep. **Results**: none used.
+    **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_worker_ready(worker):
+            sd_notify("READY=1")
+    """
+
+
+@hookspec
+def kernel_worker_shutdown(worker: Worker) -> None:
+    """The worker stopped every bootstep and is about to exit.
+
+    :param worker: the stopped worker.
+
+    **Called** by `Worker.stop`, once. **Results**: none used. **Historic**: no.
+    **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_worker_shutdown(worker):
+            flush_metrics()
+    """

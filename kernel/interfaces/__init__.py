@@ -1,0 +1,33 @@
+"""Typed contracts the hot path calls. Plugins implement these; the kernel never calls them
+through pluggy."""
+
+from kernel.interfaces.bootstep import Bootstep
+from kernel.interfaces.codec import Compressor, Serializer, Signer
+from kernel.interfaces.pool import Job, Outcome, OutcomeKind, Pool, PoolCapabilities
+from kernel.interfaces.results import ResultStore, ResultStoreCapabilities
+from kernel.interfaces.schedule import ScheduleStore
+from kernel.interfaces.transport import (
+    Delivery,
+    Outgoing,
+    Transport,
+    TransportCapabilities,
+)
+
+__all__ = [
+    "Bootstep",
+    "Compressor",
+    "Delivery",
+    "Job",
+    "Outcome",
+    "OutcomeKind",
+    "Outgoing",
+    "Pool",
+    "PoolCapabilities",
+    "ResultStore",
+    "ResultStoreCapabilities",
+    "ScheduleStore",
+    "Serializer",
+    "Signer",
+    "Transport",
+    "TransportCapabilities",
+]

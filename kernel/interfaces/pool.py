@@ -1,0 +1,125 @@
+"""The pool contract: where tasks execute.
+
+A pool receives `Job`s from the worker's consumer and reports one `Outcome` per job through the
+callback given to `submit`. The runner (what turns a job into an outcome) is given at `start`.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PoolCapabilities:
+    #: `SoftTimeLimitExceeded` is raised inside a running task at its soft limit.
+    soft_time_limit: bool = False
+    #: a task past its hard limit is stopped (killed or cancelled) and reported TIMEOUT.
+    hard_time_limit: bool = False
+    #: `terminate_job` stops a running task.
+    terminate: bool = False
+    #: `max_tasks_per_child` / `max_memory_per_child` are honoured.
+    recycle_children: bool = False
+    #: `grow` / `shrink` change concurrency at run time.
+    resize: bool = False
+    #: tasks run in separate processes (a crash in a task does not take the worker down).
+    isolated: bool = False
+
+
+@dataclass
+class Job:
+    """One task to run. MUST be picklable (prefork sends it to a child)."""
+
+    id: str
+    name: str
+    payload: Any
+    soft_time_limit: float | None = None
+    hard_time_limit: float | None = None
+    is_async: bool = False
+
+
+class OutcomeKind(enum.Enum):
+    #: the runner finished and said what to do with the message.
+    FINISHED = "finished"
+    #: the process or thread running the job died before it finished.
+    LOST = "lost"
+    #: the job passed its hard time limit and was stopped.
+    TIMEOUT = "timeout"
+    #: the job was stopped by `terminate_job`.
+    TERMINATED = "terminated"
+
+
+@dataclass
+class Outcome:
+    job_id: str
+    kind: OutcomeKind
+    #: the runner's return value for FINISHED; a description otherwise.
+    value: Any = None
+    #: pid of the process that ran (or was running) the job.
+    pid: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Runner = Callable[[Job], Any]
+OnDone = Callable[[Outcome], None]
+
+
+class Pool(ABC):
+    """An execution pool.
+
+    Guarantees: every submitted job gets exactly one `on_done` call, whatever happens to the
+    process or thread running it (finished, lost, timed out, terminated) — unless the pool is
+    stopped with `wait=False`, in which case unfinished jobs get LOST outcomes. `on_done` may be
+    called from any thread and MUST NOT be called while a pool lock is held.
+    """
+
+    capabilities: PoolCapabilities = PoolCapabilities()
+
+    def __init__(
+        self,
+        concurrency: int,
+        *,
+        max_tasks_per_child: int | None = None,
+        max_memory_per_child: int | None = None,
+    ) -> None:
+        self.concurrency = concurrency
+        self.max_tasks_per_child = max_tasks_per_child
+        #: KiB of resident memory after which a child is replaced.
+        self.max_memory_per_child = max_memory_per_child
+
+    @abstractmethod
+    def start(self, runner: Runner) -> None:
+        """Start executing. `runner(job)` runs in the pool's process/thread for each job; for
+        process pools it MUST be picklable. Process pools MUST fork before the caller opens any
+        connection or thread that could cross a fork (or use a fork server)."""
+
+    @abstractmethod
+    def submit(self, job: Job, on_done: OnDone) -> None:
+        """Queue `job`. MUST NOT block on the job's execution."""
+
+    @abstractmethod
+    def stop(self, wait: bool = True, timeout: float | None = None) -> None:
+        """Stop. `wait=True`: let running jobs finish (up to `timeout`), then stop; `wait=False`:
+        stop at once, reporting unfinished jobs as LOST."""
+
+    @property
+    @abstractmethod
+    def active(self) -> int:
+        """Jobs submitted and not yet reported."""
+
+    def terminate_job(self, job_id: str) -> bool:
+        """Stop a running job; True if it was running here."""
+        return False
+
+    def grow(self, n: int = 1) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot grow")
+
+    def shrink(self, n: int = 1) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot shrink")
+
+    def info(self) -> dict[str, Any]:
+        """Facts for `stats` and the banner (implementation, concurrency, processes)."""
+        return {"implementation": type(self).__name__, "max-concurrency": self.concurrency}

@@ -1,0 +1,76 @@
+"""The result-store contract: where task results are kept and waited on.
+
+Stores deal in opaque bytes (the encoded result record); the kernel owns the record format, so
+every store writes what Celery's backends write. A store is created per process from a URL and
+MUST be safe to call from several threads.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ResultStoreCapabilities:
+    #: `wait` is woken by the store (pub/sub, reply queue), not by polling.
+    push_wait: bool = False
+    #: `incr` is atomic across processes (chords count with it).
+    atomic_counter: bool = False
+    #: records survive the process that wrote them (false for in-memory).
+    persistent: bool = True
+    #: several processes can share the store.
+    multi_process: bool = True
+
+
+class ResultStore(ABC):
+    """A result store."""
+
+    capabilities: ResultStoreCapabilities = ResultStoreCapabilities()
+
+    @abstractmethod
+    def set(self, items: Sequence[tuple[str, bytes]], expires: float | None) -> None:
+        """Store each `(key, value)`, replacing what was there.
+
+        MUST be durable on return and visible to every reader afterwards. With `expires`
+        (seconds), the record MAY disappear after that long and MUST NOT disappear before.
+        """
+
+    @abstractmethod
+    def get(self, key: str) -> bytes | None:
+        """The stored value, or None if there is none (never stored, forgotten or expired)."""
+
+    @abstractmethod
+    def delete(self, keys: Sequence[str]) -> None:
+        """Forget `keys`. Deleting a missing key is a no-op."""
+
+    @abstractmethod
+    def incr(self, key: str, amount: int = 1, expires: float | None = None) -> int:
+        """Add `amount` to the integer counter `key` (missing counts as 0) and return the new
+        value. With `capabilities.atomic_counter`, concurrent calls from any process MUST each see
+        a distinct value."""
+
+    def wait(self, key: str, timeout: float | None) -> bytes | None:
+        """Block until `key` has a value or `timeout` seconds pass (None: forever).
+
+        The default polls `get` with a backoff from 5 ms up to 200 ms; stores with
+        `capabilities.push_wait` override it.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            value = self.get(key)
+            if value is not None:
+                return value
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                delay = min(delay, left)
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.2)
+
+    def close(self) -> None:  # noqa: B027
+        """Release connections. Safe to call twice."""

@@ -1,0 +1,134 @@
+"""The transport contract: how task messages reach workers.
+
+The worker calls these methods on its hot path, never through pluggy. A transport is created per
+process from a URL; it MUST be safe to call from several threads of that process at once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kernel.message import Envelope
+
+
+@dataclass(frozen=True)
+class TransportCapabilities:
+    """What a transport can do. The kernel checks these at start-up; a transport MUST NOT claim
+    a capability it only emulates in a way that breaks the stated guarantee."""
+
+    #: `publish` with `not_before` keeps the message at the broker until it is due.
+    delayed_delivery: bool = False
+    #: messages with a higher priority are delivered first within a queue.
+    priorities: bool = False
+    #: `extend_lease` keeps a delivered message from being redelivered while its task runs.
+    leases: bool = False
+    #: `reject(..., requeue=False)` keeps the message in a dead-letter queue rather than dropping it.
+    dead_letter: bool = False
+    #: several processes on one host can share the broker (false for in-memory).
+    multi_process: bool = True
+    #: `size` and `purge` are supported.
+    inspect_queues: bool = True
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to publish."""
+
+    queue: str
+    envelope: Envelope
+    priority: int = 0
+    #: unix time before which the message MUST NOT be delivered (None: now).
+    not_before: float | None = None
+
+
+@dataclass
+class Delivery:
+    """One message handed to a consumer. `tag` identifies it for ack/reject/extend_lease."""
+
+    tag: Any
+    queue: str
+    envelope: Envelope
+    #: how many times this message has been delivered, this delivery included (1 = first).
+    delivery_count: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def redelivered(self) -> bool:
+        return self.delivery_count > 1
+
+
+class Transport(ABC):
+    """A broker connection.
+
+    Delivery semantics: at-least-once. A fetched message stays owned by this consumer until it is
+    acked or rejected; if the consumer dies, the message MUST become deliverable again (after the
+    lease expires, or when the broker notices the connection is gone).
+
+    Priorities: 0..9, a higher number is delivered first (when `capabilities.priorities`).
+    """
+
+    capabilities: TransportCapabilities = TransportCapabilities()
+
+    @abstractmethod
+    def publish(self, messages: Sequence[Outgoing]) -> None:
+        """Publish a batch.
+
+        MUST return only when every message is durably held by the broker (as durable as the
+        broker gets). MUST NOT publish a message twice. Order within one queue and one priority
+        is preserved. Raises `kernel.errors.ConnectionFailed` if the broker cannot be reached
+        after the transport's own reconnect attempts.
+        """
+
+    @abstractmethod
+    def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
+        """Take up to `limit` deliverable messages from `queues`.
+
+        MUST block until at least one message is available or `timeout` seconds have passed (then
+        return []), without spinning the CPU. MUST prefer `queues` in the order given when several
+        have messages, and higher priorities first within a queue. A message whose `not_before`
+        is in the future MUST NOT be returned. Each returned message is leased to this consumer.
+        """
+
+    @abstractmethod
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Remove finished messages for good. Acking an unknown or already-acked tag is a no-op."""
+
+    @abstractmethod
+    def reject(self, delivery: Delivery, *, requeue: bool, reason: str = "") -> None:
+        """Give a message back (`requeue=True`: deliverable again at once) or drop it
+        (`requeue=False`: into the dead-letter queue when `capabilities.dead_letter`, with `reason`).
+        """
+
+    def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Return prefetched messages that were never started, without counting a delivery.
+
+        The default requeues each one; transports that count deliveries SHOULD undo the count.
+        """
+        for delivery in deliveries:
+            self.reject(delivery, requeue=True, reason="released unstarted")
+
+    def extend_lease(self, deliveries: Sequence[Delivery], seconds: float) -> None:  # noqa: B027
+        """Keep `deliveries` owned by this consumer for `seconds` more.
+
+        Transports with `capabilities.leases` MUST implement this; the worker calls it well
+        before the lease ends for every message it holds, so a long task is never redelivered
+        while its worker lives.
+        """
+
+    def size(self, queue: str) -> int:
+        """Number of messages waiting in `queue` (delayed ones included)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot count a queue")
+
+    def purge(self, queue: str) -> int:
+        """Delete every waiting message of `queue`; return how many were deleted."""
+        raise NotImplementedError(f"{type(self).__name__} cannot purge a queue")
+
+    def dead_letters(self, queue: str, limit: int = 100) -> list[Delivery]:
+        """Read (without removing) up to `limit` messages of the dead-letter queue of `queue`."""
+        raise NotImplementedError(f"{type(self).__name__} has no dead-letter queue")
+
+    def close(self) -> None:  # noqa: B027
+        """Release connections. Safe to call twice."""

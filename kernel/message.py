@@ -1,0 +1,271 @@
+"""Celery message protocol v2: the envelope, task headers and body, and the worker's view of them.
+
+`Envelope` is the transport-neutral message (AMQP-like properties, headers, body bytes) with one
+JSON form, kombu's Redis envelope, that any transport storing whole messages can use.
+`build_task` makes the v2 headers and properties a Celery worker expects; `Request.from_envelope`
+reads them back, treating every header but ``task`` and ``id`` as optional.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from kernel.errors import DecodeError, MessageError
+
+ARGSREPR_MAX = 1024
+EMPTY_EMBED: dict[str, Any] = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+#: the client node name Celery writes in `origin`.
+ORIGIN = f"gen{os.getpid()}@{socket.gethostname()}"
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass
+class Envelope:
+    """One message as it travels: body bytes plus AMQP-like metadata."""
+
+    body: bytes
+    headers: dict[str, Any]
+    properties: dict[str, Any] = field(default_factory=dict)
+    content_type: str = "application/json"
+    content_encoding: str = "utf-8"
+
+    def to_json(self, queue: str, exchange: str = "") -> bytes:
+        """kombu's Redis envelope: the body base64-encoded, a uuid delivery tag."""
+        props = dict(self.properties)
+        props.setdefault("delivery_info", {"exchange": exchange, "routing_key": queue})
+        props["body_encoding"] = "base64"
+        props.setdefault("delivery_tag", new_id())
+        return json.dumps(
+            {
+                "body": base64.b64encode(self.body).decode("ascii"),
+                "content-encoding": self.content_encoding,
+                "content-type": self.content_type,
+                "headers": self.headers,
+                "properties": props,
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Envelope:
+        """Parse a kombu envelope; `DecodeError` with the reason when it is not one."""
+        try:
+            raw = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DecodeError(f"message is not a JSON envelope ({exc}); it was not sent by a "
+                              f"kernel or Celery producer") from None
+        if not isinstance(raw, dict) or "body" not in raw:
+            raise DecodeError("message envelope has no 'body'; it was not sent by a kernel or "
+                              "Celery producer")
+        props = raw.get("properties") or {}
+        body = raw["body"]
+        try:
+            if isinstance(body, str):
+                if props.get("body_encoding", "utf-8") == "base64":
+                    body_bytes = base64.b64decode(body, validate=True)
+                else:
+                    body_bytes = body.encode("utf-8")
+            else:
+                body_bytes = json.dumps(body).encode()
+        except ValueError as exc:
+            raise DecodeError(f"message body is not valid base64 ({exc})") from None
+        headers = raw.get("headers") or {}
+        if not isinstance(headers, dict) or not isinstance(props, dict):
+            raise DecodeError("message headers/properties are not JSON objects")
+        return cls(
+            body=body_bytes,
+            headers=headers,
+            properties=props,
+            content_type=raw.get("content-type") or "application/json",
+            content_encoding=raw.get("content-encoding") or "utf-8",
+        )
+
+
+# ---------------------------------------------------------------------------------------- time
+
+
+def to_iso(value: datetime | float | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = datetime.fromtimestamp(value, timezone.utc)
+    elif value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.isoformat()
+
+
+def from_iso(value: str | None) -> float | None:
+    """ISO-8601 (Celery writes `+00:00`, kombu < 5.3 `Z`) to unix time; None stays None."""
+    if not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise DecodeError(f"bad timestamp {value!r}: expected ISO-8601") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def absolute_time(
+    now: float, countdown: float | None = None, at: datetime | float | None = None
+) -> float | None:
+    """An ETA or expiry given as seconds-from-now or as a datetime/unix time, as unix time."""
+    if at is not None:
+        if isinstance(at, datetime):
+            return (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).timestamp()
+        return float(at)
+    if countdown is not None:
+        return now + (countdown.total_seconds() if isinstance(countdown, timedelta) else countdown)
+    return None
+
+
+def _repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= ARGSREPR_MAX else text[: ARGSREPR_MAX - 3] + "..."
+
+
+# ---------------------------------------------------------------------------------------- build
+
+
+def build_task(
+    *,
+    name: str,
+    task_id: str,
+    args: tuple[Any, ...] | list[Any],
+    kwargs: dict[str, Any],
+    body: bytes,
+    content_type: str,
+    content_encoding: str,
+    eta: float | None = None,
+    expires: float | None = None,
+    now: float,
+    retries: int = 0,
+    time_limit: float | None = None,
+    soft_time_limit: float | None = None,
+    root_id: str | None = None,
+    parent_id: str | None = None,
+    group_id: str | None = None,
+    group_index: int | None = None,
+    shadow: str | None = None,
+    ignore_result: bool = False,
+    priority: int = 0,
+    reply_to: str | None = None,
+    compression: str | None = None,
+    headers: dict[str, Any] | None = None,
+) -> Envelope:
+    """The v2 envelope for one task call, `body` already encoded."""
+    h: dict[str, Any] = {
+        "lang": "py",
+        "task": name,
+        "id": task_id,
+        "shadow": shadow,
+        "eta": to_iso(eta),
+        "expires": to_iso(expires),
+        "group": group_id,
+        "group_index": group_index,
+        "retries": retries,
+        "timelimit": [time_limit, soft_time_limit],
+        "root_id": root_id or task_id,
+        "parent_id": parent_id,
+        "argsrepr": _repr(tuple(args)),
+        "kwargsrepr": _repr(kwargs),
+        "origin": ORIGIN,
+        "ignore_result": ignore_result,
+        "replaced_task_nesting": 0,
+        "stamped_headers": None,
+        "stamps": {},
+    }
+    if compression:
+        h["compression"] = compression
+    if headers:
+        h.update(headers)
+    props: dict[str, Any] = {
+        "correlation_id": task_id,
+        "delivery_mode": 2,
+        "priority": priority,
+    }
+    if reply_to:
+        props["reply_to"] = reply_to
+    if expires is not None:
+        props["expiration"] = str(max(0, int((expires - now) * 1000)))
+    return Envelope(body, h, props, content_type, content_encoding)
+
+
+# ---------------------------------------------------------------------------------------- read
+
+
+@dataclass
+class Request:
+    """What a worker needs to know about a task message, read from its headers only.
+
+    The body (args, kwargs, embed) is decoded separately, in the process that runs the task.
+    """
+
+    id: str
+    name: str
+    headers: dict[str, Any]
+    properties: dict[str, Any]
+    eta: float | None = None
+    expires: float | None = None
+    retries: int = 0
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    root_id: str | None = None
+    parent_id: str | None = None
+    group_id: str | None = None
+    group_index: int | None = None
+    ignore_result: bool = False
+
+    @classmethod
+    def from_envelope(cls, envelope: Envelope) -> Request:
+        h = envelope.headers
+        if "task" not in h:
+            raise MessageError("message has no 'task' header: protocol v1 and foreign messages "
+                               "are not supported; send with a Celery 4+ or kernel client")
+        if "id" not in h:
+            raise MessageError("message has no 'id' header; send with a Celery 4+ or kernel client")
+        limits = h.get("timelimit") or (None, None)
+        try:
+            hard, soft = limits
+        except (TypeError, ValueError):
+            raise MessageError(f"header 'timelimit' must be [hard, soft], got {limits!r}") from None
+        return cls(
+            id=str(h["id"]),
+            name=str(h["task"]),
+            headers=h,
+            properties=envelope.properties,
+            eta=from_iso(h.get("eta")),
+            expires=from_iso(h.get("expires")),
+            retries=int(h.get("retries") or 0),
+            time_limit=hard,
+            soft_time_limit=soft,
+            root_id=h.get("root_id"),
+            parent_id=h.get("parent_id"),
+            group_id=h.get("group"),
+            group_index=h.get("group_index"),
+            ignore_result=bool(h.get("ignore_result")),
+        )
+
+
+def parse_body(payload: Any) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
+    """Check the decoded body is ``[args, kwargs, embed]`` and return it."""
+    if not isinstance(payload, (list, tuple)) or len(payload) != 3:
+        kind = f"a {len(payload)}-element list" if isinstance(payload, (list, tuple)) else (
+            type(payload).__name__)
+        raise MessageError(f"task body must be [args, kwargs, embed], got {kind}")
+    args, kwargs, embed = payload
+    if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
+        raise MessageError("task body must be [list, dict, dict]: args is not a list or kwargs "
+                           "not an object")
+    return list(args), kwargs, dict(embed or {})

@@ -1,0 +1,268 @@
+"""Plugin discovery, registration, failure isolation and listing.
+
+Load order: plugins given to `App(plugins=[...])`, then entry points of the ``kernel.plugins``
+group (unless autoload is off). The std plugins shipped with kernel come through the very same
+entry points. A plugin that fails to import or to register is recorded as failed and skipped;
+only selecting a capability it would have provided is fatal.
+
+Controls: ``KERNEL_PLUGIN_AUTOLOAD=0`` turns entry-point loading off; ``KERNEL_DISABLE_PLUGINS``
+(comma-separated) and ``-p no:NAME`` disable plugins by entry-point or distribution name.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar
+
+import pluggy
+
+from kernel import hookspecs
+from kernel.errors import CapabilityNotFound, PluginConflictError, PluginError
+
+ENTRY_POINT_GROUP = "kernel.plugins"
+
+#: registration hook → the kind of record it returns (used in listings and error messages).
+REGISTRATION_HOOKS: Mapping[str, str] = MappingProxyType(
+    {
+        "kernel_transports": "transport",
+        "kernel_result_stores": "result store",
+        "kernel_serializers": "serializer",
+        "kernel_compressors": "compressor",
+        "kernel_signers": "signer",
+        "kernel_pools": "pool",
+        "kernel_schedule_stores": "schedule store",
+        "kernel_bootsteps": "bootstep",
+        "kernel_middleware": "middleware",
+    }
+)
+
+#: where a capability kernel does not ship lives, for "install ..." hints.
+KNOWN_PROVIDERS: Mapping[str, str] = MappingProxyType(
+    {
+        "redis": "kernel[redis]",
+        "rediss": "kernel[redis]",
+        "redis+sentinel": "kernel[redis]",
+        "amqp": "kernel[amqp]",
+        "amqps": "kernel[amqp]",
+        "pyamqp": "kernel[amqp]",
+        "rpc": "kernel[amqp]",
+        "sqs": "kernel[sqs]",
+        "memcached": "kernel[memcached]",
+        "mongodb": "kernel[mongodb]",
+        "s3": "kernel[s3]",
+        "gs": "kernel[gcs]",
+        "azureblockblob": "kernel[azure-blob]",
+        "cosmosdbsql": "kernel[cosmosdb]",
+        "dynamodb": "kernel[dynamodb]",
+        "db+postgresql": "kernel[sqlalchemy]",
+        "db+mysql": "kernel[sqlalchemy]",
+        "gevent": "kernel[gevent]",
+        "eventlet": "kernel[eventlet]",
+        "msgpack": "kernel[msgpack]",
+        "yaml": "kernel[yaml]",
+    }
+)
+
+S = TypeVar("S")
+
+
+@dataclass
+class PluginInfo:
+    """One plugin as `kernel plugins list` shows it."""
+
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    status: str = "ok"  # ok | failed | disabled
+    error: str | None = None
+    provides: dict[str, list[str]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "status": self.status,
+            "error": self.error,
+            "provides": self.provides,
+        }
+
+
+class Registry(Generic[S]):
+    """An immutable map from a key (scheme or name) to the record that serves it."""
+
+    def __init__(self, kind: str, items: Mapping[str, S], failed: Mapping[str, str]) -> None:
+        self.kind = kind
+        self._items = MappingProxyType(dict(items))
+        #: keys that a failed plugin would have served → its error (known only for entry points
+        #: whose name is the key; used to explain a missing capability).
+        self._failed = failed
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def items(self) -> Iterable[tuple[str, S]]:
+        return self._items.items()
+
+    def values(self) -> Iterable[S]:
+        return self._items.values()
+
+    def get(self, key: str) -> S:
+        """The record for `key`, or `CapabilityNotFound` saying what to install."""
+        try:
+            return self._items[key]
+        except KeyError:
+            provider = KNOWN_PROVIDERS.get(key)
+            hint = f"install {provider}" if provider else None
+            raise CapabilityNotFound(
+                self.kind, key, self._items, hint=hint, failed=self._failed.get(key)
+            ) from None
+
+
+def _short_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+@cache
+def _entry_points() -> tuple[EntryPoint, ...]:
+    return tuple(entry_points(group=ENTRY_POINT_GROUP))
+
+
+def _env_disabled() -> set[str]:
+    return {n.strip() for n in os.environ.get("KERNEL_DISABLE_PLUGINS", "").split(",") if n.strip()}
+
+
+def _env_autoload() -> bool:
+    return os.environ.get("KERNEL_PLUGIN_AUTOLOAD", "1").lower() not in ("0", "false", "no")
+
+
+class PluginManager:
+    """Loads plugins and builds the registries an App uses."""
+
+    def __init__(
+        self,
+        plugins: Sequence[object] = (),
+        *,
+        autoload: bool | None = None,
+        disabled: Iterable[str] = (),
+    ) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.autoload = _env_autoload() if autoload is None else autoload
+        self.disabled = set(disabled) | _env_disabled()
+        self._infos: dict[str, PluginInfo] = {}
+        self._registries: dict[str, Registry[Any]] | None = None
+        for plugin in plugins:
+            self.register(plugin)
+        if self.autoload:
+            self._load_entry_points()
+
+    @property
+    def hook(self) -> Any:
+        return self.pm.hook
+
+    # ------------------------------------------------------------------ loading
+
+    def register(self, plugin: object, name: str | None = None) -> None:
+        """Register a plugin object (a module, class or instance with hook implementations)."""
+        name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        if name in self.disabled:
+            self._infos[name] = PluginInfo(name, status="disabled")
+            return
+        try:
+            self.pm.register(plugin, name=name)
+        except (ValueError, pluggy.PluginValidationError) as exc:
+            raise PluginError(f"plugin {name!r} cannot be registered: {exc}") from exc
+        self._infos.setdefault(name, PluginInfo(name))
+        self._registries = None
+
+    def _load_entry_points(self) -> None:
+        for ep in _entry_points():
+            dist = ep.dist.name if ep.dist else None
+            version = ep.dist.version if ep.dist else None
+            info = PluginInfo(ep.name, dist, version)
+            self._infos[ep.name] = info
+            if ep.name in self.disabled or (dist and dist in self.disabled):
+                info.status = "disabled"
+                continue
+            if self.pm.has_plugin(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+                self.pm.register(plugin, name=ep.name)
+            except Exception as exc:  # noqa: BLE001 - isolation: any import error is reported
+                info.status, info.error = "failed", _short_error(exc)
+                info.provides = {}
+
+    # ------------------------------------------------------------------ registries
+
+    def _collect(self) -> dict[str, Registry[Any]]:
+        """Call every registration hook plugin by plugin, so one broken plugin is isolated and
+        every record is attributed to the plugin that returned it."""
+        per_plugin: dict[str, list[Any]] = {}
+        for hook_name in REGISTRATION_HOOKS:
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                records = per_plugin.setdefault(impl.plugin_name, [])
+                if records is None:
+                    continue
+                try:
+                    records.extend(impl.function() or ())
+                except Exception as exc:  # noqa: BLE001 - isolation
+                    info = self._infos.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name))
+                    info.status = "failed"
+                    info.error = f"{hook_name} raised {_short_error(exc)}"
+                    info.provides = {}
+                    per_plugin[impl.plugin_name] = None  # type: ignore[assignment]
+                    if os.environ.get("KERNEL_DEBUG_PLUGINS"):
+                        traceback.print_exc()
+        items: dict[str, dict[str, Any]] = {kind: {} for kind in REGISTRATION_HOOKS.values()}
+        owners: dict[tuple[str, str], str] = {}
+        for plugin_name, records in per_plugin.items():
+            if records is None:
+                continue
+            info = self._infos.setdefault(plugin_name, PluginInfo(plugin_name))
+            for record in records:
+                kind = record.kind
+                for key in record.keys:
+                    other = owners.get((kind, key))
+                    if other is not None and other != plugin_name:
+                        raise PluginConflictError(
+                            kind, key, self._describe(other), self._describe(plugin_name)
+                        )
+                    owners[(kind, key)] = plugin_name
+                    items[kind][key] = record
+                info.provides.setdefault(kind, []).append(
+                    record.name if len(record.keys) == 1 else f"{record.name} ({', '.join(record.keys)})"
+                )
+        failed = {i.name: i.error or "" for i in self._infos.values() if i.status == "failed"}
+        return {kind: Registry(kind, found, failed) for kind, found in items.items()}
+
+    def _describe(self, plugin_name: str) -> str:
+        info = self._infos.get(plugin_name)
+        if info and info.distribution:
+            return f"plugin {plugin_name!r} (distribution {info.distribution})"
+        return f"plugin {plugin_name!r}"
+
+    def registry(self, kind: str) -> Registry[Any]:
+        """The registry of one kind ("transport", "pool", ...)."""
+        if self._registries is None:
+            self._registries = self._collect()
+        return self._registries[kind]
+
+    def infos(self) -> list[PluginInfo]:
+        """Every plugin seen, loaded or not, sorted by name."""
+        if self._registries is None:
+            self._registries = self._collect()
+        return sorted(self._infos.values(), key=lambda i: i.name)

@@ -1,0 +1,185 @@
+"""Tasks: a function registered with an App, callable locally and sendable to workers.
+
+`Task[P, R]` keeps the function's parameters, so a type checker rejects ``add.delay("x")`` for
+``def add(x: int, y: int) -> int``. An ``async def`` task is `Task[P, R]` with R the awaited type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import sys
+import traceback as tb_module
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from typing_extensions import ParamSpec
+
+from kernel import states
+from kernel.message import new_id
+from kernel.result import AsyncResult, EagerResult
+
+if TYPE_CHECKING:
+    from kernel.app import App
+    from kernel.canvas import Signature
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """Options given to ``@app.task``; None means "the app's setting"."""
+
+    queue: str | None = None
+    max_retries: int | None = 3
+    acks_late: bool | None = None
+    reject_on_worker_lost: bool | None = None
+    ignore_result: bool | None = None
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    rate_limit: str | None = None
+    serializer: str | None = None
+    compression: str | None = None
+    priority: int | None = None
+    bind: bool = False
+    #: options added by plugins (`kernel_task_options`), untouched by the kernel.
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def names(cls) -> frozenset[str]:
+        return frozenset(f.name for f in fields(cls) if f.name != "extra")
+
+
+def run_coroutine_fn(fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    """Run an ``async def`` task from sync code: one event loop per thread, reused."""
+    runner = _runners.get()
+    return runner.run(fn(*args, **kwargs))
+
+
+class _ThreadRunners:
+    """One `asyncio.Runner` per thread, so async tasks in threads/solo/prefork reuse a loop."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._local = threading.local()
+
+    def get(self) -> asyncio.Runner:
+        runner = getattr(self._local, "runner", None)
+        if runner is None:
+            runner = self._local.runner = asyncio.Runner()
+        return runner
+
+
+_runners = _ThreadRunners()
+
+
+class Task(Generic[P, R]):
+    """A registered task. Create with ``@app.task``."""
+
+    def __init__(self, app: App, fn: Callable[..., Any], name: str, options: TaskOptions) -> None:
+        self.app = app
+        self.fn = fn
+        self.name = name
+        self.options = options
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+        self.__module__ = fn.__module__
+        self.__qualname__ = getattr(fn, "__qualname__", name)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Call the function here, in this process (an async task returns its coroutine)."""
+        return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_task_by_name, (self.app, self.name))
+
+    # ------------------------------------------------------------------ sending
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
+        """Send the task with these arguments and the task's default options."""
+        return self.apply_async(args, kwargs)
+
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
+        """`delay` for async code: publishing runs in a thread, never blocking the loop."""
+        return await asyncio.to_thread(self.apply_async, args, kwargs)
+
+    def apply_async(
+        self,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        task_id: str | None = None,
+        countdown: float | None = None,
+        eta: datetime | float | None = None,
+        expires: float | datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        headers: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> AsyncResult[R]:
+        """Send the task. `countdown` (s) or `eta` delay it at the broker; `expires` (s from now
+        or a datetime) makes a worker skip it once passed; `queue`, `priority` and `headers`
+        override the task's defaults. Other options: ``time_limit``, ``soft_time_limit``,
+        ``ignore_result``, ``serializer``, ``compression``, ``link``, ``link_error``,
+        ``shadow``, ``parent_id``, ``root_id``, ``group_id``, ``group_index``, ``retries``."""
+        if self.app.conf.task_always_eager:
+            return self.apply(args, kwargs, task_id=task_id)
+        return self.app.send_task(
+            self.name, args, kwargs, task_id=task_id, countdown=countdown, eta=eta,
+            expires=expires, queue=queue, priority=priority, headers=headers, _task=self,
+            **options,
+        )
+
+    def apply(
+        self,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        task_id: str | None = None,
+    ) -> EagerResult[R]:
+        """Run the task here and now and wrap the outcome in a result (eager mode)."""
+        task_id = task_id or new_id()
+        try:
+            value = self.run(list(args or ()), dict(kwargs or {}))
+        except Exception as exc:  # noqa: BLE001 - the task's failure becomes the result
+            if self.app.conf.task_eager_propagates:
+                raise
+            tb = "".join(tb_module.format_exception(*sys.exc_info()))
+            return EagerResult(task_id, self.app, states.FAILURE, exc, tb)
+        return EagerResult(task_id, self.app, states.SUCCESS, value, None)
+
+    def run(self, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        """Execute the function with decoded arguments (async functions run to completion)."""
+        if self.options.bind:
+            args = [self, *args]
+        if self.is_async:
+            return run_coroutine_fn(self.fn, args, kwargs)
+        return self.fn(*args, **kwargs)
+
+    # ------------------------------------------------------------------ signatures
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature: this task with (possibly partial) arguments, to send later or link."""
+        from kernel.canvas import Signature
+
+        return Signature(self.name, args, kwargs, app=self.app)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature: a parent's result is not prepended to its arguments."""
+        return self.s(*args, **kwargs).set(immutable=True)
+
+    def with_options(self, **options: Any) -> Task[P, R]:
+        """A copy of this task with other default options (not registered)."""
+        return Task(self.app, self.fn, self.name, replace(self.options, **options))
+
+
+def _task_by_name(app: App, name: str) -> Task[Any, Any]:
+    return app.tasks[name]
