@@ -1,0 +1,39 @@
+"""Conformance suites for plugin authors: subclass a suite in your tests and give it a fixture.
+
+Each suite is a plain pytest test class with an abstract fixture that returns a fresh instance of
+your implementation; tests are gated on the capabilities your record declares, never on names::
+
+    from kernel.testing import TransportSuite
+
+    class TestMyTransport(TransportSuite):
+        @pytest.fixture
+        def transport(self):
+            t = MyTransport("my://localhost", {})
+            yield t
+            t.close()
+
+Suites: `TransportSuite`, `ResultStoreSuite`, `SerializerSuite`, `CompressorSuite`, `PoolSuite`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["CompressorSuite", "PoolSuite", "ResultStoreSuite", "SerializerSuite", "TransportSuite"]
+
+_WHERE = {
+    "TransportSuite": "kernel.testing.transport",
+    "ResultStoreSuite": "kernel.testing.results",
+    "SerializerSuite": "kernel.testing.codec",
+    "CompressorSuite": "kernel.testing.codec",
+    "PoolSuite": "kernel.testing.pool",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so importing kernel.testing does not import pytest until a suite is used.
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(name)
