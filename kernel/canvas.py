@@ -14,6 +14,14 @@ if TYPE_CHECKING:
     from kernel.result import AsyncResult
 
 
+_CALL_OPTIONS = frozenset({
+    "task_id", "countdown", "eta", "expires", "queue", "priority", "headers", "serializer",
+    "compression", "time_limit", "soft_time_limit", "ignore_result", "link", "link_error",
+    "shadow", "parent_id", "root_id", "group_id", "group_index", "retries", "chain", "chord",
+    "reply_to",
+})
+
+
 class Signature(dict[str, Any]):
     """``{"task", "args", "kwargs", "options", "subtask_type", "immutable"}``."""
 
@@ -88,5 +96,8 @@ class Signature(dict[str, Any]):
         call_kwargs = {**self["kwargs"], **(kwargs or {})} if not self["immutable"] else dict(
             self["kwargs"])
         opts = {**self["options"], **options}
-        task_id = opts.pop("task_id", None)
-        return self.app.send_task(self.name, call_args, call_kwargs, task_id=task_id, **opts)
+        if "queue" not in opts and opts.get("routing_key"):
+            opts["queue"] = opts["routing_key"]
+        # Signatures from Celery clients carry options kernel has no use for (exchange, ...).
+        known = {k: v for k, v in opts.items() if k in _CALL_OPTIONS}
+        return self.app.send_task(self.name, call_args, call_kwargs, **known)

@@ -1,0 +1,76 @@
+"""The kernel's own per-task features, registered like any plugin's (std plugin ``middleware``):
+storing results, and sending callbacks, errbacks and the next step of a chain."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from kernel import states
+from kernel.canvas import Signature
+from kernel.hookspecs import hookimpl
+from kernel.specs import MiddlewareSpec
+from kernel.worker.middleware import Call, Middleware
+
+
+class StoreResults(Middleware):
+    """Writes STARTED (if tracked) and the final record, unless the result is ignored."""
+
+    name = "results"
+
+    @staticmethod
+    def _ignored(call: Call) -> bool:
+        conf = call.app.conf
+        opt = call.task.options.ignore_result
+        return (call.request.ignore_result or bool(opt) or
+                (opt is None and conf.task_ignore_result) or conf.result_backend is None)
+
+    def before(self, call: Call) -> None:
+        if call.app.conf.task_track_started and not self._ignored(call):
+            call.app.backend.store_result(
+                call.request.id, states.STARTED, {"pid": call.extra.get("pid"),
+                                                  "hostname": call.hostname})
+
+    def after(self, call: Call) -> None:
+        if self._ignored(call) or not call.state:
+            return
+        request = call.request
+        extra: dict[str, Any] = {}
+        if request.group_id:
+            extra["group_id"] = request.group_id
+        if request.parent_id:
+            extra["parent_id"] = request.parent_id
+        if call.app.conf.result_extended:
+            extra.update(name=request.name, args=call.args, kwargs=call.kwargs,
+                         worker=call.hostname, retries=request.retries, queue=call.queue)
+        call.app.backend.store_result(request.id, call.state, call.value,
+                                      traceback=call.traceback, extra=extra)
+
+
+class SendCallbacks(Middleware):
+    """After success: link callbacks and the next chain step get the return value; after a
+    failure: errbacks get the failed task's id (Celery's publish form)."""
+
+    name = "callbacks"
+
+    def after(self, call: Call) -> None:
+        request, embed = call.request, call.embed
+        lineage = {"parent_id": request.id, "root_id": request.root_id or request.id}
+        if call.state == states.SUCCESS:
+            for sig in embed.get("callbacks") or ():
+                Signature.from_dict(sig, call.app).apply_async((call.value,), **lineage)
+            chain = embed.get("chain") or []
+            if chain:
+                step = Signature.from_dict(chain[-1], call.app)
+                step.apply_async((call.value,), chain=chain[:-1] or None, **lineage)
+        elif call.state == states.FAILURE:
+            for sig in embed.get("errbacks") or ():
+                Signature.from_dict(sig, call.app).apply_async((request.id,), **lineage)
+
+
+@hookimpl
+def kernel_middleware() -> Iterable[MiddlewareSpec]:
+    # Results are stored before callbacks are sent (after-hooks run in reverse order), so a
+    # callback's worker can always read its parent's result.
+    yield MiddlewareSpec("callbacks", SendCallbacks, order=800)
+    yield MiddlewareSpec("results", StoreResults, order=900)

@@ -1,0 +1,320 @@
+"""The consume loop: fetch within the prefetch bound, hand jobs to the pool, settle messages.
+
+Threads: the fetcher (fetch → reserve → dispatch), the acker (batches acks), the leaser (renews
+leases of every held message while its task waits or runs). Messages are acked after the task
+ran (at-least-once) unless the task says ``acks_late=False``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kernel import states
+from kernel.errors import MessageError, TimeLimitExceeded, WorkerLostError
+from kernel.interfaces.pool import Job, Outcome, OutcomeKind, Pool
+from kernel.interfaces.transport import Delivery, Outgoing, Transport
+from kernel.message import Request
+from kernel.worker.execute import ACK, REJECT, REQUEUE, Payload, Verdict
+
+if TYPE_CHECKING:
+    from kernel.app import App
+    from kernel.task import Task
+
+log = logging.getLogger("kernel.worker")
+
+
+@dataclass
+class Held:
+    delivery: Delivery
+    request: Request
+    job: Job
+    acks_late: bool
+    reject_on_worker_lost: bool
+
+
+@dataclass
+class Counters:
+    processed: int = 0
+    failed: int = 0
+    rejected: int = 0
+    requeued: int = 0
+    by_task: dict[str, int] = field(default_factory=dict)
+
+
+class Consumer:
+    def __init__(self, app: App, transport: Transport, pool: Pool, *, queues: list[str],
+                 concurrency: int, prefetch: int, lease_seconds: float,
+                 shutdown_timeout: float) -> None:
+        self.app = app
+        self.transport = transport
+        self.pool = pool
+        self.queues = queues
+        self.concurrency = concurrency
+        self.prefetch = max(prefetch, concurrency)
+        self.lease_seconds = lease_seconds
+        self.shutdown_timeout = shutdown_timeout
+        self.counters = Counters()
+        self._reserved: deque[Held] = deque()
+        self._running: dict[str, Held] = {}
+        self._acks: list[Delivery] = []
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._stopping = threading.Event()
+        self._cold = threading.Event()
+        self._stopped = False
+        self._threads: list[threading.Thread] = []
+        self._keys = itertools.count()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        targets = [self._fetch_loop, self._ack_loop]
+        if self.transport.capabilities.leases:
+            targets.append(self._lease_loop)
+        for target in targets:
+            thread = threading.Thread(target=target, name=f"kernel-{target.__name__[1:]}",
+                                      daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    @property
+    def held(self) -> int:
+        return len(self._reserved) + len(self._running)
+
+    def go_cold(self) -> None:
+        """Stop waiting for running tasks (the second signal)."""
+        self._cold.set()
+        with self._changed:
+            self._changed.notify_all()
+
+    def stop(self, warm: bool = True) -> None:
+        """Stop fetching, give unstarted messages back, let running tasks finish (warm, up to
+        the shutdown timeout) or stop them now (cold); their messages go back to the broker."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if not warm:
+            self._cold.set()
+        self._stopping.set()
+        with self._changed:
+            unstarted = [h.delivery for h in self._reserved]
+            self._reserved.clear()
+            self._changed.notify_all()
+        if unstarted:
+            self._safely(self.transport.release, unstarted)
+            log.info("gave %d prefetched task(s) back to the broker", len(unstarted))
+        deadline = time.monotonic() + self.shutdown_timeout
+        with self._changed:
+            while self._running and not self._cold.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                if self._running:
+                    log.info("waiting for %d running task(s) to finish", len(self._running))
+                self._changed.wait(min(left, 1.0))
+        self.pool.stop(wait=False)  # what still runs is reported LOST and requeued
+        with self._changed:
+            self._changed.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._flush_acks()
+
+    # ------------------------------------------------------------------ fetching
+
+    def _fetch_loop(self) -> None:
+        backoff = 0.1
+        while not self._stopping.is_set():
+            with self._changed:
+                while self.held >= self.prefetch and not self._stopping.is_set():
+                    self._changed.wait()
+                room = self.prefetch - self.held
+            if self._stopping.is_set():
+                return
+            try:
+                deliveries = self.transport.fetch(self.queues, room, 1.0)
+                backoff = 0.1
+            except Exception as exc:  # noqa: BLE001 - the broker may be down: retry forever
+                log.error("cannot fetch from the broker (%s); retrying in %.1f s", exc, backoff)
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            for delivery in deliveries:
+                self._reserve(delivery)
+            self._dispatch()
+
+    def _task_options(self, task: Task[Any, Any] | None) -> tuple[bool, bool]:
+        conf = self.app.conf
+        opts = task.options if task is not None else None
+        acks_late = conf.task_acks_late if opts is None or opts.acks_late is None else (
+            opts.acks_late)
+        lost = conf.task_reject_on_worker_lost if opts is None or (
+            opts.reject_on_worker_lost is None) else opts.reject_on_worker_lost
+        return acks_late, lost
+
+    def _reserve(self, delivery: Delivery) -> None:
+        envelope = delivery.envelope
+        try:
+            request = Request.from_envelope(envelope)
+        except MessageError as exc:
+            self._reject(delivery, f"malformed message: {exc}")
+            return
+        cap = self.app.conf.task_max_deliveries
+        if delivery.delivery_count > cap:
+            self._reject(delivery, f"delivered {delivery.delivery_count} times (cap "
+                                   f"task_max_deliveries={cap}); it may crash its worker")
+            return
+        if request.eta is not None and request.eta > time.time() + 0.5 and (
+                self.transport.capabilities.delayed_delivery):
+            # Not due: the delay belongs at the broker, not in this worker's memory.
+            self.transport.publish([Outgoing(delivery.queue, envelope,
+                                             int(envelope.properties.get("priority") or 0),
+                                             request.eta)])
+            self.transport.ack([delivery])
+            return
+        task = self.app.tasks.get(request.name)
+        acks_late, lost = self._task_options(task)
+        conf = self.app.conf
+        topts = task.options if task is not None else None
+        hard = _first(request.time_limit, topts and topts.time_limit, conf.task_time_limit)
+        soft = _first(request.soft_time_limit, topts and topts.soft_time_limit,
+                      conf.task_soft_time_limit)
+        key = request.id if request.id not in self._running else f"{request.id}#{next(self._keys)}"
+        job = Job(key, request.name,
+                  Payload(request, envelope.body, envelope.content_type,
+                          envelope.headers.get("compression"), delivery.queue),
+                  soft_time_limit=soft, hard_time_limit=hard,
+                  is_async=bool(task and task.is_async))
+        if not acks_late:
+            self.transport.ack([delivery])  # at-most-once: settled before it runs
+        with self._changed:
+            self._reserved.append(Held(delivery, request, job, acks_late, lost))
+
+    def _dispatch(self) -> None:
+        while True:
+            with self._changed:
+                if not self._reserved or self._stopping.is_set() or (
+                        self.pool.active >= self.concurrency):
+                    return
+                held = self._reserved.popleft()
+                self._running[held.job.id] = held
+            self.pool.submit(held.job, self._on_done)
+
+    # ------------------------------------------------------------------ settling
+
+    def _on_done(self, outcome: Outcome) -> None:
+        with self._changed:
+            held = self._running.pop(outcome.job_id, None)
+        if held is None:
+            return
+        try:
+            self._settle(held, outcome)
+        except Exception:  # noqa: BLE001 - never lose the consumer over one message
+            log.exception("failed to settle task %s", held.request.id)
+        with self._changed:
+            self._changed.notify_all()
+        if not self._stopping.is_set():
+            self._dispatch()
+
+    def _settle(self, held: Held, outcome: Outcome) -> None:
+        request = held.request
+        counters = self.counters
+        counters.by_task[request.name] = counters.by_task.get(request.name, 0) + 1
+        if outcome.kind is OutcomeKind.FINISHED:
+            verdict = outcome.value
+            if not isinstance(verdict, Verdict):
+                error = outcome.extra.get("error", repr(verdict))
+                verdict = Verdict(REJECT, states.REJECTED, f"the runner crashed: {error}")
+            if verdict.action == ACK:
+                counters.processed += 1
+                if verdict.state == states.FAILURE:
+                    counters.failed += 1
+                if held.acks_late:
+                    with self._changed:
+                        self._acks.append(held.delivery)
+                        self._changed.notify_all()
+            elif verdict.action == REQUEUE:
+                self._requeue(held, verdict.reason)
+            else:
+                if held.acks_late:
+                    self._reject(held.delivery, verdict.reason)
+            return
+        if outcome.kind is OutcomeKind.LOST and held.acks_late and held.reject_on_worker_lost:
+            log.warning("the process running task %s[%s] (pid %s) died; the task goes back to "
+                        "the broker", request.name, request.id, outcome.pid)
+            self._requeue(held, "worker lost")
+            return
+        if outcome.kind is OutcomeKind.TIMEOUT:
+            exc: Exception = TimeLimitExceeded(
+                f"task {request.name}[{request.id}] ran past its hard time limit of "
+                f"{held.job.hard_time_limit} s and was killed")
+            state = states.FAILURE
+        elif outcome.kind is OutcomeKind.TERMINATED:
+            from kernel.errors import TaskRevokedError
+
+            exc, state = TaskRevokedError("terminated"), states.REVOKED
+        else:
+            exc = WorkerLostError(f"the process running task {request.name}[{request.id}] died "
+                                  f"(pid {outcome.pid})")
+            state = states.FAILURE
+        log.error("%s", exc)
+        counters.processed += 1
+        counters.failed += 1
+        if not request.ignore_result and self.app.conf.result_backend:
+            self._safely(self.app.backend.store_result, request.id, state, exc)
+        if held.acks_late:
+            with self._changed:
+                self._acks.append(held.delivery)
+                self._changed.notify_all()
+
+    def _requeue(self, held: Held, reason: str) -> None:
+        self.counters.requeued += 1
+        self._safely(lambda: self.transport.reject(held.delivery, requeue=True, reason=reason))
+
+    def _reject(self, delivery: Delivery, reason: str) -> None:
+        self.counters.rejected += 1
+        log.error("rejected message from queue %r: %s", delivery.queue, reason)
+        self._safely(lambda: self.transport.reject(delivery, requeue=False, reason=reason))
+
+    def _ack_loop(self) -> None:
+        while True:
+            with self._changed:
+                while not self._acks and not self._stopping.is_set():
+                    self._changed.wait()
+                if not self._acks and self._stopping.is_set():
+                    return
+            self._flush_acks()
+
+    def _flush_acks(self) -> None:
+        with self._changed:
+            batch, self._acks = self._acks, []
+        if batch:
+            self._safely(self.transport.ack, batch)
+
+    def _lease_loop(self) -> None:
+        period = max(self.lease_seconds / 3, 0.05)
+        while not self._stopping.wait(period):
+            with self._changed:
+                held = [h.delivery for h in self._reserved] + [
+                    h.delivery for h in self._running.values()]
+            if held:
+                self._safely(self.transport.extend_lease, held, self.lease_seconds)
+
+    @staticmethod
+    def _safely(fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:  # noqa: BLE001 - logged; the lease brings the message back
+            log.error("broker operation %s failed: %s", getattr(fn, "__name__", fn), exc)
+
+
+def _first(*values: Any) -> Any:
+    for value in values:
+        if value is not None and value is not False:
+            return value
+    return None

@@ -1,0 +1,163 @@
+"""The worker: a blueprint of bootsteps, signal handling and the start-up banner."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from kernel.config import mask_url
+from kernel.worker.blueprint import Blueprint
+from kernel.worker.consumer import Consumer
+from kernel.worker.steps import BUILTIN_STEPS, WorkerOptions, default_concurrency
+
+if TYPE_CHECKING:
+    from kernel.app import App
+
+log = logging.getLogger("kernel.worker")
+
+
+class Worker:
+    """``Worker(app, pool="prefork", concurrency=2).run()``; options default to the app's config."""
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        pool: str | None = None,
+        concurrency: int | None = None,
+        queues: Sequence[str] | None = None,
+        max_tasks_per_child: int | None = None,
+        max_memory_per_child: int | None = None,
+        prefetch_multiplier: int | None = None,
+        shutdown_timeout: float | None = None,
+        nodename: str | None = None,
+        loglevel: str = "INFO",
+    ) -> None:
+        conf = app.conf
+        self.app = app
+        self.loglevel = loglevel
+        self.options = WorkerOptions(
+            nodename=nodename or f"kernel@{socket.gethostname()}",
+            pool=pool or conf.worker_pool,
+            concurrency=concurrency or conf.worker_concurrency or default_concurrency(),
+            queues=tuple(queues or (conf.task_default_queue,)),
+            max_tasks_per_child=max_tasks_per_child or conf.worker_max_tasks_per_child,
+            max_memory_per_child=max_memory_per_child or conf.worker_max_memory_per_child,
+            prefetch_multiplier=prefetch_multiplier or conf.worker_prefetch_multiplier,
+            shutdown_timeout=(conf.worker_shutdown_timeout if shutdown_timeout is None
+                              else shutdown_timeout),
+            lease_seconds=conf.worker_lease_seconds,
+        )
+        plugin_steps = [spec.step for spec in app.plugins.registry("bootstep").values()]
+        self.blueprint = Blueprint([*BUILTIN_STEPS, *plugin_steps], provided=("app", "options"))
+        self.consumer: Consumer | None = None
+        self._shutdown = threading.Event()
+        self._signals = 0
+
+    @property
+    def nodename(self) -> str:
+        return self.options.nodename
+
+    def graph_dot(self) -> str:
+        return self.blueprint.dot()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start every bootstep; returns once the worker consumes."""
+        self.app.plugins.hook.kernel_worker_init(worker=self)
+        values = self.blueprint.start({"app": self.app, "options": self.options})
+        self.consumer = values["consumer"]
+        self.app.plugins.hook.kernel_worker_ready(worker=self)
+
+    def stop(self, warm: bool = True) -> None:
+        """Warm: finish running tasks (up to the shutdown timeout); cold: stop them now. Either
+        way unfinished messages go back to the broker."""
+        if self.consumer is not None:
+            self.consumer.stop(warm=warm)
+        self.blueprint.stop()
+        self.app.plugins.hook.kernel_worker_shutdown(worker=self)
+        self.app.close()
+
+    def request_shutdown(self, cold: bool = False) -> None:
+        if cold and self.consumer is not None:
+            self.consumer.go_cold()
+        self._shutdown.set()
+
+    def run(self) -> int:
+        """Start, serve until SIGTERM/SIGINT, shut down; the process exit code."""
+        setup_logging(self.loglevel)
+        self.print_banner()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+        self.start()
+        log.info("%s ready.", self.nodename)
+        while not self._shutdown.wait(1.0):
+            pass
+        cold = self._signals > 1
+        log.info("%s shutdown: %s", "cold" if cold else "warm", self.nodename)
+        self.stop(warm=not cold)
+        return 0
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            log.warning("%s received: warm shutdown (send again for cold shutdown)",
+                        signal.Signals(signum).name)
+            self.request_shutdown()
+        else:
+            log.warning("%s received again: cold shutdown", signal.Signals(signum).name)
+            self.request_shutdown(cold=True)
+
+    # ------------------------------------------------------------------ banner
+
+    def banner_rows(self) -> list[tuple[str, str]]:
+        conf, opts = self.app.conf, self.options
+        limits = []
+        if opts.max_tasks_per_child:
+            limits.append(f"max-tasks-per-child={opts.max_tasks_per_child}")
+        if opts.max_memory_per_child:
+            limits.append(f"max-memory-per-child={opts.max_memory_per_child} KiB")
+        return [
+            ("app", f"{self.app.main} ({getattr(self.app, '_import_spec', None) or '-'})"),
+            ("node", f"{opts.nodename} (pid {os.getpid()})"),
+            ("broker", mask_url(conf.broker_url)),
+            ("results", mask_url(conf.result_backend) if conf.result_backend else "disabled"),
+            ("pool", f"{opts.pool}, concurrency {opts.concurrency}"
+                     + (f" ({', '.join(limits)})" if limits else "")),
+            ("prefetch", str(opts.concurrency * opts.prefetch_multiplier)),
+            ("queues", ", ".join(opts.queues)),
+            ("tasks", "\n".join(sorted(self.app.tasks)) or "(none registered)"),
+        ]
+
+    def print_banner(self) -> None:
+        from rich.console import Console
+        from rich.panel import Panel
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold cyan")
+        table.add_column()
+        for key, value in self.banner_rows():
+            table.add_row(key, value)
+        Console(stderr=True).print(Panel(table, title="kernel worker", expand=False))
+
+
+def setup_logging(level: str) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(
+            "[%(asctime)s %(levelname)s/%(processName)s] %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
