@@ -183,9 +183,10 @@ class App:
                 f"it; use sqlite:// (the default) or a server broker")
 
     def close(self) -> None:
-        for thing in (self._transport, self._backend and self._backend.store):
-            if thing is not None:
-                thing.close()
+        if self._transport is not None:
+            self._transport.close()
+        if self._backend is not None and self._backend.store is not None:
+            self._backend.store.close()
         self._forget_connections()
 
     # ------------------------------------------------------------------ tasks
@@ -197,7 +198,7 @@ class App:
     @overload
     def task(self, *, name: str | None = None, **options: Any) -> _TaskDecorator: ...
 
-    def task(self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
+    def task(self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None,  # type: ignore[misc]
              **options: Any) -> Any:
         """Register a function (sync or ``async def``) as a task.
 
@@ -324,7 +325,7 @@ class App:
             self.transport.publish(batch)
         return results
 
-    def AsyncResult(self, task_id: str) -> AsyncResult[Any]:  # noqa: N802 - Celery's spelling
+    def AsyncResult(self, task_id: str) -> AsyncResult[Any]:
         return AsyncResult(task_id, self)
 
 

@@ -7,6 +7,7 @@ runs the plain forms a Celery client sends: ``link``, ``link_error`` and ``chain
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ class Signature(dict[str, Any]):
         return self.apply_async(args, kwargs)
 
     def apply_async(self, args: tuple[Any, ...] | list[Any] = (),
-                    kwargs: dict[str, Any] | None = None, **options: Any) -> AsyncResult[Any]:
+                    kwargs: Mapping[str, Any] | None = None, **options: Any) -> AsyncResult[Any]:
         """Send: `args` go before the signature's own (a parent's result comes first), unless
         the signature is immutable."""
         if self.app is None:

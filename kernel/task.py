@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import sys
+import threading
 import traceback as tb_module
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -53,28 +54,16 @@ class TaskOptions:
         return frozenset(f.name for f in fields(cls) if f.name != "extra")
 
 
+_loops = threading.local()
+
+
 def run_coroutine_fn(fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-    """Run an ``async def`` task from sync code: one event loop per thread, reused."""
-    runner = _runners.get()
-    return runner.run(fn(*args, **kwargs))
-
-
-class _ThreadRunners:
-    """One `asyncio.Runner` per thread, so async tasks in threads/solo/prefork reuse a loop."""
-
-    def __init__(self) -> None:
-        import threading
-
-        self._local = threading.local()
-
-    def get(self) -> asyncio.Runner:
-        runner = getattr(self._local, "runner", None)
-        if runner is None:
-            runner = self._local.runner = asyncio.Runner()
-        return runner
-
-
-_runners = _ThreadRunners()
+    """Run an ``async def`` task from sync code on this thread's event loop (one per thread,
+    reused, so connections a task caches on the loop survive between tasks)."""
+    loop = getattr(_loops, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _loops.loop = asyncio.new_event_loop()
+    return loop.run_until_complete(fn(*args, **kwargs))
 
 
 class Task(Generic[P, R]):
@@ -149,7 +138,7 @@ class Task(Generic[P, R]):
         task_id = task_id or new_id()
         try:
             value = self.run(list(args or ()), dict(kwargs or {}))
-        except Exception as exc:  # noqa: BLE001 - the task's failure becomes the result
+        except Exception as exc:
             if self.app.conf.task_eager_propagates:
                 raise
             tb = "".join(tb_module.format_exception(*sys.exc_info()))

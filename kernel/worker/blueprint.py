@@ -68,7 +68,7 @@ class Blueprint:
             step = self.started.pop()
             try:
                 step.stop()
-            except Exception:  # noqa: BLE001 - one failing stop must not block the others
+            except Exception:
                 log.exception("bootstep %s failed to stop", step.name)
 
     def dot(self) -> str:

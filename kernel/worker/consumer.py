@@ -214,7 +214,7 @@ class Consumer:
             return
         try:
             self._settle(held, outcome)
-        except Exception:  # noqa: BLE001 - never lose the consumer over one message
+        except Exception:
             log.exception("failed to settle task %s", held.request.id)
         with self._changed:
             self._changed.notify_all()

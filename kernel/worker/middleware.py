@@ -60,12 +60,12 @@ class Pipeline:
         for mw in self.middleware:
             try:
                 mw.before(call)
-            except Exception:  # noqa: BLE001 - isolation
+            except Exception:
                 log.exception("middleware %s failed before task %s", mw.name, call.request.id)
 
     def after(self, call: Call) -> None:
         for mw in self._reversed:
             try:
                 mw.after(call)
-            except Exception:  # noqa: BLE001 - isolation
+            except Exception:
                 log.exception("middleware %s failed after task %s", mw.name, call.request.id)

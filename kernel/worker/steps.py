@@ -41,11 +41,12 @@ class PoolStep(Bootstep):
         spec = app.plugins.registry("pool").get(options.pool)
         if spec.capabilities.isolated:
             app.require_multi_process()
-        self.pool = spec.factory(options.concurrency,
-                                 max_tasks_per_child=options.max_tasks_per_child,
-                                 max_memory_per_child=options.max_memory_per_child)
-        self.pool.start(Executor(app, options.nodename))
-        return self.pool
+        pool: Pool = spec.factory(options.concurrency,
+                                  max_tasks_per_child=options.max_tasks_per_child,
+                                  max_memory_per_child=options.max_memory_per_child)
+        pool.start(Executor(app, options.nodename))
+        self.pool = pool
+        return pool
 
     def stop(self) -> None:
         self.pool.stop(wait=False)

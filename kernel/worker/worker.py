@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kernel.config import mask_url
 from kernel.worker.blueprint import Blueprint

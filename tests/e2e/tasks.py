@@ -1,0 +1,77 @@
+"""Tasks the end-to-end tests run in a real `kernel worker` subprocess.
+
+The broker and result store come from KERNEL_BROKER_URL / KERNEL_RESULT_BACKEND, set per test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+from kernel import App, SoftTimeLimitExceeded
+
+app = App("e2e", config={"worker_lease_seconds": float(os.environ.get("E2E_LEASE", "30"))})
+
+_hoard: list[bytes] = []
+
+
+@app.task
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@app.task
+async def async_add(x: int, y: int) -> int:
+    await asyncio.sleep(0.001)
+    return x + y
+
+
+@app.task
+def pid() -> int:
+    return os.getpid()
+
+
+@app.task
+def grow(mib: int) -> int:
+    """Keeps `mib` MiB alive in this process, so its RSS grows past a memory limit."""
+    _hoard.append(b"x" * (mib * 1024 * 1024))
+    return os.getpid()
+
+
+@app.task(time_limit=1)
+def spin() -> None:
+    while True:
+        pass
+
+
+@app.task(soft_time_limit=0.5)
+def soft() -> str:
+    try:
+        while True:
+            time.sleep(0.01)
+    except SoftTimeLimitExceeded:
+        return "soft limit raised inside the task"
+
+
+@app.task
+def block_first_time(marker: str) -> str:
+    """First run: records its pid in `marker` and blocks until killed; a redelivery finishes."""
+    path = Path(marker)
+    if not path.exists():
+        path.write_text(str(os.getpid()))
+        while True:
+            time.sleep(0.05)
+    return "done after redelivery"
+
+
+@app.task
+def slow_add(x: int, y: int) -> int:
+    time.sleep(0.02)
+    return x + y
+
+
+@app.task
+def fail(message: str) -> None:
+    raise ValueError(message)

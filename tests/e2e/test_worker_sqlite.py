@@ -1,0 +1,113 @@
+"""A real `kernel worker` subprocess (prefork) on a SQLite file, driven from this process."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kernel import App, TimeLimitExceeded, states
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def send(client: App, name: str, *args: Any, **options: Any) -> Any:
+    return client.send_task(f"tests.e2e.tasks.{name}", args, **options)
+
+
+def test_a_thousand_sync_and_async_tasks_through_prefork(client: App, start_worker: Any) -> None:
+    worker = start_worker("-P", "prefork", "-c", "2")
+    calls = [("tests.e2e.tasks.add" if i % 2 else "tests.e2e.tasks.async_add", (i, i), {})
+             for i in range(1000)]
+    results = client.send_many(calls)
+    values = [r.get(timeout=60) for r in results]
+    assert values == [2 * i for i in range(1000)]
+    assert worker.stop() == 0
+    assert client.transport.size("celery") == 0, "every message is acked after its task ran"
+
+
+def test_max_tasks_per_child_replaces_children(client: App, start_worker: Any) -> None:
+    start_worker("-P", "prefork", "-c", "1", "--max-tasks-per-child", "2")
+    pids = [send(client, "pid").get(timeout=30) for _ in range(8)]
+    assert len(set(pids)) >= 4, f"a child must be replaced after 2 tasks, saw pids {pids}"
+
+
+def test_max_memory_per_child_replaces_a_growing_child(client: App, start_worker: Any) -> None:
+    start_worker("-P", "prefork", "-c", "1", "--max-memory-per-child", str(150 * 1024))
+    first = send(client, "grow", 1).get(timeout=30)
+    assert send(client, "pid").get(timeout=30) == first, "a small task keeps its child"
+    grower = send(client, "grow", 200).get(timeout=30)
+    after = send(client, "pid").get(timeout=30)
+    assert after != grower, "the child past 150 MiB must be replaced after its task"
+
+
+def test_hard_time_limit_kills_and_the_worker_keeps_serving(client: App,
+                                                            start_worker: Any) -> None:
+    start_worker("-P", "prefork", "-c", "1")
+    looping = send(client, "spin")
+    with pytest.raises(TimeLimitExceeded):
+        looping.get(timeout=30)
+    assert looping.state == states.FAILURE
+    assert send(client, "add", 2, 3).get(timeout=30) == 5
+
+
+def test_soft_time_limit_raises_inside_the_task(client: App, start_worker: Any) -> None:
+    start_worker("-P", "prefork", "-c", "1")
+    assert send(client, "soft").get(timeout=30) == "soft limit raised inside the task"
+
+
+def test_kill_9_of_a_child_mid_task_does_not_lose_it(client: App, start_worker: Any,
+                                                     tmp_path: Path) -> None:
+    start_worker("-P", "prefork", "-c", "2")
+    marker = tmp_path / "first-run.pid"
+    result = send(client, "block_first_time", str(marker))
+    wait_for(lambda: marker.exists() and marker.read_text(), 30, "task never started")
+    os.kill(int(marker.read_text()), signal.SIGKILL)
+    assert result.get(timeout=60) == "done after redelivery"
+
+
+def test_kill_9_of_the_whole_worker_then_a_new_worker_finishes_everything(
+        client: App, start_worker: Any) -> None:
+    short_lease = {"E2E_LEASE": "2"}
+    results = client.send_many([("tests.e2e.tasks.slow_add", (i, 1), {}) for i in range(300)])
+    first = start_worker("-P", "prefork", "-c", "2", env=short_lease)
+    wait_for(lambda: sum(r.ready() for r in results[:40]) >= 10, 60, "no task finished")
+    first.kill_all()
+    start_worker("-P", "prefork", "-c", "2", env=short_lease)
+    assert [r.get(timeout=120) for r in results] == [i + 1 for i in range(300)]
+
+
+def test_bad_input_is_rejected_with_a_reason_and_the_worker_goes_on(
+        client: App, start_worker: Any) -> None:
+    from kernel.interfaces.transport import Outgoing
+    from kernel.message import Envelope
+
+    transport = client.transport
+    good = client.send_task("tests.e2e.tasks.add", (1, 1))
+    unknown = client.send_task("tests.e2e.tasks.no_such_task", (1,))
+    no_task_header = Envelope(b"[[], {}, {}]", {"id": "abc"}, {}, "application/json")
+    pickled = client.send_task("tests.e2e.tasks.add", (1, 2), serializer="pickle")
+    two_element = Envelope(b"[[1, 2], {}]", {"task": "tests.e2e.tasks.add", "id": "two-el"},
+                           {}, "application/json")
+    not_json = Envelope(b"{not json", {"task": "tests.e2e.tasks.add", "id": "bad-json"}, {},
+                        "application/json")
+    transport.publish([Outgoing("celery", e) for e in (no_task_header, two_element, not_json)])
+    after = client.send_task("tests.e2e.tasks.add", (20, 22))
+
+    worker = start_worker("-P", "prefork", "-c", "2")
+    assert good.get(timeout=30) == 2
+    assert after.get(timeout=30) == 42
+    wait_for(lambda: len(transport.dead_letters("celery")) >= 5, 30,
+             "five bad messages should be in the dead-letter queue")
+    log = worker.log
+    assert "no_such_task' is not registered" in log
+    assert "no 'task' header" in log
+    assert "refusing content type 'application/x-python-serialize'" in log
+    assert "must be [args, kwargs, embed]" in log
+    assert "not valid JSON" in log
+    assert unknown.state == states.PENDING and pickled.state == states.PENDING
+    assert worker.stop() == 0
