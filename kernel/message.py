@@ -110,7 +110,7 @@ def from_iso(value: str | None) -> float | None:
         return None
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, TypeError, AttributeError):
         raise DecodeError(f"bad timestamp {value!r}: expected ISO-8601") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
@@ -238,16 +238,25 @@ class Request:
         limits = h.get("timelimit") or (None, None)
         try:
             hard, soft = limits
+            if not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+                       for v in (hard, soft)):
+                raise ValueError
         except (TypeError, ValueError):
-            raise MessageError(f"header 'timelimit' must be [hard, soft], got {limits!r}") from None
+            raise MessageError(f"header 'timelimit' must be [hard, soft] in seconds or null, "
+                               f"got {limits!r}") from None
+        try:
+            retries = int(h.get("retries") or 0)
+        except (TypeError, ValueError):
+            raise MessageError(f"header 'retries' must be an integer, got "
+                               f"{h.get('retries')!r}") from None
         return cls(
             id=str(h["id"]),
             name=str(h["task"]),
             headers=h,
             properties=envelope.properties,
-            eta=from_iso(h.get("eta")),
-            expires=from_iso(h.get("expires")),
-            retries=int(h.get("retries") or 0),
+            eta=_time_header(h, "eta"),
+            expires=_time_header(h, "expires"),
+            retries=retries,
             time_limit=hard,
             soft_time_limit=soft,
             root_id=h.get("root_id"),
@@ -256,6 +265,13 @@ class Request:
             group_index=h.get("group_index"),
             ignore_result=bool(h.get("ignore_result")),
         )
+
+
+def _time_header(headers: dict[str, Any], name: str) -> float | None:
+    try:
+        return from_iso(headers.get(name))
+    except DecodeError as exc:
+        raise DecodeError(f"header {name!r}: {exc}") from None
 
 
 def parse_body(payload: Any) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
@@ -268,4 +284,6 @@ def parse_body(payload: Any) -> tuple[list[Any], dict[str, Any], dict[str, Any]]
     if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
         raise MessageError("task body must be [list, dict, dict]: args is not a list or kwargs "
                            "not an object")
+    if embed is not None and not isinstance(embed, dict):
+        raise MessageError("task body must be [args, kwargs, embed]: embed is not an object")
     return list(args), kwargs, dict(embed or {})

@@ -7,8 +7,7 @@ A record is ``{"status", "result", "traceback", "children", "date_done", "task_i
 from __future__ import annotations
 
 import asyncio
-import builtins
-import importlib
+import sys
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -48,20 +47,18 @@ _standins: dict[tuple[str, str], type[RemoteError]] = {}
 
 
 def exception_from_dict(data: dict[str, Any]) -> BaseException:
-    """Rebuild a task's exception: the real type where it imports and is an exception, otherwise
-    a `RemoteError` subclass with the same name and args."""
+    """Rebuild a task's exception: the real type where its module is already imported here and
+    it is an exception class, otherwise a `RemoteError` subclass with the same name and args.
+
+    Modules are looked up, never imported: a result record must not make the reader run a
+    module's import-time code (Celery reads `sys.modules` for the same reason)."""
     name = str(data.get("exc_type") or "Exception")
     module = str(data.get("exc_module") or "builtins")
     message = data.get("exc_message")
     args = tuple(message) if isinstance(message, (list, tuple)) else (message,)
-    cls: Any = None
-    try:
-        obj: Any = builtins if module == "builtins" else importlib.import_module(module)
-        for part in name.split("."):
-            obj = getattr(obj, part)
-        cls = obj
-    except (ImportError, AttributeError):
-        cls = None
+    cls: Any = sys.modules.get(module)
+    for part in name.split("."):
+        cls = getattr(cls, part, None)
     if isinstance(cls, type) and issubclass(cls, BaseException):
         try:
             return cls(*args)

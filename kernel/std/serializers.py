@@ -51,7 +51,7 @@ _DECODERS = {
     "decimal": Decimal,
     "uuid": lambda v: uuid.UUID(hex=v["hex"]),
     "bytes": lambda v: v.encode("utf-8"),
-    "base64": base64.b64decode,
+    "base64": lambda v: base64.b64decode(v, validate=True),
 }
 
 
@@ -60,7 +60,11 @@ def _object_hook(obj: dict[str, Any]) -> Any:
     if kind is not None and "__value__" in obj and len(obj) == 2:
         decoder = _DECODERS.get(kind)
         if decoder is not None:
-            return decoder(obj["__value__"])
+            try:
+                return decoder(obj["__value__"])
+            except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as exc:
+                raise DecodeError(f"bad {kind!r} value {obj['__value__']!r} in a "
+                                  f"{{'__type__': ...}} marker: {exc}") from None
     return obj
 
 
@@ -91,7 +95,11 @@ class PickleSerializer:
     content_encoding = "binary"
 
     def dumps(self, obj: Any) -> bytes:
-        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, AttributeError) as exc:
+            # PicklingError is neither TypeError nor ValueError; the contract asks for those.
+            raise TypeError(f"cannot pickle this {type(obj).__name__}: {exc}") from None
 
     def loads(self, data: bytes) -> Any:
         try:

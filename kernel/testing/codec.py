@@ -1,0 +1,263 @@
+"""Conformance suites for serializers and compressors (`kernel.interfaces.codec`).
+
+Subclass a suite in your plugin's tests and give it a fixture returning a fresh instance::
+
+    from kernel.testing import SerializerSuite
+    from kernel.testing.codec import JSON_LIKE_SAMPLES
+
+    class TestMsgpack(SerializerSuite):
+        @pytest.fixture
+        def serializer(self):
+            return MsgpackSerializer()
+
+        @pytest.fixture
+        def samples(self):          # what your format promises to carry back unchanged
+            return [*JSON_LIKE_SAMPLES, b"raw bytes"]
+
+    class TestZstd(CompressorSuite):
+        @pytest.fixture
+        def compressor(self):
+            return ZstdCompressor()
+
+Override ``unsupported`` (a value your serializer refuses) and ``garbage`` (bytes that are not
+your format) when the defaults do not fit. Every failure message ends with what to fix.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from kernel.errors import DecodeError, KernelError
+from kernel.interfaces.codec import Compressor, Serializer
+
+__all__ = ["JSON_LIKE_SAMPLES", "CompressorSuite", "SerializerSuite"]
+
+#: values every serializer that claims to carry JSON's data model must return unchanged.
+JSON_LIKE_SAMPLES: tuple[Any, ...] = (
+    None,
+    True,
+    False,
+    0,
+    -7,
+    2**53,
+    3.25,
+    -0.5,
+    "",
+    "plain ascii",
+    "unicode: żółw, 日本語, emoji 🐢, nul \x00 and quotes \"'",
+    [],
+    [1, "two", 3.0, None, [True, False]],
+    {},
+    {"args": [2, 40], "kwargs": {"y": 3}, "embed": {"callbacks": None, "chain": [{"a": 1}]}},
+    {"deep": [[[[{"k": ["v"]}]]]]},
+    ["x" * 10_000],
+)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal and of the same types all the way down (so 1 never passes for True or 1.0)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _in_threads(work: Callable[[int], bool], workers: int = 8, rounds: int = 40) -> list[int]:
+    """Run `work(i)` for many i on several threads at once; return the i whose result was False."""
+    start = threading.Barrier(workers)
+
+    def run(worker: int) -> list[int]:
+        start.wait(timeout=10)
+        return [i for i in range(worker * rounds, (worker + 1) * rounds) if not work(i)]
+
+    with ThreadPoolExecutor(workers) as pool:
+        return [i for found in pool.map(run, range(workers)) for i in found]
+
+
+class SerializerSuite:
+    """Conformance tests for a `kernel.interfaces.codec.Serializer`."""
+
+    @pytest.fixture
+    def serializer(self) -> Serializer:
+        raise NotImplementedError("give your SerializerSuite subclass a `serializer` fixture "
+                                  "returning a fresh instance")
+
+    @pytest.fixture
+    def samples(self) -> Sequence[Any]:
+        """Values the serializer promises to return unchanged (same types, same values)."""
+        return JSON_LIKE_SAMPLES
+
+    @pytest.fixture
+    def unsupported(self) -> Any:
+        """A value the serializer cannot carry; a lock fits json, pickle, msgpack and yaml."""
+        return threading.Lock()
+
+    @pytest.fixture
+    def garbage(self) -> Sequence[bytes]:
+        """Bodies that are not in the serializer's format."""
+        return (b"", b"{not: valid", b"\x80\x04\x95garbage\xff", b"\xff\xfe\xfd\x00\xc1")
+
+    def test_declares_name_content_type_and_encoding(self, serializer: Serializer) -> None:
+        assert isinstance(serializer, Serializer), (
+            "the object lacks part of the Serializer protocol (name, content_type, "
+            "content_encoding, dumps, loads) → fix: define all five")
+        for attr in ("name", "content_type", "content_encoding"):
+            value = getattr(serializer, attr)
+            assert isinstance(value, str) and value, (
+                f"{attr} is {value!r} → fix: set a non-empty string; it travels in every message")
+
+    def test_round_trips_samples(self, serializer: Serializer, samples: Sequence[Any]) -> None:
+        wrong = []
+        for value in samples:
+            data = serializer.dumps(value)
+            assert isinstance(data, bytes), (
+                f"dumps({_short(value)}) returned {type(data).__name__} → fix: return bytes")
+            back = serializer.loads(data)
+            if not _same(back, value):
+                wrong.append(f"{_short(value)} came back as {_short(back)}")
+        assert not wrong, ("values changed on the way through → fix the encoder/decoder, or drop "
+                           "them from your `samples` fixture if the format cannot carry them: "
+                           + "; ".join(wrong))
+
+    @pytest.mark.parametrize("nested", [False, True], ids=["top-level", "nested"])
+    def test_dumps_of_unsupported_value_names_its_type(
+        self, serializer: Serializer, unsupported: Any, nested: bool
+    ) -> None:
+        value = {"kwargs": {"x": [unsupported]}} if nested else unsupported
+        with pytest.raises((TypeError, ValueError, KernelError)) as caught:
+            serializer.dumps(value)
+        type_name = type(unsupported).__name__
+        assert type_name in str(caught.value), (
+            f"the error {str(caught.value)!r} does not name the type {type_name!r} → fix: say "
+            f"which type cannot be encoded, so the user knows which argument to change")
+
+    def test_loads_of_garbage_raises_decode_error(
+        self, serializer: Serializer, garbage: Sequence[bytes]
+    ) -> None:
+        wrong = []
+        for data in garbage:
+            try:
+                serializer.loads(data)
+            except DecodeError:
+                continue
+            except Exception as exc:  # noqa: BLE001 - the point is which type escapes
+                wrong.append(f"{data!r} raised {type(exc).__name__}: {exc}")
+            else:
+                wrong.append(f"{data!r} decoded without an error")
+        assert not wrong, ("loads must raise kernel.errors.DecodeError for input it cannot decode "
+                           "→ fix: catch the library's errors and raise DecodeError from them: "
+                           + "; ".join(wrong))
+
+    def test_loads_of_truncated_body_raises_decode_error(self, serializer: Serializer) -> None:
+        data = serializer.dumps({"numbers": list(range(50)), "text": "x" * 100})
+        with pytest.raises(DecodeError):
+            serializer.loads(data[: len(data) // 2])
+
+    def test_is_thread_safe(self, serializer: Serializer, samples: Sequence[Any]) -> None:
+        values = list(samples)
+
+        def round_trip(i: int) -> bool:
+            value = values[i % len(values)]
+            return _same(serializer.loads(serializer.dumps(value)), value)
+
+        wrong = _in_threads(round_trip)
+        assert not wrong, (f"{len(wrong)} round trips gave wrong values when run on 8 threads at "
+                           f"once → fix: keep no per-call state on the serializer instance")
+
+
+class CompressorSuite:
+    """Conformance tests for a `kernel.interfaces.codec.Compressor`."""
+
+    @pytest.fixture
+    def compressor(self) -> Compressor:
+        raise NotImplementedError("give your CompressorSuite subclass a `compressor` fixture "
+                                  "returning a fresh instance")
+
+    @pytest.fixture
+    def garbage(self) -> Sequence[bytes]:
+        """Inputs that are not compressed data in the compressor's format."""
+        return (b"this is not compressed data, " * 3, b"\x00\x01\x02\x03", b"\xff" * 64)
+
+    @staticmethod
+    def _payloads() -> list[bytes]:
+        rng = random.Random(7)
+        return [
+            b"x",
+            b'[[2, 40], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]',
+            rng.randbytes(4096),
+            bytes(range(256)) * 64,
+        ]
+
+    def test_declares_name_and_mime(self, compressor: Compressor) -> None:
+        assert isinstance(compressor, Compressor), (
+            "the object lacks part of the Compressor protocol (name, mime, compress, decompress)"
+            " → fix: define all four")
+        for attr in ("name", "mime"):
+            value = getattr(compressor, attr)
+            assert isinstance(value, str) and value, (
+                f"{attr} is {value!r} → fix: set a non-empty string; `mime` is the message's "
+                f"compression header")
+
+    def test_round_trip(self, compressor: Compressor) -> None:
+        for data in self._payloads():
+            packed = compressor.compress(data)
+            assert isinstance(packed, bytes), "compress must return bytes → fix the return type"
+            assert compressor.decompress(packed) == data, (
+                f"{len(data)} bytes did not survive compress/decompress → fix the codec")
+
+    def test_empty_input(self, compressor: Compressor) -> None:
+        assert compressor.decompress(compressor.compress(b"")) == b"", (
+            "an empty body must round-trip to b'' → fix compress/decompress for zero bytes")
+
+    def test_large_input(self, compressor: Compressor) -> None:
+        text = b"".join(b'{"id": %d, "name": "task number %d"},' % (i, i) for i in range(60_000))
+        data = text + random.Random(3).randbytes(512 * 1024)
+        packed = compressor.compress(data)
+        assert compressor.decompress(packed) == data, (
+            f"a {len(data) // 1024} KiB body did not round-trip → fix streaming/buffer handling")
+        packed_text = compressor.compress(text)
+        assert len(packed_text) < len(text) // 2, (
+            f"highly repetitive data shrank only to {len(packed_text)} of {len(text)} bytes → "
+            f"fix: the compressor does not seem to compress")
+
+    def test_garbage_raises_decode_error(
+        self, compressor: Compressor, garbage: Sequence[bytes]
+    ) -> None:
+        wrong = []
+        for data in [*garbage, compressor.compress(b"truncated " * 500)[:20]]:
+            try:
+                compressor.decompress(data)
+            except DecodeError:
+                continue
+            except Exception as exc:  # noqa: BLE001 - the point is which type escapes
+                wrong.append(f"{data[:24]!r} raised {type(exc).__name__}: {exc}")
+            else:
+                wrong.append(f"{data[:24]!r} decompressed without an error")
+        assert not wrong, ("decompress must raise kernel.errors.DecodeError for corrupt input → "
+                           "fix: catch the library's errors and raise DecodeError from them: "
+                           + "; ".join(wrong))
+
+    def test_is_thread_safe(self, compressor: Compressor) -> None:
+        payloads = self._payloads()
+
+        def round_trip(i: int) -> bool:
+            data = payloads[i % len(payloads)]
+            return compressor.decompress(compressor.compress(data)) == data
+
+        wrong = _in_threads(round_trip)
+        assert not wrong, (f"{len(wrong)} round trips failed on 8 threads at once → fix: keep no "
+                           f"shared (de)compression state on the instance")
