@@ -1,0 +1,23 @@
+"""The ``kernel`` command line: ``kernel.cli:main`` is the console script, ``python -m kernel``
+runs the same. Commands live one topic per module; plugins add theirs via ``kernel_cli_commands``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from kernel.cli.demo import demo
+from kernel.cli.plugins import plugins
+from kernel.cli.root import CliState, cli
+from kernel.cli.tasks import call, purge, result
+from kernel.cli.worker import worker
+
+for _command in (worker, call, result, purge, plugins, demo):
+    cli.add_command(_command)
+
+__all__ = ["CliState", "cli", "main"]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the command line (the ``kernel`` console script)."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="kernel")

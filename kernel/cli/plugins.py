@@ -1,0 +1,50 @@
+"""``kernel plugins list``: what is installed, what each plugin provides, and whether it loaded."""
+
+from __future__ import annotations
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from kernel.cli import output
+from kernel.cli.root import CliState
+from kernel.plugins import PluginInfo
+
+
+def describe_provides(info: PluginInfo) -> str:
+    """``transport: sqlite (sqlite); result store: sqlite`` — kinds in the order declared."""
+    return "; ".join(f"{kind}: {', '.join(names)}" for kind, names in info.provides.items())
+
+
+def describe_status(info: PluginInfo) -> str:
+    if info.status == "failed":
+        return f"[red]failed: {escape(info.error or 'unknown error')}[/]"
+    if info.status == "disabled":
+        return "[yellow]disabled[/]"
+    return f"[green]{escape(info.status)}[/]"
+
+
+@click.group()
+def plugins() -> None:
+    """Inspect installed plugins."""
+
+
+@plugins.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@click.pass_obj
+def list_plugins(state: CliState, as_json: bool) -> None:
+    """List every plugin: distribution, version, capabilities, status (ok / failed / disabled).
+
+    Needs no app and no broker; with -A it lists that app's plugins, including the ones it
+    registers itself.
+    """
+    infos = state.plugin_manager().infos()
+    if as_json:
+        click.echo(output.to_json([info.as_dict() for info in infos], indent=2))
+        return
+    table = Table("plugin", "distribution", "version", "provides", "status")
+    for info in infos:
+        table.add_row(escape(info.name), escape(info.distribution or "-"),
+                      escape(info.version or "-"), escape(describe_provides(info)),
+                      describe_status(info))
+    output.stdout().print(table)

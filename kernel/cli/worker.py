@@ -1,0 +1,68 @@
+"""``kernel worker``: run a worker in the foreground."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from kernel.cli.root import CliState
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def split_queues(value: str | None) -> list[str] | None:
+    """``-Q a,b`` → ["a", "b"]; None when not given (the app's default queue)."""
+    if value is None:
+        return None
+    queues = [q.strip() for q in value.split(",") if q.strip()]
+    if not queues:
+        raise click.BadParameter("give at least one queue name, e.g. -Q celery,emails")
+    return queues
+
+
+@click.command()
+@click.option("-P", "--pool", metavar="NAME",
+              help="Execution pool: prefork, threads, solo, asyncio, or one from a plugin.")
+@click.option("-c", "--concurrency", type=click.IntRange(min=1), metavar="N",
+              help="Processes/threads in the pool (default: the number of CPUs).")
+@click.option("-Q", "--queues", metavar="Q1,Q2", help="Queues to consume, in priority order.")
+@click.option("--max-tasks-per-child", type=click.IntRange(min=1), metavar="N",
+              help="Replace a pool process after it ran N tasks.")
+@click.option("--max-memory-per-child", type=click.IntRange(min=1), metavar="KiB",
+              help="Replace a pool process once its resident memory passes KiB.")
+@click.option("--prefetch-multiplier", type=click.IntRange(min=1), metavar="N",
+              help="Messages held per pool slot.")
+@click.option("--shutdown-timeout", type=click.FloatRange(min=0), metavar="S",
+              help="Seconds a warm shutdown waits for running tasks.")
+@click.option("-l", "--loglevel", type=click.Choice(LOG_LEVELS, case_sensitive=False),
+              default="INFO", show_default=True)
+@click.option("-n", "--nodename", metavar="NAME", help="Worker name (default: celery@HOST).")
+@click.option("--graph", is_flag=True, help="Print the bootstep graph as DOT and exit.")
+@click.pass_obj
+def worker(state: CliState, pool: str | None, concurrency: int | None, queues: str | None,
+           max_tasks_per_child: int | None, max_memory_per_child: int | None,
+           prefetch_multiplier: int | None, shutdown_timeout: float | None, loglevel: str,
+           nodename: str | None, graph: bool) -> None:
+    """Consume tasks and run them. SIGTERM stops warmly (running tasks finish); a second
+    SIGTERM or Ctrl+C stops at once and gives unfinished tasks back to the broker."""
+    app = state.require_app("worker")
+    from kernel.worker import Worker
+
+    conf = app.conf
+    w = Worker(
+        app,
+        pool=pool or conf.worker_pool,
+        concurrency=concurrency or conf.worker_concurrency or os.cpu_count() or 1,
+        queues=split_queues(queues) or [conf.task_default_queue],
+        max_tasks_per_child=max_tasks_per_child,
+        max_memory_per_child=max_memory_per_child,
+        prefetch_multiplier=prefetch_multiplier,
+        shutdown_timeout=shutdown_timeout,
+        nodename=nodename,
+        loglevel=loglevel.upper(),
+    )
+    if graph:
+        click.echo(w.graph_dot())
+        return
+    click.get_current_context().exit(w.run())
