@@ -1,0 +1,106 @@
+"""The codec pipeline: which content a worker accepts, and how the compression header is read."""
+
+from __future__ import annotations
+
+import bz2
+import json
+import pickle
+import zlib
+from typing import Any
+
+import pytest
+
+from kernel import App
+from kernel.codec import Codec
+from kernel.errors import CapabilityNotFound, ContentDisallowed, DecodeError
+
+PICKLE = "application/x-python-serialize"
+
+
+def codec(**config: Any) -> Codec:
+    return App("t", config=config).codec
+
+
+def test_accept_content_defaults_to_json_only() -> None:
+    app = App("t")
+    assert app.conf.accept_content == ("json",)
+    assert app.codec.accept == frozenset({"application/json"})
+
+
+def test_pickle_body_is_refused_by_default_with_how_to_allow_it() -> None:
+    body = pickle.dumps([[1], {}, {}])
+    with pytest.raises(ContentDisallowed) as caught:
+        codec().decode(body, PICKLE)
+    message = str(caught.value)
+    assert PICKLE in message
+    assert "accept_content" in message
+
+
+def test_pickle_is_decoded_once_enabled_by_name() -> None:
+    body = pickle.dumps([(1, 2), {"at": {3}}, {}])
+    assert codec(accept_content=["json", "pickle"]).decode(body, PICKLE) == [
+        (1, 2), {"at": {3}}, {}]
+
+
+def test_accept_content_also_takes_mime_types() -> None:
+    assert codec(accept_content=[PICKLE]).decode(pickle.dumps("x"), PICKLE) == "x"
+
+
+def test_enabling_pickle_keeps_json_only_if_listed() -> None:
+    with pytest.raises(ContentDisallowed):
+        codec(accept_content=["pickle"]).decode(b"[1]", "application/json")
+
+
+def test_sender_may_encode_pickle_even_if_it_does_not_accept_it() -> None:
+    body, ctype, cenc, mime = codec().encode({"k": (1,)}, "pickle")
+    assert (ctype, cenc, mime) == (PICKLE, "binary", None)
+    assert pickle.loads(body) == {"k": (1,)}
+
+
+def test_zlib_is_sent_under_kombus_gzip_name() -> None:
+    body, ctype, _, mime = codec().encode([[2, 40], {}, {}], compression="zlib")
+    assert mime == "application/x-gzip" and ctype == "application/json"
+    assert json.loads(zlib.decompress(body)) == [[2, 40], {}, {}]
+
+
+def test_kombu_gzip_header_body_is_zlib_decompressed() -> None:
+    # what a Celery client sends with compression="zlib"
+    body = zlib.compress(b'[[2, 40], {}, {"chain": null}]')
+    assert codec().decode(body, "application/json", "application/x-gzip") == [
+        [2, 40], {}, {"chain": None}]
+
+
+def test_bzip2_header_and_short_names_are_understood() -> None:
+    body = bz2.compress(b"[1, 2]")
+    assert codec().decode(body, "application/json", "application/x-bz2") == [1, 2]
+    assert codec().decode(body, "application/json", "bzip2") == [1, 2]
+
+
+def test_unknown_compression_is_a_decode_error_sentence() -> None:
+    with pytest.raises(DecodeError, match="no compressor installed for compression 'application/zstd'"):
+        codec().decode(b"\x28\xb5\x2f\xfd", "application/json", "application/zstd")
+
+
+def test_corrupt_compressed_body_is_a_decode_error() -> None:
+    with pytest.raises(DecodeError, match="zlib"):
+        codec().decode(b"not zlib at all", "application/json", "application/x-gzip")
+
+
+def test_accepted_content_type_without_a_serializer_is_a_decode_error() -> None:
+    with pytest.raises(DecodeError, match="no serializer installed for content type"):
+        codec(accept_content=["json", "application/x-msgpack"]).decode(
+            b"\x93\x90\x80\x80", "application/x-msgpack")
+
+
+def test_unknown_serializer_name_says_what_to_install() -> None:
+    with pytest.raises(CapabilityNotFound, match=r"install kernel\[msgpack\]"):
+        codec().encode([1], "msgpack")
+
+
+def test_encode_then_decode_through_every_std_pair() -> None:
+    value = [[1, "two"], {"three": 3.0}, {"callbacks": None}]
+    c = codec(accept_content=["json", "pickle"])
+    for serializer in ("json", "pickle"):
+        for compression in (None, "zlib", "bzip2"):
+            body, ctype, _, mime = c.encode(value, serializer, compression)
+            assert c.decode(body, ctype, mime) == value, (serializer, compression)
