@@ -1,1 +1,29 @@
-"""placeholder"""
+"""A result store in a directory (std plugin ``filesystem``): ``file:///abs/dir`` or
+``file://relative/dir``, one file per key. Several processes may share the directory; it needs
+no server. Kept light: the implementation is imported on first use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from kernel.hookspecs import hookimpl
+from kernel.interfaces.results import ResultStoreCapabilities
+from kernel.specs import Options, ResultStoreSpec
+
+if TYPE_CHECKING:
+    from kernel.std.filesystem_impl import FileResultStore
+
+RESULT_STORE_CAPABILITIES = ResultStoreCapabilities(
+    push_wait=False, atomic_counter=True, persistent=True, multi_process=True)
+
+
+def make_result_store(url: str, options: Options) -> FileResultStore:
+    from kernel.std.filesystem_impl import FileResultStore
+
+    return FileResultStore(url, options)
+
+
+@hookimpl
+def kernel_result_stores() -> Iterable[ResultStoreSpec]:
+    yield ResultStoreSpec("filesystem", ("file",), make_result_store, RESULT_STORE_CAPABILITIES)
