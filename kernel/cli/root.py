@@ -211,12 +211,16 @@ class KernelGroup(click.Group):
 
 
 @click.group(cls=KernelGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-A", "--app", "app_spec", metavar="MODULE:APP",
+# Eager, so `kernel -A proj:app --help` sees them and lists the app's plugin commands.
+@click.option("-A", "--app", "app_spec", metavar="MODULE:APP", is_eager=True,
               help="The app to use, e.g. proj.tasks:app.")
 @click.option("-p", "disabled", metavar="no:NAME", multiple=True, callback=_parse_disable,
+              is_eager=True,
               help="Disable the plugin NAME (repeatable); also KERNEL_DISABLE_PLUGINS=a,b.")
-@click.option("--broker", metavar="URL", help="Broker URL (overrides the configuration).")
-@click.option("--results", metavar="URL", help="Result store URL (overrides the configuration).")
+@click.option("--broker", metavar="URL", is_eager=True,
+              help="Broker URL (overrides the configuration).")
+@click.option("--results", metavar="URL", is_eager=True,
+              help="Result store URL (overrides the configuration).")
 @click.option("--traceback", "show_traceback", is_flag=True,
               help="Show the full traceback of an error instead of one line.")
 @click.version_option(package_name="kernel", prog_name="kernel")

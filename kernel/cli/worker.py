@@ -50,9 +50,11 @@ def worker(state: CliState, pool: str | None, concurrency: int | None, queues: s
     from kernel.worker import Worker
 
     conf = app.conf
+    pool = pool or conf.worker_pool
+    app.plugins.registry("pool").get(pool)  # an unknown pool fails here, before the banner
     w = Worker(
         app,
-        pool=pool or conf.worker_pool,
+        pool=pool,
         concurrency=concurrency or conf.worker_concurrency or os.cpu_count() or 1,
         queues=split_queues(queues) or [conf.task_default_queue],
         max_tasks_per_child=max_tasks_per_child,
