@@ -10,7 +10,7 @@ from click.testing import Result
 STD_PLUGINS = {
     "sqlite": {"transport": ["sqlite"], "result store": ["sqlite"]},
     "memory": {"transport": ["memory"], "result store": ["memory"]},
-    "filesystem": {"result store": ["file"]},
+    "filesystem": {"result store": ["filesystem"]},
     "serializers": {"serializer": ["json", "pickle"]},
     "compression": {"compressor": ["zlib", "bzip2"]},
     "pools": {"pool": ["solo", "threads", "prefork", "asyncio"]},
