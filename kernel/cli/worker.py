@@ -37,7 +37,7 @@ def split_queues(value: str | None) -> list[str] | None:
               help="Seconds a warm shutdown waits for running tasks.")
 @click.option("-l", "--loglevel", type=click.Choice(LOG_LEVELS, case_sensitive=False),
               default="INFO", show_default=True)
-@click.option("-n", "--nodename", metavar="NAME", help="Worker name (default: celery@HOST).")
+@click.option("-n", "--nodename", metavar="NAME", help="Worker name (default: kernel@HOST).")
 @click.option("--graph", is_flag=True, help="Print the bootstep graph as DOT and exit.")
 @click.pass_obj
 def worker(state: CliState, pool: str | None, concurrency: int | None, queues: str | None,

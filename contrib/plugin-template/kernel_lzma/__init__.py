@@ -1,0 +1,1 @@
+"""LZMA (xz) compression for kernel."""

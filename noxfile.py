@@ -1,0 +1,102 @@
+"""Development sessions. ``nox -s tests`` is the README's (and CI's) test command.
+
+- tests: the kernel's test suite, in parallel.
+- plugins: each distribution under plugins/ in its own virtualenv (session plugin-<name>), so a
+  plugin cannot lean on another plugin's dependencies; template: contrib/plugin-template alike.
+- lint (ruff), types (mypy --strict), bench (tests/bench), docs (every Markdown link resolves).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["tests"]
+
+ROOT = Path(__file__).resolve().parent
+PLUGIN_DIRS = sorted(p.parent for p in ROOT.glob("plugins/*/pyproject.toml"))
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The kernel's tests: ``nox -s tests -- -k cli`` passes arguments to pytest."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-n", "auto", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def plugins(session: nox.Session) -> None:
+    """Every plugin's tests, each in its own virtualenv (one plugin-<name> session each)."""
+    if not PLUGIN_DIRS:
+        session.log("no plugins yet: nothing matches plugins/*/pyproject.toml")
+        return
+    for path in PLUGIN_DIRS:
+        session.notify(f"plugin-{path.name}", posargs=session.posargs)
+
+
+def _define_plugin_session(name: str, path: Path) -> None:
+    def plugin(session: nox.Session) -> None:
+        session.install("-e", ".[test]")
+        session.install("-e", f"{path}[test]")
+        session.chdir(path)
+        session.run("pytest", *session.posargs)
+
+    plugin.__doc__ = f"Tests of {path.relative_to(ROOT)} in a virtualenv of its own."
+    nox.session(name=name)(plugin)
+
+
+for _path in PLUGIN_DIRS:
+    _define_plugin_session(f"plugin-{_path.name}", _path)
+_define_plugin_session("template", ROOT / "contrib" / "plugin-template")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", ".", *session.posargs)
+
+
+@nox.session
+def types(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+    session.run("mypy", "--strict", "kernel", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """``python -m tests.bench`` (the benchmarks), once there are some."""
+    if not (ROOT / "tests" / "bench" / "__main__.py").exists():
+        session.log("no benchmarks yet: tests/bench/__main__.py does not exist")
+        return
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "tests.bench", *session.posargs)
+
+
+#: a Markdown link or image: [text](target) — the target up to a space or the closing paren.
+_LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)[^)]*\)")
+
+
+def broken_links(files: list[Path]) -> list[str]:
+    """Relative links whose file does not exist, as ``file: target`` lines."""
+    broken = []
+    for md in files:
+        text = re.sub(r"```.*?```", "", md.read_text(encoding="utf-8"), flags=re.S)
+        for target in _LINK.findall(text):
+            if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+                continue  # a URL (http:, mailto:) or an anchor in the same page
+            if not (md.parent / target.split("#", 1)[0]).exists():
+                broken.append(f"{md.relative_to(ROOT)}: {target}")
+    return broken
+
+
+@nox.session(venv_backend="none")
+def docs(session: nox.Session) -> None:
+    """Check that every relative link in README.md and docs/ points at an existing file."""
+    files = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    broken = broken_links(files)
+    if broken:
+        session.error("broken links:\n" + "\n".join(broken))
+    session.log(f"{len(files)} Markdown files, every relative link resolves")
