@@ -49,8 +49,10 @@ def kernel_transports() -> Iterable[TransportSpec]:
 
     :returns: records naming the URL schemes served, a lazy factory and the capabilities.
 
-    **Called** by `kernel.plugins.PluginManager.registry` when an App first needs a registry.
-    **Results**: all collected; two records claiming one scheme are an error naming both plugins.
+    **Called** by `kernel.plugins.PluginManager` when an App first needs a registry or calls a
+    hook; a plugin whose registration hook raises is marked failed and none of its hooks is
+    called again. **Results**: all collected; two records claiming one scheme are an error
+    naming both plugins.
     **Historic**: no. **Wrappers**: no.
 
     **Example**::
@@ -271,7 +273,8 @@ def kernel_app_created(app: App) -> None:
 
         @hookimpl
         def kernel_app_created(app):
-            app.conf.setdefault("result_expires", 3600)
+            if app.conf.result_expires is None:
+                app.conf.result_expires = 3600
     """
 
 

@@ -15,6 +15,7 @@ import os
 import traceback
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from difflib import get_close_matches
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from types import MappingProxyType
@@ -126,8 +127,14 @@ class Registry(Generic[S]):
         except KeyError:
             provider = KNOWN_PROVIDERS.get(key)
             hint = f"install {provider}" if provider else None
+            failed = self._failed.get(key)
+            if failed is None and self._failed:
+                # a plugin's name need not be the scheme it serves: name every failed one
+                broken = ", ".join(f"{n!r} ({e})" for n, e in sorted(self._failed.items()))
+                hint = "; ".join(filter(None, [
+                    hint, f"these plugins failed to load and may provide it: {broken}"]))
             raise CapabilityNotFound(
-                self.kind, key, self._items, hint=hint, failed=self._failed.get(key)
+                self.kind, key, self._items, hint=hint, failed=failed
             ) from None
 
 
@@ -171,6 +178,8 @@ class PluginManager:
 
     @property
     def hook(self) -> Any:
+        """pluggy's hook relay; plugins whose registration failed are no longer called."""
+        self._ensure_collected()
         return self.pm.hook
 
     # ------------------------------------------------------------------ loading
@@ -182,7 +191,7 @@ class PluginManager:
             self._infos[name] = PluginInfo(name, status="disabled")
             return
         try:
-            self.pm.register(plugin, name=name)
+            self._register_checked(plugin, name)
         except (ValueError, pluggy.PluginValidationError) as exc:
             raise PluginError(f"plugin {name!r} cannot be registered: {exc}") from exc
         self._infos.setdefault(name, PluginInfo(name))
@@ -200,17 +209,42 @@ class PluginManager:
             if self.pm.has_plugin(ep.name):
                 continue
             try:
-                plugin = ep.load()
-                self.pm.register(plugin, name=ep.name)
+                self._register_checked(ep.load(), ep.name)
             except Exception as exc:  # noqa: BLE001 - isolation: any import error is reported
                 info.status, info.error = "failed", _short_error(exc)
                 info.provides = {}
 
+    def _register_checked(self, plugin: object, name: str) -> None:
+        """Register, refusing hook implementations whose name is not a kernel hook: pluggy would
+        accept a misspelt ``kernel_transport`` and never call it."""
+        self.pm.register(plugin, name=name)
+        unknown = sorted(
+            caller.name for caller in self.pm.get_hookcallers(plugin) or ()
+            if caller.spec is None and any(
+                impl.plugin is plugin and not impl.optionalhook
+                for impl in caller.get_hookimpls()))
+        if unknown:
+            self.pm.unregister(plugin)
+            known = [n for n in dir(hookspecs) if n.startswith("kernel_")]
+            hints = [f"{n!r} (did you mean {m[0]!r}?)" if (m := get_close_matches(n, known, 1))
+                     else repr(n) for n in unknown]
+            raise pluggy.PluginValidationError(
+                plugin, f"unknown hook {', '.join(hints)}; the hooks are listed in "
+                        f"kernel.hookspecs")
+
     # ------------------------------------------------------------------ registries
+
+    def _ensure_collected(self) -> dict[str, Registry[Any]]:
+        if self._registries is None:
+            self._registries = self._collect()
+        return self._registries
 
     def _collect(self) -> dict[str, Registry[Any]]:
         """Call every registration hook plugin by plugin, so one broken plugin is isolated and
         every record is attributed to the plugin that returned it."""
+        for info in self._infos.values():
+            if info.status == "ok":
+                info.provides = {}
         per_plugin: dict[str, list[Any]] = {}
         for hook_name in REGISTRATION_HOOKS:
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
@@ -225,6 +259,8 @@ class PluginManager:
                     info.error = f"{hook_name} raised {_short_error(exc)}"
                     info.provides = {}
                     per_plugin[impl.plugin_name] = None  # type: ignore[assignment]
+                    # isolated for good: none of its other hooks are called either
+                    self.pm.unregister(name=impl.plugin_name)
                     if os.environ.get("KERNEL_DEBUG_PLUGINS"):
                         traceback.print_exc()
         items: dict[str, dict[str, Any]] = {kind: {} for kind in REGISTRATION_HOOKS.values()}
@@ -243,9 +279,8 @@ class PluginManager:
                         )
                     owners[(kind, key)] = plugin_name
                     items[kind][key] = record
-                info.provides.setdefault(kind, []).append(
-                    record.name if len(record.keys) == 1 else f"{record.name} ({', '.join(record.keys)})"
-                )
+                keys = "" if len(record.keys) == 1 else f" ({', '.join(record.keys)})"
+                info.provides.setdefault(kind, []).append(f"{record.name}{keys}")
         failed = {i.name: i.error or "" for i in self._infos.values() if i.status == "failed"}
         return {kind: Registry(kind, found, failed) for kind, found in items.items()}
 
@@ -257,12 +292,9 @@ class PluginManager:
 
     def registry(self, kind: str) -> Registry[Any]:
         """The registry of one kind ("transport", "pool", ...)."""
-        if self._registries is None:
-            self._registries = self._collect()
-        return self._registries[kind]
+        return self._ensure_collected()[kind]
 
     def infos(self) -> list[PluginInfo]:
         """Every plugin seen, loaded or not, sorted by name."""
-        if self._registries is None:
-            self._registries = self._collect()
+        self._ensure_collected()
         return sorted(self._infos.values(), key=lambda i: i.name)

@@ -77,7 +77,8 @@ def test_bzip2_header_and_short_names_are_understood() -> None:
 
 
 def test_unknown_compression_is_a_decode_error_sentence() -> None:
-    with pytest.raises(DecodeError, match="no compressor installed for compression 'application/zstd'"):
+    with pytest.raises(DecodeError,
+                       match="no compressor installed for compression 'application/zstd'"):
         codec().decode(b"\x28\xb5\x2f\xfd", "application/json", "application/zstd")
 
 

@@ -23,7 +23,8 @@ MINIMAL: dict[str, Any] = {
     "content-encoding": "utf-8",
     "content-type": "application/json",
     "headers": {"lang": "py", "task": "tasks.add", "id": TASK_ID},
-    "properties": {"correlation_id": TASK_ID, "delivery_tag": "4b4c1a8e-3c4d-4b8e-9a41-5b1f0c1e2d3f",
+    "properties": {"correlation_id": TASK_ID,
+                   "delivery_tag": "4b4c1a8e-3c4d-4b8e-9a41-5b1f0c1e2d3f",
                    "body_encoding": "base64",
                    "delivery_info": {"exchange": "", "routing_key": "celery"}, "priority": 0},
 }
@@ -215,8 +216,8 @@ def test_chain_body_keeps_remaining_steps_in_reverse_order() -> None:
         {"task": "tasks.mul", "args": [3], "kwargs": {},
          "options": {"task_id": ids[2], "reply_to": reply_to}, "subtask_type": None,
          "immutable": False}]}]
-    envelope = Envelope.from_json(wire({"task": "tasks.add", "id": "4412fd75", "root_id": "4412fd75"},
-                                       body))
+    headers = {"task": "tasks.add", "id": "4412fd75", "root_id": "4412fd75"}
+    envelope = Envelope.from_json(wire(headers, body))
     args, kwargs, embed = parse_body(json.loads(envelope.body))
     assert (args, kwargs) == ([1, 2], {})
     steps = [Signature.from_dict(s) for s in embed["chain"]]

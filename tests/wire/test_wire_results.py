@@ -146,7 +146,7 @@ def test_constructor_with_other_arguments_falls_back_to_a_stand_in() -> None:
             super().__init__(f"{a}/{b}")
 
     module = sys.modules[__name__]
-    setattr(module, "NeedsTwo", NeedsTwo)
+    module.NeedsTwo = NeedsTwo  # type: ignore[attr-defined]
     try:
         back = exception_from_dict({"exc_type": "NeedsTwo", "exc_module": __name__,
                                     "exc_message": ["1/2"]})

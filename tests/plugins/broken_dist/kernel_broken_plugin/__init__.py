@@ -1,0 +1,3 @@
+"""Entry-point module of a plugin whose native dependency is missing."""
+
+raise ImportError("needs libfoo")

@@ -1,0 +1,254 @@
+"""Each registration, configuration and CLI hook, exercised through a programmatic plugin: what the
+plugin returns is what the App's registries, tasks and command collection see.
+
+(The worker lifecycle hooks are tested with the worker, in tests/worker/.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import click
+import pytest
+
+import kernel.std.serializers
+from kernel import App
+from kernel.codec import Codec
+from kernel.errors import ConfigurationError, DecodeError
+from kernel.hookspecs import hookimpl
+from kernel.interfaces import Bootstep, PoolCapabilities, ResultStoreCapabilities
+from kernel.interfaces.transport import TransportCapabilities
+from kernel.specs import (
+    BootstepSpec,
+    CompressorSpec,
+    MiddlewareSpec,
+    Options,
+    PoolSpec,
+    ResultStoreSpec,
+    ScheduleStoreSpec,
+    SerializerSpec,
+    SignerSpec,
+    TransportSpec,
+)
+
+
+def make(hook_name: str, result: Any, name: str = "") -> object:
+    """A plugin object (registered as `name`) whose only hook, `hook_name`, returns `result`."""
+
+    def impl(self: object) -> Any:
+        return result
+
+    impl.__name__ = hook_name
+    return type(name or f"Plugin_{hook_name}", (), {hook_name: hookimpl(impl)})()
+
+
+def unbuilt(*args: Any) -> Any:
+    raise AssertionError("a factory must not run before the capability is used")
+
+
+def app_with(plugin: object, **kwargs: Any) -> App:
+    return App("t", autoload=False, plugins=[plugin], **kwargs)
+
+
+def provides(app: App) -> dict[str, list[str]]:
+    [info] = app.plugins.infos()
+    assert info.status == "ok", info.error
+    return info.provides
+
+
+# ------------------------------------------------------------------ registration hooks
+
+
+def test_hook_kernel_transports() -> None:
+    spec = TransportSpec("amqp", ("amqp", "amqps"), unbuilt,
+                         TransportCapabilities(delayed_delivery=True, dead_letter=True))
+    app = app_with(make("kernel_transports", [spec]))
+    assert app.plugins.registry("transport").get("amqps") is spec
+    assert provides(app) == {"transport": ["amqp (amqp, amqps)"]}
+
+
+def test_hook_kernel_result_stores() -> None:
+    built: list[tuple[str, Options]] = []
+
+    def factory(url: str, options: Options) -> Any:
+        built.append((url, options))
+        return None
+
+    spec = ResultStoreSpec("kv", ("kv",), factory, ResultStoreCapabilities(push_wait=True))
+    app = App("t", autoload=False, broker="kv://h/1", config={"result_backend_options": {"ttl": 5}},
+              plugins=[make("kernel_result_stores", [spec]), kernel.std.serializers])
+    # a broker scheme a result store also serves becomes the result backend by default
+    assert app.conf.result_backend == "kv://h/1"
+    assert app.plugins.registry("result store").get("kv").capabilities.push_wait
+    assert built == []  # lazily: nothing is built until results are used
+    assert app.backend.store is None and built == [("kv://h/1", {"ttl": 5})]
+
+
+class ReversedJson:
+    """A toy serializer: JSON text reversed (proves the codec calls the plugin's object)."""
+
+    name = "rjson"
+    content_type = "application/x-rjson"
+    content_encoding = "utf-8"
+
+    def dumps(self, obj: Any) -> bytes:
+        import json
+
+        return json.dumps(obj).encode()[::-1]
+
+    def loads(self, data: bytes) -> Any:
+        import json
+
+        return json.loads(data[::-1])
+
+
+def test_hook_kernel_serializers() -> None:
+    app = app_with(make("kernel_serializers",
+                        [SerializerSpec("rjson", ReversedJson.content_type, ReversedJson)]),
+                   config={"accept_content": ["rjson"]})
+    body, ctype, _, _ = app.codec.encode([[1], {"a": 2}, {}], "rjson")
+    assert ctype == "application/x-rjson" and body.startswith(b"]")
+    assert app.codec.decode(body, ctype) == [[1], {"a": 2}, {}]
+    assert provides(app) == {"serializer": ["rjson"]}
+
+
+class Rot1:
+    name = "rot1"
+    mime = "application/x-rot1"
+
+    def compress(self, data: bytes) -> bytes:
+        return bytes((b + 1) % 256 for b in data)
+
+    def decompress(self, data: bytes) -> bytes:
+        return bytes((b - 1) % 256 for b in data)
+
+
+def test_hook_kernel_compressors() -> None:
+    app = App("t", plugins=[make("kernel_compressors",
+                                 [CompressorSpec("rot1", Rot1.mime, Rot1)])])
+    body, _, _, header = app.codec.encode({"k": 1}, "json", "rot1")
+    assert header == "application/x-rot1" and body == bytes(b + 1 for b in b'{"k":1}')
+    assert app.codec.decode(body, "application/json", header) == {"k": 1}
+
+
+class XorSigner:
+    name = "xor"
+
+    def __init__(self, key: int) -> None:
+        self.key = key
+
+    def sign(self, data: bytes) -> bytes:
+        return bytes([self.key]) + data
+
+    def verify(self, data: bytes) -> bytes:
+        if not data or data[0] != self.key:
+            raise DecodeError("message signature does not match this worker's key")
+        return data[1:]
+
+
+def test_hook_kernel_signers() -> None:
+    spec = SignerSpec("xor", lambda options: XorSigner(options["key"]))
+    app = App("t", plugins=[make("kernel_signers", [spec])])
+    found = app.plugins.registry("signer").get("xor")
+    assert found is spec
+    sending = Codec(app.plugins.registry("serializer"), app.plugins.registry("compressor"),
+                    signer=found.factory({"key": 7}))
+    receiving = Codec(app.plugins.registry("serializer"), app.plugins.registry("compressor"),
+                      signer=found.factory({"key": 9}))
+    body, ctype, _, _ = sending.encode([1, 2])
+    assert sending.decode(body, ctype) == [1, 2]
+    with pytest.raises(DecodeError, match="signature"):
+        receiving.decode(body, ctype)
+
+
+def test_hook_kernel_pools() -> None:
+    spec = PoolSpec("greenlets", unbuilt, PoolCapabilities(hard_time_limit=True, resize=True))
+    app = app_with(make("kernel_pools", [spec]))
+    assert app.plugins.registry("pool").get("greenlets").capabilities.resize
+    assert provides(app) == {"pool": ["greenlets"]}
+
+
+def test_hook_kernel_schedule_stores() -> None:
+    spec = ScheduleStoreSpec("etcd", ("etcd", "etcds"), unbuilt)
+    app = app_with(make("kernel_schedule_stores", [spec]))
+    assert app.plugins.registry("schedule store").get("etcds") is spec
+    assert provides(app) == {"schedule store": ["etcd (etcd, etcds)"]}
+
+
+class Metrics(Bootstep):
+    name = "metrics"
+    requires = ("consumer",)
+
+
+def test_hook_kernel_bootsteps() -> None:
+    app = app_with(make("kernel_bootsteps", [BootstepSpec(Metrics)]))
+    assert app.plugins.registry("bootstep").get("metrics").step is Metrics
+    assert provides(app) == {"bootstep": ["metrics"]}
+
+
+def test_hook_kernel_middleware() -> None:
+    spec = MiddlewareSpec("timing", unbuilt, order=100)
+    app = app_with(make("kernel_middleware", [spec]))
+    assert app.plugins.registry("middleware").get("timing").order == 100
+    assert provides(app) == {"middleware": ["timing"]}
+
+
+def test_registration_hook_may_return_a_generator_or_a_list() -> None:
+    def gen() -> Iterator[PoolSpec]:
+        yield PoolSpec("a", unbuilt)
+        yield PoolSpec("b", unbuilt)
+
+    for result in (gen(), [PoolSpec("a", unbuilt), PoolSpec("b", unbuilt)], None):
+        app = app_with(make("kernel_pools", result))
+        assert sorted(app.plugins.registry("pool")) == ([] if result is None else ["a", "b"])
+
+
+# ------------------------------------------------------------------ configuration and CLI
+
+
+def test_hook_kernel_task_options() -> None:
+    app = app_with(make("kernel_task_options", ["unique_for"]))
+
+    @app.task(unique_for=600, max_retries=1)
+    def job() -> None: ...
+
+    assert job.options.extra == {"unique_for": 600}
+    assert job.options.max_retries == 1
+    with pytest.raises(ConfigurationError, match="unknown task option.*uniq_for.*unique_for"):
+        app.task(uniq_for=1)
+
+
+def test_hook_kernel_app_created() -> None:
+    seen: list[App] = []
+
+    class Configure:
+        @hookimpl
+        def kernel_app_created(self, app: App) -> None:
+            seen.append(app)
+            app.conf.result_expires = 60
+
+            @app.task(name="plugin.ping")
+            def ping() -> str:
+                return "pong"
+
+    app = App("t", autoload=False, plugins=[Configure()])
+    assert seen == [app]
+    assert app.conf.result_expires == 60
+    assert "plugin.ping" in app.tasks
+
+
+def test_hook_kernel_cli_commands() -> None:
+    @click.command("dlq")
+    def dlq() -> None:
+        """Show dead letters."""
+
+    @click.command("top")
+    def top() -> None:
+        """Show running tasks."""
+
+    app = App("t", autoload=False, plugins=[make("kernel_cli_commands", [dlq], "Dlq"),
+                                            make("kernel_cli_commands", [top], "Top")])
+    collected: Sequence[Sequence[click.Command]] = app.plugins.hook.kernel_cli_commands()
+    names = sorted(cmd.name for found in collected for cmd in found if cmd.name)
+    assert names == ["dlq", "top"]
