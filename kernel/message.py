@@ -68,6 +68,13 @@ class Envelope:
             raise DecodeError("message envelope has no 'body'; it was not sent by a kernel or "
                               "Celery producer")
         props = raw.get("properties") or {}
+        headers = raw.get("headers") or {}
+        content_type = raw.get("content-type") or "application/json"
+        content_encoding = raw.get("content-encoding") or "utf-8"
+        if not isinstance(headers, dict) or not isinstance(props, dict):
+            raise DecodeError("message headers/properties are not JSON objects")
+        if not isinstance(content_type, str) or not isinstance(content_encoding, str):
+            raise DecodeError("message content-type/content-encoding are not strings")
         body = raw["body"]
         try:
             if isinstance(body, str):
@@ -79,15 +86,12 @@ class Envelope:
                 body_bytes = json.dumps(body).encode()
         except ValueError as exc:
             raise DecodeError(f"message body is not valid base64 ({exc})") from None
-        headers = raw.get("headers") or {}
-        if not isinstance(headers, dict) or not isinstance(props, dict):
-            raise DecodeError("message headers/properties are not JSON objects")
         return cls(
             body=body_bytes,
             headers=headers,
             properties=props,
-            content_type=raw.get("content-type") or "application/json",
-            content_encoding=raw.get("content-encoding") or "utf-8",
+            content_type=content_type,
+            content_encoding=content_encoding,
         )
 
 

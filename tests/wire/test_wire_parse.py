@@ -96,6 +96,13 @@ def test_envelope_that_is_not_json_is_a_decode_error() -> None:
         Envelope.from_json(json.dumps(dict(MINIMAL, body="@@not base64@@")))
 
 
+@pytest.mark.parametrize("field", [{"properties": [1]}, {"headers": "task=add"},
+                                   {"content-type": 5}])
+def test_envelope_fields_of_the_wrong_type_are_a_decode_error(field: dict[str, Any]) -> None:
+    with pytest.raises(DecodeError, match="are not"):
+        Envelope.from_json(json.dumps({**MINIMAL, **field}))
+
+
 # ------------------------------------------------------------------------------ headers
 
 
