@@ -109,9 +109,8 @@ class Notifier:
             return self.count != seen
 
 
-def notifier(path: str, channel: str) -> Notifier:
-    """The process-wide notifier of one database file and channel ("queue", "results")."""
-    key = (os.path.realpath(path), channel)
+def _shared_notifier(realpath: str, channel: str) -> Notifier:
+    key = (realpath, channel)
     with _notifiers_lock:
         found = _notifiers.get(key)
         if found is None:
@@ -140,16 +139,33 @@ class Database:
         #: thread's connection is closed when the next one opens.
         self._open: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
         self._generation = _fork_generation
+        self._realpath = os.path.realpath(path)
+        self._notifiers: dict[str, Notifier] = {}
         self._ready = False
         self.connection()  # fail now, with a sentence, rather than on first use
+
+    def _after_fork(self) -> None:
+        # A forked child: the parent's connections and locks must never be touched here.
+        self._local = threading.local()
+        self._open = []
+        self._notifiers = {}
+        self._lock = threading.Lock()
+        self._generation = _fork_generation
+
+    def notifier(self, channel: str) -> Notifier:
+        """The process-wide notifier of this file for `channel` ("queue", "results"): every
+        instance on the same file in this process shares it."""
+        if self._generation != _fork_generation:
+            self._after_fork()
+        found = self._notifiers.get(channel)
+        if found is None:
+            found = self._notifiers[channel] = _shared_notifier(self._realpath, channel)
+        return found
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use."""
         if self._generation != _fork_generation:
-            # A forked child: the parent's connections must never be touched here.
-            self._local = threading.local()
-            self._open = []
-            self._generation = _fork_generation
+            self._after_fork()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connect()
@@ -247,9 +263,9 @@ class Poller:
     `MAX_POLL`), or a deadline. The backoff only resets on a same-process wake, so a busy file
     that keeps changing for unrelated reasons does not turn an idle waiter into a spinner."""
 
-    def __init__(self, db: Database, notifier: Notifier) -> None:
+    def __init__(self, db: Database, channel: str) -> None:
         self.db = db
-        self.notifier = notifier
+        self.notifier = db.notifier(channel)
         self.delay = MIN_POLL
 
     def snapshot(self) -> tuple[int, int]:

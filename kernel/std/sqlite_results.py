@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from kernel.interfaces.results import ResultStore
 from kernel.specs import Options
 from kernel.std.sqlite import RESULT_STORE_CAPABILITIES
-from kernel.std.sqlite_db import Database, Poller, notifier, number_option, path_from_url
+from kernel.std.sqlite_db import Database, Poller, number_option, path_from_url
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kernel_results (
@@ -60,7 +60,6 @@ class SqliteResultStore(ResultStore):
         path = path_from_url(url)
         self._db = Database(path, SCHEMA, number_option(options, "busy_timeout", 30.0),
                             str(options.get("synchronous", "NORMAL")))
-        self._notifier = notifier(path, "results")
         self._next_sweep = time.monotonic() + SWEEP_EVERY
 
     def __repr__(self) -> str:
@@ -76,7 +75,7 @@ class SqliteResultStore(ResultStore):
             if time.monotonic() >= self._next_sweep:
                 self._next_sweep = time.monotonic() + SWEEP_EVERY
                 conn.execute(SWEEP, (now,))
-        self._notifier.notify()
+        self._db.notifier("results").notify()
 
     def get(self, key: str) -> bytes | None:
         with self._db.read() as conn:
@@ -94,14 +93,14 @@ class SqliteResultStore(ResultStore):
                   "expires": None if expires is None else now + expires}
         with self._db.write() as conn:
             value: int = conn.execute(INCR, params).fetchone()[0]
-        self._notifier.notify()
+        self._db.notifier("results").notify()
         return value
 
     def wait(self, key: str, timeout: float | None) -> bytes | None:
         """Woken at once by a `set` in this process; polls (1 ms backoff up to 50 ms) for
         writes by other processes."""
         deadline = math.inf if timeout is None else time.monotonic() + timeout
-        poller = Poller(self._db, self._notifier)
+        poller = Poller(self._db, "results")
         while True:
             snapshot = poller.snapshot()
             value = self.get(key)

@@ -24,7 +24,7 @@ from kernel.interfaces.transport import Delivery, Outgoing, Transport
 from kernel.message import Envelope
 from kernel.specs import Options
 from kernel.std.sqlite import TRANSPORT_CAPABILITIES
-from kernel.std.sqlite_db import Database, Poller, notifier, number_option, path_from_url
+from kernel.std.sqlite_db import Database, Poller, number_option, path_from_url
 
 #: the dead-letter queue of queue ``q`` is ``q`` + this suffix, itself an ordinary queue.
 DEAD_SUFFIX = ".dead"
@@ -102,7 +102,6 @@ class SqliteTransport(Transport):
         path = path_from_url(url)
         self._db = Database(path, SCHEMA, number_option(options, "busy_timeout", 30.0),
                             str(options.get("synchronous", "NORMAL")))
-        self._notifier = notifier(path, "queue")
         self._host = socket.gethostname()
 
     def __repr__(self) -> str:
@@ -122,7 +121,7 @@ class SqliteTransport(Transport):
         ]
         with self._db.write() as conn:
             conn.executemany(INSERT, rows)
-        self._notifier.notify()
+        self._db.notifier("queue").notify()
 
     # ------------------------------------------------------------------ consume
 
@@ -133,7 +132,7 @@ class SqliteTransport(Transport):
         if limit <= 0 or not queues:
             return []
         deadline = time.monotonic() + max(0.0, timeout)
-        poller = Poller(self._db, self._notifier)
+        poller = Poller(self._db, "queue")
         while True:
             snapshot = poller.snapshot()
             claimed, next_due = self._claim(queues, limit)
@@ -197,7 +196,7 @@ class SqliteTransport(Transport):
     def reject(self, delivery: Delivery, *, requeue: bool, reason: str = "") -> None:
         if requeue:
             self._run_many(REQUEUE, [(delivery.tag, delivery.delivery_count)])
-            self._notifier.notify()
+            self._db.notifier("queue").notify()
         else:
             self._run_many(DEAD, [(reason, delivery.tag, delivery.delivery_count)])
 
@@ -205,7 +204,7 @@ class SqliteTransport(Transport):
         """Give back unstarted messages; their delivery does not count."""
         if deliveries:
             self._run_many(RELEASE, [(d.tag, d.delivery_count) for d in deliveries])
-            self._notifier.notify()
+            self._db.notifier("queue").notify()
 
     def extend_lease(self, deliveries: Sequence[Delivery], seconds: float) -> None:
         """Renew the lease to `seconds` from now. A delivery whose message was already
@@ -239,7 +238,8 @@ class SqliteTransport(Transport):
             try:
                 envelope = Envelope.from_json(payload)
             except DecodeError:
-                envelope = Envelope(bytes(payload), {})
+                raw = payload if isinstance(payload, bytes) else str(payload).encode()
+                envelope = Envelope(raw, {})
             out.append(Delivery(tag, dead, envelope, count, {"reason": reason or ""}))
         return out
 

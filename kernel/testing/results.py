@@ -1,0 +1,205 @@
+"""Conformance suite for result stores (`kernel.interfaces.results.ResultStore`).
+
+Subclass it in your plugin's tests and give it a fixture returning a fresh instance::
+
+    from kernel.testing import ResultStoreSuite
+
+    class TestMyStore(ResultStoreSuite):
+        @pytest.fixture
+        def store(self):
+            s = MyStore(URL, {})
+            yield s
+            s.close()
+
+Tests use fresh keys (the `key` fixture), so one server serves them all, also under
+pytest-xdist. Counter and wait tests follow the declared capabilities: ``atomic_counter``
+is proven with threads, ``push_wait`` with a tighter latency bound. Every failure message ends
+with what to check.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from kernel.interfaces.results import ResultStore
+from kernel.testing.transport import wait_for
+
+__all__ = ["ResultStoreSuite"]
+
+#: keys a store must keep apart and give back, whatever its naming rules.
+AWKWARD_KEYS = ("a/b", "a%2Fb", "a\\b", ".", "..", ".hidden", "sp ace", "colon:star*?",
+                "żółw-日本", "k" * 200)
+
+
+class ResultStoreSuite:
+    """The guarantees of `kernel.interfaces.results.ResultStore`, one test each."""
+
+    # ------------------------------------------------------------------ fixtures
+
+    @pytest.fixture
+    def store(self) -> Iterator[ResultStore]:
+        pytest.fail("override the `store` fixture to return a fresh instance of your result "
+                    "store (and close it afterwards)")
+        yield  # pragma: no cover
+
+    @pytest.fixture
+    def key(self) -> str:
+        return f"suite-{uuid.uuid4().hex}"
+
+    # ------------------------------------------------------------------ basics
+
+    def test_set_then_get(self, store: ResultStore, key: str) -> None:
+        store.set([(key, b'{"status": "SUCCESS"}')], None)
+        assert store.get(key) == b'{"status": "SUCCESS"}', \
+            "get must return what set stored; check set writes and get reads the same key"
+
+    def test_get_missing_is_none(self, store: ResultStore, key: str) -> None:
+        assert store.get(key) is None, "get of a key never stored must return None"
+
+    def test_overwrite(self, store: ResultStore, key: str) -> None:
+        store.set([(key, b"first")], None)
+        store.set([(key, b"second")], None)
+        assert store.get(key) == b"second", "set must replace the previous value"
+
+    def test_delete(self, store: ResultStore, key: str) -> None:
+        store.set([(key, b"v"), (key + "-kept", b"w")], None)
+        store.delete([key])
+        assert store.get(key) is None, "a deleted key must read as None"
+        assert store.get(key + "-kept") == b"w", "delete must forget only the keys given"
+        store.delete([key, key + "-never"])  # deleting missing keys is a no-op
+
+    def test_batch_set(self, store: ResultStore, key: str) -> None:
+        items = [(f"{key}-{n}", b"value-%d" % n) for n in range(100)]
+        store.set(items, None)
+        missing = [k for k, v in items if store.get(k) != v]
+        assert not missing, f"{len(missing)} of 100 keys of one batch were not stored " \
+            f"(first: {missing[:1]}); check set stores every item of the batch"
+
+    def test_binary_values(self, store: ResultStore, key: str) -> None:
+        values = {key + "-all": bytes(range(256)), key + "-empty": b"",
+                  key + "-big": bytes(range(256)) * 4096}
+        store.set(list(values.items()), None)
+        for k, v in values.items():
+            got = store.get(k)
+            assert isinstance(got, bytes), f"get must return bytes, not {type(got).__name__}"
+            assert got == v, f"the value of {k!r} changed on the way; stores keep opaque " \
+                "bytes: check nothing decodes them as text and an empty value is not 'missing'"
+
+    def test_awkward_keys(self, store: ResultStore, key: str) -> None:
+        items = [(f"{key}{k}", b"%d" % n) for n, k in enumerate(AWKWARD_KEYS)]
+        store.set(items, None)
+        wrong = [k for k, v in items if store.get(k) != v]
+        assert not wrong, f"keys {wrong[:3]!r} did not come back with their own values; " \
+            "check keys with '/', '.', unicode or great length are encoded, not mangled " \
+            "into each other"
+        store.delete([k for k, _ in items])
+        assert all(store.get(k) is None for k, _ in items), "awkward keys must delete too"
+
+    # ------------------------------------------------------------------ expiry
+
+    def test_expiry(self, store: ResultStore, key: str) -> None:
+        expires = 0.5
+        store.set([(key + "-forever", b"long")], None)
+        written = time.monotonic()
+        store.set([(key, b"short")], expires)
+        value = store.get(key)
+        if time.monotonic() - written < expires:
+            assert value == b"short", "a value with an expiry vanished before it was due; " \
+                "check the expiry is seconds from now, not an absolute time"
+        wait_for(lambda: store.get(key) is None, 10,
+                 "an expired value to read as None; check get ignores (or the store drops) "
+                 "values past their expiry")
+        assert store.get(key + "-forever") == b"long", \
+            "a value stored without expiry must stay"
+
+    # ------------------------------------------------------------------ counters
+
+    def test_incr(self, store: ResultStore, key: str) -> None:
+        assert store.incr(key) == 1, "incr of a missing counter must start from 0"
+        assert store.incr(key) == 2, "incr must add 1 by default"
+        assert store.incr(key, 5) == 7, "incr must add `amount`"
+        assert store.incr(key, -3) == 4, "incr must accept a negative amount"
+
+    def test_incr_expires(self, store: ResultStore, key: str) -> None:
+        assert store.incr(key, 1, expires=0.5) == 1
+        wait_for(lambda: store.get(key) is None, 10,
+                 "a counter with an expiry to read as None; check incr sets the expiry")
+        assert store.incr(key) == 1, "an expired counter must start again from 0"
+
+    def test_incr_under_threads(self, store: ResultStore, key: str) -> None:
+        threads, rounds = 4, 50
+        if not store.capabilities.atomic_counter:
+            seen = [store.incr(key) for _ in range(rounds)]
+            assert seen == list(range(1, rounds + 1)), "incr from one thread must count 1, 2, 3"
+            return
+        seen_all: list[int] = []
+        errors: list[BaseException] = []
+        lock = threading.Lock()
+        start = threading.Barrier(threads)
+
+        def count() -> None:
+            try:
+                start.wait(5)
+                mine = [store.incr(key) for _ in range(rounds)]
+                with lock:
+                    seen_all.extend(mine)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
+                errors.append(exc)
+
+        workers = [threading.Thread(target=count) for _ in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(60)
+        if errors:
+            raise errors[0]
+        assert sorted(seen_all) == list(range(1, threads * rounds + 1)), \
+            "capabilities.atomic_counter is declared, yet concurrent incr calls saw the same " \
+            "value or lost an increment; check incr reads and writes in one atomic step"
+
+    # ------------------------------------------------------------------ waiting
+
+    def test_wait_returns_when_set(self, store: ResultStore, key: str) -> None:
+        written: list[float] = []
+
+        def write() -> None:
+            written.append(time.monotonic())
+            store.set([(key, b"done")], None)
+
+        timer = threading.Timer(0.3, write)
+        timer.start()
+        try:
+            got = store.wait(key, 10)
+            returned = time.monotonic()
+        finally:
+            timer.join()
+        assert got == b"done", "wait must return the value another thread set meanwhile"
+        latency = returned - written[0]
+        bound = 0.15 if store.capabilities.push_wait else 0.5
+        assert latency < bound, f"wait returned {latency:.3f}s after the value was set " \
+            f"(bound {bound}s); " + ("capabilities.push_wait is declared: check set wakes "
+                                     "waiters" if store.capabilities.push_wait else
+                                     "check the polling interval stays short")
+
+    def test_wait_returns_existing_value_at_once(self, store: ResultStore, key: str) -> None:
+        store.set([(key, b"there")], None)
+        start = time.monotonic()
+        assert store.wait(key, 10) == b"there", "wait must return a value already stored"
+        assert time.monotonic() - start < 0.5, "wait for a stored value must not block"
+
+    def test_wait_times_out(self, store: ResultStore, key: str) -> None:
+        start = time.monotonic()
+        got = store.wait(key, 0.5)
+        elapsed = time.monotonic() - start
+        assert got is None, "wait must return None when nothing is set before the timeout"
+        assert 0.4 <= elapsed < 2.5, f"wait(timeout=0.5) returned after {elapsed:.3f}s; " \
+            "check it blocks for the timeout, neither returning early nor much later"
+
+    def test_close_twice(self, store: ResultStore) -> None:
+        store.close()
+        store.close()

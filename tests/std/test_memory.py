@@ -1,0 +1,111 @@
+"""The in-memory transport and result store: the conformance suites, plus what only memory does
+(process-global brokers by name, honest capabilities, no polling)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from kernel.app import App
+from kernel.errors import ConfigurationError
+from kernel.interfaces.transport import Outgoing
+from kernel.std.memory import make_result_store, make_transport
+from kernel.std.memory_impl import MemoryResultStore, MemoryTransport
+from kernel.testing import ResultStoreSuite, TransportSuite
+from kernel.testing.transport import make_envelope
+
+
+@pytest.fixture
+def url() -> str:
+    return f"memory://test-{uuid.uuid4().hex}"
+
+
+class TestMemoryTransport(TransportSuite):
+    lease_seconds = 0.5
+
+    @pytest.fixture
+    def transport(self, url: str) -> Iterator[MemoryTransport]:
+        t = MemoryTransport(url, {})
+        yield t
+        t.close()
+
+    @pytest.fixture
+    def other_transport(self, url: str) -> MemoryTransport:
+        return MemoryTransport(url, {})
+
+    @pytest.fixture
+    def short_lease_transport(self, url: str) -> MemoryTransport:
+        return MemoryTransport(url, {"lease_seconds": self.lease_seconds})
+
+
+class TestMemoryResultStore(ResultStoreSuite):
+    @pytest.fixture
+    def store(self, url: str) -> MemoryResultStore:
+        return MemoryResultStore(url, {})
+
+
+def test_same_name_is_one_broker_and_names_are_apart(url: str) -> None:
+    producer, consumer = make_transport(url, {}), make_transport(url, {})
+    stranger = make_transport(url + "-other", {})
+    producer.publish([Outgoing("q", make_envelope(1))])
+    assert stranger.fetch(["q"], 1, 0) == [], "a broker of another name saw the message"
+    assert [d.envelope.headers["id"] for d in consumer.fetch(["q"], 1, 1)] == ["m-1"]
+
+
+def test_result_stores_share_by_name(url: str) -> None:
+    make_result_store(url, {}).set([("k", b"v")], None)
+    assert make_result_store(url, {}).get("k") == b"v"
+    assert make_result_store(url + "-other", {}).get("k") is None
+
+
+def test_capabilities_are_honest(url: str) -> None:
+    assert MemoryTransport(url, {}).capabilities.multi_process is False
+    store = MemoryResultStore(url, {})
+    assert store.capabilities.push_wait and store.capabilities.atomic_counter
+    assert not store.capabilities.persistent and not store.capabilities.multi_process
+
+
+def test_app_and_in_process_consumer_share_the_broker(url: str) -> None:
+    app = App("memtest", broker=url, autoload=True)
+    app.transport.publish([Outgoing("celery", make_envelope(7))])
+    got = MemoryTransport(url, {}).fetch(["celery"], 1, 1)
+    assert [d.envelope.headers["id"] for d in got] == ["m-7"]
+    assert isinstance(app.backend.store, MemoryResultStore), \
+        "a memory broker should give a memory result store by default"
+
+
+def test_blocked_fetch_is_woken_by_a_later_delay_ending(url: str) -> None:
+    """A fetch already waiting when a delayed message is published wakes when it is due."""
+    t = MemoryTransport(url, {})
+    due = time.time() + 0.3
+    timer = threading.Timer(0.05, lambda: t.publish(
+        [Outgoing("q", make_envelope(1), not_before=due)]))
+    timer.start()
+    got = t.fetch(["q"], 1, 5)
+    timer.join()
+    assert time.time() >= due and [d.envelope.headers["id"] for d in got] == ["m-1"]
+
+
+def test_stale_delivery_cannot_touch_a_redelivered_message(url: str) -> None:
+    short = MemoryTransport(url, {"lease_seconds": 0.2})
+    other = MemoryTransport(url, {})
+    short.publish([Outgoing("q", make_envelope(1))])
+    stale = short.fetch(["q"], 1, 1)[0]
+    fresh = other.fetch(["q"], 1, 5)[0]
+    assert fresh.delivery_count == 2
+    short.reject(stale, requeue=True)  # the stale holder gives it back: must change nothing
+    short.extend_lease([stale], 60)
+    assert other.fetch(["q"], 1, 0.3) == [], "a stale reject requeued a message held elsewhere"
+    other.ack([fresh])
+    assert other.size("q") == 0
+
+
+def test_bad_url_is_a_sentence() -> None:
+    with pytest.raises(ConfigurationError, match="memory://"):
+        MemoryTransport("redis://x", {})
+    with pytest.raises(ConfigurationError, match="positive number"):
+        MemoryTransport("memory://", {"lease_seconds": "soon"})
