@@ -6,7 +6,6 @@ A record is ``{"status", "result", "traceback", "children", "date_done", "task_i
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -157,6 +156,8 @@ class AsyncResult(Generic[R]):
 
     async def aget(self, timeout: float | None = None, propagate: bool = True) -> R:
         """`get` for async code: waits in a thread so the event loop keeps running."""
+        import asyncio
+
         return await asyncio.to_thread(self.get, timeout, propagate)
 
     def forget(self) -> None:

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import sys
 import threading
@@ -60,6 +59,8 @@ _loops = threading.local()
 def run_coroutine_fn(fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
     """Run an ``async def`` task from sync code on this thread's event loop (one per thread,
     reused, so connections a task caches on the loop survive between tasks)."""
+    import asyncio  # lazily: most processes never run an async task
+
     loop = getattr(_loops, "loop", None)
     if loop is None or loop.is_closed():
         loop = _loops.loop = asyncio.new_event_loop()
@@ -98,6 +99,8 @@ class Task(Generic[P, R]):
 
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """`delay` for async code: publishing runs in a thread, never blocking the loop."""
+        import asyncio
+
         return await asyncio.to_thread(self.apply_async, args, kwargs)
 
     def apply_async(

@@ -1,0 +1,268 @@
+"""The worker run in this process on the in-memory broker: lifecycle, bootsteps, middleware,
+canvas forms from Celery clients, expiry, ETA, acks and shutdown."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from kernel import App, TaskRevokedError, hookimpl, states
+from kernel.canvas import Signature
+from kernel.errors import ConfigurationError
+from kernel.interfaces import Bootstep
+from kernel.specs import BootstepSpec, MiddlewareSpec
+from kernel.worker import Blueprint, Middleware, Worker
+from tests.helpers import wait_for
+
+
+def make_app(*plugins: object, **config: Any) -> App:
+    url = f"memory://{uuid.uuid4().hex}"
+    app = App("inproc", broker=url, results=url, plugins=plugins, config=config)
+
+    @app.task(name="add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task(name="mul")
+    def mul(x: int, y: int) -> int:
+        return x * y
+
+    @app.task(name="fail")
+    def fail() -> None:
+        raise KeyError("boom")
+
+    @app.task(name="record")
+    def record(*args: Any) -> list[Any]:
+        events.append(("record", args, time.time()))
+        return list(args)
+
+    @app.task(name="wait_for_release")
+    def wait_for_release() -> str:
+        started.set()
+        release.wait(10)
+        return "released"
+
+    @app.task(name="at_most_once", acks_late=False)
+    def at_most_once() -> int:
+        started.set()
+        release.wait(10)
+        return app.transport.size("celery")
+
+    events: list[Any] = []
+    started, release = threading.Event(), threading.Event()
+    app.events, app.started, app.release = events, started, release  # type: ignore[attr-defined]
+    return app
+
+
+@pytest.fixture
+def app() -> Iterator[App]:
+    app = make_app()
+    yield app
+    app.close()
+
+
+def run_worker(app: App, **options: Any) -> Worker:
+    worker = Worker(app, pool=options.pop("pool", "threads"),
+                    concurrency=options.pop("concurrency", 2), shutdown_timeout=5, **options)
+    worker.start()
+    return worker
+
+
+def test_tasks_run_and_results_come_back(app: App) -> None:
+    worker = run_worker(app)
+    try:
+        assert app.tasks["add"].delay(2, 3).get(timeout=10) == 5
+        with pytest.raises(KeyError):
+            app.tasks["fail"].delay().get(timeout=10)
+    finally:
+        worker.stop()
+
+
+def test_hook_kernel_worker_init() -> None:
+    seen: list[tuple[str, Any]] = []
+
+    class Observer:
+        @hookimpl
+        def kernel_worker_init(self, worker: Worker) -> None:
+            seen.append(("init", worker.consumer))
+
+        @hookimpl
+        def kernel_worker_ready(self, worker: Worker) -> None:
+            seen.append(("ready", worker.consumer))
+
+        @hookimpl
+        def kernel_worker_shutdown(self, worker: Worker) -> None:
+            seen.append(("shutdown", worker.nodename))
+
+    app = make_app(Observer())
+    worker = run_worker(app, nodename="obs@host")
+    worker.stop()
+    assert [name for name, _ in seen] == ["init", "ready", "shutdown"]
+    assert seen[0][1] is None, "init runs before any bootstep started"
+    assert seen[1][1] is not None, "ready runs once the consumer exists"
+    assert seen[2][1] == "obs@host"
+
+
+test_hook_kernel_worker_ready = test_hook_kernel_worker_init
+test_hook_kernel_worker_shutdown = test_hook_kernel_worker_init
+
+
+def test_hook_kernel_bootsteps_injects_what_a_step_requires() -> None:
+    log: list[Any] = []
+
+    class Probe(Bootstep):
+        name = "probe"
+        requires = ("consumer", "pool")
+
+        def start(self, consumer: Any, pool: Any) -> str:  # type: ignore[override]
+            log.append(("start", type(consumer).__name__, pool.active))
+            return "probe-value"
+
+        def stop(self) -> None:
+            log.append(("stop",))
+
+    class Plugin:
+        @hookimpl
+        def kernel_bootsteps(self) -> Any:
+            yield BootstepSpec(Probe)
+
+    app = make_app(Plugin())
+    worker = run_worker(app)
+    assert '"probe" -> "consumer"' in worker.graph_dot()
+    worker.stop()
+    assert log == [("start", "Consumer", 0), ("stop",)]
+
+
+def test_blueprint_refuses_cycles_and_missing_steps_with_a_sentence() -> None:
+    class A(Bootstep):
+        name, requires = "a", ("b",)
+
+    class B(Bootstep):
+        name, requires = "b", ("a",)
+
+    class C(Bootstep):
+        name, requires = "c", ("nowhere",)
+
+    with pytest.raises(ConfigurationError, match="cycle: a -> b -> a"):
+        Blueprint([A, B])
+    with pytest.raises(ConfigurationError, match="'c' requires 'nowhere'"):
+        Blueprint([C])
+
+
+def test_hook_kernel_middleware_runs_in_order_and_a_failing_one_is_isolated() -> None:
+    order: list[str] = []
+
+    class Outer(Middleware):
+        name = "outer"
+
+        def before(self, call: Any) -> None:
+            order.append("outer.before")
+
+        def after(self, call: Any) -> None:
+            order.append(f"outer.after:{call.state}")
+
+    class Broken(Middleware):
+        name = "broken"
+
+        def before(self, call: Any) -> None:
+            raise RuntimeError("middleware bug")
+
+    class Plugin:
+        @hookimpl
+        def kernel_middleware(self) -> Any:
+            yield MiddlewareSpec("outer", Outer, order=10)
+            yield MiddlewareSpec("broken", Broken, order=20)
+
+    app = make_app(Plugin())
+    worker = run_worker(app)
+    try:
+        assert app.tasks["add"].delay(1, 1).get(timeout=10) == 2
+    finally:
+        worker.stop()
+    assert order == ["outer.before", "outer.after:SUCCESS"]
+
+
+def test_celery_style_chain_and_callbacks_run(app: App) -> None:
+    worker = run_worker(app)
+    try:
+        # chain(add(1, 2), mul(10), add(5)) as a Celery client encodes it: the rest reversed.
+        last = Signature("add", [5], options={"task_id": "last-step"})
+        middle = Signature("mul", [10])
+        app.send_task("add", (1, 2), chain=[last, middle])
+        assert app.AsyncResult("last-step").get(timeout=10) == 35
+        # link / link_error
+        cb = Signature("record", [], options={"task_id": "callback"})
+        app.tasks["add"].apply_async((2, 2), link=cb)
+        assert app.AsyncResult("callback").get(timeout=10) == [4]
+        eb = Signature("record", [], options={"task_id": "errback"})
+        failed = app.tasks["fail"].apply_async(link_error=eb)
+        assert app.AsyncResult("errback").get(timeout=10) == [failed.id]
+    finally:
+        worker.stop()
+
+
+def test_an_expired_task_is_not_run_and_is_recorded_revoked(app: App) -> None:
+    result = app.tasks["record"].apply_async(("late",), expires=-1)
+    worker = run_worker(app)
+    try:
+        with pytest.raises(TaskRevokedError, match="expired"):
+            result.get(timeout=10)
+        assert result.state == states.REVOKED
+        assert app.tasks["add"].delay(1, 1).get(timeout=10) == 2
+        assert not app.events  # type: ignore[attr-defined]
+    finally:
+        worker.stop()
+
+
+def test_countdown_runs_no_earlier_than_its_eta(app: App) -> None:
+    worker = run_worker(app)
+    try:
+        sent = time.time()
+        result = app.tasks["record"].apply_async(("eta",), countdown=0.5)
+        result.get(timeout=10)
+        ran_at = app.events[0][2]  # type: ignore[attr-defined]
+        assert ran_at >= sent + 0.5
+    finally:
+        worker.stop()
+
+
+def test_acks_late_false_settles_the_message_before_the_task_runs(app: App) -> None:
+    worker = run_worker(app)
+    try:
+        result = app.tasks["at_most_once"].delay()
+        app.release.set()  # type: ignore[attr-defined]
+        assert result.get(timeout=10) == 0, "the message was acked before the task ran"
+    finally:
+        worker.stop()
+
+
+def test_warm_shutdown_finishes_running_tasks_and_gives_prefetched_ones_back(app: App) -> None:
+    worker = run_worker(app, concurrency=1, prefetch_multiplier=4)
+    running = app.tasks["wait_for_release"].delay()
+    assert app.started.wait(10)  # type: ignore[attr-defined]
+    queued = [app.tasks["add"].delay(i, i) for i in range(3)]
+    wait_for(lambda: worker.consumer is not None and worker.consumer.held == 4, 10,
+             "the worker should prefetch the three queued tasks")
+    stopper = threading.Thread(target=worker.stop)
+    stopper.start()
+    app.release.set()  # type: ignore[attr-defined]
+    stopper.join(10)
+    assert not stopper.is_alive()
+    assert running.get(timeout=1) == "released"
+    assert app.transport.size("celery") == 3, "prefetched tasks go back to the broker"
+    assert all(r.state == states.PENDING for r in queued)
+
+
+def test_eager_mode_runs_inline() -> None:
+    app = App("eager", broker="memory://eager", config={"task_always_eager": True})
+
+    @app.task
+    def double(x: int) -> int:
+        return 2 * x
+
+    assert double.delay(21).get() == 42
