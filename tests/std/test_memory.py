@@ -3,10 +3,16 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -15,8 +21,8 @@ from kernel.errors import ConfigurationError
 from kernel.interfaces.transport import Outgoing
 from kernel.std.memory import make_result_store, make_transport
 from kernel.std.memory_impl import MemoryResultStore, MemoryTransport
-from kernel.testing import ResultStoreSuite, TransportSuite
-from kernel.testing.transport import make_envelope
+from kernel.testing.results import ResultStoreSuite
+from kernel.testing.transport import TransportSuite, make_envelope
 
 
 @pytest.fixture
@@ -109,3 +115,146 @@ def test_bad_url_is_a_sentence() -> None:
         MemoryTransport("redis://x", {})
     with pytest.raises(ConfigurationError, match="positive number"):
         MemoryTransport("memory://", {"lease_seconds": "soon"})
+
+
+def test_entry_module_stays_light() -> None:
+    code = "import sys, kernel.std.memory; print('kernel.std.memory_impl' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+BROKEN = textwrap.dedent('''
+    import time
+    import uuid
+    import pytest
+    from kernel.std.memory_impl import MemoryResultStore, MemoryTransport
+    from kernel.testing import ResultStoreSuite, TransportSuite
+
+    class Base(TransportSuite):
+        lease_seconds = 0.3
+        kind = MemoryTransport
+
+        @pytest.fixture
+        def url(self):
+            return f"memory://{uuid.uuid4().hex}"
+
+        @pytest.fixture
+        def transport(self, url):
+            return self.kind(url, {})
+
+        @pytest.fixture
+        def other_transport(self, url):
+            return self.kind(url, {})
+
+        @pytest.fixture
+        def short_lease_transport(self, url):
+            return self.kind(url, {"lease_seconds": self.lease_seconds})
+
+    class FlatPriority(MemoryTransport):
+        def publish(self, messages):
+            super().publish([type(m)(m.queue, m.envelope, 0, m.not_before) for m in messages])
+
+    class Impatient(MemoryTransport):
+        def fetch(self, queues, limit, timeout):
+            return super().fetch(queues, limit, 0)
+
+    class Spinner(MemoryTransport):
+        def fetch(self, queues, limit, timeout):
+            end = time.monotonic() + timeout
+            while True:
+                got = super().fetch(queues, limit, 0)
+                if got or time.monotonic() >= end:
+                    return got
+
+    class CountingRelease(MemoryTransport):
+        def release(self, deliveries):
+            for d in deliveries:
+                self.reject(d, requeue=True)
+
+    class Forgetful(MemoryTransport):
+        def reject(self, delivery, *, requeue, reason=""):
+            if requeue:
+                return super().reject(delivery, requeue=True, reason=reason)
+            self.ack([delivery])
+
+    class NoExtend(MemoryTransport):
+        def extend_lease(self, deliveries, seconds):
+            pass
+
+    class EarlyDelay(MemoryTransport):
+        def publish(self, messages):
+            super().publish([type(m)(m.queue, m.envelope, m.priority, None) for m in messages])
+
+    class TestFlatPriority(Base):
+        kind = FlatPriority
+
+    class TestImpatient(Base):
+        kind = Impatient
+
+    class TestSpinner(Base):
+        kind = Spinner
+
+    class TestCountingRelease(Base):
+        kind = CountingRelease
+
+    class TestForgetful(Base):
+        kind = Forgetful
+
+    class TestNoExtend(Base):
+        kind = NoExtend
+
+    class TestEarlyDelay(Base):
+        kind = EarlyDelay
+
+    class RacyCounter(MemoryResultStore):
+        def incr(self, key, amount=1, expires=None):
+            value = int(self.get(key) or 0) + amount
+            time.sleep(0.0005)
+            self.set([(key, str(value).encode())], expires)
+            return value
+
+    class Immortal(MemoryResultStore):
+        def set(self, items, expires):
+            super().set(items, None)
+
+    class StoreBase(ResultStoreSuite):
+        kind = MemoryResultStore
+        expiry_grace = 0.5
+
+        @pytest.fixture
+        def store(self):
+            return self.kind(f"memory://{uuid.uuid4().hex}", {})
+
+    class TestRacyCounter(StoreBase):
+        kind = RacyCounter
+
+    class TestImmortal(StoreBase):
+        kind = Immortal
+''')
+
+#: each broken implementation, and the suite test that must catch it.
+CAUGHT = {
+    "TestFlatPriority::test_priorities": "priorities",
+    "TestImpatient::test_fetch_waits_for_the_timeout": "blocks until the timeout",
+    "TestSpinner::test_fetch_does_not_spin": "busy-polling",
+    "TestCountingRelease::test_release_does_not_count": "undoes the count",
+    "TestForgetful::test_dead_letter": "dead_letters(queue)",
+    "TestNoExtend::test_extend_lease_keeps_message": "extend_lease moves",
+    "TestEarlyDelay::test_delayed_delivery": "not_before",
+    "TestRacyCounter::test_incr_under_threads": "one atomic step",
+    "TestImmortal::test_expiry": "past their expiry",
+}
+
+
+def test_suites_catch_broken_storage(tmp_path: Path) -> None:
+    (tmp_path / "test_broken_storage.py").write_text(BROKEN)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider",
+         *[f"test_broken_storage.py::{test}" for test in CAUGHT]],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "COLUMNS": "1000"})  # keep the summary lines whole
+    failed = dict(re.findall(r"^FAILED test_broken_storage.py::(\w+::\w+) - (.*)$",
+                             run.stdout, re.M))
+    for test, hint in CAUGHT.items():
+        assert test in failed, f"the suite did not catch {test.split('::')[0]}:\n{run.stdout}"
+        assert hint in failed[test], f"{test} failed without its hint: {failed[test]}"

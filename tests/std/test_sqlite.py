@@ -23,8 +23,8 @@ from kernel.interfaces.transport import Delivery, Outgoing
 from kernel.std.sqlite_db import path_from_url
 from kernel.std.sqlite_results import SqliteResultStore
 from kernel.std.sqlite_transport import SqliteTransport
-from kernel.testing import ResultStoreSuite, TransportSuite
-from kernel.testing.transport import make_envelope
+from kernel.testing.results import ResultStoreSuite
+from kernel.testing.transport import TransportSuite, make_envelope
 from tests.helpers import wait_for
 
 
@@ -178,8 +178,12 @@ def test_killed_consumer_messages_return_after_the_lease(
     os.kill(holder.proc.pid, signal.SIGKILL)
     holder.proc.wait(10)
     got: list[Delivery] = []
-    wait_for(lambda: got.extend(producer.fetch(["work"], 5, 0.5)) or len(got) == 5, 10,
-             "the killed consumer's messages to come back")
+
+    def all_back() -> bool:
+        got.extend(producer.fetch(["work"], 5 - len(got), 0.5))
+        return len(got) == 5
+
+    wait_for(all_back, 10, "the killed consumer's messages to come back")
     assert time.time() >= held["before"] + lease, "messages came back before the lease ended"
     assert sorted(ids(got)) == sorted(held["ids"])
     assert all(d.delivery_count == 2 for d in got), "the lost delivery must be counted"
