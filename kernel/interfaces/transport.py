@@ -127,7 +127,8 @@ class Transport(ABC):
         raise NotImplementedError(f"{type(self).__name__} cannot purge a queue")
 
     def dead_letters(self, queue: str, limit: int = 100) -> list[Delivery]:
-        """Read (without removing) up to `limit` messages of the dead-letter queue of `queue`."""
+        """Read (without removing) up to `limit` messages of the dead-letter queue of `queue`,
+        oldest first; each one's ``extra["reason"]`` is the reason given to `reject`."""
         raise NotImplementedError(f"{type(self).__name__} has no dead-letter queue")
 
     def close(self) -> None:  # noqa: B027
