@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from kernel.cli import output
-from kernel.cli.root import CliState
+from kernel.cli.root import CliState, app_option
 from kernel.plugins import PluginInfo
 
 
@@ -30,6 +30,7 @@ def plugins() -> None:
 
 
 @plugins.command("list")
+@app_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 @click.pass_obj
 def list_plugins(state: CliState, as_json: bool) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from difflib import get_close_matches
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -22,6 +22,8 @@ from kernel.errors import ConfigurationError, KernelError, PluginError
 if TYPE_CHECKING:
     from kernel.app import App
     from kernel.plugins import PluginManager
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: exit status of a command stopped by a KernelError (the same as click's usage errors).
 EXIT_KERNEL_ERROR = 2
@@ -163,6 +165,22 @@ def get_state(ctx: click.Context) -> CliState:
         root.call_on_close(state.close)
         root.obj = state
     return root.obj
+
+
+def _set_app(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is None:
+        return
+    state = get_state(ctx)
+    if state.app_spec and state.app_spec != value:
+        raise click.UsageError(f"-A is given twice ({state.app_spec} and {value}); give it once")
+    state.app_spec = value
+
+
+def app_option(command: F) -> F:
+    """``-A`` after the command name as well (``kernel worker -A proj:app``), as people type it."""
+    return click.option("-A", "--app", metavar="MODULE:APP", expose_value=False,
+                        callback=_set_app, is_eager=True,
+                        help="The app to use (the same as -A before the command).")(command)
 
 
 def _parse_disable(ctx: click.Context, param: click.Parameter,

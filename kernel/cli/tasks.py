@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from kernel import states
 from kernel.cli import output
-from kernel.cli.root import CliState
+from kernel.cli.root import CliState, app_option
 from kernel.cli.worker import split_queues
 from kernel.config import mask_url
 from kernel.errors import MissingCapability
@@ -81,6 +81,7 @@ def exit_status(record: dict[str, Any]) -> int:
 
 
 @click.command(context_settings={"show_default": True})
+@app_option
 @click.argument("task_name", metavar="TASK")
 @click.argument("args", nargs=-1)
 @click.option("--kwargs", callback=_parse_kwargs, metavar="JSON",
@@ -124,6 +125,7 @@ def call(state: CliState, task_name: str, args: tuple[str, ...], kwargs: dict[st
 
 
 @click.command()
+@app_option
 @click.argument("task_id", metavar="ID")
 @click.option("--wait", is_flag=True, help="Wait until the task has finished.")
 @click.option("--timeout", type=click.FloatRange(min=0), metavar="S",
@@ -153,6 +155,7 @@ def result(state: CliState, task_id: str, wait: bool, timeout: float | None,
 
 
 @click.command()
+@app_option
 @click.option("-Q", "--queues", metavar="Q1,Q2", help="Queues to empty (default: the app's).")
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj

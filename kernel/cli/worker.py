@@ -6,7 +6,7 @@ import os
 
 import click
 
-from kernel.cli.root import CliState
+from kernel.cli.root import CliState, app_option
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -22,6 +22,7 @@ def split_queues(value: str | None) -> list[str] | None:
 
 
 @click.command()
+@app_option
 @click.option("-P", "--pool", metavar="NAME",
               help="Execution pool: prefork, threads, solo, asyncio, or one from a plugin.")
 @click.option("-c", "--concurrency", type=click.IntRange(min=1), metavar="N",

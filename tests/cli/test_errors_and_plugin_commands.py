@@ -114,3 +114,13 @@ def test_an_unknown_command_is_a_usage_error(invoke: Callable[..., Result]) -> N
     result = invoke("no-such-command")
     assert result.exit_code == 2
     assert "No such command" in result.stderr
+
+
+def test_dash_a_may_also_follow_the_command(invoke: Callable[..., Result],
+                                            tasks_module: str) -> None:
+    result = invoke("worker", "-A", f"{tasks_module}:app", "--graph")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.lstrip().startswith("digraph")
+
+    twice = invoke("-A", f"{tasks_module}:app", "worker", "-A", "other:app", "--graph")
+    assert twice.exit_code == 2 and "-A is given twice" in twice.stderr

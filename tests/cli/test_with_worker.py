@@ -30,7 +30,7 @@ def worker(tasks_module: str, tmp_path: Path, env: dict[str, str]) -> Iterator[N
     """A threads worker for the test's app and database, stopped with SIGTERM afterwards."""
     log = (tmp_path / "worker.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kernel", "-A", f"{tasks_module}:app", "worker", "-P", "threads",
+        [sys.executable, "-m", "kernel", "worker", "-A", f"{tasks_module}:app", "-P", "threads",
          "-c", "2"], cwd=tmp_path, env={**os.environ, **env}, stdout=log,
         stderr=subprocess.STDOUT)
     try:
