@@ -94,7 +94,7 @@ PLUGIN_COMMANDS = """
 """
 
 
-def test_plugins_add_commands_and_cannot_replace_built_ins(
+def test_hook_kernel_cli_commands_adds_commands_but_never_replaces_built_ins(
         invoke: Callable[..., Result], make_module: Callable[[str], str]) -> None:
     spec = f"{make_module(PLUGIN_COMMANDS)}:app"
     result = invoke("-A", spec, "hello", "ada")
