@@ -21,6 +21,9 @@ from kernel.errors import ConfigurationError, ConnectionFailed, KernelError
 
 #: bumped in a forked child, so connections and locks inherited from the parent are dropped.
 _fork_generation = 0
+#: connections a forked child inherited: kept referenced so they are never closed there, since
+#: closing a copied SQLite handle can drop the file locks of the child's own connections.
+_inherited: list[sqlite3.Connection] = []
 _notifiers: dict[tuple[str, str], Notifier] = {}
 _notifiers_lock = threading.Lock()
 
@@ -146,6 +149,7 @@ class Database:
 
     def _after_fork(self) -> None:
         # A forked child: the parent's connections and locks must never be touched here.
+        _inherited.extend(conn for _, conn in self._open)
         self._local = threading.local()
         self._open = []
         self._notifiers = {}
