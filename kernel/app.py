@@ -158,7 +158,11 @@ class App:
         if self._transport is None:
             url = self.conf.broker_url
             spec = self.plugins.registry("transport").get(url.partition("://")[0])
-            self._transport = spec.factory(url, self.conf.transport_options)
+            # The worker renews leases every third of worker_lease_seconds; transports with
+            # leases take their length from the same setting unless told otherwise.
+            options = {"lease_seconds": self.conf.worker_lease_seconds,
+                       **self.conf.transport_options}
+            self._transport = spec.factory(url, options)
         return self._transport
 
     @property

@@ -279,7 +279,7 @@ class PluginManager:
                         )
                     owners[(kind, key)] = plugin_name
                     items[kind][key] = record
-                keys = "" if len(record.keys) == 1 else f" ({', '.join(record.keys)})"
+                keys = "" if record.keys == (record.name,) else f" ({', '.join(record.keys)})"
                 info.provides.setdefault(kind, []).append(f"{record.name}{keys}")
         failed = {i.name: i.error or "" for i in self._infos.values() if i.status == "failed"}
         return {kind: Registry(kind, found, failed) for kind, found in items.items()}

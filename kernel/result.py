@@ -28,12 +28,25 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
+#: kernel errors that Celery has too, under the module Celery keeps them in, so each side's
+#: `AsyncResult` raises its own class for the other's records.
+_CELERY_NAMES = {
+    "TaskRevokedError": "celery.exceptions",
+    "TimeLimitExceeded": "celery.exceptions",
+    "SoftTimeLimitExceeded": "celery.exceptions",
+    "WorkerLostError": "billiard.exceptions",
+}
+
+
 def exception_to_dict(exc: BaseException) -> dict[str, Any]:
     cls = type(exc)
+    module = cls.__module__
+    if module == "kernel.errors" and cls.__qualname__ in _CELERY_NAMES:
+        module = _CELERY_NAMES[cls.__qualname__]
     return {
         "exc_type": cls.__qualname__,
         "exc_message": list(_plain_args(exc.args)),
-        "exc_module": cls.__module__,
+        "exc_module": module,
     }
 
 
@@ -55,6 +68,8 @@ def exception_from_dict(data: dict[str, Any]) -> BaseException:
     module = str(data.get("exc_module") or "builtins")
     message = data.get("exc_message")
     args = tuple(message) if isinstance(message, (list, tuple)) else (message,)
+    if _CELERY_NAMES.get(name) == module and module not in sys.modules:
+        module = "kernel.errors"
     cls: Any = sys.modules.get(module)
     for part in name.split("."):
         cls = getattr(cls, part, None)

@@ -61,7 +61,10 @@ class Delivery:
 
 
 class Transport(ABC):
-    """A broker connection.
+    """A broker connection, created as ``factory(url, options)``.
+
+    `options` is the app's ``transport_options`` plus ``lease_seconds`` (the worker's
+    ``worker_lease_seconds``): transports with leases SHOULD lease fetched messages for that long.
 
     Delivery semantics: at-least-once. A fetched message stays owned by this consumer until it is
     acked or rejected; if the consumer dies, the message MUST become deliverable again (after the

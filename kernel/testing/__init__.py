@@ -17,7 +17,13 @@ Suites: `TransportSuite`, `ResultStoreSuite`, `SerializerSuite`, `CompressorSuit
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kernel.testing.codec import CompressorSuite, SerializerSuite
+    from kernel.testing.pool import PoolSuite
+    from kernel.testing.results import ResultStoreSuite
+    from kernel.testing.transport import TransportSuite
 
 __all__ = ["CompressorSuite", "PoolSuite", "ResultStoreSuite", "SerializerSuite", "TransportSuite"]
 

@@ -92,13 +92,6 @@ def test_unimportable_type_becomes_a_named_remote_error() -> None:
     assert type(again) is type(back)
 
 
-def test_celery_revoked_record_is_a_remote_error_named_like_celerys() -> None:
-    back = exception_from_dict({"exc_type": "TaskRevokedError", "exc_message": ["expired"],
-                                "exc_module": "celery.exceptions"})
-    assert isinstance(back, RemoteError) and type(back).__name__ == "TaskRevokedError"
-    assert back.args == ("expired",)
-
-
 @pytest.mark.parametrize(("module", "name"), [
     ("builtins", "dict"), ("builtins", "print"), ("os", "system"), ("builtins", "__import__"),
     ("builtins", "object.__subclasses__"),
