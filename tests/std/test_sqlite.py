@@ -76,7 +76,11 @@ CHILD = textwrap.dedent("""
     print("ready", flush=True)
     command, _, arg = sys.stdin.readline().strip().partition(" ")
     if command == "drain":            # consume until the queue stays empty, acking each batch
-        seen = []
+        first = t.fetch([queue], 10, 5.0)  # both processes hold a batch before either drains
+        print("started", flush=True)
+        sys.stdin.readline()
+        t.ack(first)
+        seen = [d.envelope.headers["id"] for d in first]
         while True:
             batch = t.fetch([queue], 10, 1.0)
             if not batch:
@@ -158,6 +162,10 @@ def test_two_processes_share_the_queue_without_loss_or_duplicates(
     children += [Child(url, "work"), Child(url, "work")]
     for child in children:
         child.send("drain")
+    for child in children:
+        assert child.readline() == "started"
+    for child in children:
+        child.send("go")
     first, second = (set(child.result()) for child in children)  # type: ignore[call-overload]
     assert not first & second, f"{len(first & second)} messages went to both processes"
     assert first | second == {f"m-{i}" for i in range(n)}, "messages were lost"

@@ -83,7 +83,9 @@ def test_tasks_run_and_results_come_back(app: App) -> None:
         worker.stop()
 
 
-def test_hook_kernel_worker_init() -> None:
+@pytest.fixture
+def lifecycle() -> list[tuple[str, Any]]:
+    """The lifecycle hooks a worker called, in order, with what each could see."""
     seen: list[tuple[str, Any]] = []
 
     class Observer:
@@ -100,16 +102,21 @@ def test_hook_kernel_worker_init() -> None:
             seen.append(("shutdown", worker.nodename))
 
     app = make_app(Observer())
-    worker = run_worker(app, nodename="obs@host")
-    worker.stop()
+    run_worker(app, nodename="obs@host").stop()
     assert [name for name, _ in seen] == ["init", "ready", "shutdown"]
-    assert seen[0][1] is None, "init runs before any bootstep started"
-    assert seen[1][1] is not None, "ready runs once the consumer exists"
-    assert seen[2][1] == "obs@host"
+    return seen
 
 
-test_hook_kernel_worker_ready = test_hook_kernel_worker_init
-test_hook_kernel_worker_shutdown = test_hook_kernel_worker_init
+def test_hook_kernel_worker_init(lifecycle: list[tuple[str, Any]]) -> None:
+    assert lifecycle[0] == ("init", None), "init runs before any bootstep started"
+
+
+def test_hook_kernel_worker_ready(lifecycle: list[tuple[str, Any]]) -> None:
+    assert type(lifecycle[1][1]).__name__ == "Consumer", "ready runs once the consumer exists"
+
+
+def test_hook_kernel_worker_shutdown(lifecycle: list[tuple[str, Any]]) -> None:
+    assert lifecycle[2] == ("shutdown", "obs@host")
 
 
 def test_hook_kernel_bootsteps_injects_what_a_step_requires() -> None:
