@@ -7,14 +7,19 @@ Pipe protocol (the parent sends a job only to an idle child, so neither side nee
 - parent → child: a pickled job tuple (`encode_job`), or ``None``: exit.
 
 The child exits on its own after `max_tasks` jobs or when its resident memory passes
-`max_memory_kib` (after reporting the job), and when the parent's end of the pipe closes.
+`max_memory_kib` (after reporting the job), and when the parent's end of the pipe closes. On Linux
+it is also killed when its parent, the fork server, exits, which the fork server does when the
+worker dies: a worker killed with -9 leaves no child running a task that is about to be
+redelivered elsewhere.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pickle
 import signal
+import sys
 import traceback
 from multiprocessing.connection import Connection
 from types import FrameType
@@ -71,11 +76,35 @@ class _SoftLimit:
             return None, SOFT_LIMIT_LATE
 
 
+def _die_with_the_worker() -> None:
+    if sys.platform != "linux":
+        return
+    from multiprocessing import forkserver
+
+    # multiprocessing hands each child a descriptor that keeps the fork server alive as long as
+    # any child lives; without it, the fork server exits as soon as the worker does...
+    server = getattr(forkserver, "_forkserver", None)
+    alive_fd = getattr(server, "_forkserver_alive_fd", None)
+    if alive_fd is None:
+        return  # not started by a fork server
+    server._forkserver_alive_fd = None  # type: ignore[union-attr]
+    os.close(alive_fd)
+    # ...and this child, with its parent.
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the fork server exited before the call
+        os._exit(1)
+
+
 def main(
     conn: Connection, runner_data: bytes, max_tasks: int | None, max_memory_kib: int | None
 ) -> None:
     # Ctrl-C reaches the whole process group: the parent decides (warm shutdown lets jobs finish).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_the_worker()
     try:
         runner = pickle.loads(runner_data)
     except BaseException:  # noqa: BLE001 - reported to the parent, which explains it

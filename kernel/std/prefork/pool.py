@@ -112,11 +112,9 @@ class PreforkPool(Pool):
         self._abandon = False  # ...or at once, when children outlive even SIGKILL
         self._runner_data: bytes | None = None
         self._ctx: BaseContext | None = None
-        self._selector = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        # Opened by start: every child's pipe and sentinel, and a wake-up pipe.
+        self._selector: selectors.BaseSelector
+        self._wake_r = self._wake_w = -1
         self._supervisor: threading.Thread | None = None
 
     # ------------------------------------------------------------------ Pool API
@@ -132,6 +130,11 @@ class PreforkPool(Pool):
                 f"cannot be pickled ({exc}); use a module-level function or class instance"
             ) from exc
         self._ctx = _context()
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._starting = True
         atexit.register(self._at_exit)
         try:
@@ -207,18 +210,21 @@ class PreforkPool(Pool):
                     self._retire(c)
         self._ledger.settle_all(reports)
         self._wake()
-        if self._supervisor is not None:
-            self._supervisor.join(EXIT_GRACE)
-            if self._supervisor.is_alive():  # a child ignores the exit request: kill it
+        atexit.unregister(self._at_exit)
+        supervisor = self._supervisor
+        if supervisor is threading.current_thread():
+            return  # stop from an on_done callback: the supervisor finishes once children exit
+        if supervisor is not None:
+            supervisor.join(EXIT_GRACE)
+            if supervisor.is_alive():  # a child ignores the exit request: kill it
                 with self._lock:
                     for c in self._children:
                         self._kill(c)
-                self._supervisor.join(EXIT_GRACE)
-            if self._supervisor.is_alive():  # not even SIGKILL ended it (stuck in the kernel)
+                supervisor.join(EXIT_GRACE)
+            if supervisor.is_alive():  # not even SIGKILL ended it (stuck in the kernel)
                 self._abandon = True
-                self._supervisor.join()
+                supervisor.join()
         self._reap_all()
-        atexit.unregister(self._at_exit)
 
     @property
     def active(self) -> int:
@@ -324,38 +330,57 @@ class PreforkPool(Pool):
     # ------------------------------------------------------------------ supervisor thread
 
     def _wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"\0")
-        except (BlockingIOError, OSError):  # full: a wake-up is already pending; closed: stopped
-            pass
+        with self._lock:  # not while _close_fds closes it
+            if self._wake_w < 0:
+                return
+            try:
+                os.write(self._wake_w, b"\0")
+            except BlockingIOError:  # full: a wake-up is already pending
+                pass
 
     def _supervise(self) -> None:
         handlers: dict[str, Callable[[_Child], None]] = {
             "conn": self._on_message,
             "sentinel": self._on_exit,
         }
-        while True:
-            with self._lock:
-                if self._shutdown and (not self._children or self._abandon):
-                    return
-                timeout = self._timeout()
-            events = self._selector.select(timeout)
-            # Messages first: a child that reported and exited is reported before it is reaped.
-            events.sort(key=lambda event: event[0].data is not None and event[0].data[0] != "conn")
-            for key, _ in events:
-                if key.data is None:
-                    self._drain_wake()
-                elif self._selector.get_map().get(key.fd) is key:
-                    kind, c = key.data
-                    handlers[kind](c)
-            if self._deadlines:
-                self._expire()
-            if self._reconcile or self._start_failures:
-                self._adjust()
+        try:
+            while True:
+                with self._lock:
+                    if self._shutdown and (not self._children or self._abandon):
+                        return
+                    timeout = self._timeout()
+                try:
+                    self._serve(self._selector.select(timeout), handlers)
+                except Exception:  # noqa: BLE001 - a dead supervisor would hang every job
+                    log.exception("prefork supervisor error; carrying on")
+        finally:
+            self._close_fds()
+
+    def _serve(
+        self,
+        events: list[tuple[selectors.SelectorKey, int]],
+        handlers: dict[str, Callable[[_Child], None]],
+    ) -> None:
+        # Messages first: a child that reported and exited is reported before it is reaped.
+        events.sort(key=lambda event: event[0].data is not None and event[0].data[0] != "conn")
+        for key, _ in events:
+            if key.data is None:
+                self._drain_wake()
+            elif self._selector.get_map().get(key.fd) is key:
+                kind, c = key.data
+                handlers[kind](c)
+        if self._deadlines:
+            self._expire()
+        if self._reconcile or self._start_failures:
+            self._adjust()
 
     def _timeout(self) -> float | None:
         now = time.monotonic()
-        wakes = [c.deadline for c in self._children if c.deadline is not None]
+        wakes = (
+            [c.deadline for c in self._children if c.deadline is not None]
+            if self._deadlines
+            else []
+        )
         if self._shutdown:
             wakes.append(now + 0.1)  # poll while children exit
         elif self._start_failures and len(self._live()) < self.concurrency:
@@ -414,6 +439,8 @@ class PreforkPool(Pool):
             self._wake()
 
     def _on_exit(self, c: _Child) -> None:
+        with self._lock:
+            c.retiring = True  # a last message below must not make it idle again
         if c.conn.fileno() in self._selector.get_map():
             # A last message may still be in the pipe.
             while True:
@@ -442,7 +469,8 @@ class PreforkPool(Pool):
                 self._start_failed()
             self._reconcile = True
         c.conn.close()
-        c.process.close()
+        if code is not None:
+            c.process.close()
         self._ledger.settle_all(reports)
 
     def _expire(self) -> None:
@@ -471,7 +499,7 @@ class PreforkPool(Pool):
                 return
             live = self._live()
             excess = len(live) - self.concurrency
-            # Idle children first, then those still starting, then busy ones after their job.
+            # Children without a job first (starting or idle); busy ones after their job.
             for c in sorted(live, key=lambda c: (c.entry is not None, c.ready))[: max(excess, 0)]:
                 if c in self._idle:
                     self._idle.remove(c)
@@ -505,6 +533,9 @@ class PreforkPool(Pool):
         )
         try:
             process.start()
+        except BaseException:
+            parent_end.close()
+            raise
         finally:
             child_end.close()
         return _Child(process, parent_end)
@@ -529,8 +560,14 @@ class PreforkPool(Pool):
                 c.process.join(EXIT_GRACE)
             c.conn.close()
         self._children.clear()
+        self._close_fds()
+
+    def _close_fds(self) -> None:
+        with self._lock:
+            if self._wake_r < 0:
+                return
+            wake_r, wake_w, self._wake_r, self._wake_w = self._wake_r, self._wake_w, -1, -1
         self._selector.close()
-        wake_r, wake_w, self._wake_r, self._wake_w = self._wake_r, self._wake_w, -1, -1
         os.close(wake_r)
         os.close(wake_w)
 
