@@ -79,7 +79,7 @@ class PoolSuite:
         )
 
     @pytest.fixture
-    def pool(self, make_pool: PoolMaker) -> Iterator[PoolMaker]:
+    def start_pool(self, make_pool: PoolMaker) -> Iterator[PoolMaker]:
         """Builds and starts pools with the suite's runner; stops them at the end of the test."""
         started: list[Pool] = []
 
@@ -96,9 +96,9 @@ class PoolSuite:
     # ------------------------------------------------------------------ every pool
 
     def test_every_job_gets_exactly_one_outcome_with_the_runner_value(
-        self, pool: PoolMaker
+        self, start_pool: PoolMaker
     ) -> None:
-        p, outcomes = pool(2), Outcomes()
+        p, outcomes = start_pool(2), Outcomes()
         jobs = [_job(("echo", i)) for i in range(20)]
         for job in jobs:
             p.submit(job, outcomes)
@@ -110,8 +110,8 @@ class PoolSuite:
             )
         wait_for(lambda: p.active == 0, DEADLINE, "active == 0 after every outcome")
 
-    def test_info_names_the_implementation_and_concurrency(self, pool: PoolMaker) -> None:
-        p = pool(3)
+    def test_info_names_the_implementation_and_concurrency(self, start_pool: PoolMaker) -> None:
+        p = start_pool(3)
         info = p.info()
         assert info.get("implementation"), "hint: info() must name the implementation"
         assert info.get("max-concurrency") == p.concurrency >= 1, (
@@ -120,9 +120,9 @@ class PoolSuite:
         )
 
     def test_submit_does_not_wait_for_the_job_and_active_counts_it(
-        self, pool: PoolMaker, tmp_path: Path
+        self, start_pool: PoolMaker, tmp_path: Path
     ) -> None:
-        p, outcomes = pool(1), Outcomes()
+        p, outcomes = start_pool(1), Outcomes()
         release = tmp_path / "release"
         jobs = [
             _job(("mark-wait", str(tmp_path / f"m{i}"), str(release), DEADLINE)) for i in (0, 1)
@@ -139,8 +139,8 @@ class PoolSuite:
         )
         wait_for(lambda: p.active == 0, DEADLINE, "active == 0 after every outcome")
 
-    def test_jobs_run_concurrently(self, pool: PoolMaker, tmp_path: Path) -> None:
-        p, outcomes = pool(3), Outcomes()
+    def test_jobs_run_concurrently(self, start_pool: PoolMaker, tmp_path: Path) -> None:
+        p, outcomes = start_pool(3), Outcomes()
         n = p.concurrency
         jobs = [_job(("barrier", str(tmp_path), n, DEADLINE)) for _ in range(n)]
         for job in jobs:
@@ -151,9 +151,9 @@ class PoolSuite:
         )
 
     def test_a_raising_runner_is_reported_finished_with_the_traceback(
-        self, pool: PoolMaker
+        self, start_pool: PoolMaker
     ) -> None:
-        p, outcomes = pool(1), Outcomes()
+        p, outcomes = start_pool(1), Outcomes()
         bad, good = _job(("raise",)), _job(("echo", "after"))
         p.submit(bad, outcomes)
         p.submit(good, outcomes)
@@ -167,8 +167,8 @@ class PoolSuite:
         )
         assert got[good.id].value == "after", "hint: the pool must keep serving after a failure"
 
-    def test_isolation_is_declared_truthfully(self, pool: PoolMaker) -> None:
-        p, outcomes = pool(1), Outcomes()
+    def test_isolation_is_declared_truthfully(self, start_pool: PoolMaker) -> None:
+        p, outcomes = start_pool(1), Outcomes()
         job = _job(("pid",))
         p.submit(job, outcomes)
         ran_in = outcomes.one(job.id).value
@@ -178,8 +178,10 @@ class PoolSuite:
             f"isolated=True exactly when jobs run in other processes"
         )
 
-    def test_stop_with_wait_lets_running_jobs_finish(self, pool: PoolMaker, tmp_path: Path) -> None:
-        p, outcomes = pool(2), Outcomes()
+    def test_stop_with_wait_lets_running_jobs_finish(
+        self, start_pool: PoolMaker, tmp_path: Path
+    ) -> None:
+        p, outcomes = start_pool(2), Outcomes()
         markers = [tmp_path / f"m{i}" for i in range(p.concurrency)]
         running = [_job(("mark-sleep", str(m), 0.5)) for m in markers]
         queued = _job(("echo", "queued"))
@@ -197,9 +199,9 @@ class PoolSuite:
         )
 
     def test_stop_without_wait_reports_unfinished_jobs_lost(
-        self, pool: PoolMaker, tmp_path: Path
+        self, start_pool: PoolMaker, tmp_path: Path
     ) -> None:
-        p, outcomes = pool(2), Outcomes()
+        p, outcomes = start_pool(2), Outcomes()
         release = tmp_path / "release"
         markers = [tmp_path / f"m{i}" for i in range(p.concurrency)]
         running = [_job(("mark-wait", str(m), str(release), DEADLINE)) for m in markers]
@@ -219,12 +221,14 @@ class PoolSuite:
             # Threads cannot be killed: once they finish, the pool must not report them again.
             done = [Path(f"{m}.done") for m in markers]
             wait_for(lambda: all(d.exists() for d in done), DEADLINE, "abandoned jobs to return")
-        assert len(outcomes.wait(len(running) + 1)) == len(running) + 1
+        assert len(outcomes.wait(len(running) + 1)) == len(running) + 1, (
+            "hint: a job reported LOST at stop must not be reported again when it returns"
+        )
 
     # ------------------------------------------------------------------ soft time limit
 
-    def test_soft_time_limit(self, pool: PoolMaker) -> None:
-        p, outcomes = pool(1), Outcomes()
+    def test_soft_time_limit(self, start_pool: PoolMaker) -> None:
+        p, outcomes = start_pool(1), Outcomes()
         if p.capabilities.soft_time_limit:
             job = _job(("soft", DEADLINE), soft_time_limit=0.2)
             p.submit(job, outcomes)
@@ -247,8 +251,8 @@ class PoolSuite:
 
     # ------------------------------------------------------------------ hard time limit
 
-    def test_hard_time_limit(self, pool: PoolMaker) -> None:
-        p, outcomes = pool(1), Outcomes()
+    def test_hard_time_limit(self, start_pool: PoolMaker) -> None:
+        p, outcomes = start_pool(1), Outcomes()
         if p.capabilities.hard_time_limit:
             job = _job(("spin", 60), hard_time_limit=0.3, is_async=True)
             p.submit(job, outcomes)
@@ -271,8 +275,8 @@ class PoolSuite:
 
     # ------------------------------------------------------------------ terminate
 
-    def test_terminate_job(self, pool: PoolMaker, tmp_path: Path) -> None:
-        p, outcomes = pool(1), Outcomes()
+    def test_terminate_job(self, start_pool: PoolMaker, tmp_path: Path) -> None:
+        p, outcomes = start_pool(1), Outcomes()
         marker, release = tmp_path / "m", tmp_path / "release"
         job = _job(("mark-wait", str(marker), str(release), DEADLINE), is_async=True)
         p.submit(job, outcomes)
@@ -292,12 +296,14 @@ class PoolSuite:
                 "hint: a pool that cannot terminate jobs returns False from terminate_job"
             )
             release.touch()
-            assert outcomes.one(job.id).value == "released"
+            assert outcomes.one(job.id).value == "released", (
+                "hint: a terminate_job that returned False must leave the job running"
+            )
 
     # ------------------------------------------------------------------ recycling
 
-    def test_max_tasks_per_child(self, pool: PoolMaker) -> None:
-        p, outcomes = pool(1, max_tasks_per_child=2), Outcomes()
+    def test_max_tasks_per_child(self, start_pool: PoolMaker) -> None:
+        p, outcomes = start_pool(1, max_tasks_per_child=2), Outcomes()
         jobs = [_job(("pid",)) for _ in range(6)]
         for job in jobs:
             p.submit(job, outcomes)
@@ -312,10 +318,10 @@ class PoolSuite:
                 f"after 2 jobs and a new one replaces it"
             )
 
-    def test_max_memory_per_child(self, pool: PoolMaker) -> None:
-        probe, outcomes = pool(1), Outcomes()
+    def test_max_memory_per_child(self, start_pool: PoolMaker) -> None:
+        probe, outcomes = start_pool(1), Outcomes()
         if not probe.capabilities.recycle_children:
-            p = pool(1, max_memory_per_child=1)
+            p = start_pool(1, max_memory_per_child=1)
             job = _job(("echo", "small"))
             p.submit(job, outcomes)
             assert outcomes.one(job.id).value == "small", (
@@ -326,7 +332,7 @@ class PoolSuite:
         probe.submit(rss, outcomes)
         baseline = outcomes.one(rss.id).value
         limit = baseline + 48 * 1024
-        p = pool(1, max_memory_per_child=limit)
+        p = start_pool(1, max_memory_per_child=limit)
         jobs = [_job(("pid",)), _job(("pid",)), _job(("alloc", 96)), _job(("pid",))]
         for job in jobs:
             p.submit(job, outcomes)
@@ -343,8 +349,8 @@ class PoolSuite:
 
     # ------------------------------------------------------------------ resize
 
-    def test_grow_and_shrink(self, pool: PoolMaker, tmp_path: Path) -> None:
-        p, outcomes = pool(1), Outcomes()
+    def test_grow_and_shrink(self, start_pool: PoolMaker, tmp_path: Path) -> None:
+        p, outcomes = start_pool(1), Outcomes()
         if not p.capabilities.resize:
             with pytest.raises(NotImplementedError):
                 p.grow(1)

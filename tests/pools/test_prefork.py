@@ -325,3 +325,17 @@ def test_children_do_not_outlive_a_worker_killed_with_9(tmp_path: Path) -> None:
     pids = list(map(int, run.stdout.split()))
     assert len(pids) == 2
     wait_gone(pids)
+
+
+def test_sigterm_to_the_process_group_does_not_cut_a_running_job(
+    prefork: Any, tmp_path: Path
+) -> None:
+    pool, outcomes = prefork(1), Outcomes()
+    release = tmp_path / "release"
+    running = job("mark-wait", str(tmp_path / "a"), str(release), T)
+    pool.submit(running, outcomes)
+    pid = marked_pid(tmp_path / "a")
+    os.kill(pid, signal.SIGTERM)  # what systemd sends every process of the service at stop
+    release.touch()
+    o = outcomes.one(running.id)
+    assert (o.kind, o.value, o.pid) == (OutcomeKind.FINISHED, "released", pid)

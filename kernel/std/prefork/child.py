@@ -102,8 +102,10 @@ def _die_with_the_worker() -> None:
 def main(
     conn: Connection, runner_data: bytes, max_tasks: int | None, max_memory_kib: int | None
 ) -> None:
-    # Ctrl-C reaches the whole process group: the parent decides (warm shutdown lets jobs finish).
+    # Ctrl-C and a service manager's SIGTERM reach the whole process group: the parent decides
+    # (a warm shutdown lets running jobs finish); it stops a child through the pipe or SIGKILL.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_the_worker()
     try:
         runner = pickle.loads(runner_data)
