@@ -8,6 +8,8 @@ with the message. It never raises: a task's exception is the task's result.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 import os
 import sys
 import time
@@ -78,16 +80,8 @@ class Executor:
             return call
         self.pipeline.before(call)
         if not call.state:
-            token = current_request.set(call.request)
-            started = time.perf_counter()
-            try:
+            with _running(call):
                 call.value = call.task.run(call.args, call.kwargs)
-                call.state = states.SUCCESS
-            except Exception as exc:  # noqa: BLE001 - the task's failure is its result
-                self._failed(call, exc)
-            finally:
-                call.runtime = time.perf_counter() - started
-                current_request.reset(token)
         return self._finish(call)
 
     # ------------------------------------------------------------------ async path
@@ -99,17 +93,9 @@ class Executor:
             return call
         self.pipeline.before(call)
         if not call.state:
-            token = current_request.set(call.request)
-            started = time.perf_counter()
-            try:
+            with _running(call):
                 args = [call.task, *call.args] if call.task.options.bind else call.args
                 call.value = await call.task.fn(*args, **call.kwargs)
-                call.state = states.SUCCESS
-            except Exception as exc:  # noqa: BLE001
-                self._failed(call, exc)
-            finally:
-                call.runtime = time.perf_counter() - started
-                current_request.reset(token)
         import asyncio
 
         return await asyncio.to_thread(self._finish, call)
@@ -136,19 +122,30 @@ class Executor:
                      request.id)
         return call
 
-    @staticmethod
-    def _failed(call: Call, exc: BaseException) -> None:
-        call.state = states.FAILURE
-        call.value = exc
-        call.traceback = "".join(tb_module.format_exception(*sys.exc_info()))
-        log.warning("task %s[%s] raised %s: %s", call.request.name, call.request.id,
-                    type(exc).__name__, exc)
-
     def _finish(self, call: Call) -> Verdict:
         self.pipeline.after(call)
         if call.state == states.FAILURE:
             call.value.__traceback__ = None  # break the frame cycle early
         return Verdict(ACK, call.state)
+
+
+@contextmanager
+def _running(call: Call) -> Iterator[None]:
+    """Around the task body: the current request for nested sends, the run time, and the
+    task's exception turned into its FAILURE result. The body sets `call.value`."""
+    token = current_request.set(call.request)
+    started = time.perf_counter()
+    try:
+        yield
+        call.state = states.SUCCESS
+    except Exception as exc:  # noqa: BLE001 - the task's failure is its result
+        call.state, call.value = states.FAILURE, exc
+        call.traceback = "".join(tb_module.format_exception(*sys.exc_info()))
+        log.warning("task %s[%s] raised %s: %s", call.request.name, call.request.id,
+                    type(exc).__name__, exc)
+    finally:
+        call.runtime = time.perf_counter() - started
+        current_request.reset(token)
 
 
 def _rejected(request: Request, exc: Exception) -> Verdict:

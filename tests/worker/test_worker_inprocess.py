@@ -273,3 +273,25 @@ def test_eager_mode_runs_inline() -> None:
         return 2 * x
 
     assert double.delay(21).get() == 42
+
+
+def test_asyncio_pool_awaits_async_tasks_on_its_loop_and_runs_sync_ones() -> None:
+    import asyncio
+
+    app = make_app()
+    loops: list[int] = []
+
+    @app.task(name="async_double")
+    async def async_double(x: int) -> int:
+        loops.append(id(asyncio.get_running_loop()))
+        await asyncio.sleep(0.01)
+        return 2 * x
+
+    worker = run_worker(app, pool="asyncio", concurrency=20)
+    try:
+        results = [async_double.delay(i) for i in range(40)] + [app.tasks["add"].delay(1, 2)]
+        assert [r.get(timeout=20) for r in results] == [2 * i for i in range(40)] + [3]
+        assert len(set(loops)) == 1, "every async task ran on the pool's one event loop"
+    finally:
+        worker.stop()
+    app.close()
