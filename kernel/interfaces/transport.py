@@ -25,7 +25,7 @@ class TransportCapabilities:
     priorities: bool = False
     #: `extend_lease` keeps a delivered message from being redelivered while its task runs.
     leases: bool = False
-    #: `reject(..., requeue=False)` keeps the message in a dead-letter queue rather than dropping it.
+    #: `reject(..., requeue=False)` keeps the message in a dead-letter queue, not dropping it.
     dead_letter: bool = False
     #: several processes on one host can share the broker (false for in-memory).
     multi_process: bool = True
@@ -102,7 +102,8 @@ class Transport(ABC):
     @abstractmethod
     def reject(self, delivery: Delivery, *, requeue: bool, reason: str = "") -> None:
         """Give a message back (`requeue=True`: deliverable again at once) or drop it
-        (`requeue=False`: into the dead-letter queue when `capabilities.dead_letter`, with `reason`).
+        (`requeue=False`: into the dead-letter queue when `capabilities.dead_letter`, with
+        `reason`).
         """
 
     def release(self, deliveries: Sequence[Delivery]) -> None:

@@ -1,4 +1,4 @@
-"""zlib and bzip2 compression (std plugin ``compression``), named on the wire as kombu names them."""
+"""zlib and bzip2 compression (std plugin ``compression``), named on the wire as kombu does."""
 
 from __future__ import annotations
 

@@ -55,7 +55,8 @@ class SendCallbacks(Middleware):
 
     def after(self, call: Call) -> None:
         request, embed = call.request, call.embed
-        lineage: dict[str, Any] = {"parent_id": request.id, "root_id": request.root_id or request.id}
+        lineage: dict[str, Any] = {"parent_id": request.id,
+                                   "root_id": request.root_id or request.id}
         if call.state == states.SUCCESS:
             for sig in embed.get("callbacks") or ():
                 Signature.from_dict(sig, call.app).apply_async((call.value,), **lineage)
