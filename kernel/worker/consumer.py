@@ -48,6 +48,9 @@ class Counters:
 
 
 class Consumer:
+    #: how long one fetch blocks; bounds how quickly a shutdown stops fetching.
+    fetch_timeout = 1.0
+
     def __init__(self, app: App, transport: Transport, pool: Pool, *, queues: list[str],
                  concurrency: int, prefetch: int, lease_seconds: float,
                  shutdown_timeout: float) -> None:
@@ -68,6 +71,7 @@ class Consumer:
         self._stopping = threading.Event()
         self._cold = threading.Event()
         self._stopped = False
+        self._settling = 0
         self._threads: list[threading.Thread] = []
         self._keys = itertools.count()
 
@@ -103,9 +107,12 @@ class Consumer:
             self._cold.set()
         self._stopping.set()
         with self._changed:
+            self._changed.notify_all()
+        # The fetcher may be inside a fetch: once it has returned, nothing new arrives.
+        self._threads[0].join(timeout=max(self.fetch_timeout * 5, 5))
+        with self._changed:
             unstarted = [h.delivery for h in self._reserved]
             self._reserved.clear()
-            self._changed.notify_all()
         if unstarted:
             self._safely(self.transport.release, unstarted)
             log.info("gave %d prefetched task(s) back to the broker", len(unstarted))
@@ -120,8 +127,13 @@ class Consumer:
                 self._changed.wait(min(left, 1.0))
         self.pool.stop(wait=False)  # what still runs is reported LOST and requeued
         with self._changed:
+            # Outcomes may arrive from the pool's threads after stop returns: settle them all
+            # before the connection closes.
+            deadline = time.monotonic() + 10
+            while (self._running or self._settling) and time.monotonic() < deadline:
+                self._changed.wait(0.1)
             self._changed.notify_all()
-        for thread in self._threads:
+        for thread in self._threads[1:]:
             thread.join(timeout=5)
         self._flush_acks()
 
@@ -137,7 +149,7 @@ class Consumer:
             if self._stopping.is_set():
                 return
             try:
-                deliveries = self.transport.fetch(self.queues, room, 1.0)
+                deliveries = self.transport.fetch(self.queues, room, self.fetch_timeout)
                 backoff = 0.1
             except Exception as exc:  # noqa: BLE001 - the broker may be down: retry forever
                 log.error("cannot fetch from the broker (%s); retrying in %.1f s", exc, backoff)
@@ -210,13 +222,15 @@ class Consumer:
     def _on_done(self, outcome: Outcome) -> None:
         with self._changed:
             held = self._running.pop(outcome.job_id, None)
-        if held is None:
-            return
+            if held is None:
+                return
+            self._settling += 1
         try:
             self._settle(held, outcome)
-        except Exception:
+        except Exception:  # noqa: BLE001 - never lose the consumer over one message
             log.exception("failed to settle task %s", held.request.id)
         with self._changed:
+            self._settling -= 1
             self._changed.notify_all()
         if not self._stopping.is_set():
             self._dispatch()

@@ -75,3 +75,12 @@ def slow_add(x: int, y: int) -> int:
 @app.task
 def fail(message: str) -> None:
     raise ValueError(message)
+
+
+@app.task
+def sleep_until(marker: str) -> str:
+    """Records that it started in `marker`, then runs until the file `marker + ".go"` exists."""
+    Path(marker).write_text(str(os.getpid()))
+    while not Path(marker + ".go").exists():
+        time.sleep(0.02)
+    return "finished"

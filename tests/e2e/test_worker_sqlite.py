@@ -111,3 +111,54 @@ def test_bad_input_is_rejected_with_a_reason_and_the_worker_goes_on(
     assert "not valid JSON" in log
     assert unknown.state == states.PENDING and pickled.state == states.PENDING
     assert worker.stop() == 0
+
+
+def test_sigterm_waits_for_the_running_task_and_returns_prefetched_ones(
+        client: App, start_worker: Any, tmp_path: Path) -> None:
+    worker = start_worker("-P", "prefork", "-c", "1")
+    marker = tmp_path / "running"
+    running = send(client, "sleep_until", str(marker))
+    wait_for(marker.exists, 30, "task never started")
+    waiting = [send(client, "add", i, i) for i in range(3)]
+    wait_for(lambda: client.transport.size("celery") == 0, 30, "worker should prefetch them")
+    worker.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "waiting for 1 running task" in worker.log, 30, "no warm shutdown")
+    assert worker.proc.poll() is None, "a warm shutdown waits for the running task"
+    (tmp_path / "running.go").touch()
+    assert worker.proc.wait(30) == 0
+    assert running.get(timeout=10) == "finished"
+    assert client.transport.size("celery") == 3, "prefetched tasks go back, unstarted"
+    assert all(r.state == states.PENDING for r in waiting)
+
+
+def test_a_second_sigterm_is_a_cold_shutdown_that_gives_the_running_task_back(
+        client: App, start_worker: Any, tmp_path: Path) -> None:
+    worker = start_worker("-P", "prefork", "-c", "1")
+    marker = tmp_path / "running"
+    running = send(client, "sleep_until", str(marker))
+    wait_for(marker.exists, 30, "task never started")
+    worker.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "waiting for 1 running task" in worker.log, 30, "no warm shutdown")
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.proc.wait(30) == 0
+    assert "cold shutdown" in worker.log
+    assert running.state == states.PENDING
+    assert client.transport.size("celery") == 1, "the interrupted task is back in its queue"
+
+
+def test_the_banner_shows_the_setup_and_never_a_password(tmp_path: Path) -> None:
+    from tests.e2e.conftest import WorkerProcess
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    # credentials in a URL the banner prints (sqlite ignores them); the banner must mask them
+    worker = WorkerProcess(url.replace("sqlite:///", "sqlite://admin:s3cret@/"),
+                           tmp_path / "w.log", "-P", "threads", "-c", "3", "-Q", "a,b")
+    try:
+        wait_for(lambda: "tests.e2e.tasks.add" in worker.log or worker.proc.poll() is not None,
+                 30, "no banner")
+    finally:
+        worker.kill_all()
+    log = worker.log
+    assert "s3cret" not in log
+    for expected in ("threads, concurrency 3", "a, b", "tests.e2e.tasks.async_add"):
+        assert expected in log, f"banner lacks {expected!r}:\n{log}"
