@@ -1,0 +1,162 @@
+"""The Lua scripts of the Redis transport. Each runs atomically in Redis, so with any number of
+consumers a message is claimed, restored or promoted exactly once.
+
+Key roles (see `kernel_redis.transport` for the layout):
+
+* ``unacked``: kombu's hash, tag -> ``[envelope, exchange, routing_key]`` (the held message);
+* ``leases``: ZSET tag -> lease deadline (unix time, Redis clock);
+* ``leased``: hash tag -> ``"<suffix length>:<ready list key>"``, how to cut the envelope out of
+  the ``unacked`` entry and where to put it back;
+* ``delayed``: one ZSET per queue, due time -> ``<32-char sortable id><step digit><envelope>``.
+
+The delivery count travels in the envelope as its first key, ``{"x-kernel-deliveries":N,...``:
+kombu and `Envelope.from_json` ignore unknown top-level keys, and a fixed prefix lets Lua bump it
+without re-encoding JSON (cjson would turn ``[]`` into ``{}``).
+"""
+
+from __future__ import annotations
+
+#: ``put_back(tag, delta)``: take `tag` out of the held set; if it was held, push its envelope
+#: to the head of its ready list with the delivery count moved by `delta`. Returns 1 if held.
+#: Removing the ``unacked`` entry is the ownership token, as in kombu: whoever removes it restores.
+_HELD = """
+local P = '{"x-kernel-deliveries":'
+local function recount(msg, delta)
+  local c = string.match(msg, '^{"x%-kernel%-deliveries":(%d+),')
+  if c then
+    local n = tonumber(c) + delta
+    if n < 0 then n = 0 end
+    return P .. n .. ',' .. string.sub(msg, #P + #c + 2), n
+  end
+  if delta > 0 and string.sub(msg, 1, 1) == '{' and string.sub(msg, 2, 2) ~= '}' then
+    return P .. delta .. ',' .. string.sub(msg, 2), delta
+  end
+  return msg, 0
+end
+local function take(unacked, leases, leased, tag)
+  local entry = redis.call('HGET', unacked, tag)
+  local info = redis.call('HGET', leased, tag)
+  redis.call('HDEL', unacked, tag)
+  redis.call('ZREM', leases, tag)
+  redis.call('HDEL', leased, tag)
+  if not entry or not info then return nil end
+  local n, key = string.match(info, '^(%d+):(.*)$')
+  return string.sub(entry, 2, #entry - tonumber(n)), key
+end
+local function put_back(unacked, leases, leased, tag, delta)
+  local msg, key = take(unacked, leases, leased, tag)
+  if not msg then return 0 end
+  msg = recount(msg, delta)
+  redis.call('RPUSH', key, msg)
+  return 1
+end
+"""
+
+#: KEYS[1] = batch token, KEYS[2..] = target keys; ARGV[1] = token TTL, then per target
+#: (score or '' for a list, envelope). The token makes a retried call (reply lost, redis-py
+#: retried) a no-op, so a batch is never published twice.
+PUBLISH = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+for i = 2, #KEYS do
+  local score, value = ARGV[2 * i - 2], ARGV[2 * i - 1]
+  if score == '' then redis.call('LPUSH', KEYS[i], value)
+  else redis.call('ZADD', KEYS[i], score, value) end
+end
+return #KEYS - 1
+"""
+
+#: KEYS: unacked, leases, leased, seq, then per queue its delayed ZSET and its ready lists in
+#: priority order. ARGV: limit, lease seconds, steps per queue, sweep batch, adopted key ('' for
+#: none), adopted envelope, then per queue the ``unacked`` entry suffix (``,"",<rk json>]``).
+#: Restores expired leases (all queues), promotes due delayed messages (these queues), then
+#: claims: the adopted message (popped by BRPOP) first, then up to `limit` in preference order.
+#: Returns {tag, key, envelope, ...} and, when nothing was claimed, seconds until the earliest
+#: delay or lease ends ('' when none).
+CLAIM = _HELD + """
+local unacked, leases, leased, seq = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local limit, lease, steps = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+for _, tag in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, ARGV[4])) do
+  put_back(unacked, leases, leased, tag, 0)
+end
+local nqueues = (#KEYS - 4) / (steps + 1)
+for q = 0, nqueues - 1 do
+  local base = 5 + q * (steps + 1)
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[base], '-inf', now, 'LIMIT', 0, 1000)) do
+    redis.call('ZREM', KEYS[base], m)
+    redis.call('LPUSH', KEYS[base + 1 + tonumber(string.sub(m, 33, 33))], string.sub(m, 34))
+  end
+end
+local out = {}
+local function claim(key, msg, suffix)
+  msg = recount(msg, 1)
+  local tag = 'k' .. redis.call('INCR', seq)
+  redis.call('HSET', unacked, tag, '[' .. msg .. suffix)
+  redis.call('ZADD', leases, now + lease, tag)
+  redis.call('HSET', leased, tag, #suffix .. ':' .. key)
+  out[#out + 1] = tag
+  out[#out + 1] = key
+  out[#out + 1] = msg
+end
+local taken = 0
+for q = 0, nqueues - 1 do
+  local base = 5 + q * (steps + 1)
+  local suffix = ARGV[7 + q]
+  for s = 1, steps do
+    local key = KEYS[base + s]
+    if key == ARGV[5] then
+      claim(key, ARGV[6], suffix)
+      taken = taken + 1
+    end
+  end
+end
+for q = 0, nqueues - 1 do
+  local base = 5 + q * (steps + 1)
+  for s = 1, steps do
+    if taken >= limit then return out end
+    local got = redis.call('RPOP', KEYS[base + s], limit - taken)
+    if got then
+      for _, msg in ipairs(got) do claim(KEYS[base + s], msg, ARGV[7 + q]) end
+      taken = taken + #got
+    end
+  end
+end
+if taken > 0 then return out end
+local due = nil
+local function earliest(key)
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if first[2] then
+    local at = tonumber(first[2])
+    if not due or at < due then due = at end
+  end
+end
+earliest(leases)
+for q = 0, nqueues - 1 do earliest(KEYS[5 + q * (steps + 1)]) end
+out[1] = due and tostring(math.max(0, due - now)) or ''
+return out
+"""
+
+#: KEYS: unacked, leases, leased, dead list. ARGV: tag, mode ('requeue' | 'release' | 'dead'),
+#: dead envelope. Settles a held message; nothing happens if `tag` is no longer held (acked, or
+#: its lease ran out and it went back to its queue).
+RETURN = _HELD + """
+local unacked, leases, leased = KEYS[1], KEYS[2], KEYS[3]
+local tag, mode = ARGV[1], ARGV[2]
+if mode == 'dead' then
+  local msg = take(unacked, leases, leased, tag)
+  if not msg then return 0 end
+  redis.call('LPUSH', KEYS[4], ARGV[3])
+  return 1
+end
+return put_back(unacked, leases, leased, tag, mode == 'release' and -1 or 0)
+"""
+
+#: KEYS: leases. ARGV: seconds, tags... Renews leases still held, from the Redis clock.
+EXTEND = """
+local t = redis.call('TIME')
+local until_ = tonumber(t[1]) + tonumber(t[2]) / 1000000 + tonumber(ARGV[1])
+local n = 0
+for i = 2, #ARGV do n = n + redis.call('ZADD', KEYS[1], 'XX', 'CH', until_, ARGV[i]) end
+return n
+"""

@@ -1,0 +1,297 @@
+"""The Redis transport, in kombu's key layout so Celery producers and consumers interoperate.
+
+Layout (one Redis database):
+
+* a queue is a LIST named after it; producers LPUSH ``Envelope.to_json(queue)``, consumers take
+  from the right (FIFO). Priorities are kombu's sub-lists: ``q``, ``q\\x06\\x163``,
+  ``q\\x06\\x166``, ``q\\x06\\x169`` (option ``priority_steps``, default ``[0, 3, 6, 9]``).
+* Priority mapping. On the wire (kombu, Celery) a LOWER number is served first, 0 highest; in
+  kernel's API a HIGHER number is delivered first. Kernel priority ``p`` is kombu priority
+  ``9 - p``: it picks the sub-list (the largest step <= 9 - p, as kombu does) and is what
+  ``properties.priority`` holds on the wire; fetch turns it back, so kernel code always sees
+  kernel priorities and a Celery worker always sees kombu ones. With the default steps kernel
+  priorities fall into four bands, {7, 8, 9} > {4, 5, 6} > {1, 2, 3} > {0}; set
+  ``priority_steps`` to ``list(range(10))`` on every producer and consumer for ten levels.
+* Held messages. A fetch moves each message, in one Lua script, into kombu's ``unacked`` hash
+  (tag -> ``[envelope, "", routing_key]``, the form a Celery worker restores) and into
+  ``kernel.leases``, a ZSET of lease deadlines. We do NOT write kombu's ``unacked_index``: Celery
+  workers restore every entry there one ``visibility_timeout`` after delivery, whatever our lease
+  says, which is exactly the duplicate run of long tasks that leases exist to prevent. Ack is
+  HDEL + ZREM; `extend_lease` is ZADD XX. Expired leases are put back at the head of their list by
+  the claim script, which every fetch runs (and an idle fetch at least every ``sweep_interval``
+  seconds), atomically, so each expired message is restored exactly once however many consumers
+  sweep. Each claim gets a fresh tag, so settling a delivery whose lease already ran out (and
+  which went to someone else) changes nothing.
+* Delivery count travels in the envelope (see `kernel_redis.scripts`); restore and requeue keep
+  it, the next claim adds one, `release` takes one off.
+* Delayed messages wait in ``kernel.delayed:<queue>`` (ZSET by due time); the claim script moves
+  due ones to their list (exactly once), and an idle fetch sleeps no longer than the earliest due.
+* Dead letters: ``<queue>.dead``, an ordinary queue; the reason is ``properties.dead_letter_reason``.
+* Blocking: a fetch first runs the claim script; if it found nothing it blocks in BRPOP on the
+  ready lists (no polling), and the message BRPOP returns is handed to the next claim script call
+  ("adopted"), which records it as held before anything else. The one gap is that round trip:
+  a process killed between BRPOP's reply and the adopting call loses that one message (kombu has
+  the same gap). Redis has no multi-key blocking move that would close it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import redis
+
+from kernel.errors import ConfigurationError, DecodeError
+from kernel.interfaces.transport import Delivery, Outgoing, Transport
+from kernel.message import Envelope
+from kernel.specs import Options
+from kernel_redis import scripts
+from kernel_redis.connection import number, open_client, reachable, safe_url
+from kernel_redis.plugin import TRANSPORT_CAPABILITIES
+
+SEP = "\x06\x16"
+DEAD_SUFFIX = ".dead"
+UNACKED = "unacked"
+LEASES = "kernel.leases"
+LEASED = "kernel.leased"
+SEQUENCE = "kernel.lease.seq"
+DELAYED = "kernel.delayed:"
+MAX_PRIORITY = 9
+REASON = "dead_letter_reason"
+_COUNT = re.compile(rb'^\{"x-kernel-deliveries":(\d+),')
+
+
+def wire_priority(priority: int) -> int:
+    """Kernel priority (higher first) <-> kombu priority (lower first); its own inverse."""
+    return MAX_PRIORITY - max(0, min(MAX_PRIORITY, int(priority)))
+
+
+def _flip_property(properties: dict[str, Any]) -> dict[str, Any]:
+    value = properties.get("priority")
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_PRIORITY:
+        return {**properties, "priority": wire_priority(value)}
+    return properties
+
+
+class RedisTransport(Transport):
+    """``redis://[:password@]host[:port][/db]`` or ``rediss://`` (TLS).
+
+    Options: ``lease_seconds`` (30) a fetched message stays with its consumer unless extended;
+    ``priority_steps`` ([0, 3, 6, 9]); ``sweep_interval`` (1 s) how often an idle fetch looks
+    for expired leases; plus the connection options of `kernel_redis.connection.open_client`.
+    """
+
+    capabilities = TRANSPORT_CAPABILITIES
+
+    def __init__(self, url: str, options: Options | None = None) -> None:
+        options = options or {}
+        self.url = url
+        self.lease_seconds = number(options, "lease_seconds", 30.0)
+        self.sweep_interval = number(options, "sweep_interval", 1.0)
+        steps = options.get("priority_steps", [0, 3, 6, 9])
+        if (not isinstance(steps, (list, tuple)) or not steps or len(steps) > 10
+                or sorted(set(steps)) != list(steps) or steps[0] != 0
+                or not all(isinstance(s, int) and 0 <= s <= MAX_PRIORITY for s in steps)):
+            raise ConfigurationError(f"Redis option 'priority_steps' must be increasing integers "
+                                     f"0..9 starting at 0, got {steps!r}")
+        self.steps: tuple[int, ...] = tuple(steps)
+        self._client = open_client(url, options)
+        self._publish = self._client.register_script(scripts.PUBLISH)
+        self._claim = self._client.register_script(scripts.CLAIM)
+        self._return = self._client.register_script(scripts.RETURN)
+        self._extend = self._client.register_script(scripts.EXTEND)
+        self._closed = threading.Event()
+
+    def __repr__(self) -> str:
+        return f"<RedisTransport {safe_url(self.url)}>"
+
+    # ------------------------------------------------------------------ keys
+
+    def _step_index(self, priority: int) -> int:
+        kombu = wire_priority(priority)
+        return max(i for i, step in enumerate(self.steps) if step <= kombu)
+
+    def ready_keys(self, queue: str) -> list[str]:
+        """The lists of `queue`, highest priority first (kombu's names)."""
+        return [queue if step == 0 else f"{queue}{SEP}{step}" for step in self.steps]
+
+    # ------------------------------------------------------------------ publish
+
+    def publish(self, messages: Sequence[Outgoing]) -> None:
+        if not messages:
+            return
+        keys: list[str] = [f"kernel.publish:{uuid.uuid4().hex}"]
+        args: list[Any] = [300]
+        for m in messages:
+            envelope = replace(m.envelope, properties=_flip_property(
+                {"priority": m.priority, **m.envelope.properties}))
+            raw = envelope.to_json(m.queue)
+            step = self._step_index(m.priority)
+            if m.not_before is not None and m.not_before > time.time():
+                ident = f"{time.time_ns():020d}{uuid.uuid4().hex[:12]}{step}".encode()
+                keys.append(DELAYED + m.queue)
+                args += [repr(float(m.not_before)), ident + raw]
+            else:
+                keys.append(self.ready_keys(m.queue)[step])
+                args += ["", raw]
+        with reachable(self.url):
+            self._publish(keys=keys, args=args)
+
+    # ------------------------------------------------------------------ consume
+
+    def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
+        if limit <= 0 or not queues:
+            return []
+        deadline = time.monotonic() + max(0.0, timeout)
+        owner: dict[str, str] = {}
+        keys = [UNACKED, LEASES, LEASED, SEQUENCE]
+        suffixes: list[str] = []
+        for queue in queues:
+            ready = self.ready_keys(queue)
+            owner.update((key, queue) for key in ready)
+            keys += [DELAYED + queue, *ready]
+            suffixes.append(',"",' + json.dumps(queue) + "]")
+        ready_keys = [key for key in keys[4:] if key in owner]
+        adopted: tuple[str, bytes] | None = None
+        with reachable(self.url):
+            while True:
+                args: list[Any] = [limit, self.lease_seconds, len(self.steps), 100,
+                                   *(adopted or ("", b"")), *suffixes]
+                out = self._claim(keys=keys, args=args)
+                adopted = None
+                if len(out) > 1:
+                    deliveries = self._deliveries(out, owner)
+                    if deliveries:
+                        return deliveries
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0 or self._closed.is_set():
+                    return []
+                wait = min(left, self.sweep_interval)
+                if out and out[0]:
+                    wait = min(wait, float(out[0]))
+                popped = self._client.brpop(ready_keys, max(wait, 0.01))
+                if popped:
+                    key, raw = popped
+                    adopted = (key.decode(), raw)
+
+    def _deliveries(self, out: list[bytes], owner: dict[str, str]) -> list[Delivery]:
+        deliveries: list[Delivery] = []
+        for i in range(0, len(out), 3):
+            tag, key, raw = out[i].decode(), out[i + 1].decode(), out[i + 2]
+            queue = owner[key]
+            match = _COUNT.match(raw)
+            count = int(match.group(1)) if match else 1
+            try:
+                envelope = Envelope.from_json(raw)
+            except DecodeError as exc:
+                # Never runnable: straight to the dead-letter queue, with the bytes kept.
+                broken = Delivery(tag, queue, Envelope(raw, {}), count)
+                self._settle(broken, "dead", self._dead_json(broken, str(exc), raw=True))
+                continue
+            if count == 1 and envelope.headers.get("redelivered"):
+                count = 2  # restored by a Celery worker: delivered before, not counted by us
+            envelope.properties = _flip_property(envelope.properties)
+            deliveries.append(Delivery(tag, queue, envelope, count))
+        return deliveries
+
+    # ------------------------------------------------------------------ settle
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        tags = [str(d.tag) for d in deliveries]
+        if not tags:
+            return
+        with reachable(self.url):
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hdel(UNACKED, *tags)
+            pipe.zrem(LEASES, *tags)
+            pipe.hdel(LEASED, *tags)
+            pipe.execute()
+
+    def _settle(self, delivery: Delivery, mode: str, dead: bytes = b"") -> None:
+        with reachable(self.url):
+            self._return(keys=[UNACKED, LEASES, LEASED, delivery.queue + DEAD_SUFFIX],
+                         args=[str(delivery.tag), mode, dead])
+
+    def _dead_json(self, delivery: Delivery, reason: str, raw: bool = False) -> bytes:
+        envelope = delivery.envelope
+        properties = {**envelope.properties, REASON: reason}
+        if not raw:
+            properties = _flip_property(properties)
+        body = replace(envelope, properties=properties).to_json(delivery.queue + DEAD_SUFFIX)
+        return b'{"x-kernel-deliveries":%d,' % delivery.delivery_count + body[1:]
+
+    def reject(self, delivery: Delivery, *, requeue: bool, reason: str = "") -> None:
+        if requeue:
+            self._settle(delivery, "requeue")
+        else:
+            self._settle(delivery, "dead", self._dead_json(delivery, reason))
+
+    def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Give back unstarted messages at the head of their list; their delivery does not count."""
+        for delivery in deliveries:
+            self._settle(delivery, "release")
+
+    def extend_lease(self, deliveries: Sequence[Delivery], seconds: float) -> None:
+        """Renew leases to `seconds` from now (Redis's clock); a delivery whose lease already ran
+        out and went back to its queue is left alone."""
+        if deliveries:
+            with reachable(self.url):
+                self._extend(keys=[LEASES], args=[seconds, *(str(d.tag) for d in deliveries)])
+
+    # ------------------------------------------------------------------ inspect
+
+    def size(self, queue: str) -> int:
+        """Ready and delayed messages of `queue`; held ones are not counted."""
+        with reachable(self.url):
+            pipe = self._client.pipeline(transaction=False)
+            for key in self.ready_keys(queue):
+                pipe.llen(key)
+            pipe.zcard(DELAYED + queue)
+            return sum(int(n) for n in pipe.execute())
+
+    def purge(self, queue: str) -> int:
+        """Delete what `size` counts; messages a consumer holds stay with it."""
+        keys = [*self.ready_keys(queue), DELAYED + queue]
+        with reachable(self.url):
+            pipe = self._client.pipeline(transaction=True)
+            for key in keys[:-1]:
+                pipe.llen(key)
+            pipe.zcard(keys[-1])
+            pipe.delete(*keys)
+            counts = pipe.execute()
+        return sum(int(n) for n in counts[:-1])
+
+    def dead_letters(self, queue: str, limit: int = 100) -> list[Delivery]:
+        """The oldest messages of ``queue + ".dead"``; ``extra["reason"]`` says why each died."""
+        dead = queue + DEAD_SUFFIX
+        with reachable(self.url):
+            raws = self._client.lrange(dead, -limit, -1) if limit > 0 else []
+        out = []
+        for raw in reversed(raws):
+            match = _COUNT.match(raw)
+            try:
+                envelope = Envelope.from_json(raw)
+            except DecodeError:
+                envelope = Envelope(raw, {})
+            envelope.properties = _flip_property(envelope.properties)
+            reason = str(envelope.properties.get(REASON, ""))
+            out.append(Delivery(None, dead, envelope, int(match.group(1)) if match else 1,
+                                {"reason": reason}))
+        return out
+
+    def close(self) -> None:
+        self._closed.set()
+        try:
+            self._client.close()
+        except redis.RedisError:
+            pass  # closing a connection to a dead server has nothing left to release
+
+
+__all__ = ["DEAD_SUFFIX", "RedisTransport", "wire_priority"]

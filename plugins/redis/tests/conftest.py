@@ -1,0 +1,36 @@
+"""Shared fixtures: the Redis server the tests run against.
+
+Tests use database 13 by default (``KERNEL_REDIS_TEST_URL`` overrides it) and unique key and
+queue names, so they run in parallel and never touch another application's keys. Without a
+reachable Redis the tests are skipped, except under CI (``CI`` set) where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+URL = os.environ.get("KERNEL_REDIS_TEST_URL", "redis://127.0.0.1:6379/13")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    try:
+        redis.Redis.from_url(URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        message = (f"Redis is not reachable at {URL} ({exc}); start redis-server or set "
+                   f"KERNEL_REDIS_TEST_URL")
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI is set, so this is a failure, not a skip)")
+        pytest.skip(message)
+    return URL
+
+
+@pytest.fixture
+def raw_redis(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
