@@ -1,0 +1,37 @@
+"""Registration of the AMQP transport (entry point ``amqp`` in group ``kernel.plugins``).
+
+Light on purpose: kombu and py-amqp are imported by the factory, on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from kernel.hookspecs import hookimpl
+from kernel.interfaces.transport import TransportCapabilities
+from kernel.specs import Options, TransportSpec
+
+if TYPE_CHECKING:
+    from kernel_amqp.transport import AmqpTransport
+
+#: leases=False: RabbitMQ has no per-message lease. An unacked delivery stays with its consumer
+#: for as long as the channel lives and comes back when the connection dies; the only clock is
+#: RabbitMQ's ``consumer_timeout`` (30 minutes by default), which closes the channel of a
+#: delivery held longer, so tasks that run longer need a larger ``consumer_timeout`` on the
+#: broker.
+CAPABILITIES = TransportCapabilities(
+    delayed_delivery=True, priorities=True, leases=False, dead_letter=True, multi_process=True,
+    inspect_queues=True)
+SCHEMES = ("amqp", "amqps", "pyamqp")
+
+
+def make_transport(url: str, options: Options) -> AmqpTransport:
+    from kernel_amqp.transport import AmqpTransport
+
+    return AmqpTransport(url, options)
+
+
+@hookimpl
+def kernel_transports() -> Iterable[TransportSpec]:
+    yield TransportSpec("amqp", SCHEMES, make_transport, CAPABILITIES)

@@ -1,0 +1,383 @@
+"""The AMQP transport: RabbitMQ through kombu and py-amqp.
+
+Threads: one lock guards the connection (py-amqp connections are not thread-safe). `fetch`
+never holds it for longer than a 50 ms slice of its wait, so an `ack` from the worker's ack
+thread goes out within that; every ack is sent on the channel that received the message.
+
+Reliability: publishes wait for publisher confirms; messages are persistent on durable queues.
+A fetched message stays unacked with this connection until it is settled; if the connection
+dies, RabbitMQ gives it to another consumer with the ``redelivered`` flag. After any connection
+error the transport drops the connection; the next call connects again and declares everything
+again, so a broker restart costs the worker one failed fetch, never its consumers.
+Deliveries made on a dropped connection are settled by the broker (it requeued them), so
+settling them afterwards is a no-op.
+
+No leases: RabbitMQ redelivers only when a channel closes. It closes a channel that holds a
+delivery unacked for longer than ``consumer_timeout`` (30 minutes by default), so tasks that
+run longer need a larger ``consumer_timeout`` in rabbitmq.conf.
+
+Delivery counts on classic queues: RabbitMQ only says whether a message was delivered before
+(count 2), not how often. Giving a message back (`reject` with requeue, `release`) therefore
+publishes a confirmed copy carrying the count so far (header ``x-kernel-deliveries``) and acks
+the original, so those counts are exact; copies go to the back of their priority in the queue.
+On quorum queues RabbitMQ's ``x-delivery-count`` is used as well.
+
+Dead letters: `reject(requeue=False)` publishes a confirmed copy to ``<queue>.dead`` with the
+reason in header ``x-kernel-reason``, then acks the original. `dead_letters` browses that queue
+on a channel of its own: it gets up to `limit` messages without acking and closes the channel,
+which puts them back where they were; while it reads, those messages are invisible to other readers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from amqp.exceptions import ChannelError, PreconditionFailed
+
+from kernel.errors import ConfigurationError, ConnectionFailed
+from kernel.interfaces.transport import Delivery, Outgoing, Transport
+from kernel.specs import Options
+from kernel_amqp import topology as topo
+from kernel_amqp.link import Consumer, Link, connect
+from kernel_amqp.plugin import CAPABILITIES
+from kernel_amqp.wire import DEAD_REASON, PREVIOUS_DELIVERIES, from_message, to_message
+
+log = logging.getLogger(__name__)
+#: the longest a fetch holds the connection lock while it waits for messages.
+SLICE = 0.05
+
+Tag = tuple[int, int, int]  # (link generation, channel id, delivery tag)
+
+
+class AmqpTransport(Transport):
+    """``amqp://user:password@host:5672/vhost`` (also ``amqps://``, ``pyamqp://``).
+
+    Options: ``max_priority`` (10; 0 declares queues without priorities, as Celery does unless
+    ``task_queue_max_priority`` is set), ``confirm_timeout`` (30 s), ``connect_timeout``
+    (4 s), ``max_retries`` (3 connection attempts per call), ``ssl`` (kombu's ssl options).
+    """
+
+    capabilities = CAPABILITIES
+
+    def __init__(self, url: str, options: Options | None = None) -> None:
+        self.url = url
+        self.options = dict(options or {})
+        try:
+            max_priority = int(self.options.get("max_priority", topo.DEFAULT_MAX_PRIORITY))
+        except (TypeError, ValueError):
+            raise ConfigurationError("transport option max_priority must be a whole number "
+                                     "from 0 to 255") from None
+        self.queue_arguments = topo.queue_arguments(max_priority)
+        self._lock = threading.RLock()
+        self._link: Link | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<AmqpTransport {self.url.split('@')[-1]}>"
+
+    # ------------------------------------------------------------------ connection
+
+    def _connected(self) -> Link:
+        if self._link is None:
+            self._link = connect(self.url, self.options)
+        return self._link
+
+    def _failed(self, exc: BaseException, doing: str) -> ConnectionFailed:
+        """Drop the broken connection; the next call opens a new one."""
+        if self._link is not None:
+            self._link.close()
+            self._link = None
+        return ConnectionFailed(f"lost the connection to RabbitMQ while {doing} ({exc}); the "
+                                f"next call reconnects")
+
+    def _errors(self) -> tuple[type[BaseException], ...]:
+        link = self._link
+        errors = tuple(link.kombu.connection_errors) if link is not None else ()
+        return (*errors, OSError)
+
+    # ------------------------------------------------------------------ declare
+
+    def _declare(self, link: Link, queue: str) -> None:
+        if queue in link.declared:
+            return
+        exchange = topo.exchange_for(queue)
+        try:
+            link.admin.exchange_declare(exchange, "direct", durable=True, auto_delete=False)
+        except PreconditionFailed:
+            raise ConfigurationError(
+                f"RabbitMQ has an exchange {exchange!r} that is not a durable direct exchange; "
+                f"queue {queue!r} needs one of that name (as Celery declares it): delete or "
+                f"rename the other one") from None
+        if not link.declare_queue(queue, self.queue_arguments):
+            log.warning("queue %r exists with other arguments than %s (declared by another "
+                        "client); using it as it is, so priorities may not apply", queue,
+                        self.queue_arguments)
+        link.admin.queue_bind(queue, exchange, queue)
+        link.declared.add(queue)
+
+    def _declare_delays(self, link: Link, queue: str, levels: list[int]) -> None:
+        if "kernel.delay" not in link.declared:
+            for level in range(topo.DELAY_LEVELS):
+                link.admin.exchange_declare(topo.delay_exchange(level), "topic", durable=True,
+                                            auto_delete=False)
+            for level in range(1, topo.DELAY_LEVELS):
+                link.admin.exchange_bind(topo.delay_exchange(level - 1),
+                                         topo.delay_exchange(level),
+                                         topo.pass_down_binding(level))
+            link.declared.add("kernel.delay")
+        arrival = f"{queue} arrival"
+        if arrival not in link.declared:
+            link.admin.queue_bind(queue, topo.delay_exchange(0), topo.arrival_binding(queue))
+            link.declared.add(arrival)
+        for level in levels:
+            name = topo.delay_queue(queue, level)
+            if name not in link.declared:
+                link.admin.queue_declare(name, durable=True, auto_delete=False,
+                                         arguments=topo.delay_queue_arguments(queue, level))
+                link.admin.queue_bind(name, topo.delay_exchange(level),
+                                      topo.delay_binding(queue, level))
+                link.declared.add(name)
+
+    # ------------------------------------------------------------------ publish
+
+    def publish(self, messages: Sequence[Outgoing]) -> None:
+        """Delayed messages (``not_before``) go through the delay cascade (see
+        `kernel_amqp.topology`), due to the second rounded up."""
+        if not messages:
+            return
+        now = time.time()
+        with self._lock:
+            link = self._connected()
+            try:
+                batch = []
+                for m in messages:
+                    self._declare(link, m.queue)
+                    priority = self._priority(m.priority or m.envelope.properties.get("priority"))
+                    message = to_message(m.envelope, priority)
+                    delay = topo.delay_seconds(m.not_before, now) if m.not_before else 0
+                    if delay:
+                        levels = topo.delay_bits(delay)
+                        self._declare_delays(link, m.queue, levels)
+                        batch.append((message, topo.delay_exchange(levels[-1]),
+                                      topo.delay_routing_key(m.queue, delay)))
+                    else:
+                        batch.append((message, topo.exchange_for(m.queue), m.queue))
+                link.publish(batch)
+            except self._errors() as exc:
+                raise self._failed(exc, "publishing") from None
+
+    @staticmethod
+    def _priority(value: Any) -> int:
+        try:
+            return max(0, min(topo.KERNEL_MAX_PRIORITY, int(value or 0)))
+        except (TypeError, ValueError):
+            return 0
+
+    def _publish_copy(self, link: Link, delivery: Delivery, exchange: str, routing_key: str,
+                      **bookkeeping: Any) -> None:
+        """Publish a confirmed copy of a delivered message, then ack the original."""
+        priority = self._priority(delivery.envelope.properties.get("priority"))
+        link.publish([(to_message(delivery.envelope, priority, **bookkeeping), exchange,
+                       routing_key)])
+        self._settle(link, [delivery])
+
+    # ------------------------------------------------------------------ consume
+
+    def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
+        if limit <= 0 or not queues:
+            return []
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            with self._lock:
+                link = self._connected()
+                try:
+                    for queue in queues:
+                        self._declare(link, queue)
+                        link.subscribe(link.consumer(queue), limit)
+                    # What already arrived, from every queue, before choosing by preference.
+                    while link.drain(0):
+                        pass
+                    taken = self._take(link, queues, limit)
+                    left = deadline - time.monotonic()
+                    if taken or left <= 0:
+                        return taken
+                    link.drain(min(left, SLICE))
+                except self._errors() as exc:
+                    raise self._failed(exc, "fetching") from None
+
+    def _take(self, link: Link, queues: Sequence[str], limit: int) -> list[Delivery]:
+        taken: list[Delivery] = []
+        for queue in queues:
+            consumer = link.consumers[queue]
+            while consumer.buffer and len(taken) < limit:
+                message = consumer.buffer.popleft()
+                taken.append(self._delivery(link, consumer, message))
+        return taken
+
+    @staticmethod
+    def _delivery(link: Link, consumer: Consumer, message: Any) -> Delivery:
+        envelope, bookkeeping = from_message(message)
+        info = message.delivery_info
+        tag: Tag = (link.generation, consumer.channel.channel_id, info["delivery_tag"])
+        consumer.given_out.add(info["delivery_tag"])
+        count = int(bookkeeping.get(PREVIOUS_DELIVERIES) or 0)
+        if "x-delivery-count" in bookkeeping:  # quorum queues count returns themselves
+            count += int(bookkeeping["x-delivery-count"]) + 1
+        else:
+            count += 2 if info.get("redelivered") else 1
+        return Delivery(tag, consumer.queue, envelope, count)
+
+    # ------------------------------------------------------------------ settle
+
+    def _live(self, link: Link, delivery: Delivery) -> Consumer | None:
+        """The consumer still holding `delivery`, or None if it was settled or its connection
+        is gone (then RabbitMQ has requeued the message itself)."""
+        generation, channel_id, tag = delivery.tag
+        consumer = link.by_channel.get(channel_id)
+        if generation != link.generation or consumer is None or tag not in consumer.given_out:
+            return None
+        return consumer
+
+    def _settle(self, link: Link, deliveries: Sequence[Delivery],
+                requeue: bool | None = None) -> None:
+        for delivery in deliveries:
+            consumer = self._live(link, delivery)
+            if consumer is None:
+                continue
+            tag = delivery.tag[2]
+            consumer.given_out.discard(tag)
+            if requeue is None:
+                consumer.channel.basic_ack(tag)
+            else:
+                consumer.channel.basic_reject(tag, requeue)
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        with self._lock:
+            if self._link is None:
+                return  # a new connection holds none of these: RabbitMQ requeued them
+            try:
+                self._settle(self._link, deliveries)
+            except self._errors() as exc:
+                raise self._failed(exc, "acking") from None
+
+    def reject(self, delivery: Delivery, *, requeue: bool, reason: str = "") -> None:
+        if requeue:
+            self._give_back(delivery, delivery.delivery_count)
+            return
+        with self._lock:
+            link = self._link
+            if link is None or self._live(link, delivery) is None:
+                return
+            try:
+                dead = topo.dead_queue(delivery.queue)
+                if dead not in link.declared:
+                    link.admin.queue_declare(dead, durable=True, auto_delete=False)
+                    link.declared.add(dead)
+                self._publish_copy(link, delivery, "", dead,
+                                   **{DEAD_REASON: reason or "rejected",
+                                      PREVIOUS_DELIVERIES: delivery.delivery_count})
+            except self._errors() as exc:
+                raise self._failed(exc, "dead-lettering") from None
+
+    def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Give back unstarted messages without counting their delivery."""
+        for delivery in deliveries:
+            self._give_back(delivery, delivery.delivery_count - 1)
+
+    def _give_back(self, delivery: Delivery, previous: int) -> None:
+        with self._lock:
+            link = self._link
+            if link is None or self._live(link, delivery) is None:
+                return
+            try:
+                self._declare(link, delivery.queue)
+                self._publish_copy(link, delivery, topo.exchange_for(delivery.queue),
+                                   delivery.queue, **{PREVIOUS_DELIVERIES: previous})
+            except self._errors() as exc:
+                raise self._failed(exc, "requeueing") from None
+
+    # ------------------------------------------------------------------ inspect
+
+    def _queues_of(self, link: Link, queue: str) -> list[str]:
+        """`queue` and those of its delay queues that exist."""
+        names = [queue] + [topo.delay_queue(queue, level) for level in range(topo.DELAY_LEVELS)]
+        return [name for name in names if link.message_count(name) is not None]
+
+    def size(self, queue: str) -> int:
+        """Messages waiting in `queue` and in its delay queues; not those a consumer holds."""
+        with self._lock:
+            link = self._connected()
+            try:
+                return sum(link.message_count(name) or 0 for name in self._queues_of(link, queue))
+            except self._errors() as exc:
+                raise self._failed(exc, "counting a queue") from None
+
+    def purge(self, queue: str) -> int:
+        """Delete the messages `size` counts; messages a consumer holds stay with it."""
+        with self._lock:
+            link = self._connected()
+            try:
+                return sum(int(link.admin.queue_purge(name) or 0)
+                           for name in self._queues_of(link, queue))
+            except self._errors() as exc:
+                raise self._failed(exc, "purging a queue") from None
+
+    def dead_letters(self, queue: str, limit: int = 100) -> list[Delivery]:
+        dead = topo.dead_queue(queue)
+        with self._lock:
+            link = self._connected()
+            try:
+                channel = link.channel()
+                try:
+                    return self._browse(channel, dead, limit)
+                finally:
+                    channel.close()
+            except ChannelError:
+                return []  # no dead-letter queue yet
+            except self._errors() as exc:
+                raise self._failed(exc, "reading dead letters") from None
+
+    @staticmethod
+    def _browse(channel: Any, dead: str, limit: int) -> list[Delivery]:
+        """Get up to `limit` messages unacked; closing the channel puts them back where they
+        were."""
+        out: list[Delivery] = []
+        while len(out) < limit:
+            message = channel.basic_get(dead)
+            if message is None:
+                break
+            envelope, bookkeeping = from_message(message)
+            out.append(Delivery(message.delivery_info["delivery_tag"], dead, envelope,
+                                int(bookkeeping.get(PREVIOUS_DELIVERIES) or 1),
+                                {"reason": str(bookkeeping.get(DEAD_REASON) or "")}))
+        return out
+
+    # ------------------------------------------------------------------ admin
+
+    def delete_queue(self, queue: str) -> None:
+        """Delete `queue`, its dead-letter and delay queues and its exchange (tests, tooling)."""
+        with self._lock:
+            link = self._connected()
+            link.forget(queue)
+            names = [queue, topo.dead_queue(queue)] + [
+                topo.delay_queue(queue, level) for level in range(topo.DELAY_LEVELS)]
+            for name in names:
+                link.quietly(lambda ch, name=name: ch.queue_delete(name))  # type: ignore[misc]
+                link.declared.discard(name)
+            link.quietly(lambda ch: ch.exchange_delete(topo.exchange_for(queue)))
+            link.declared.discard(f"{queue} arrival")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._link is not None:
+                self._link.close()
+                self._link = None
+
+
+__all__ = ["AmqpTransport"]
