@@ -26,6 +26,15 @@ def safe_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def as_bytes(value: bytes | str) -> bytes:
+    """A reply as bytes (the clients never decode responses; redis-py types them loosely)."""
+    return value if isinstance(value, bytes) else value.encode()
+
+
+def as_text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def number(options: Options, name: str, default: float) -> float:
     value = options.get(name, default)
     try:

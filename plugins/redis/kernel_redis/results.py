@@ -17,7 +17,7 @@ import redis
 
 from kernel.interfaces.results import ResultStore
 from kernel.specs import Options
-from kernel_redis.connection import open_client, reachable, safe_url
+from kernel_redis.connection import as_bytes, open_client, reachable, safe_url
 from kernel_redis.plugin import RESULT_STORE_CAPABILITIES
 
 
@@ -51,8 +51,8 @@ class RedisResultStore(ResultStore):
 
     def get(self, key: str) -> bytes | None:
         with reachable(self.url):
-            value: bytes | None = self._client.get(key)
-        return value
+            value = self._client.get(key)
+        return None if value is None else as_bytes(value)
 
     def delete(self, keys: Sequence[str]) -> None:
         if keys:
@@ -70,17 +70,17 @@ class RedisResultStore(ResultStore):
     def wait(self, key: str, timeout: float | None) -> bytes | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         with reachable(self.url):
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
             try:
                 pubsub.subscribe(key)
-                value: bytes | None = self._client.get(key)
+                value = self.get(key)
                 while value is None:
                     left = 1.0 if deadline is None else deadline - time.monotonic()
                     if left <= 0:
                         return None
                     message = pubsub.get_message(timeout=min(left, 1.0))
                     if message is not None and message.get("type") == "message":
-                        value = message["data"]
+                        value = as_bytes(message["data"])
                 return value
             finally:
                 pubsub.close()

@@ -26,7 +26,8 @@ Layout (one Redis database):
   it, the next claim adds one, `release` takes one off.
 * Delayed messages wait in ``kernel.delayed:<queue>`` (ZSET by due time); the claim script moves
   due ones to their list (exactly once), and an idle fetch sleeps no longer than the earliest due.
-* Dead letters: ``<queue>.dead``, an ordinary queue; the reason is ``properties.dead_letter_reason``.
+* Dead letters: ``<queue>.dead``, an ordinary queue; the reason is in
+  ``properties.dead_letter_reason``.
 * Blocking: a fetch first runs the claim script; if it found nothing it blocks in BRPOP on the
   ready lists (no polling), and the message BRPOP returns is handed to the next claim script call
   ("adopted"), which records it as held before anything else. The one gap is that round trip:
@@ -52,7 +53,7 @@ from kernel.interfaces.transport import Delivery, Outgoing, Transport
 from kernel.message import Envelope
 from kernel.specs import Options
 from kernel_redis import scripts
-from kernel_redis.connection import number, open_client, reachable, safe_url
+from kernel_redis.connection import as_bytes, as_text, number, open_client, reachable, safe_url
 from kernel_redis.plugin import TRANSPORT_CAPABILITIES
 
 SEP = "\x06\x16"
@@ -179,7 +180,7 @@ class RedisTransport(Transport):
                 popped = self._client.brpop(ready_keys, max(wait, 0.01))
                 if popped:
                     key, raw = popped
-                    adopted = (key.decode(), raw)
+                    adopted = (as_text(key), as_bytes(raw))
 
     def _deliveries(self, out: list[bytes], owner: dict[str, str]) -> list[Delivery]:
         deliveries: list[Delivery] = []
@@ -274,7 +275,7 @@ class RedisTransport(Transport):
         with reachable(self.url):
             raws = self._client.lrange(dead, -limit, -1) if limit > 0 else []
         out = []
-        for raw in reversed(raws):
+        for raw in map(as_bytes, reversed(raws)):
             match = _COUNT.match(raw)
             try:
                 envelope = Envelope.from_json(raw)

@@ -1,0 +1,255 @@
+"""What the Redis transport adds beyond the suite: the kombu layout Celery reads (priority
+sub-lists, the unacked hash), leases restored exactly once when consumers race, delays
+promoted exactly once, and outages reported as ConnectionFailed."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+
+import pytest
+import redis
+
+from kernel.errors import ConnectionFailed
+from kernel.interfaces.transport import Delivery, Outgoing
+from kernel.testing.transport import make_envelope, wait_for
+from kernel_redis.transport import LEASES, SEP, UNACKED, RedisTransport, wire_priority
+
+
+@pytest.fixture
+def queue() -> str:
+    return f"rq-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def connect(redis_url: str) -> Iterator[Callable[..., RedisTransport]]:
+    opened: list[RedisTransport] = []
+
+    def open_one(**options: object) -> RedisTransport:
+        t = RedisTransport(redis_url, options)
+        opened.append(t)
+        return t
+
+    yield open_one
+    for t in opened:
+        t.close()
+
+
+def ids(deliveries: Sequence[Delivery]) -> list[str]:
+    return [d.envelope.headers["id"] for d in deliveries]
+
+
+def race(consumers: Sequence[RedisTransport], queue: str, stop: Callable[[list[Delivery]], bool],
+         timeout: float = 15.0) -> list[Delivery]:
+    """Consumers fetch (acking) in parallel until `stop(received)` or `timeout`."""
+    received: list[Delivery] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + timeout
+    start = threading.Barrier(len(consumers))
+
+    def consume(t: RedisTransport) -> None:
+        start.wait(5)
+        while time.monotonic() < deadline:
+            with lock:
+                if stop(received):
+                    return
+            batch = t.fetch([queue], 5, 0.2)
+            t.ack(batch)
+            with lock:
+                received.extend(batch)
+
+    threads = [threading.Thread(target=consume, args=(t,)) for t in consumers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout + 5)
+    return received
+
+
+# ------------------------------------------------------------------------ kombu layout
+
+
+def test_priority_mapping_on_the_wire(connect: Callable[..., RedisTransport],
+                                      raw_redis: redis.Redis, queue: str) -> None:
+    t = connect()
+    t.publish([Outgoing(queue, make_envelope(n), priority=p)
+               for n, p in enumerate([9, 7, 5, 2, 0])])
+    # kernel p -> kombu 9 - p -> the largest step <= it: 9,7 -> 0,2 -> q; 5 -> 4 -> step 3;
+    # 2 -> 7 -> step 6; 0 -> 9 -> step 9.
+    expected = {queue: [0, 2], f"{queue}{SEP}3": [4], f"{queue}{SEP}6": [7],
+                f"{queue}{SEP}9": [9]}
+    for key, wire in expected.items():
+        stored = [json.loads(raw) for raw in reversed(raw_redis.lrange(key, 0, -1))]
+        assert [m["properties"]["priority"] for m in stored] == wire, \
+            f"list {key!r} must hold the kombu priorities {wire}; check kernel p -> 9 - p"
+    got = t.fetch([queue], 10, 1)
+    assert ids(got) == ["m-0", "m-1", "m-2", "m-3", "m-4"]
+    assert [d.envelope.properties["priority"] for d in got] == [9, 7, 5, 2, 0], \
+        "fetch must turn wire priorities back into kernel ones"
+    assert wire_priority(wire_priority(3)) == 3
+
+
+def test_celery_produced_messages_are_served_kombu_order(
+        connect: Callable[..., RedisTransport], raw_redis: redis.Redis, queue: str) -> None:
+    def kombu_message(n: int, priority: int) -> bytes:
+        body = base64.b64encode(b'[[%d], {}, {}]' % n).decode()
+        return json.dumps({
+            "body": body, "content-encoding": "utf-8", "content-type": "application/json",
+            "headers": {"lang": "py", "task": "t", "id": f"c-{n}"},
+            "properties": {"delivery_tag": str(uuid.uuid4()), "body_encoding": "base64",
+                           "priority": priority,
+                           "delivery_info": {"exchange": "", "routing_key": queue}}}).encode()
+
+    # as kombu's producer does: priority 9 (lowest on Redis) into step 9, 0 into the bare list
+    raw_redis.lpush(f"{queue}{SEP}9", kombu_message(1, 9))
+    raw_redis.lpush(queue, kombu_message(2, 0))
+    got = connect().fetch([queue], 2, 1)
+    assert ids(got) == ["c-2", "c-1"], "kombu priority 0 must be served before 9"
+    assert [d.envelope.properties["priority"] for d in got] == [9, 0]
+    assert got[0].envelope.body == b"[[2], {}, {}]"
+
+
+def test_held_message_is_in_kombus_unacked_hash(connect: Callable[..., RedisTransport],
+                                                raw_redis: redis.Redis, queue: str) -> None:
+    t = connect()
+    t.publish([Outgoing(queue, make_envelope(1))])
+    (held,) = t.fetch([queue], 1, 1)
+    entry = raw_redis.hget(UNACKED, held.tag)
+    assert entry is not None, "a held message must be in the 'unacked' hash"
+    envelope, exchange, routing_key = json.loads(entry)
+    assert (exchange, routing_key) == ("", queue), "entries are [envelope, exchange, rk]"
+    assert envelope["headers"]["id"] == "m-1"
+    assert envelope["properties"]["delivery_info"]["routing_key"] == queue
+    assert raw_redis.zscore(LEASES, held.tag) is not None
+    t.ack([held])
+    assert raw_redis.hget(UNACKED, held.tag) is None and \
+        raw_redis.zscore(LEASES, held.tag) is None, "ack must remove the hash entry and lease"
+
+
+# ------------------------------------------------------------------------ leases
+
+
+def test_expired_leases_restored_exactly_once_with_racing_sweepers(
+        connect: Callable[..., RedisTransport], queue: str) -> None:
+    dying = connect(lease_seconds=0.5)
+    dying.publish([Outgoing(queue, make_envelope(n)) for n in range(40)])
+    held = dying.fetch([queue], 40, 2)
+    assert len(held) == 40
+    # `dying` never acks: its consumer died. Three others race to sweep and consume.
+    sweepers = [connect(sweep_interval=0.05) for _ in range(3)]
+    got = race(sweepers, queue, lambda received: len(received) >= 40)
+    assert sorted(ids(got)) == sorted(ids(held)), \
+        "every message of the dead consumer must come back exactly once"
+    assert {d.delivery_count for d in got} == {2}, "a restored message counts a redelivery"
+    dying.ack(held)  # too late: the messages went elsewhere; this must change nothing
+    assert connect().fetch([queue], 1, 0.2) == []
+
+
+def test_release_restores_the_count_and_the_head(connect: Callable[..., RedisTransport],
+                                                 queue: str) -> None:
+    t = connect()
+    t.publish([Outgoing(queue, make_envelope(n)) for n in range(3)])
+    first = t.fetch([queue], 1, 1)
+    t.release(first)
+    again = t.fetch([queue], 3, 1)
+    assert ids(again) == ["m-0", "m-1", "m-2"], "a released message goes back to the head"
+    assert [d.delivery_count for d in again] == [1, 1, 1]
+
+
+# ------------------------------------------------------------------------ delays
+
+
+def test_delayed_messages_delivered_once_to_racing_consumers(
+        connect: Callable[..., RedisTransport], queue: str) -> None:
+    due = time.time() + 0.7
+    connect().publish([Outgoing(queue, make_envelope(n), not_before=due) for n in range(30)])
+    got = race([connect() for _ in range(3)], queue, lambda received: len(received) >= 30)
+    arrived = time.time()
+    assert sorted(ids(got)) == sorted(f"m-{n}" for n in range(30)), \
+        "each delayed message must be delivered exactly once"
+    assert arrived >= due
+    assert connect().size(queue) == 0
+
+
+def test_idle_fetch_wakes_for_a_delayed_message(connect: Callable[..., RedisTransport],
+                                                queue: str) -> None:
+    t = connect(sweep_interval=30)
+    due = time.time() + 0.5
+    t.publish([Outgoing(queue, make_envelope(1), not_before=due)])
+    got = t.fetch([queue], 1, 10)
+    assert ids(got) == ["m-1"]
+    assert time.time() - due < 0.3, "the fetch must sleep no longer than the earliest due time"
+
+
+# ------------------------------------------------------------------------ outages
+
+
+def test_unreachable_redis_is_connection_failed() -> None:
+    t = RedisTransport("redis://127.0.0.1:1/0", {"retries": 1, "socket_connect_timeout": 0.5})
+    with pytest.raises(ConnectionFailed, match="cannot reach Redis"):
+        t.fetch(["q"], 1, 0.1)
+    with pytest.raises(ConnectionFailed):
+        t.publish([Outgoing("q", make_envelope(1))])
+    t.close()
+
+
+def test_password_is_not_in_error_messages() -> None:
+    t = RedisTransport("redis://:s3cret@127.0.0.1:1/0", {"retries": 0,
+                                                          "socket_connect_timeout": 0.5})
+    with pytest.raises(ConnectionFailed) as info:
+        t.size("q")
+    assert "s3cret" not in str(info.value)
+    t.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _start_server(port: int) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(
+        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--save", "",
+         "--appendonly", "no", "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL)
+    probe = redis.Redis(port=port, socket_connect_timeout=0.2)
+
+    def up() -> bool:
+        try:
+            return bool(probe.ping())
+        except redis.RedisError:
+            return False
+
+    wait_for(up, 10, f"redis-server on port {port} to answer")
+    probe.close()
+    return server
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server binary")
+def test_consumption_resumes_after_a_server_restart(queue: str) -> None:
+    port = _free_port()
+    server = _start_server(port)
+    t = RedisTransport(f"redis://127.0.0.1:{port}/0", {"retries": 2, "retry_backoff_cap": 0.1})
+    try:
+        t.publish([Outgoing(queue, make_envelope(1))])
+        assert ids(t.fetch([queue], 1, 1)) == ["m-1"]
+        server.kill()
+        server.wait(10)
+        with pytest.raises(ConnectionFailed, match="cannot reach Redis"):
+            t.fetch([queue], 1, 0.5)
+        server = _start_server(port)
+        t.publish([Outgoing(queue, make_envelope(2))])
+        assert ids(t.fetch([queue], 1, 2)) == ["m-2"], \
+            "the same transport must work again once Redis is back"
+    finally:
+        t.close()
+        server.kill()
+        server.wait(10)
