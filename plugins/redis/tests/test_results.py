@@ -39,7 +39,7 @@ def test_wait_is_pushed_not_polled(redis_url: str) -> None:
         for n in range(5):
             written: list[float] = []
 
-            def write(value: bytes = b"%d" % n) -> None:
+            def write(value: bytes = b"%d" % n, written: list[float] = written) -> None:
                 written.append(time.monotonic())
                 store.set([(key, value)], None)
 
