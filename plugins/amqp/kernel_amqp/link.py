@@ -139,6 +139,7 @@ class Link:
                     f"broker's health (memory and disk alarms block publishers)")
             self.drain(left)
         if self._nacked or self._returned:
+            self.declared.clear()  # someone deleted a queue: declare again on the next call
             raise ConnectionFailed(
                 f"RabbitMQ refused {self._nacked + len(self._returned)} of {len(batch)} "
                 f"message(s) ({'; '.join(self._returned) or 'negative confirm'}); check that "

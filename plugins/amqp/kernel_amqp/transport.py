@@ -167,6 +167,12 @@ class AmqpTransport(Transport):
                     else:
                         batch.append((message, topo.exchange_for(m.queue), m.queue))
                 link.publish(batch)
+            except ChannelError as exc:
+                # The broker closed the publishing channel (e.g. an exchange was deleted under
+                # us): start afresh, declarations included, on the next call.
+                self._failed(exc, "publishing")
+                raise ConnectionFailed(f"RabbitMQ refused the publish ({exc}); the next call "
+                                       f"declares the queues again") from None
             except self._errors() as exc:
                 raise self._failed(exc, "publishing") from None
 

@@ -1,0 +1,193 @@
+"""What the AMQP transport promises beyond the suite: confirmed publishes, redelivery when a
+consumer process dies, delays that do not block each other, recovery after a lost connection,
+and the topology a Celery client expects."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from kernel.errors import ConnectionFailed
+from kernel.interfaces.transport import Delivery, Outgoing
+from kernel.message import Envelope
+from kernel.testing.transport import make_envelope, wait_for
+from kernel_amqp.transport import AmqpTransport
+
+NewQueue = Callable[[str], str]
+
+
+@pytest.fixture
+def transport(url: str) -> Iterator[AmqpTransport]:
+    t = AmqpTransport(url, {})
+    yield t
+    t.close()
+
+
+@pytest.fixture
+def other(url: str) -> Iterator[AmqpTransport]:
+    t = AmqpTransport(url, {})
+    yield t
+    t.close()
+
+
+def ids(deliveries: list[Delivery]) -> list[str]:
+    return [d.envelope.headers["id"] for d in deliveries]
+
+
+def drain(t: AmqpTransport, queue: str, count: int, timeout: float = 10.0) -> list[Delivery]:
+    got: list[Delivery] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < deadline:
+        got += t.fetch([queue], count - len(got), 0.5)
+    return got
+
+
+def test_publish_returns_once_the_broker_holds_every_message(
+        transport: AmqpTransport, other: AmqpTransport, new_queue: NewQueue) -> None:
+    queue = new_queue("confirm")
+    transport.publish([Outgoing(queue, make_envelope(n)) for n in range(50)])
+    # No waiting: a confirmed publish is visible to every other connection at once.
+    assert other.size(queue) == 50
+
+
+def test_publish_to_a_vanished_queue_fails_loudly_then_recovers(
+        transport: AmqpTransport, other: AmqpTransport, new_queue: NewQueue) -> None:
+    queue = new_queue("vanish")
+    transport.publish([Outgoing(queue, make_envelope(1))])
+    other.delete_queue(queue)  # behind the publisher's back: its declaration is stale
+    with pytest.raises(ConnectionFailed, match="refused"):
+        transport.publish([Outgoing(queue, make_envelope(2))])
+    transport.publish([Outgoing(queue, make_envelope(3))])
+    assert ids(drain(other, queue, 1)) == ["m-3"]
+
+
+def test_message_is_a_real_amqp_message(transport: AmqpTransport, new_queue: NewQueue,
+                                        url: str) -> None:
+    """What a Celery worker (kombu) reads off the queue: AMQP headers and properties, not
+    kombu's Redis JSON envelope; and the queue as kombu declares it for Celery (with
+    ``task_queue_max_priority = 10``), so redeclaring it is not refused."""
+    from kombu import Connection, Exchange, Queue
+
+    queue = new_queue("wire")
+    sent = make_envelope(7)
+    transport.publish([Outgoing(queue, sent, priority=4)])
+    celery_queue = Queue(queue, Exchange(queue, "direct"), routing_key=queue,
+                         queue_arguments={"x-max-priority": 10})
+    with Connection(url) as conn:
+        bound = celery_queue(conn.default_channel)
+        bound.declare()
+        message = bound.get(no_ack=True)
+        assert message is not None
+        assert message.payload == [[7], {}, {"callbacks": None}]  # decoded by content type
+        assert message.headers == sent.headers
+        assert message.content_type == "application/json"
+        assert message.properties["correlation_id"] == "m-7"
+        assert message.properties["reply_to"] == "suite-reply"
+        assert message.properties["priority"] == 4
+        assert message.properties["delivery_mode"] == 2
+        assert message.delivery_info["exchange"] == queue
+        assert message.delivery_info["routing_key"] == queue
+
+
+CONSUMER = textwrap.dedent("""
+    import sys
+    from kernel_amqp.transport import AmqpTransport
+    url, queue = sys.argv[1], sys.argv[2]
+    t = AmqpTransport(url, {})
+    got = []
+    while len(got) < 3:
+        got += t.fetch([queue], 3 - len(got), 5)
+    print("holding", len(got), flush=True)
+    sys.stdin.readline()  # never acks: killed while holding
+""")
+
+
+def test_messages_of_a_killed_consumer_are_redelivered(
+        transport: AmqpTransport, url: str, new_queue: NewQueue) -> None:
+    queue = new_queue("killed")
+    transport.publish([Outgoing(queue, make_envelope(n)) for n in range(3)])
+    child = subprocess.Popen([sys.executable, "-c", CONSUMER, url, queue],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "holding 3"
+        assert transport.fetch([queue], 3, 0.3) == [], "held messages went to a second consumer"
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+        again = drain(transport, queue, 3)
+    finally:
+        child.kill()
+        child.wait()
+    assert sorted(ids(again)) == ["m-0", "m-1", "m-2"]
+    assert [d.delivery_count for d in again] == [2, 2, 2]
+    transport.ack(again)
+
+
+def test_counts_survive_give_backs(transport: AmqpTransport, new_queue: NewQueue) -> None:
+    queue = new_queue("count")
+    transport.publish([Outgoing(queue, make_envelope(1))])
+    counts = []
+    for _ in range(3):
+        got = drain(transport, queue, 1)
+        counts.append(got[0].delivery_count)
+        transport.reject(got[0], requeue=True)
+    got = drain(transport, queue, 1)
+    transport.release(got)
+    counts.append(drain(transport, queue, 1)[0].delivery_count)
+    assert counts == [1, 2, 3, 4], "each requeue must count once, a release not at all"
+
+
+def test_delays_do_not_wait_behind_longer_ones(transport: AmqpTransport,
+                                               new_queue: NewQueue) -> None:
+    queue = new_queue("delay")
+    start = time.time()
+    long_env = Envelope(b"long", {"id": "long", "nested": {"a": [1, None]}},
+                        {"correlation_id": "long"})
+    transport.publish([Outgoing(queue, long_env, not_before=start + 4),
+                       Outgoing(queue, make_envelope(1), not_before=start + 1)])
+    assert transport.size(queue) == 2, "delayed messages count as waiting"
+    first = drain(transport, queue, 1, timeout=5)
+    assert ids(first) == ["m-1"] and 1 <= time.time() - start < 3.5, \
+        "a 1 s delay waited for a 4 s one published before it"
+    second = drain(transport, queue, 1, timeout=6)
+    assert time.time() - start >= 4
+    assert second[0].envelope.headers == long_env.headers, \
+        "RabbitMQ's x-death bookkeeping must not show in the delivered headers"
+    assert second[0].delivery_count == 1
+    transport.ack(first + second)
+
+
+def test_a_lost_connection_is_replaced_on_the_next_call(
+        transport: AmqpTransport, other: AmqpTransport, new_queue: NewQueue) -> None:
+    queue = new_queue("reconnect")
+    other.publish([Outgoing(queue, make_envelope(n)) for n in range(2)])
+    held = drain(transport, queue, 1)
+    assert transport._link is not None
+    # What a broker restart looks like from here: the socket dies under the connection.
+    transport._link.raw.sock.shutdown(socket.SHUT_RDWR)
+    with pytest.raises(ConnectionFailed):
+        transport.fetch([queue], 2, 1)
+    transport.ack(held)  # settled by the broker already: a no-op, not an error
+    again = drain(transport, queue, 2)
+    assert sorted(ids(again)) == ["m-0", "m-1"]
+    assert {d.delivery_count for d in again if d.envelope.headers["id"] == ids(held)[0]} == {2}
+    transport.ack(again)
+    other.publish([Outgoing(queue, make_envelope(5))])
+    assert ids(wait_for(lambda: transport.fetch([queue], 1, 0.5), 5, "a new message")) == ["m-5"]
+
+
+def test_plugin_registers_the_schemes() -> None:
+    from kernel_amqp import plugin
+
+    (spec,) = plugin.kernel_transports()
+    assert spec.schemes == ("amqp", "amqps", "pyamqp")
+    assert not spec.capabilities.leases and spec.capabilities.delayed_delivery
+    assert "kombu" not in plugin.__dict__ and "amqp" not in plugin.__dict__
