@@ -128,7 +128,8 @@ class RedisTransport(Transport):
         if not messages:
             return
         keys: list[str] = [f"kernel.publish:{uuid.uuid4().hex}"]
-        args: list[Any] = [300]
+        # The token outlives redis-py's retries, so a retried call cannot publish twice.
+        args: list[Any] = [60]
         for m in messages:
             envelope = replace(m.envelope, properties=_flip_property(
                 {"priority": m.priority, **m.envelope.properties}))
