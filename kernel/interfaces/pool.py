@@ -85,10 +85,19 @@ class Pool(ABC):
         max_tasks_per_child: int | None = None,
         max_memory_per_child: int | None = None,
     ) -> None:
+        """Raises ValueError, with a sentence, when `concurrency` is not a positive integer."""
+        self._check_positive("concurrency", concurrency)
         self.concurrency = concurrency
         self.max_tasks_per_child = max_tasks_per_child
         #: KiB of resident memory after which a child is replaced.
         self.max_memory_per_child = max_memory_per_child
+
+    def _check_positive(self, name: str, value: int) -> None:
+        """ValueError unless `value` (the pool's setting `name`) is a positive integer."""
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(
+                f"{type(self).__name__} {name} must be a positive integer, got {value!r}"
+            )
 
     @abstractmethod
     def start(self, runner: Runner) -> None:

@@ -20,39 +20,24 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from kernel.interfaces.pool import Job, OnDone, Outcome, OutcomeKind, Pool, Runner
-from kernel.std.pool_base import Entry, Ledger, finished, lost
+from kernel.interfaces.pool import Job, OnDone, Outcome, OutcomeKind, Runner
+from kernel.std.pool_base import Entry, StdPool, finished
 from kernel.std.pools import ASYNCIO_CAPABILITIES
 
 _SHUTDOWN_GRACE = 2.0
 
 
-class AsyncioPool(Pool):
+class AsyncioPool(StdPool):
     capabilities = ASYNCIO_CAPABILITIES
+    _kind = "asyncio"
 
-    def __init__(
-        self,
-        concurrency: int,
-        *,
-        max_tasks_per_child: int | None = None,
-        max_memory_per_child: int | None = None,
-    ) -> None:
-        if not isinstance(concurrency, int) or concurrency < 1:
-            raise ValueError(
-                f"asyncio pool concurrency must be a positive integer, got {concurrency!r}"
-            )
-        super().__init__(
-            concurrency,
-            max_tasks_per_child=max_tasks_per_child,
-            max_memory_per_child=max_memory_per_child,
-        )
-        self._ledger = Ledger()
+    def __init__(self, concurrency: int, **limits: int | None) -> None:
+        super().__init__(concurrency, **limits)
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # notified when nothing runs any more
         self._inbox: deque[Entry] = deque()
         self._running: dict[Entry, asyncio.Task[Outcome]] = {}
         self._wake_scheduled = False
-        self._closing = False
         self._runner: Runner | None = None
         self._arun: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -63,8 +48,7 @@ class AsyncioPool(Pool):
 
     def start(self, runner: Runner) -> None:
         with self._lock:
-            if self._runner is not None:
-                raise RuntimeError("this asyncio pool is already started")
+            self._refuse_restart(self._runner is not None)
             self._runner = runner
             self._arun = getattr(runner, "arun", None)
             self._loop = asyncio.new_event_loop()
@@ -76,11 +60,8 @@ class AsyncioPool(Pool):
 
     def submit(self, job: Job, on_done: OnDone) -> None:
         with self._lock:
-            if self._loop is None or self._closing:
-                raise RuntimeError(
-                    "the asyncio pool is not running: call start(runner) before submit, "
-                    "and do not submit after stop"
-                )
+            self._refuse_unless_open(self._loop is not None)
+            assert self._loop is not None
             self._inbox.append(self._ledger.add(job, on_done))
             # One wake-up per burst of submits, not one per job.
             wake, self._wake_scheduled = not self._wake_scheduled, True
@@ -89,11 +70,9 @@ class AsyncioPool(Pool):
 
     def stop(self, wait: bool = True, timeout: float | None = None) -> None:
         with self._lock:
-            if self._closing:
+            reports = self._close(self._inbox)
+            if reports is None:
                 return
-            self._closing = True
-            reports = [lost(e, "the pool stopped before the job started") for e in self._inbox]
-            self._inbox.clear()
             loop = self._loop
             if wait and loop is not None:
                 self._idle.wait_for(lambda: not self._running, timeout)
@@ -109,10 +88,6 @@ class AsyncioPool(Pool):
         if not self._thread.is_alive():
             loop.close()
 
-    @property
-    def active(self) -> int:
-        return self._ledger.active
-
     def terminate_job(self, job_id: str) -> bool:
         with self._lock:
             found = [
@@ -124,26 +99,8 @@ class AsyncioPool(Pool):
             self._cancel(entry, task, OutcomeKind.TERMINATED, "terminated on request")
         return bool(found)
 
-    def grow(self, n: int = 1) -> None:
-        self._resize(n)
-
-    def shrink(self, n: int = 1) -> None:
-        if n < 1 or self.concurrency - n < 1:
-            raise ValueError(
-                f"cannot shrink the asyncio pool by {n} from {self.concurrency}: "
-                f"at least one slot must remain"
-            )
-        self._resize(-n)
-
     def info(self) -> dict[str, Any]:
-        return {
-            "implementation": f"{type(self).__module__}:{type(self).__name__}",
-            "max-concurrency": self.concurrency,
-            "running": len(self._running),
-            "processes": [os.getpid()],
-            "max-tasks-per-child": None,
-            "max-memory-per-child": None,
-        }
+        return {**super().info(), "running": len(self._running)}
 
     # ------------------------------------------------------------------ event loop side
 

@@ -1,5 +1,6 @@
-"""What every std pool shares: the ledger that guarantees one outcome per job, and the guarded call
-of the runner that turns a raising runner into a FINISHED outcome carrying the traceback."""
+"""What every std pool shares: the ledger that guarantees one outcome per job, the guarded call
+of the runner that turns a raising runner into a FINISHED outcome carrying the traceback, and
+`StdPool`, the bookkeeping around them (start/stop state, resizing, `info`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import logging
 import os
 import threading
 import traceback
+from abc import abstractmethod
+from collections import deque
 from typing import Any
 
-from kernel.interfaces.pool import Job, OnDone, Outcome, OutcomeKind
+from kernel.interfaces.pool import Job, OnDone, Outcome, OutcomeKind, Pool
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +88,84 @@ class Ledger:
             self.settle(entry, outcome)
 
 
-def lost(entry: Entry, why: str, pid: int | None = None) -> tuple[Entry, Outcome]:
+#: a job and the outcome owed it, to settle once the pool's locks are released.
+Report = tuple[Entry, Outcome]
+
+
+def lost(entry: Entry, why: str, pid: int | None = None) -> Report:
     """A LOST report for `entry`, to settle once the caller has released its locks."""
     return entry, Outcome(entry.job.id, OutcomeKind.LOST, why, pid)
+
+
+class StdPool(Pool):
+    """The std pools' common part: the ledger behind `active`, the closing flag `stop` sets,
+    `grow`/`shrink` through the pool's own `_resize`, and `info`.
+
+    Subclasses name themselves in `_kind` (for errors) and implement `_resize`."""
+
+    #: the pool's name in error messages and thread names ("threads", "prefork", ...).
+    _kind: str
+
+    def __init__(self, concurrency: int, **limits: int | None) -> None:
+        # `limits`: Pool's max_tasks_per_child / max_memory_per_child.
+        super().__init__(concurrency, **limits)
+        self._ledger = Ledger()
+        self._closing = False  # stop was called: no more jobs
+        # One resize at a time, so two shrinks cannot both pass the bounds check.
+        self._resizing = threading.Lock()
+
+    @property
+    def active(self) -> int:
+        return self._ledger.active
+
+    def grow(self, n: int = 1) -> None:
+        with self._resizing:
+            self._resize(n)
+
+    def shrink(self, n: int = 1) -> None:
+        with self._resizing:
+            if n < 1 or self.concurrency - n < 1:
+                raise ValueError(
+                    f"cannot shrink the {self._kind} pool by {n} from a concurrency of "
+                    f"{self.concurrency}: at least one must remain"
+                )
+            self._resize(-n)
+
+    def info(self) -> dict[str, Any]:
+        recycles = self.capabilities.recycle_children  # limits a pool ignores are not shown
+        return {
+            "implementation": f"{type(self).__module__}:{type(self).__name__}",
+            "max-concurrency": self.concurrency,
+            "processes": self._pids(),
+            "max-tasks-per-child": self.max_tasks_per_child if recycles else None,
+            "max-memory-per-child": self.max_memory_per_child if recycles else None,
+        }
+
+    @abstractmethod
+    def _resize(self, delta: int) -> None:
+        """Add `delta` (negative: remove) to `concurrency` and act on it."""
+
+    def _pids(self) -> list[int]:
+        """The processes running jobs (for `info`)."""
+        return [os.getpid()]
+
+    def _refuse_restart(self, started: bool) -> None:
+        if started:
+            raise RuntimeError(f"this {self._kind} pool is already started")
+
+    def _refuse_unless_open(self, started: bool) -> None:
+        if not started or self._closing:
+            raise RuntimeError(
+                f"the {self._kind} pool is not running: call start(runner) before submit, "
+                f"and do not submit after stop"
+            )
+
+    def _close(self, pending: deque[Entry]) -> list[Report] | None:
+        """For `stop`, under the pool's lock: mark the pool closing and give up the jobs not
+        started (their reports, to settle after the lock); None if stop already ran."""
+        if self._closing:
+            return None
+        self._closing = True
+        reports = [lost(e, "the pool stopped before the job started") for e in pending]
+        pending.clear()
+        return reports

@@ -17,16 +17,8 @@ class SoloPool(ThreadPool):
     capabilities = SOLO_CAPABILITIES
     _kind = "solo"
 
-    def __init__(
-        self,
-        concurrency: int = 1,
-        *,
-        max_tasks_per_child: int | None = None,
-        max_memory_per_child: int | None = None,
-    ) -> None:
-        super().__init__(
-            1, max_tasks_per_child=max_tasks_per_child, max_memory_per_child=max_memory_per_child
-        )
+    def __init__(self, concurrency: int = 1, **limits: int | None) -> None:
+        super().__init__(1, **limits)
 
     def grow(self, n: int = 1) -> None:
         raise NotImplementedError("the solo pool runs one job at a time; use -P threads to resize")

@@ -19,8 +19,8 @@ from collections import deque
 from typing import Any
 
 from kernel.errors import SoftTimeLimitExceeded
-from kernel.interfaces.pool import Job, OnDone, Outcome, Pool, Runner
-from kernel.std.pool_base import SOFT_LIMIT_LATE, Entry, Ledger, call_runner, finished, lost
+from kernel.interfaces.pool import Job, OnDone, Outcome, Runner
+from kernel.std.pool_base import SOFT_LIMIT_LATE, Entry, StdPool, call_runner, finished, lost
 from kernel.std.pools import THREADS_CAPABILITIES
 
 
@@ -94,29 +94,14 @@ class SoftLimitTimer:
                 _set_async_exc(self._armed.pop(token), SoftTimeLimitExceeded)
 
 
-class ThreadPool(Pool):
+class ThreadPool(StdPool):
     """Jobs run in `concurrency` threads; `grow`/`shrink` add or retire threads."""
 
     capabilities = THREADS_CAPABILITIES
     _kind = "threads"
 
-    def __init__(
-        self,
-        concurrency: int,
-        *,
-        max_tasks_per_child: int | None = None,
-        max_memory_per_child: int | None = None,
-    ) -> None:
-        if not isinstance(concurrency, int) or concurrency < 1:
-            raise ValueError(
-                f"{self._kind} pool concurrency must be a positive integer, got {concurrency!r}"
-            )
-        super().__init__(
-            concurrency,
-            max_tasks_per_child=max_tasks_per_child,
-            max_memory_per_child=max_memory_per_child,
-        )
-        self._ledger = Ledger()
+    def __init__(self, concurrency: int, **limits: int | None) -> None:
+        super().__init__(concurrency, **limits)
         self._cond = threading.Condition(threading.Lock())
         self._pending: deque[Entry] = deque()
         self._running: dict[int, Entry] = {}  # thread id -> its job
@@ -124,35 +109,27 @@ class ThreadPool(Pool):
         self._retire = 0
         self._names = itertools.count(1)
         self._runner: Runner | None = None
-        self._closing = False
         self._timer = SoftLimitTimer()
 
     # ------------------------------------------------------------------ Pool API
 
     def start(self, runner: Runner) -> None:
         with self._cond:
-            if self._runner is not None:
-                raise RuntimeError(f"this {self._kind} pool is already started")
+            self._refuse_restart(self._runner is not None)
             self._runner = runner
             self._spawn(self.concurrency)
 
     def submit(self, job: Job, on_done: OnDone) -> None:
         with self._cond:
-            if self._runner is None or self._closing:
-                raise RuntimeError(
-                    f"the {self._kind} pool is not running: call start(runner) before submit, "
-                    f"and do not submit after stop"
-                )
+            self._refuse_unless_open(self._runner is not None)
             self._pending.append(self._ledger.add(job, on_done))
             self._cond.notify()
 
     def stop(self, wait: bool = True, timeout: float | None = None) -> None:
         with self._cond:
-            if self._closing:
+            reports = self._close(self._pending)
+            if reports is None:
                 return
-            self._closing = True
-            reports = [lost(e, "the pool stopped before the job started") for e in self._pending]
-            self._pending.clear()
             threads = list(self._threads)
             self._cond.notify_all()
         self._ledger.settle_all(reports)
@@ -170,39 +147,21 @@ class ThreadPool(Pool):
         self._ledger.settle_all(reports)
         self._timer.close()
 
-    @property
-    def active(self) -> int:
-        return self._ledger.active
-
-    def grow(self, n: int = 1) -> None:
-        with self._cond:
-            self.concurrency += n
-            revived = min(self._retire, n)
-            self._retire -= revived
-            self._spawn(n - revived)
-
-    def shrink(self, n: int = 1) -> None:
-        with self._cond:
-            if n < 1 or self.concurrency - n < 1:
-                raise ValueError(
-                    f"cannot shrink the {self._kind} pool by {n} from {self.concurrency} "
-                    f"threads: at least one must remain"
-                )
-            self.concurrency -= n
-            self._retire += n
-            self._cond.notify_all()
-
     def info(self) -> dict[str, Any]:
-        return {
-            "implementation": f"{type(self).__module__}:{type(self).__name__}",
-            "max-concurrency": self.concurrency,
-            "threads": len(self._threads),
-            "processes": [os.getpid()],
-            "max-tasks-per-child": None,
-            "max-memory-per-child": None,
-        }
+        return {**super().info(), "threads": len(self._threads)}
 
     # ------------------------------------------------------------------ threads
+
+    def _resize(self, delta: int) -> None:
+        with self._cond:
+            self.concurrency += delta
+            if delta < 0:
+                self._retire -= delta
+                self._cond.notify_all()
+            else:  # threads about to retire stay instead of new ones starting
+                revived = min(self._retire, delta)
+                self._retire -= revived
+                self._spawn(delta - revived)
 
     def _spawn(self, n: int) -> None:
         # Called with the lock held, after start.

@@ -38,20 +38,10 @@ class LazyPoolFactory:
 
     path: str
 
-    def __call__(
-        self,
-        concurrency: int,
-        *,
-        max_tasks_per_child: int | None = None,
-        max_memory_per_child: int | None = None,
-    ) -> Pool:
+    def __call__(self, concurrency: int, **limits: int | None) -> Pool:
         module, _, name = self.path.partition(":")
         cls: type[Pool] = getattr(import_module(module), name)
-        return cls(
-            concurrency,
-            max_tasks_per_child=max_tasks_per_child,
-            max_memory_per_child=max_memory_per_child,
-        )
+        return cls(concurrency, **limits)
 
 
 @hookimpl

@@ -29,8 +29,8 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from kernel.errors import ConfigurationError
-from kernel.interfaces.pool import Job, OnDone, Outcome, OutcomeKind, Pool, Runner
-from kernel.std.pool_base import Entry, Ledger, finished, lost
+from kernel.interfaces.pool import Job, OnDone, Outcome, OutcomeKind, Runner
+from kernel.std.pool_base import Entry, Report, StdPool, finished, lost
 from kernel.std.pools import PREFORK_CAPABILITIES
 from kernel.std.prefork import child as child_module
 
@@ -40,8 +40,6 @@ log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0
 #: seconds children get to exit on request at `stop` before they are killed.
 EXIT_GRACE = 3.0
-
-Report = tuple[Entry, Outcome]
 
 _EXIT = pickle.dumps(None)  # tells a child to exit
 
@@ -72,29 +70,15 @@ class _Child:
         self.deadline: float | None = None  # monotonic hard deadline of that job
 
 
-class PreforkPool(Pool):
+class PreforkPool(StdPool):
     capabilities = PREFORK_CAPABILITIES
+    _kind = "prefork"
 
-    def __init__(
-        self,
-        concurrency: int,
-        *,
-        max_tasks_per_child: int | None = None,
-        max_memory_per_child: int | None = None,
-    ) -> None:
-        for name, value, low in (
-            ("concurrency", concurrency, 1),
-            ("max_tasks_per_child", max_tasks_per_child, 1),
-            ("max_memory_per_child", max_memory_per_child, 1),
-        ):
-            if value is not None and (not isinstance(value, int) or value < low):
-                raise ValueError(f"prefork {name} must be a positive integer, got {value!r}")
-        super().__init__(
-            concurrency,
-            max_tasks_per_child=max_tasks_per_child,
-            max_memory_per_child=max_memory_per_child,
-        )
-        self._ledger = Ledger()
+    def __init__(self, concurrency: int, **limits: int | None) -> None:
+        super().__init__(concurrency, **limits)
+        for name, value in limits.items():  # unknown names were refused by Pool.__init__
+            if value is not None:
+                self._check_positive(name, value)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # a child got ready, free or gone
         self._children: list[_Child] = []
@@ -107,7 +91,6 @@ class PreforkPool(Pool):
         self._start_failures = 0
         self._starting = False
         self._fatal: str | None = None  # why the first children could not start
-        self._closing = False  # no more jobs: stop was called
         self._shutdown = False  # the supervisor exits once every child is gone...
         self._abandon = False  # ...or at once, when children outlive even SIGKILL
         self._runner_data: bytes | None = None
@@ -120,8 +103,7 @@ class PreforkPool(Pool):
     # ------------------------------------------------------------------ Pool API
 
     def start(self, runner: Runner) -> None:
-        if self._runner_data is not None:
-            raise RuntimeError("this prefork pool is already started")
+        self._refuse_restart(self._runner_data is not None)
         try:
             self._runner_data = pickle.dumps(runner, pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
@@ -174,11 +156,7 @@ class PreforkPool(Pool):
                 f"cannot be pickled ({exc})"
             ) from exc
         with self._lock:
-            if self._runner_data is None or self._closing:
-                raise RuntimeError(
-                    "the prefork pool is not running: call start(runner) before submit, "
-                    "and do not submit after stop"
-                )
+            self._refuse_unless_open(self._runner_data is not None)
             entry = self._ledger.add(job, on_done)
             entry.data = data
             self._pending.append(entry)
@@ -188,11 +166,9 @@ class PreforkPool(Pool):
 
     def stop(self, wait: bool = True, timeout: float | None = None) -> None:
         with self._lock:
-            if self._closing:
+            reports = self._close(self._pending)
+            if reports is None:
                 return
-            self._closing = True
-            reports = [lost(e, "the pool stopped before the job started") for e in self._pending]
-            self._pending.clear()
             while self._idle:
                 self._retire(self._idle.popleft())
             if wait and self._supervisor is not None:
@@ -226,10 +202,6 @@ class PreforkPool(Pool):
                 supervisor.join()
         self._reap_all()
 
-    @property
-    def active(self) -> int:
-        return self._ledger.active
-
     def terminate_job(self, job_id: str) -> bool:
         reports: list[Report] = []
         with self._lock:
@@ -244,28 +216,6 @@ class PreforkPool(Pool):
                 reports.append((entry, outcome))
         self._ledger.settle_all(reports)
         return bool(reports)
-
-    def grow(self, n: int = 1) -> None:
-        self._resize(n)
-
-    def shrink(self, n: int = 1) -> None:
-        if n < 1 or self.concurrency - n < 1:
-            raise ValueError(
-                f"cannot shrink the prefork pool by {n} from {self.concurrency} children: "
-                f"at least one must remain"
-            )
-        self._resize(-n)
-
-    def info(self) -> dict[str, Any]:
-        with self._lock:
-            pids = [c.pid for c in self._children if not c.retiring]
-        return {
-            "implementation": f"{type(self).__module__}:{type(self).__name__}",
-            "max-concurrency": self.concurrency,
-            "processes": pids,
-            "max-tasks-per-child": self.max_tasks_per_child,
-            "max-memory-per-child": self.max_memory_per_child,
-        }
 
     # ------------------------------------------------------------------ under the lock
 
@@ -313,6 +263,15 @@ class PreforkPool(Pool):
             except OSError:  # already gone
                 pass
 
+    def _take_back(self, c: _Child) -> bool:
+        """`c` is ready for a job: retire it if it must go, else give it one; True if the
+        supervisor must wake for a deadline."""
+        if c.retiring or self._closing:
+            self._retire(c)
+            return False
+        self._idle.append(c)
+        return self._dispatch()
+
     def _kill(self, c: _Child) -> None:
         c.retiring = True
         self._reconcile = True
@@ -326,6 +285,10 @@ class PreforkPool(Pool):
             self.concurrency += delta
             self._reconcile = True
         self._wake()
+
+    def _pids(self) -> list[int]:
+        with self._lock:
+            return [c.pid for c in self._children if not c.retiring]
 
     # ------------------------------------------------------------------ supervisor thread
 
@@ -416,20 +379,13 @@ class PreforkPool(Pool):
                 if retire:  # the child exits on its own
                     c.retiring = True
                     self._reconcile = True
-                elif c.retiring or self._closing:
-                    self._retire(c)
                 else:
-                    self._idle.append(c)
-                    wake = self._dispatch()
+                    wake = self._take_back(c)
             elif message[0] == "R":
                 c.ready = True
                 self._start_failures = 0
                 self._changed.notify_all()
-                if c.retiring or self._closing:
-                    self._retire(c)
-                else:
-                    self._idle.append(c)
-                    wake = self._dispatch()
+                wake = self._take_back(c)
             elif message[0] == "F":
                 self._fatal = message[1]
                 self._changed.notify_all()
