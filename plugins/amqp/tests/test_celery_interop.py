@@ -1,0 +1,99 @@
+"""A real Celery 5 app and a kernel app on one RabbitMQ call each other's workers by task name.
+
+Results stay on each side's own store, so each test checks the task's side effect: a file.
+Celery shares the queues when it declares them with the same priority range
+(``task_queue_max_priority = 10``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from kernel import App
+from kernel.testing.transport import wait_for
+from kernel.worker import Worker
+
+celery = pytest.importorskip("celery")
+
+
+def touch(path: str, text: str) -> None:
+    Path(path).write_text(text)
+
+
+def test_celery_client_calls_a_kernel_worker(url: str, tmp_path: Path,
+                                             new_queue: Callable[[str], str]) -> None:
+    queue = new_queue("interop-in")
+    app = App("interop", broker=url, results=f"sqlite:///{tmp_path / 'results.db'}",
+              config={"task_default_queue": queue})
+
+    @app.task(name="interop.add")
+    def add(x: int, y: int, path: str) -> int:
+        touch(path, str(x + y))
+        return x + y
+
+    client = celery.Celery("client", broker=url)
+    client.conf.task_queue_max_priority = 10
+    worker = Worker(app, pool="threads", concurrency=2, queues=[queue], shutdown_timeout=5)
+    worker.start()
+    try:
+        now, later = tmp_path / "now", tmp_path / "later"
+        client.send_task("interop.add", args=(2, 3, str(now)), queue=queue)
+        sent = time.time()
+        client.send_task("interop.add", args=(4, 5, str(later)), queue=queue, countdown=1)
+        wait_for(now.exists, 15, "the kernel worker ran add(2, 3) sent by Celery")
+        assert now.read_text() == "5"
+        # Celery's countdown is an ETA header: the kernel worker hands it to the broker's
+        # delay cascade instead of holding it, and runs it once due.
+        wait_for(later.exists, 15, "the kernel worker ran the countdown task sent by Celery")
+        assert later.read_text() == "9" and later.stat().st_mtime >= sent + 0.9
+    finally:
+        worker.stop()
+        client.close()
+        app.close()
+
+
+CELERY_TASKS = textwrap.dedent("""
+    from pathlib import Path
+    from celery import Celery
+
+    app = Celery("celerytasks", broker={url!r})
+    app.conf.task_queue_max_priority = 10
+
+    @app.task(name="interop.mul")
+    def mul(x, y, path):
+        Path(path).write_text(str(x * y))
+        return x * y
+""")
+
+
+def test_kernel_client_calls_a_celery_worker(url: str, tmp_path: Path,
+                                             new_queue: Callable[[str], str]) -> None:
+    queue = new_queue("interop-out")
+    (tmp_path / "celerytasks.py").write_text(CELERY_TASKS.format(url=url))
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "celerytasks", "worker", "-P", "solo", "-Q", queue,
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    app = App("interop", broker=url, results=f"sqlite:///{tmp_path / 'results.db'}")
+    try:
+        out = tmp_path / "out"
+        app.send_task("interop.mul", (6, 7, str(out)), queue=queue)
+        wait_for(out.exists, 30, "the Celery worker ran mul(6, 7) sent by kernel")
+        assert out.read_text() == "42"
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        app.close()
