@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import os
 import sys
 import time
@@ -18,17 +17,13 @@ from kernel.codec import Codec
 from kernel.config import Config
 from kernel.errors import ConfigurationError, MissingCapability
 from kernel.interfaces.transport import Outgoing, Transport
-from kernel.message import absolute_time, build_task, new_id
+from kernel.message import absolute_time, build_task, current_request, new_id
 from kernel.plugins import PluginManager
 from kernel.result import AsyncResult
 from kernel.task import Task, TaskOptions
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-#: the request of the task running in this thread/coroutine (sets parent_id/root_id of sends).
-current_request: contextvars.ContextVar[Any] = contextvars.ContextVar(
-    "kernel_current_request", default=None)
 
 _SEND_OPTIONS = frozenset({
     "serializer", "compression", "time_limit", "soft_time_limit", "ignore_result", "link",

@@ -131,6 +131,23 @@ class TaskRevokedError(TaskError):
     """The task was revoked (or expired) and will not run."""
 
 
+class Retry(KernelError):
+    """Raised by `Task.retry`: this run ends and the task was sent again (same id, retries+1).
+
+    Not a failure: the worker records state RETRY. Always ``raise self.retry(...)``.
+    """
+
+    def __init__(self, exc: BaseException | None = None, when: float | None = None) -> None:
+        self.exc = exc
+        self.when = when
+        reason = f"{type(exc).__name__}: {exc}" if exc is not None else "retry requested"
+        super().__init__(f"retry in {when:.2f} s ({reason})" if when is not None else reason)
+
+
+class MaxRetriesExceededError(TaskError):
+    """The task asked to retry more often than its max_retries allows."""
+
+
 class RemoteError(TaskError):
     """Stand-in for a task's exception whose type cannot be imported where the result is read.
 

@@ -9,6 +9,7 @@ reads them back, treating every header but ``task`` and ``id`` as optional.
 from __future__ import annotations
 
 import base64
+import contextvars
 import json
 import os
 import socket
@@ -230,6 +231,19 @@ class Request:
     group_id: str | None = None
     group_index: int | None = None
     ignore_result: bool = False
+    #: set by the worker once the body is decoded (what a retry re-sends).
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    embed: dict[str, Any] = field(default_factory=dict)
+    #: the queue the message came from.
+    queue: str | None = None
+
+    @property
+    def delivery_info(self) -> dict[str, Any]:
+        info = self.properties.get("delivery_info") or {}
+        return {"exchange": info.get("exchange", ""), "routing_key": self.queue or
+                info.get("routing_key"), "priority": self.properties.get("priority"),
+                "redelivered": bool(self.headers.get("redelivered"))}
 
     @classmethod
     def from_envelope(cls, envelope: Envelope) -> Request:
@@ -276,6 +290,12 @@ def _time_header(headers: dict[str, Any], name: str) -> float | None:
         return from_iso(headers.get(name))
     except DecodeError as exc:
         raise DecodeError(f"header {name!r}: {exc}") from None
+
+
+#: the request of the task running in this thread or coroutine: `Task.request`, and the
+#: parent_id/root_id of tasks it sends.
+current_request: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
+    "kernel_current_request", default=None)
 
 
 def parse_body(payload: Any) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:

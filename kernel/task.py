@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import inspect
+import random
 import sys
 import threading
 import traceback as tb_module
@@ -18,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from typing_extensions import ParamSpec
 
 from kernel import states
-from kernel.message import new_id
+from kernel.errors import MaxRetriesExceededError, Retry
+from kernel.message import Request, current_request, new_id
 from kernel.result import AsyncResult, EagerResult
 
 if TYPE_CHECKING:
@@ -45,6 +47,16 @@ class TaskOptions:
     compression: str | None = None
     priority: int | None = None
     bind: bool = False
+    #: exception types that retry the task automatically (with the backoff below).
+    autoretry_for: tuple[type[BaseException], ...] = ()
+    #: seconds before a retry when neither countdown nor eta is given (and no backoff).
+    default_retry_delay: float = 180.0
+    #: exponential backoff for automatic retries: True (factor 1 s) or the factor in seconds;
+    #: the n-th retry waits factor * 2**n, capped at retry_backoff_max.
+    retry_backoff: bool | float = False
+    retry_backoff_max: float = 600.0
+    #: full jitter: the wait is drawn uniformly from [0, backoff], so retries spread out.
+    retry_jitter: bool = True
     #: options added by plugins (`kernel_task_options`), untouched by the kernel.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -155,6 +167,63 @@ class Task(Generic[P, R]):
         if self.is_async:
             return run_coroutine_fn(self.fn, args, kwargs)
         return self.fn(*args, **kwargs)
+
+    # ------------------------------------------------------------------ retrying
+
+    @property
+    def request(self) -> Request:
+        """The message being run, while a worker runs this task (``bind=True`` tasks reach it
+        as ``self.request``): id, retries, headers, delivery_info, args, kwargs."""
+        request = current_request.get()
+        if request is None:
+            raise RuntimeError(f"{self.name}.request is only set while a worker runs the task")
+        return request
+
+    def retry(self, exc: BaseException | None = None, *, countdown: float | None = None,
+              eta: datetime | float | None = None, max_retries: int | None = None,
+              **options: Any) -> Retry:
+        """Send this task again (same id, retries + 1) and end the current run: always
+        ``raise self.retry(exc=..., countdown=...)``.
+
+        Past ``max_retries`` it raises `exc` if given, else `MaxRetriesExceededError`.
+        """
+        raise self.resend(self.request, exc, countdown=countdown, eta=eta,
+                          max_retries=max_retries, **options)
+
+    def backoff(self, retries: int) -> float:
+        """Seconds before retry number `retries` + 1 under this task's backoff options."""
+        opts = self.options
+        if not opts.retry_backoff:
+            return opts.default_retry_delay
+        factor = 1.0 if opts.retry_backoff is True else float(opts.retry_backoff)
+        ceiling = min(opts.retry_backoff_max, factor * 2.0 ** min(retries, 64))
+        return random.uniform(0, ceiling) if opts.retry_jitter else ceiling
+
+    def resend(self, request: Request, exc: BaseException | None = None, *,
+               countdown: float | None = None, eta: datetime | float | None = None,
+               max_retries: int | None = None, **options: Any) -> Retry:
+        """Publish the retry of `request` and return the `Retry` to raise (shared by
+        `retry` and automatic retries)."""
+        limit = self.options.max_retries if max_retries is None else max_retries
+        if limit is not None and request.retries >= limit:
+            if exc is not None:
+                raise exc
+            raise MaxRetriesExceededError(
+                f"task {self.name}[{request.id}] asked for retry {request.retries + 1}, "
+                f"more than max_retries={limit}")
+        if countdown is None and eta is None:
+            countdown = self.backoff(request.retries)
+        embed = request.embed
+        self.app.send_task(
+            self.name, request.args, request.kwargs, task_id=request.id, countdown=countdown,
+            eta=eta, retries=request.retries + 1, root_id=request.root_id,
+            parent_id=request.parent_id, group_id=request.group_id,
+            group_index=request.group_index, link=embed.get("callbacks"),
+            link_error=embed.get("errbacks"), chain=embed.get("chain"),
+            chord=embed.get("chord"), queue=options.pop("queue", request.queue),
+            time_limit=request.time_limit, soft_time_limit=request.soft_time_limit,
+            _task=self, **options)
+        return Retry(exc, countdown if countdown is not None else None)
 
     # ------------------------------------------------------------------ signatures
 

@@ -3,6 +3,7 @@ storing results, and sending callbacks, errbacks and the next step of a chain.""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -11,6 +12,8 @@ from kernel.canvas import Signature
 from kernel.hookspecs import hookimpl
 from kernel.specs import MiddlewareSpec
 from kernel.worker.middleware import Call, Middleware
+
+log = logging.getLogger("kernel.worker")
 
 
 class StoreResults(Middleware):
@@ -69,9 +72,30 @@ class SendCallbacks(Middleware):
                 Signature.from_dict(sig, call.app).apply_async((request.id,), **lineage)
 
 
+class AutoRetry(Middleware):
+    """Retries a task whose exception is one of its ``autoretry_for`` types, with its backoff
+    and jitter, up to ``max_retries``; past that the failure stands."""
+
+    name = "autoretry"
+
+    def after(self, call: Call) -> None:
+        kinds = call.task.options.autoretry_for
+        if call.state != states.FAILURE or not kinds or not isinstance(call.value, kinds):
+            return
+        try:
+            retry = call.task.resend(call.request, call.value)
+        except Exception as final:  # noqa: BLE001 - max retries reached: this is the failure
+            if final is not call.value:
+                call.value, call.traceback = final, None
+            return
+        call.state = states.RETRY
+        log.info("task %s[%s] will be retried: %s", call.request.name, call.request.id, retry)
+
+
 @hookimpl
 def kernel_middleware() -> Iterable[MiddlewareSpec]:
-    # Results are stored before callbacks are sent (after-hooks run in reverse order), so a
-    # callback's worker can always read its parent's result.
+    # After-hooks run in reverse order: autoretry first (it may turn a FAILURE into RETRY),
+    # then results are stored, then callbacks are sent (so their workers can read the result).
     yield MiddlewareSpec("callbacks", SendCallbacks, order=800)
     yield MiddlewareSpec("results", StoreResults, order=900)
+    yield MiddlewareSpec("autoretry", AutoRetry, order=950)

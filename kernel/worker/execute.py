@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kernel import states
-from kernel.app import current_request
-from kernel.errors import MessageError, TaskRevokedError, UnknownTask
+from kernel.errors import MessageError, Retry, TaskRevokedError, UnknownTask
 from kernel.interfaces.pool import Job
-from kernel.message import Request, parse_body
+from kernel.message import Request, current_request, parse_body
 from kernel.worker.middleware import Call, Pipeline
 
 if TYPE_CHECKING:
@@ -113,6 +112,8 @@ class Executor:
             args, kwargs, embed = parse_body(decoded)
         except MessageError as exc:
             return _rejected(request, exc)
+        request.args, request.kwargs, request.embed, request.queue = (
+            args, kwargs, embed, payload.queue)
         call = Call(self.app, request, task, args, kwargs, embed, self.hostname, payload.queue,
                     extra={"pid": os.getpid()})
         if request.expires is not None and time.time() > request.expires:
@@ -138,6 +139,9 @@ def _running(call: Call) -> Iterator[None]:
     try:
         yield
         call.state = states.SUCCESS
+    except Retry as retry:
+        call.state, call.value = states.RETRY, retry.exc if retry.exc is not None else retry
+        log.info("task %s[%s] will be retried: %s", call.request.name, call.request.id, retry)
     except Exception as exc:  # noqa: BLE001 - the task's failure is its result
         call.state, call.value = states.FAILURE, exc
         call.traceback = "".join(tb_module.format_exception(*sys.exc_info()))

@@ -31,7 +31,9 @@ def test_traceback_flag_shows_the_traceback(invoke: Callable[..., Result]) -> No
     assert isinstance(result.exception, ConfigurationError)
 
 
-def test_an_unknown_broker_scheme_names_what_to_install(invoke: Callable[..., Result]) -> None:
+def test_an_unknown_broker_scheme_names_what_to_install(invoke: Callable[..., Result],
+                                                        env: dict[str, str]) -> None:
+    env["KERNEL_DISABLE_PLUGINS"] = "redis"  # as if kernel-redis were not installed
     line = one_error_line(invoke("--broker", "rediss://localhost:6380/0", "call", "x"))
     assert "no transport for 'rediss'" in line and "kernel[redis]" in line
 

@@ -124,7 +124,8 @@ def test_env_disable_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_disable_by_distribution_name() -> None:
     app = App("t", disable=["kernel"])
-    assert {i.status for i in app.plugins.infos()} == {"disabled"}
+    from_kernel = [i for i in app.plugins.infos() if i.distribution == "kernel"]
+    assert from_kernel and {i.status for i in from_kernel} == {"disabled"}
 
 
 def test_two_plugins_claiming_one_scheme_name_both() -> None:
@@ -173,7 +174,8 @@ def test_failure_of_a_plugin_named_like_the_scheme_is_stated_plainly() -> None:
 def test_unknown_scheme_says_what_to_install() -> None:
     with pytest.raises(CapabilityNotFound,
                        match=r"no transport for 'rediss'; install kernel\[redis\]"):
-        App("t", broker="rediss://:secret@cache:6380/0").transport  # noqa: B018
+        # disabled, as if kernel-redis were not installed here
+        App("t", broker="rediss://:secret@cache:6380/0", disable=["redis"]).transport  # noqa: B018
 
 
 def test_typo_in_scheme_suggests_the_closest() -> None:
