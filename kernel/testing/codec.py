@@ -28,13 +28,13 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from kernel.errors import DecodeError, KernelError
 from kernel.interfaces.codec import Compressor, Serializer
+from kernel.testing.transport import at_once
 
 __all__ = ["JSON_LIKE_SAMPLES", "CompressorSuite", "SerializerSuite"]
 
@@ -78,14 +78,11 @@ def _short(value: Any) -> str:
 
 def _in_threads(work: Callable[[int], bool], workers: int = 8, rounds: int = 40) -> list[int]:
     """Run `work(i)` for many i on several threads at once; return the i whose result was False."""
-    start = threading.Barrier(workers)
 
     def run(worker: int) -> list[int]:
-        start.wait(timeout=10)
         return [i for i in range(worker * rounds, (worker + 1) * rounds) if not work(i)]
 
-    with ThreadPoolExecutor(workers) as pool:
-        return [i for found in pool.map(run, range(workers)) for i in found]
+    return [i for found in at_once(run, workers) for i in found]
 
 
 class SerializerSuite:

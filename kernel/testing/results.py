@@ -19,7 +19,6 @@ with what to check.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from collections.abc import Iterator
 import pytest
 
 from kernel.interfaces.results import ResultStore
-from kernel.testing.transport import wait_for
+from kernel.testing.transport import at_once, wait_for, wake_latency
 
 __all__ = ["ResultStoreSuite"]
 
@@ -141,27 +140,8 @@ class ResultStoreSuite:
             seen = [store.incr(key) for _ in range(rounds)]
             assert seen == list(range(1, rounds + 1)), "incr from one thread must count 1, 2, 3"
             return
-        seen_all: list[int] = []
-        errors: list[BaseException] = []
-        lock = threading.Lock()
-        start = threading.Barrier(threads)
-
-        def count() -> None:
-            try:
-                start.wait(5)
-                mine = [store.incr(key) for _ in range(rounds)]
-                with lock:
-                    seen_all.extend(mine)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
-                errors.append(exc)
-
-        workers = [threading.Thread(target=count) for _ in range(threads)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join(60)
-        if errors:
-            raise errors[0]
+        counted = at_once(lambda _: [store.incr(key) for _ in range(rounds)], threads)
+        seen_all = [n for mine in counted for n in mine]
         assert sorted(seen_all) == list(range(1, threads * rounds + 1)), \
             "capabilities.atomic_counter is declared, yet concurrent incr calls saw the same " \
             "value or lost an increment; check incr reads and writes in one atomic step"
@@ -169,21 +149,9 @@ class ResultStoreSuite:
     # ------------------------------------------------------------------ waiting
 
     def test_wait_returns_when_set(self, store: ResultStore, key: str) -> None:
-        written: list[float] = []
-
-        def write() -> None:
-            written.append(time.monotonic())
-            store.set([(key, b"done")], None)
-
-        timer = threading.Timer(0.3, write)
-        timer.start()
-        try:
-            got = store.wait(key, 10)
-            returned = time.monotonic()
-        finally:
-            timer.join()
+        got, latency = wake_latency(lambda: store.wait(key, 10),
+                                    lambda: store.set([(key, b"done")], None))
         assert got == b"done", "wait must return the value another thread set meanwhile"
-        latency = returned - written[0]
         bound = 0.15 if store.capabilities.push_wait else 0.5
         assert latency < bound, f"wait returned {latency:.3f}s after the value was set " \
             f"(bound {bound}s); " + ("capabilities.push_wait is declared: check set wakes "

@@ -46,7 +46,7 @@ from kernel.errors import MissingCapability
 from kernel.interfaces.transport import Delivery, Outgoing, Transport
 from kernel.message import Envelope
 
-__all__ = ["TransportSuite", "make_envelope", "wait_for"]
+__all__ = ["TransportSuite", "at_once", "make_envelope", "wait_for", "wake_latency"]
 
 T = TypeVar("T")
 
@@ -63,6 +63,51 @@ def wait_for(predicate: Callable[[], T], timeout: float = 5.0, message: str = "c
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for: {message}")
         time.sleep(interval)
+
+
+def at_once(work: Callable[[int], T], n: int, timeout: float = 60.0) -> list[T]:
+    """``[work(0), ..., work(n - 1)]``, each on its own thread, all released at the same moment.
+    Re-raises the first exception a thread raised; fails the test if one outlives `timeout`."""
+    start = threading.Barrier(n)
+    results: dict[int, T] = {}
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            start.wait(10)
+            results[i] = work(i)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    if errors:
+        raise errors[0]
+    assert len(results) == n, f"{n - len(results)} of {n} threads still ran after {timeout}s"
+    return [results[i] for i in range(n)]
+
+
+def wake_latency(wait: Callable[[], T], write: Callable[[], object],
+                 delay: float = 0.3) -> tuple[T, float]:
+    """Block in `wait()` while another thread calls `write()` after `delay` seconds; returns
+    what `wait` returned and how many seconds after the write it returned."""
+    written: list[float] = []
+
+    def timed_write() -> None:
+        written.append(time.monotonic())
+        write()
+
+    timer = threading.Timer(delay, timed_write)
+    timer.start()
+    try:
+        got = wait()
+        returned = time.monotonic()
+    finally:
+        timer.join()
+    return got, returned - written[0]
 
 
 def make_envelope(n: int, **headers: Any) -> Envelope:
@@ -94,32 +139,15 @@ def _drain(transport: Transport, queues: Sequence[str], count: int,
 def _race(consumers: Sequence[Transport], queue: str, count: int) -> list[str]:
     """Consumers fetch from `queue` at the same time, acking as they go, until it is empty;
     returns every message id any of them received."""
-    received: list[str] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-    start = threading.Barrier(len(consumers))
 
-    def consume(t: Transport) -> None:
-        try:
-            start.wait(5)
-            while True:
-                batch = t.fetch([queue], 7, 0.5)
-                if not batch:
-                    return
-                with lock:
-                    received.extend(_ids(batch))
-                t.ack(batch)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
-            errors.append(exc)
+    def consume(i: int) -> list[str]:
+        received: list[str] = []
+        while batch := consumers[i].fetch([queue], 7, 0.5):
+            received += _ids(batch)
+            consumers[i].ack(batch)
+        return received
 
-    threads = [threading.Thread(target=consume, args=(t,)) for t in consumers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    if errors:
-        raise errors[0]
-    return received
+    return [mid for received in at_once(consume, len(consumers)) for mid in received]
 
 
 class TransportSuite:
@@ -240,22 +268,10 @@ class TransportSuite:
 
     def test_fetch_wakes_when_a_message_arrives(self, transport: Transport,
                                                 queue: str) -> None:
-        published: list[float] = []
-
-        def publish() -> None:
-            published.append(time.monotonic())
-            transport.publish([Outgoing(queue, make_envelope(1))])
-
-        timer = threading.Timer(0.3, publish)
-        timer.start()
-        try:
-            got = transport.fetch([queue], 1, 10)
-            arrived = time.monotonic()
-        finally:
-            timer.join()
+        got, latency = wake_latency(lambda: transport.fetch([queue], 1, 10),
+                                    lambda: transport.publish([Outgoing(queue, make_envelope(1))]))
         assert _ids(got) == ["m-1"], "a blocked fetch must return the message published " \
             "while it waited"
-        latency = arrived - published[0]
         assert latency < 0.5, f"a blocked fetch took {latency:.3f}s to see a new message; " \
             "check that publishing wakes waiting consumers (or that the poll interval is short)"
 
