@@ -12,7 +12,8 @@ from pathlib import Path
 
 from kernel import App, SoftTimeLimitExceeded
 
-app = App("e2e", config={"worker_lease_seconds": float(os.environ.get("E2E_LEASE", "30"))})
+app = App("e2e", config={"worker_lease_seconds": float(os.environ.get("E2E_LEASE", "30")),
+                         "task_max_deliveries": int(os.environ.get("E2E_MAX_DELIVERIES", "10"))})
 
 _hoard: list[bytes] = []
 
@@ -84,3 +85,14 @@ def sleep_until(marker: str) -> str:
     while not Path(marker + ".go").exists():
         time.sleep(0.02)
     return "finished"
+
+
+@app.task(reject_on_worker_lost=False)
+def block_first_time_no_redelivery(marker: str) -> str:
+    return block_first_time(marker)
+
+
+@app.task
+def crash_the_process() -> None:
+    """A poison message: it kills whichever process runs it."""
+    os._exit(1)

@@ -70,6 +70,33 @@ def test_kill_9_of_a_child_mid_task_does_not_lose_it(client: App, start_worker: 
     assert result.get(timeout=60) == "done after redelivery"
 
 
+def test_a_killed_child_fails_the_task_when_it_must_not_be_redelivered(
+        client: App, start_worker: Any, tmp_path: Path) -> None:
+    from kernel import WorkerLostError
+
+    start_worker("-P", "prefork", "-c", "1")
+    marker = tmp_path / "first-run.pid"
+    result = send(client, "block_first_time_no_redelivery", str(marker))
+    wait_for(lambda: marker.exists() and marker.read_text(), 30, "task never started")
+    os.kill(int(marker.read_text()), signal.SIGKILL)
+    with pytest.raises(WorkerLostError):
+        result.get(timeout=30)
+    assert send(client, "add", 1, 2).get(timeout=30) == 3, "a replacement child serves on"
+
+
+def test_a_poison_message_goes_to_the_dead_letter_queue_after_the_delivery_cap(
+        client: App, start_worker: Any) -> None:
+    worker = start_worker("-P", "prefork", "-c", "1", env={"E2E_MAX_DELIVERIES": "3"})
+    poison = send(client, "crash_the_process")
+    wait_for(lambda: len(client.transport.dead_letters("celery")) == 1, 60,
+             "the poison message never reached the dead-letter queue")
+    dead = client.transport.dead_letters("celery")[0]
+    assert dead.envelope.headers["id"] == poison.id
+    assert "delivered 4 times" in dead.extra["reason"]
+    assert "delivered 4 times" in worker.log
+    assert send(client, "add", 2, 2).get(timeout=30) == 4
+
+
 def test_kill_9_of_the_whole_worker_then_a_new_worker_finishes_everything(
         client: App, start_worker: Any) -> None:
     short_lease = {"E2E_LEASE": "2"}
