@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pytest
@@ -74,6 +74,24 @@ def _same(a: Any, b: Any) -> bool:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _not_decode_errors(
+    decode: Callable[[bytes], object], bodies: Iterable[bytes], verb: str, shown: int | None = None
+) -> list[str]:
+    """What each body did instead of making `decode` raise DecodeError (empty: all raised it);
+    a body is shown up to `shown` bytes."""
+    wrong = []
+    for data in bodies:
+        try:
+            decode(data)
+        except DecodeError:
+            continue
+        except Exception as exc:  # noqa: BLE001 - the point is which type escapes
+            wrong.append(f"{data[:shown]!r} raised {type(exc).__name__}: {exc}")
+        else:
+            wrong.append(f"{data[:shown]!r} {verb} without an error")
+    return wrong
 
 
 def _in_threads(work: Callable[[int], bool], workers: int = 8, rounds: int = 40) -> list[int]:
@@ -145,16 +163,7 @@ class SerializerSuite:
     def test_loads_of_garbage_raises_decode_error(
         self, serializer: Serializer, garbage: Sequence[bytes]
     ) -> None:
-        wrong = []
-        for data in garbage:
-            try:
-                serializer.loads(data)
-            except DecodeError:
-                continue
-            except Exception as exc:  # noqa: BLE001 - the point is which type escapes
-                wrong.append(f"{data!r} raised {type(exc).__name__}: {exc}")
-            else:
-                wrong.append(f"{data!r} decoded without an error")
+        wrong = _not_decode_errors(serializer.loads, garbage, "decoded")
         assert not wrong, ("loads must raise kernel.errors.DecodeError for input it cannot decode "
                            "→ fix: catch the library's errors and raise DecodeError from them: "
                            + "; ".join(wrong))
@@ -234,16 +243,8 @@ class CompressorSuite:
     def test_garbage_raises_decode_error(
         self, compressor: Compressor, garbage: Sequence[bytes]
     ) -> None:
-        wrong = []
-        for data in [*garbage, compressor.compress(b"truncated " * 500)[:20]]:
-            try:
-                compressor.decompress(data)
-            except DecodeError:
-                continue
-            except Exception as exc:  # noqa: BLE001 - the point is which type escapes
-                wrong.append(f"{data[:24]!r} raised {type(exc).__name__}: {exc}")
-            else:
-                wrong.append(f"{data[:24]!r} decompressed without an error")
+        truncated = compressor.compress(b"truncated " * 500)[:20]
+        wrong = _not_decode_errors(compressor.decompress, [*garbage, truncated], "decompressed", 24)
         assert not wrong, ("decompress must raise kernel.errors.DecodeError for corrupt input → "
                            "fix: catch the library's errors and raise DecodeError from them: "
                            + "; ".join(wrong))
