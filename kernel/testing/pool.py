@@ -70,6 +70,12 @@ def _job(payload: tuple[Any, ...], **options: Any) -> Job:
     return Job(uuid.uuid4().hex, "suite.job", payload, **options)
 
 
+def _run(pool: Pool, job: Job, outcomes: Outcomes, timeout: float = DEADLINE) -> Outcome:
+    """Submit `job` and wait for its outcome."""
+    pool.submit(job, outcomes)
+    return outcomes.one(job.id, timeout)
+
+
 class PoolSuite:
     @pytest.fixture
     def make_pool(self) -> PoolMaker:
@@ -169,9 +175,7 @@ class PoolSuite:
 
     def test_isolation_is_declared_truthfully(self, start_pool: PoolMaker) -> None:
         p, outcomes = start_pool(1), Outcomes()
-        job = _job(("pid",))
-        p.submit(job, outcomes)
-        ran_in = outcomes.one(job.id).value
+        ran_in = _run(p, _job(("pid",)), outcomes).value
         isolated = ran_in != os.getpid()
         assert isolated == p.capabilities.isolated, (
             f"job ran in pid {ran_in}, the test in {os.getpid()}; hint: declare "
@@ -230,21 +234,15 @@ class PoolSuite:
     def test_soft_time_limit(self, start_pool: PoolMaker) -> None:
         p, outcomes = start_pool(1), Outcomes()
         if p.capabilities.soft_time_limit:
-            job = _job(("soft", DEADLINE), soft_time_limit=0.2)
-            p.submit(job, outcomes)
-            o = outcomes.one(job.id, DEADLINE + 5)
+            o = _run(p, _job(("soft", DEADLINE), soft_time_limit=0.2), outcomes, DEADLINE + 5)
             assert o.value == "soft", (
                 f"{o}; hint: raise SoftTimeLimitExceeded inside the running job at its soft limit"
             )
-            again = _job(("soft", 0.3))
-            p.submit(again, outcomes)
-            assert outcomes.one(again.id).value == "no-soft-limit", (
+            assert _run(p, _job(("soft", 0.3)), outcomes).value == "no-soft-limit", (
                 "hint: a soft limit must not outlive its job and hit the next one"
             )
         else:
-            job = _job(("soft", 0.3), soft_time_limit=0.05)
-            p.submit(job, outcomes)
-            o = outcomes.one(job.id)
+            o = _run(p, _job(("soft", 0.3), soft_time_limit=0.05), outcomes)
             assert (o.kind, o.value) == (OutcomeKind.FINISHED, "no-soft-limit"), (
                 f"{o}; hint: a pool without soft limits runs jobs that carry one to the end"
             )
@@ -254,21 +252,15 @@ class PoolSuite:
     def test_hard_time_limit(self, start_pool: PoolMaker) -> None:
         p, outcomes = start_pool(1), Outcomes()
         if p.capabilities.hard_time_limit:
-            job = _job(("spin", 60), hard_time_limit=0.3, is_async=True)
-            p.submit(job, outcomes)
-            o = outcomes.one(job.id)
+            o = _run(p, _job(("spin", 60), hard_time_limit=0.3, is_async=True), outcomes)
             assert o.kind is OutcomeKind.TIMEOUT, (
                 f"{o}; hint: stop a job past its hard limit and report TIMEOUT"
             )
-            after = _job(("echo", "after"))
-            p.submit(after, outcomes)
-            assert outcomes.one(after.id).value == "after", (
+            assert _run(p, _job(("echo", "after")), outcomes).value == "after", (
                 "hint: after a hard limit the pool must keep serving (replace the killed child)"
             )
         else:
-            job = _job(("sleep", 0.3), hard_time_limit=0.05)
-            p.submit(job, outcomes)
-            o = outcomes.one(job.id)
+            o = _run(p, _job(("sleep", 0.3), hard_time_limit=0.05), outcomes)
             assert (o.kind, o.value) == (OutcomeKind.FINISHED, "slept"), (
                 f"{o}; hint: a pool without hard limits runs jobs that carry one to the end"
             )
@@ -286,9 +278,7 @@ class PoolSuite:
             assert p.terminate_job(job.id) is True, "hint: True when the job was running here"
             o = outcomes.one(job.id)
             assert o.kind is OutcomeKind.TERMINATED, f"{o}; hint: report TERMINATED"
-            after = _job(("echo", "after"))
-            p.submit(after, outcomes)
-            assert outcomes.one(after.id).value == "after", (
+            assert _run(p, _job(("echo", "after")), outcomes).value == "after", (
                 "hint: after terminate_job the pool must keep serving"
             )
         else:
@@ -322,15 +312,11 @@ class PoolSuite:
         probe, outcomes = start_pool(1), Outcomes()
         if not probe.capabilities.recycle_children:
             p = start_pool(1, max_memory_per_child=1)
-            job = _job(("echo", "small"))
-            p.submit(job, outcomes)
-            assert outcomes.one(job.id).value == "small", (
+            assert _run(p, _job(("echo", "small")), outcomes).value == "small", (
                 "hint: a pool that does not recycle runs jobs whatever the memory limit"
             )
             return
-        rss = _job(("rss",))
-        probe.submit(rss, outcomes)
-        baseline = outcomes.one(rss.id).value
+        baseline = _run(probe, _job(("rss",)), outcomes).value
         limit = baseline + 48 * 1024
         p = start_pool(1, max_memory_per_child=limit)
         jobs = [_job(("pid",)), _job(("pid",)), _job(("alloc", 96)), _job(("pid",))]
@@ -368,6 +354,5 @@ class PoolSuite:
         )
         p.shrink(1)
         assert p.info()["max-concurrency"] == 1, "hint: shrink(n) removes n from max-concurrency"
-        job = _job(("echo", "after"))
-        p.submit(job, outcomes)
-        assert outcomes.one(job.id).value == "after", "hint: the pool serves after shrink"
+        after = _run(p, _job(("echo", "after")), outcomes)
+        assert after.value == "after", "hint: the pool serves after shrink"
