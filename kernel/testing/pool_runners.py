@@ -8,11 +8,12 @@ any process without sleeping.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,16 @@ def _touch(path: str, text: str = "") -> None:
     tmp = f"{path}.{uuid.uuid4().hex}.tmp"
     Path(tmp).write_text(text)
     os.replace(tmp, path)  # appears whole: a reader never sees it half written
+
+
+@contextlib.contextmanager
+def _marked(marker: str) -> Iterator[None]:
+    """Writes `marker` (the pid) as the job starts and ``marker + ".done"`` as it returns."""
+    _touch(marker, str(os.getpid()))
+    try:
+        yield
+    finally:
+        _touch(marker + ".done")
 
 
 def _barrier_arrive(directory: str) -> None:
@@ -97,12 +108,9 @@ class SuiteRunner:
             return "slept"
         if command == "mark-wait":
             marker, release, max_s = args
-            _touch(marker, str(os.getpid()))
-            try:
+            with _marked(marker):
                 released = _wait_until(lambda: os.path.exists(release), max_s)
-                return "released" if released else "not-released"
-            finally:
-                _touch(marker + ".done")
+            return "released" if released else "not-released"
         if command == "barrier":
             directory, n, max_s = args
             _barrier_arrive(directory)
@@ -140,12 +148,9 @@ class SuiteRunner:
             return "spun"
         if command == "mark-wait":
             marker, release, max_s = args
-            _touch(marker, str(os.getpid()))
-            try:
+            with _marked(marker):
                 released = await _await_until(lambda: os.path.exists(release), max_s)
-                return "released" if released else "not-released"
-            finally:
-                _touch(marker + ".done")
+            return "released" if released else "not-released"
         if command == "barrier":
             directory, n, max_s = args
             _barrier_arrive(directory)
