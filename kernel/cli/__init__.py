@@ -7,12 +7,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kernel.cli.demo import demo
+from kernel.cli.dlq import dlq
 from kernel.cli.plugins import plugins
 from kernel.cli.root import CliState, cli
 from kernel.cli.tasks import call, purge, result
 from kernel.cli.worker import worker
 
-for _command in (worker, call, result, purge, plugins, demo):
+for _command in (worker, call, result, purge, dlq, plugins, demo):
     cli.add_command(_command)
 
 __all__ = ["CliState", "cli", "main"]

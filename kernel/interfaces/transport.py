@@ -14,6 +14,11 @@ from typing import Any
 from kernel.message import Envelope
 
 
+#: The dead-letter queue of queue Q is the queue named Q + DEAD_LETTER_SUFFIX: it can be fetched
+#: from, acked and purged like any queue (that is how `kernel dlq replay` and `purge` work).
+DEAD_LETTER_SUFFIX = ".dead"
+
+
 @dataclass(frozen=True)
 class TransportCapabilities:
     """What a transport can do. The kernel checks these at start-up; a transport MUST NOT claim

@@ -18,13 +18,12 @@ from enum import Enum
 
 from kernel.errors import ConfigurationError, DecodeError
 from kernel.interfaces.results import ResultStore
-from kernel.interfaces.transport import Delivery, Outgoing, Transport
+from kernel.interfaces.transport import DEAD_LETTER_SUFFIX, Delivery, Outgoing, Transport
 from kernel.message import Envelope
 from kernel.specs import Options
 from kernel.std.memory import RESULT_STORE_CAPABILITIES, TRANSPORT_CAPABILITIES
 from kernel.std.sqlite_db import number_option
 
-DEAD_SUFFIX = ".dead"
 MAX_PRIORITY = 9
 #: expired results are dropped by a write at most this often (reads ignore them meanwhile).
 SWEEP_EVERY = 60.0
@@ -219,7 +218,7 @@ class MemoryTransport(Transport):
                 if msg.state is State.LEASED:
                     broker.make_ready(msg)
             else:
-                msg.queue, msg.reason = msg.queue + DEAD_SUFFIX, reason
+                msg.queue, msg.reason = msg.queue + DEAD_LETTER_SUFFIX, reason
                 broker.make_ready(msg)
             broker.cond.notify_all()
 
@@ -261,7 +260,7 @@ class MemoryTransport(Transport):
 
     def dead_letters(self, queue: str, limit: int = 100) -> list[Delivery]:
         """The oldest messages of ``queue + ".dead"``; ``extra["reason"]`` says why each died."""
-        dead = queue + DEAD_SUFFIX
+        dead = queue + DEAD_LETTER_SUFFIX
         broker = self._broker
         with broker.cond:
             found = sorted((m for m in broker.live.values() if m.queue == dead),

@@ -20,14 +20,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from kernel.errors import DecodeError
-from kernel.interfaces.transport import Delivery, Outgoing, Transport
+from kernel.interfaces.transport import DEAD_LETTER_SUFFIX, Delivery, Outgoing, Transport
 from kernel.message import Envelope
 from kernel.specs import Options
 from kernel.std.sqlite import TRANSPORT_CAPABILITIES
 from kernel.std.sqlite_db import Database, Poller, number_option, path_from_url
 
 #: the dead-letter queue of queue ``q`` is ``q`` + this suffix, itself an ordinary queue.
-DEAD_SUFFIX = ".dead"
 MAX_PRIORITY = 9
 
 SCHEMA = """
@@ -67,7 +66,7 @@ REQUEUE = ("UPDATE kernel_messages SET ready = 1, lease_owner = NULL, lease_unti
            "WHERE id = ? AND delivery_count = ?")
 RELEASE = ("UPDATE kernel_messages SET ready = 1, lease_owner = NULL, lease_until = NULL, "
            "delivery_count = delivery_count - 1 WHERE id = ? AND delivery_count = ?")
-DEAD = (f"UPDATE kernel_messages SET queue = queue || '{DEAD_SUFFIX}', ready = 1, "
+DEAD = (f"UPDATE kernel_messages SET queue = queue || '{DEAD_LETTER_SUFFIX}', ready = 1, "
         "lease_owner = NULL, lease_until = NULL, reason = ? WHERE id = ? AND delivery_count = ?")
 # Waiting = ready, delayed, or leased by a consumer whose lease has run out. Each half of the
 # union reads one partial index, so a long queue elsewhere is never scanned.
@@ -230,7 +229,7 @@ class SqliteTransport(Transport):
 
     def dead_letters(self, queue: str, limit: int = 100) -> list[Delivery]:
         """The oldest messages of ``queue + ".dead"``; ``extra["reason"]`` says why each died."""
-        dead = queue + DEAD_SUFFIX
+        dead = queue + DEAD_LETTER_SUFFIX
         with self._db.read() as conn:
             rows = conn.execute(DEAD_LETTERS, {"queue": dead, "limit": limit}).fetchall()
         out = []
@@ -247,4 +246,4 @@ class SqliteTransport(Transport):
         self._db.close()
 
 
-__all__ = ["DEAD_SUFFIX", "SqliteTransport"]
+__all__ = ["DEAD_LETTER_SUFFIX", "SqliteTransport"]
