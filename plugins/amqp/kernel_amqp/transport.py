@@ -95,9 +95,12 @@ class AmqpTransport(Transport):
                                 f"next call reconnects")
 
     def _errors(self) -> tuple[type[BaseException], ...]:
+        """Errors after which the connection is replaced. Channel errors count: RabbitMQ closes
+        a consumer's channel when it holds a delivery past ``consumer_timeout``, and a fresh
+        connection is the one state that is sure to consume again."""
         link = self._link
         errors = tuple(link.kombu.connection_errors) if link is not None else ()
-        return (*errors, OSError)
+        return (*errors, OSError, ChannelError)
 
     # ------------------------------------------------------------------ declare
 
