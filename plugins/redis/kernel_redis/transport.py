@@ -14,25 +14,35 @@ Layout (one Redis database):
   ``priority_steps`` to ``list(range(10))`` on every producer and consumer for ten levels.
 * Held messages. A fetch moves each message, in one Lua script, into kombu's ``unacked`` hash
   (tag -> ``[envelope, "", routing_key]``, the form a Celery worker restores) and into
-  ``kernel.leases``, a ZSET of lease deadlines. We do NOT write kombu's ``unacked_index``: Celery
-  workers restore every entry there one ``visibility_timeout`` after delivery, whatever our lease
-  says, which is exactly the duplicate run of long tasks that leases exist to prevent. Ack is
-  HDEL + ZREM; `extend_lease` is ZADD XX. Expired leases are put back at the head of their list by
-  the claim script, which every fetch runs (and an idle fetch at least every ``sweep_interval``
-  seconds), atomically, so each expired message is restored exactly once however many consumers
-  sweep. Each claim gets a fresh tag, so settling a delivery whose lease already ran out (and
-  which went to someone else) changes nothing.
+  ``kernel.leases``, a ZSET of lease deadlines. Ack is HDEL + ZREM; `extend_lease` is ZADD XX.
+  Expired leases are put back at the head of their list by the claim script, which every fetch
+  runs (and an idle fetch at least every ``sweep_interval`` seconds), atomically, so each expired
+  message is restored exactly once however many consumers sweep. Each claim gets a fresh tag, so
+  settling a delivery whose lease already ran out (and which went to someone else) changes nothing.
+* Celery's sweeper. kombu's ``unacked_index`` (tag -> delivery time) tells Celery workers when to
+  restore a held message: one ``visibility_timeout`` after that score. We write the score as
+  *lease deadline - visibility_timeout* (option ``visibility_timeout``, 3600 like Celery's;
+  set it to the Celery side's value) and move it with every `extend_lease`, so a Celery worker
+  restores a kernel-held message only after our lease has ended, never while the task runs; and
+  if only Celery workers are left, they still bring back what a dead kernel worker held. Either
+  sweeper takes the ``unacked`` entry atomically before restoring (kombu in MULTI, we in Lua),
+  so a message is restored once even when both race. Caveat: kombu compares with its host's
+  clock, we with Redis's; a Celery host whose clock runs ahead restores that much early.
 * Delivery count travels in the envelope (see `kernel_redis.scripts`); restore and requeue keep
   it, the next claim adds one, `release` takes one off.
 * Delayed messages wait in ``kernel.delayed:<queue>`` (ZSET by due time); the claim script moves
   due ones to their list (exactly once), and an idle fetch sleeps no longer than the earliest due.
 * Dead letters: ``<queue>.dead``, an ordinary queue; the reason is in
   ``properties.dead_letter_reason``.
-* Blocking: a fetch first runs the claim script; if it found nothing it blocks in BRPOP on the
-  ready lists (no polling), and the message BRPOP returns is handed to the next claim script call
-  ("adopted"), which records it as held before anything else. The one gap is that round trip:
-  a process killed between BRPOP's reply and the adopting call loses that one message (kombu has
-  the same gap). Redis has no multi-key blocking move that would close it.
+* Blocking, with no message ever in flight outside Redis. Messages leave a ready list only inside
+  the claim script, which records them as held in the same atomic step, so a consumer killed at
+  any moment loses nothing. An idle consumer does not BRPOP the ready lists (a message popped
+  that way is lost if the process dies before recording it, and Redis has no multi-key blocking
+  move into a held set); it blocks in BRPOP on ``kernel.wake:<queue>``, lists of tokens that our
+  publish, requeue and restore push with each message (capped at 64), then claims in Lua. A lost
+  or stale token costs one empty claim, never a message. A claim that leaves messages behind
+  pushes a token for a peer. Messages written by Celery producers carry no token: an idle
+  consumer finds them within ``sweep_interval``.
 """
 
 from __future__ import annotations
@@ -53,12 +63,13 @@ from kernel.interfaces.transport import Delivery, Outgoing, Transport
 from kernel.message import Envelope
 from kernel.specs import Options
 from kernel_redis import scripts
-from kernel_redis.connection import as_bytes, as_text, number, open_client, reachable, safe_url
+from kernel_redis.connection import as_bytes, number, open_client, reachable, safe_url
 from kernel_redis.plugin import TRANSPORT_CAPABILITIES
 
 SEP = "\x06\x16"
 DEAD_SUFFIX = ".dead"
 UNACKED = "unacked"
+UNACKED_INDEX = "unacked_index"
 LEASES = "kernel.leases"
 LEASED = "kernel.leased"
 SEQUENCE = "kernel.lease.seq"
@@ -85,7 +96,9 @@ class RedisTransport(Transport):
 
     Options: ``lease_seconds`` (30) a fetched message stays with its consumer unless extended;
     ``priority_steps`` ([0, 3, 6, 9]); ``sweep_interval`` (1 s) how often an idle fetch looks
-    for expired leases; plus the connection options of `kernel_redis.connection.open_client`.
+    for expired leases and messages other producers wrote; ``visibility_timeout`` (3600) the
+    Celery workers' setting on this Redis; plus the connection options of
+    `kernel_redis.connection.open_client`.
     """
 
     capabilities = TRANSPORT_CAPABILITIES
@@ -95,6 +108,7 @@ class RedisTransport(Transport):
         self.url = url
         self.lease_seconds = number(options, "lease_seconds", 30.0)
         self.sweep_interval = number(options, "sweep_interval", 1.0)
+        self.visibility_timeout = number(options, "visibility_timeout", 3600.0)
         steps = options.get("priority_steps", [0, 3, 6, 9])
         if (not isinstance(steps, (list, tuple)) or not steps or len(steps) > 10
                 or sorted(set(steps)) != list(steps) or steps[0] != 0
@@ -152,21 +166,19 @@ class RedisTransport(Transport):
             return []
         deadline = time.monotonic() + max(0.0, timeout)
         owner: dict[str, str] = {}
-        keys = [UNACKED, LEASES, LEASED, SEQUENCE]
+        keys = [UNACKED, UNACKED_INDEX, LEASES, LEASED, SEQUENCE]
         suffixes: list[str] = []
         for queue in queues:
             ready = self.ready_keys(queue)
             owner.update((key, queue) for key in ready)
             keys += [DELAYED + queue, *ready]
             suffixes.append(',"",' + json.dumps(queue) + "]")
-        ready_keys = [key for key in keys[4:] if key in owner]
-        adopted: tuple[str, bytes] | None = None
+        args: list[Any] = [limit, self.lease_seconds, len(self.steps), 100,
+                           self.visibility_timeout, *suffixes]
+        wake_keys = [scripts.WAKE + queue for queue in queues]
         with reachable(self.url):
             while True:
-                args: list[Any] = [limit, self.lease_seconds, len(self.steps), 100,
-                                   *(adopted or ("", b"")), *suffixes]
                 out = self._claim(keys=keys, args=args)
-                adopted = None
                 if len(out) > 1:
                     deliveries = self._deliveries(out, owner)
                     if deliveries:
@@ -178,10 +190,8 @@ class RedisTransport(Transport):
                 wait = min(left, self.sweep_interval)
                 if out and out[0]:
                     wait = min(wait, float(out[0]))
-                popped = self._client.brpop(ready_keys, max(wait, 0.01))
-                if popped:
-                    key, raw = popped
-                    adopted = (as_text(key), as_bytes(raw))
+                # Only a token is popped here; the message is claimed by the next script call.
+                self._client.brpop(wake_keys, max(wait, 0.01))
 
     def _deliveries(self, out: list[bytes], owner: dict[str, str]) -> list[Delivery]:
         deliveries: list[Delivery] = []
@@ -212,13 +222,15 @@ class RedisTransport(Transport):
         with reachable(self.url):
             pipe = self._client.pipeline(transaction=True)
             pipe.hdel(UNACKED, *tags)
+            pipe.zrem(UNACKED_INDEX, *tags)
             pipe.zrem(LEASES, *tags)
             pipe.hdel(LEASED, *tags)
             pipe.execute()
 
     def _settle(self, delivery: Delivery, mode: str, dead: bytes = b"") -> None:
         with reachable(self.url):
-            self._return(keys=[UNACKED, LEASES, LEASED, delivery.queue + DEAD_SUFFIX],
+            self._return(keys=[UNACKED, UNACKED_INDEX, LEASES, LEASED,
+                               delivery.queue + DEAD_SUFFIX],
                          args=[str(delivery.tag), mode, dead])
 
     def _dead_json(self, delivery: Delivery, reason: str, raw: bool = False) -> bytes:
@@ -245,7 +257,9 @@ class RedisTransport(Transport):
         out and went back to its queue is left alone."""
         if deliveries:
             with reachable(self.url):
-                self._extend(keys=[LEASES], args=[seconds, *(str(d.tag) for d in deliveries)])
+                self._extend(keys=[LEASES, UNACKED_INDEX],
+                             args=[seconds, self.visibility_timeout,
+                                   *(str(d.tag) for d in deliveries)])
 
     # ------------------------------------------------------------------ inspect
 
