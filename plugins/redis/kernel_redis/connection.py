@@ -1,16 +1,34 @@
-"""One way to open a Redis client from a URL, shared by the transport and the result store:
-redis-py retries with exponential backoff on connection errors and timeouts; what still fails
-becomes `kernel.errors.ConnectionFailed` with a sentence, never a redis-py traceback."""
+"""One way to open a Redis client from a URL, shared by the transport, the result store and the
+schedule store: redis-py retries with exponential backoff on connection errors and timeouts;
+what still fails becomes `kernel.errors.ConnectionFailed` with a sentence, never a redis-py
+traceback.
+
+URLs:
+
+* ``redis://[[user]:password@]host[:port][/db]``; ``rediss://`` the same over TLS;
+* ``redis+sentinel://[[user]:password@]host:port[,host:port...]/service[?db=N]``: ask the
+  Sentinels for the current master of `service` (and ask again after a failover);
+  ``rediss+sentinel://`` talks TLS to the master and the Sentinels. The password is the
+  master's; option ``sentinel_password`` is the Sentinels' own, if they have one.
+
+TLS settings come from option ``ssl`` (a mapping, Celery's ``broker_use_ssl`` form) or the URL
+query: ``ssl_cert_reqs`` (``required`` | ``optional`` | ``none``, or an ``ssl.CERT_*``),
+``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``, ``ssl_check_hostname``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+import ssl
 from contextlib import contextmanager
-from urllib.parse import urlsplit, urlunsplit
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from kernel.errors import ConfigurationError, ConnectionFailed
 from kernel.specs import Options
@@ -43,27 +61,113 @@ def number(options: Options, name: str, default: float) -> float:
         raise ConfigurationError(f"Redis option {name!r} must be a number, got {value!r}") from None
 
 
+SSL_KEYS = ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname")
+_CERT_REQS = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}
+
+
+def ssl_settings(values: Any, url: str) -> dict[str, Any]:
+    """Celery-style TLS settings as redis-py keyword arguments."""
+    if not isinstance(values, dict):
+        raise ConfigurationError(f"Redis option 'ssl' must be a mapping of {', '.join(SSL_KEYS)}, "
+                                 f"got {values!r}")
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in SSL_KEYS:
+            raise ConfigurationError(f"unknown TLS setting {key!r} for {safe_url(url)}; use "
+                                     f"{', '.join(SSL_KEYS)}")
+        if key == "ssl_cert_reqs" and not isinstance(value, ssl.VerifyMode):
+            name = str(value).lower().removeprefix("cert_")
+            if name not in _CERT_REQS:
+                raise ConfigurationError(f"ssl_cert_reqs must be required, optional or none, "
+                                         f"got {value!r}")
+            value = _CERT_REQS[name]
+        elif key == "ssl_check_hostname" and isinstance(value, str):
+            value = value.lower() in ("1", "true", "yes", "on")
+        out[key] = value
+    return out
+
+
+@dataclass
+class Target:
+    """A parsed Redis URL: where to connect and how."""
+
+    tls: bool
+    sentinels: list[tuple[str, int]] = field(default_factory=list)  # empty: a direct URL
+    service: str = ""
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    ssl: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_url(url: str, options: Options) -> Target:
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "redis+sentinel", "rediss+sentinel"):
+        raise ConfigurationError(
+            f"{safe_url(url)!r} is not a Redis URL; write redis://host:port/db, "
+            f"rediss://host:port/db or redis+sentinel://host:port/service?db=N")
+    query = dict(parse_qsl(parts.query))
+    settings = {k: query.pop(k) for k in SSL_KEYS if k in query}
+    settings.update(options.get("ssl") or {})
+    target = Target(tls=parts.scheme.startswith("rediss"), ssl=ssl_settings(settings, url))
+    if target.ssl and not target.tls:
+        raise ConfigurationError(f"TLS settings need a rediss:// URL, not {safe_url(url)!r}")
+    if not parts.scheme.endswith("+sentinel"):
+        return target
+    creds, _, hosts = parts.netloc.rpartition("@")
+    user, _, password = creds.partition(":")
+    target.username, target.password = unquote(user) or None, unquote(password) or None
+    path = parts.path.strip("/").split("/")
+    target.service = unquote(path[0])
+    try:
+        target.db = int(query.pop("db", path[1] if len(path) > 1 else 0))
+        for host in filter(None, hosts.split(",")):
+            name, sep, port = host.rpartition(":")
+            if not sep or port.endswith("]"):  # no port: "host" or "[::1]"
+                name, port = host, ""
+            target.sentinels.append((name.strip("[]"), int(port or 26379)))
+    except ValueError:
+        raise ConfigurationError(f"bad Sentinel URL {safe_url(url)!r}: the db and the ports "
+                                 f"must be numbers") from None
+    if not target.service or not target.sentinels or query:
+        raise ConfigurationError(
+            f"bad Sentinel URL {safe_url(url)!r}: write redis+sentinel://host:port[,host:port]/"
+            f"service[?db=N]" + (f" (unknown parameters {sorted(query)})" if query else ""))
+    return target
+
+
 def open_client(url: str, options: Options) -> redis.Redis:
     """A thread-safe client (a connection pool) for `url`.
 
     Options: ``retries`` (6) and ``retry_backoff_cap`` (2 s): how hard redis-py retries a command
     on a connection error before `ConnectionFailed`; ``socket_connect_timeout`` (5 s);
-    ``socket_timeout`` (None: blocking reads wait as long as the command asks).
+    ``socket_timeout`` (None: blocking reads wait as long as the command asks); ``ssl``;
+    ``sentinel_password``.
     """
-    if urlsplit(url).scheme not in ("redis", "rediss"):
-        raise ConfigurationError(f"{safe_url(url)!r} is not a Redis URL; write "
-                                 f"redis://host:port/db or rediss://host:port/db")
+    target = parse_url(url, options)
     retry = Retry(ExponentialBackoff(cap=number(options, "retry_backoff_cap", 2.0), base=0.05),
                   int(number(options, "retries", 6)))
     timeout = options.get("socket_timeout")
-    try:
-        return redis.Redis.from_url(
-            url, retry=retry, retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-            socket_connect_timeout=number(options, "socket_connect_timeout", 5.0),
-            socket_timeout=None if timeout is None else float(timeout),
-            socket_keepalive=True, health_check_interval=30)
-    except ValueError as exc:
-        raise ConfigurationError(f"bad Redis URL {safe_url(url)!r}: {exc}") from None
+    connect_timeout = number(options, "socket_connect_timeout", 5.0)
+    common: dict[str, Any] = dict(
+        retry=retry, retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=None if timeout is None else float(timeout),
+        socket_keepalive=True, health_check_interval=30, **target.ssl)
+    if not target.sentinels:
+        direct = urlunsplit(urlsplit(url)._replace(query=""))
+        try:
+            return redis.Redis.from_url(direct, **common)
+        except ValueError as exc:
+            raise ConfigurationError(f"bad Redis URL {safe_url(url)!r}: {exc}") from None
+    tls = {"ssl": True, **target.ssl} if target.tls else {}
+    sentinel = Sentinel(target.sentinels, sentinel_kwargs={  # type: ignore[no-untyped-call]
+        "socket_connect_timeout": connect_timeout, "socket_timeout": connect_timeout,
+        "password": options.get("sentinel_password"), **tls})
+    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        target.service, redis_class=redis.Redis, db=target.db, username=target.username,
+        password=target.password, **{**common, **tls})
+    return client
 
 
 @contextmanager

@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING
 from kernel.hookspecs import hookimpl
 from kernel.interfaces.results import ResultStoreCapabilities
 from kernel.interfaces.transport import TransportCapabilities
-from kernel.specs import Options, ResultStoreSpec, TransportSpec
+from kernel.specs import Options, ResultStoreSpec, ScheduleStoreSpec, TransportSpec
 
 if TYPE_CHECKING:
     from kernel_redis.results import RedisResultStore
+    from kernel_redis.schedule import RedisScheduleStore
     from kernel_redis.transport import RedisTransport
 
-SCHEMES = ("redis", "rediss")
+SCHEMES = ("redis", "rediss", "redis+sentinel", "rediss+sentinel")
 
 TRANSPORT_CAPABILITIES = TransportCapabilities(
     delayed_delivery=True, priorities=True, leases=True, dead_letter=True, multi_process=True,
@@ -36,6 +37,12 @@ def make_result_store(url: str, options: Options) -> RedisResultStore:
     return RedisResultStore(url, options)
 
 
+def make_schedule_store(url: str, options: Options) -> RedisScheduleStore:
+    from kernel_redis.schedule import RedisScheduleStore
+
+    return RedisScheduleStore(url, options)
+
+
 @hookimpl
 def kernel_transports() -> Iterable[TransportSpec]:
     yield TransportSpec("redis", SCHEMES, make_transport, TRANSPORT_CAPABILITIES)
@@ -44,3 +51,8 @@ def kernel_transports() -> Iterable[TransportSpec]:
 @hookimpl
 def kernel_result_stores() -> Iterable[ResultStoreSpec]:
     yield ResultStoreSpec("redis", SCHEMES, make_result_store, RESULT_STORE_CAPABILITIES)
+
+
+@hookimpl
+def kernel_schedule_stores() -> Iterable[ScheduleStoreSpec]:
+    yield ScheduleStoreSpec("redis", SCHEMES, make_schedule_store)
