@@ -8,7 +8,7 @@ import time
 import weakref
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import datetime
-from typing import Any, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from typing_extensions import ParamSpec
 
@@ -21,6 +21,9 @@ from kernel.message import absolute_time, build_task, current_request, new_id
 from kernel.plugins import PluginManager
 from kernel.result import AsyncResult
 from kernel.task import Task, TaskOptions
+
+if TYPE_CHECKING:
+    from kernel.revocation import Control
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -323,6 +326,13 @@ class App:
         if batch:
             self.transport.publish(batch)
         return results
+
+    @property
+    def control(self) -> Control:
+        """Commands for workers: ``app.control.revoke(ids, terminate=False)``."""
+        from kernel.revocation import Control
+
+        return Control(self)
 
     def AsyncResult(self, task_id: str) -> AsyncResult[Any]:
         return AsyncResult(task_id, self)

@@ -175,6 +175,12 @@ class AsyncResult(Generic[R]):
 
         return await asyncio.to_thread(self.get, timeout, propagate)
 
+    def revoke(self, terminate: bool = False) -> None:
+        """Make sure the task never runs (on any worker, also ones started later); with
+        `terminate`, stop it if it is running."""
+        self.app.control.revoke(self.id, terminate=terminate)
+        self._meta = None
+
     def forget(self) -> None:
         self.app.backend.forget(self.id)
         self._meta = None

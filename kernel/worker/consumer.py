@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -70,8 +71,12 @@ class Consumer:
         self._changed = threading.Condition(self._lock)
         self._stopping = threading.Event()
         self._cold = threading.Event()
+        self._begun = threading.Event()
         self._stopped = False
         self._settling = 0
+        #: checks run before a task starts; one returning an exception skips the task, which
+        #: is recorded REVOKED with it (revocations plug in here).
+        self.filters: list[Callable[[Request], Exception | None]] = []
         self._threads: list[threading.Thread] = []
         self._keys = itertools.count()
 
@@ -139,8 +144,16 @@ class Consumer:
 
     # ------------------------------------------------------------------ fetching
 
+    def begin(self) -> None:
+        """Start fetching. The worker calls it once every bootstep has started, so steps that
+        add filters are in place before the first message arrives."""
+        self._begun.set()
+
     def _fetch_loop(self) -> None:
         backoff = 0.1
+        while not self._begun.wait(0.1):
+            if self._stopping.is_set():
+                return
         while not self._stopping.is_set():
             with self._changed:
                 while self.held >= self.prefetch and not self._stopping.is_set():
@@ -214,8 +227,32 @@ class Consumer:
                         self.pool.active >= self.concurrency):
                     return
                 held = self._reserved.popleft()
+            skip = next((exc for f in self.filters if (exc := f(held.request)) is not None),
+                        None)
+            if skip is not None:
+                self._skip(held, skip)
+                continue
+            with self._changed:
                 self._running[held.job.id] = held
             self.pool.submit(held.job, self._on_done)
+
+    def _skip(self, held: Held, reason: Exception) -> None:
+        """A filter refused the task: record it REVOKED with the reason, settle the message."""
+        request = held.request
+        log.info("task %s[%s] not run: %s", request.name, request.id, reason)
+        self.counters.processed += 1
+        if not request.ignore_result and self.app.conf.result_backend:
+            self._safely(self.app.backend.store_result, request.id, states.REVOKED, reason)
+        if held.acks_late:
+            with self._changed:
+                self._acks.append(held.delivery)
+                self._changed.notify_all()
+
+    def terminate(self, task_id: str) -> bool:
+        """Stop the running task `task_id` here (its message is settled as REVOKED)."""
+        with self._changed:
+            keys = [key for key, held in self._running.items() if held.request.id == task_id]
+        return any([self.pool.terminate_job(key) for key in keys])
 
     # ------------------------------------------------------------------ settling
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from kernel.interfaces.bootstep import Bootstep
 from kernel.interfaces.pool import Pool
 from kernel.interfaces.transport import Transport
+from kernel.revocation import Revocations
 from kernel.worker.consumer import Consumer
 from kernel.worker.execute import Executor
 
@@ -86,7 +87,8 @@ class ConsumerStep(Bootstep):
         self.consumer.stop(warm=False)
 
 
-BUILTIN_STEPS: tuple[type[Bootstep], ...] = (PoolStep, BrokerStep, ResultsStep, ConsumerStep)
+BUILTIN_STEPS: tuple[type[Bootstep], ...] = (PoolStep, BrokerStep, ResultsStep, ConsumerStep,
+                                             Revocations)
 
 
 def default_concurrency() -> int:

@@ -75,6 +75,7 @@ class Worker:
         self.app.plugins.hook.kernel_worker_init(worker=self)
         values = self.blueprint.start({"app": self.app, "options": self.options})
         self.consumer = values["consumer"]
+        self.consumer.begin()
         self.app.plugins.hook.kernel_worker_ready(worker=self)
 
     def stop(self, warm: bool = True) -> None:

@@ -96,3 +96,9 @@ def block_first_time_no_redelivery(marker: str) -> str:
 def crash_the_process() -> None:
     """A poison message: it kills whichever process runs it."""
     os._exit(1)
+
+
+@app.task
+def touch(path: str) -> str:
+    Path(path).touch()
+    return path
