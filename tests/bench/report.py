@@ -1,0 +1,139 @@
+"""Medians, ratios against Celery and the best peer, the issue's targets; a rich table and JSON."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from tests.bench.scenarios import Samples
+from tests.bench.systems import PEERS
+
+KERNEL = "kernel"
+LIMIT = "redis-py"
+SQLITE = "kernel-sqlite"
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    label: str
+    unit: str
+    higher_is_better: bool = True
+    #: the issue's targets: (against "celery" or "best", bound on kernel/that).
+    targets: tuple[tuple[str, float], ...] = ()
+
+
+ROWS = (
+    Row("enqueue.call", "enqueue, per call", "tasks/s", targets=(("celery", 5),)),
+    Row("enqueue.batch", "enqueue, batch API (peers: per call)", "tasks/s",
+        targets=(("celery", 30),)),
+    Row("drain.one", "drain, 1 process", "tasks/s", targets=(("celery", 5), ("best", 2))),
+    Row("drain.two", "drain, 2 processes", "tasks/s", targets=(("celery", 5), ("best", 2))),
+    Row("rtt.p50", "round trip p50", "ms", False, targets=(("celery", 1 / 3),)),
+    Row("rtt.p99", "round trip p99", "ms", False),
+    Row("io", "I/O-bound (50 ms sleeps)", "tasks/s", targets=(("celery", 1),)),
+    Row("rss.one", "peak RSS, 1 process", "MiB", False, targets=(("celery", 1),)),
+    Row("rss.two", "peak RSS, 2 processes", "MiB", False, targets=(("celery", 1),)),
+    Row("limit.brpop", "BRPOP one at a time", "msgs/s"),
+    Row("limit.brpop_pipelined", f"BRPOP in pipelines of 100", "msgs/s"),
+)
+
+
+def medians(samples: Samples) -> dict[str, dict[str, float]]:
+    return {row: {system: statistics.median(values) for system, values in by_system.items()}
+            for row, by_system in samples.items()}
+
+
+def build(samples: Samples) -> list[dict[str, Any]]:
+    """One dict per row that has data: medians, runs, ratios, targets and whether each is met."""
+    med = medians(samples)
+    out = []
+    for row in ROWS:
+        values = med.get(row.id)
+        if not values:
+            continue
+        peers = {name: v for name, v in values.items() if name in PEERS}
+        if row.id == "enqueue.batch":  # peers have no batch API: compare with their per call
+            peers = {name: v for name, v in med.get("enqueue.call", {}).items() if name in PEERS}
+        pick = max if row.higher_is_better else min
+        best = pick(peers, key=lambda name: peers[name]) if peers else None
+        kernel = values.get(KERNEL)
+        ratio_celery = kernel / peers["celery"] if kernel and "celery" in peers else None
+        ratio_best = kernel / peers[best] if kernel and best else None
+        targets = []
+        for against, bound in row.targets:
+            ratio = ratio_celery if against == "celery" else ratio_best
+            if ratio is None:
+                continue
+            met = ratio >= bound if row.higher_is_better else ratio <= bound
+            targets.append({"against": against, "bound": bound, "ratio": ratio, "met": met})
+        out.append({
+            "id": row.id, "label": row.label, "unit": row.unit,
+            "higher_is_better": row.higher_is_better, "median": values,
+            "runs": {name: list(v) for name, v in samples[row.id].items()},
+            "peers_compared": peers, "best_peer": best,
+            "ratio_celery": ratio_celery, "ratio_best_peer": ratio_best, "targets": targets,
+        })
+    return out
+
+
+def environment(redis_info: dict[str, Any] | None) -> dict[str, Any]:
+    versions = {}
+    for dist in ("kernel", "kernel-redis", "celery", "kombu", "dramatiq", "huey", "redis",
+                 "hiredis", "gevent"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return {"python": platform.python_version(), "platform": platform.platform(),
+            "cpu_count": os.cpu_count(), "versions": versions,
+            "redis_server": (redis_info or {}).get("redis_version")}
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def render(rows: list[dict[str, Any]], env: dict[str, Any], configs: dict[str, dict[str, str]],
+           console: Console) -> None:
+    systems = [name for name in (KERNEL, *PEERS) if any(name in r["median"] for r in rows)]
+    extra = [name for name in (LIMIT, SQLITE) if any(name in r["median"] for r in rows)]
+    table = Table(title="kernel vs peers, median of runs")
+    table.add_column("row")
+    table.add_column("unit")
+    for name in systems:
+        table.add_column(name, justify="right")
+    table.add_column("kernel/celery", justify="right")
+    table.add_column("kernel/best peer", justify="right")
+    table.add_column("target", justify="left")
+    for name in extra:
+        table.add_column(name, justify="right")
+    for row in rows:
+        med = row["median"]
+        cells = [_fmt(med.get(name)) for name in systems]
+        best = f" ({row['best_peer']})" if row["best_peer"] else ""
+        target = ", ".join(
+            f"{'✓' if t['met'] else '✗'} {'≥' if row['higher_is_better'] else '≤'}"
+            f"{t['bound']:.2g}x {t['against']}" for t in row["targets"])
+        table.add_row(row["label"], row["unit"], *cells, _ratio(row["ratio_celery"]),
+                      _ratio(row["ratio_best_peer"]) + best, target,
+                      *[_fmt(med.get(name)) for name in extra])
+    console.print(table)
+    for name, modes in configs.items():
+        console.print(f"  {name}: " + "; ".join(f"{mode}: {desc}" for mode, desc in modes.items()))
+    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
+    console.print(f"  Python {env['python']}, {env['cpu_count']} CPUs, redis-server "
+                  f"{env['redis_server']}; {versions}")

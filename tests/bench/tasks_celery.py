@@ -1,0 +1,32 @@
+"""Celery's benchmark tasks (the same bodies as kernel's), on BENCH_REDIS_URL."""
+
+from __future__ import annotations
+
+import time
+
+from celery import Celery
+
+from tests.bench import env
+
+QUEUE = "bench_celery"
+
+app = Celery("bench", broker=env.redis_url(), backend=env.redis_url())
+app.conf.update(task_default_queue=QUEUE, broker_connection_retry_on_startup=True,
+                worker_hijack_root_logger=False)
+
+
+@app.task(name="bench.noop", ignore_result=True)
+def noop() -> None:
+    env.incr()
+
+
+@app.task(name="bench.ping")
+def ping() -> int:
+    env.incr()
+    return 1
+
+
+@app.task(name="bench.sleepy", ignore_result=True)
+def sleepy() -> None:
+    time.sleep(0.05)
+    env.incr()

@@ -1,0 +1,35 @@
+"""Dramatiq's benchmark tasks (the same bodies as kernel's), on BENCH_REDIS_URL."""
+
+from __future__ import annotations
+
+import time
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.results import Results
+from dramatiq.results.backends.redis import RedisBackend
+
+from tests.bench import env
+
+QUEUE = "bench_dramatiq"
+
+broker = RedisBroker(url=env.redis_url())
+broker.add_middleware(Results(backend=RedisBackend(url=env.redis_url())))
+dramatiq.set_broker(broker)
+
+
+@dramatiq.actor(queue_name=QUEUE, actor_name="bench_noop", max_retries=0)
+def noop() -> None:
+    env.incr()
+
+
+@dramatiq.actor(queue_name=QUEUE, actor_name="bench_ping", max_retries=0, store_results=True)
+def ping() -> int:
+    env.incr()
+    return 1
+
+
+@dramatiq.actor(queue_name=QUEUE, actor_name="bench_sleepy", max_retries=0)
+def sleepy() -> None:
+    time.sleep(0.05)
+    env.incr()

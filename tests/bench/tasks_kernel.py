@@ -1,0 +1,44 @@
+"""kernel's benchmark tasks. The worker imports ``app`` (broker and results from
+BENCH_KERNEL_URL); the driver builds its own client apps with `make_app`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from kernel import App
+from tests.bench import env
+
+QUEUE = "bench_kernel"
+
+
+def make_app(url: str, counter: str | None = None) -> App:
+    """Tasks on `url`; `counter` is "redis" or "results" (default: BENCH_COUNTER, else redis)."""
+    app = App("bench", broker=url, results=url, config={"task_default_queue": QUEUE})
+    on_results = (counter or os.environ.get(env.COUNTER, "redis")) == "results"
+
+    def incr() -> None:
+        if on_results:
+            # The embedded run has no Redis: the counter is the app's own (SQLite) store.
+            app.backend.store.incr(env.COUNTER_KEY)  # type: ignore[union-attr]
+        else:
+            env.incr()
+
+    @app.task(name="bench.noop", ignore_result=True)
+    def noop() -> None:
+        incr()
+
+    @app.task(name="bench.ping")
+    def ping() -> int:
+        incr()
+        return 1
+
+    @app.task(name="bench.sleepy", ignore_result=True)
+    async def sleepy() -> None:
+        await asyncio.sleep(0.05)
+        incr()
+
+    return app
+
+
+app = make_app(os.environ.get(env.KERNEL_URL, "sqlite:///kernel-bench.db"))
