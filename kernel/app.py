@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from typing_extensions import ParamSpec
 
+from kernel import states
 from kernel.backend import ResultBackend
 from kernel.codec import Codec
 from kernel.config import Config
@@ -304,7 +305,7 @@ class App:
         outgoing, task_id, ignored = self._envelope(
             name, args, kwargs, task_id=task_id, countdown=countdown, eta=eta, expires=expires,
             queue=queue, priority=priority, headers=headers, task=_task, options=options)
-        self.transport.publish([outgoing])
+        self._publish([outgoing], [] if ignored or options.get("retries") else [task_id])
         return AsyncResult(task_id, self, ignored=ignored)
 
     def send_many(self, calls: Iterable[tuple[Task[Any, Any] | str, Sequence[Any],
@@ -314,6 +315,7 @@ class App:
         `options` apply to every call (queue, countdown, priority, ...)."""
         batch: list[Outgoing] = []
         results: list[AsyncResult[Any]] = []
+        tracked: list[str] = []
         fixed = {k: options.pop(k, None) for k in ("countdown", "eta", "expires", "queue",
                                                     "priority", "headers")}
         for target, args, kwargs in calls:
@@ -323,9 +325,18 @@ class App:
                 name, args, kwargs, task_id=None, task=task, options=dict(options), **fixed)
             batch.append(outgoing)
             results.append(AsyncResult(task_id, self, ignored=ignored))
+            if not ignored:
+                tracked.append(task_id)
         if batch:
-            self.transport.publish(batch)
+            self._publish(batch, tracked)
         return results
+
+    def _publish(self, batch: list[Outgoing], tracked: list[str]) -> None:
+        if tracked and self.conf.task_track_sent:
+            # Before publishing: written after, it could land on top of a finished result.
+            backend = self.backend
+            backend.store_many([backend.record(i, states.PENDING, None) for i in tracked])
+        self.transport.publish(batch)
 
     @property
     def control(self) -> Control:

@@ -42,6 +42,9 @@ class Config:
     task_soft_time_limit: float | None = None
     task_ignore_result: bool = False
     task_track_started: bool = False
+    #: write a PENDING record when a task is sent, so a result tells PENDING (sent, waiting)
+    #: from UNKNOWN (never heard of); one result-store write per send (batched in send_many).
+    task_track_sent: bool = True
     #: run tasks inline in `delay` (tests); results are kept in memory.
     task_always_eager: bool = False
     task_eager_propagates: bool = True

@@ -115,9 +115,13 @@ class AsyncResult(Generic[R]):
 
     @property
     def state(self) -> str:
-        """PENDING until a record exists; then the record's status."""
+        """The record's status. Without a record: UNKNOWN when sends are recorded
+        (``task_track_sent``, the default: this id was never sent here, or its record
+        expired), PENDING otherwise (Celery's meaning: waiting or unknown)."""
         meta = self._fetch()
-        return states.PENDING if meta is None else str(meta.get("status", states.PENDING))
+        if meta is None:
+            return states.UNKNOWN if self.app.conf.task_track_sent else states.PENDING
+        return str(meta.get("status", states.PENDING))
 
     status = state
 

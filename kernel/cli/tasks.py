@@ -61,8 +61,10 @@ def _parse_eta(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
 
 def result_record(app: App, task_id: str) -> dict[str, Any]:
-    """The stored record of a task (Celery's format), or a PENDING one if there is none yet."""
-    return app.backend.get_meta(task_id) or app.backend.record(task_id, states.PENDING, None)
+    """The stored record of a task (Celery's format), or one with the state `AsyncResult`
+    gives a task without a record (UNKNOWN, or PENDING when sends are not recorded)."""
+    return app.backend.get_meta(task_id) or app.backend.record(
+        task_id, app.AsyncResult(task_id).state, None)
 
 
 def show_failure(record: dict[str, Any]) -> None:

@@ -46,8 +46,14 @@ class StoreResults(Middleware):
         if call.app.conf.result_extended:
             extra.update(name=request.name, args=call.args, kwargs=call.kwargs,
                          worker=call.hostname, retries=request.retries, queue=call.queue)
-        call.app.backend.store_result(request.id, call.state, call.value,
-                                      traceback=call.traceback, extra=extra)
+        backend = call.app.backend
+        if call.state == states.RETRY:
+            # The retry is already sent and may have finished elsewhere: never hide its result.
+            current = backend.get_meta(request.id)
+            if current is not None and current.get("status") in states.READY_STATES:
+                return
+        backend.store_result(request.id, call.state, call.value, traceback=call.traceback,
+                             extra=extra)
 
 
 class SendCallbacks(Middleware):

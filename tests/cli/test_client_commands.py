@@ -112,11 +112,14 @@ def test_result_of_a_failure_shows_the_error_and_exits_1(invoke: Callable[..., R
     assert json.loads(as_json.stdout)["result"]["exc_type"] == "KeyError"
 
 
-def test_result_of_an_unknown_id_is_pending(invoke: Callable[..., Result]) -> None:
+def test_result_of_an_unknown_id_is_unknown_and_of_a_sent_one_pending(
+        invoke: Callable[..., Result], client: App) -> None:
     result = invoke("result", "never-sent")
     assert result.exit_code == 0
-    assert "state: PENDING" in result.stdout
-    assert json.loads(invoke("result", "never-sent", "--json").stdout)["status"] == "PENDING"
+    assert "state: UNKNOWN" in result.stdout
+    assert json.loads(invoke("result", "never-sent", "--json").stdout)["status"] == "UNKNOWN"
+    sent = client.send_task("x.y", (1,))
+    assert "state: PENDING" in invoke("result", sent.id).stdout
 
 
 def test_waiting_for_a_result_that_never_comes_times_out_with_status_2(

@@ -295,3 +295,15 @@ def test_asyncio_pool_awaits_async_tasks_on_its_loop_and_runs_sync_ones() -> Non
     finally:
         worker.stop()
     app.close()
+
+
+def test_pending_means_sent_and_unknown_means_never_seen() -> None:
+    app = make_app()
+    sent = app.tasks["add"].delay(1, 1)
+    assert sent.state == states.PENDING
+    assert app.AsyncResult("never-sent").state == states.UNKNOWN
+    quiet = make_app(task_track_sent=False)
+    assert quiet.tasks["add"].delay(1, 1).state == states.PENDING
+    assert quiet.AsyncResult("never-sent").state == states.PENDING, "Celery's meaning"
+    app.close()
+    quiet.close()
