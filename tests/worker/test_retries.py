@@ -94,7 +94,7 @@ def test_autoretry_backoff_with_jitter_stays_in_its_envelope_over_100_retries(
     assert unlucky.delay().get(timeout=60) == 100
     assert [a[0] for a in attempts] == list(range(101))
     planned = []
-    for (n, ran, _), (_, next_ran, eta) in zip(attempts, attempts[1:]):
+    for (n, ran, _), (_, next_ran, eta) in zip(attempts, attempts[1:], strict=False):
         assert eta is not None, "a retry travels with its ETA"
         assert next_ran >= eta, f"retry {n + 1} ran before its ETA"
         wait = eta - ran
