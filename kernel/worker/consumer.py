@@ -72,6 +72,7 @@ class Consumer:
         self._stopping = threading.Event()
         self._cold = threading.Event()
         self._begun = threading.Event()
+        self._warned: set[str] = set()
         self._stopped = False
         self._settling = 0
         #: checks run before a task starts; one returning an exception skips the task, which
@@ -209,6 +210,7 @@ class Consumer:
         hard = _first(request.time_limit, topts and topts.time_limit, conf.task_time_limit)
         soft = _first(request.soft_time_limit, topts and topts.soft_time_limit,
                       conf.task_soft_time_limit)
+        self._warn_unenforced(request.name, soft, hard)
         key = request.id if request.id not in self._running else f"{request.id}#{next(self._keys)}"
         job = Job(key, request.name,
                   Payload(request, envelope.body, envelope.content_type,
@@ -219,6 +221,17 @@ class Consumer:
             self.transport.ack([delivery])  # at-most-once: settled before it runs
         with self._changed:
             self._reserved.append(Held(delivery, request, job, acks_late, lost))
+
+    def _warn_unenforced(self, name: str, soft: float | None, hard: float | None) -> None:
+        caps = self.pool.capabilities
+        missing = [kind for kind, limit, can in (("soft", soft, caps.soft_time_limit),
+                                                 ("hard", hard, caps.hard_time_limit))
+                   if limit and not can]
+        if missing and name not in self._warned:
+            self._warned.add(name)
+            log.warning("task %s has a %s time limit this pool (%s) cannot enforce; it will run "
+                        "to its end (use -P prefork, see docs/user-guide/time-limits.md)", name,
+                        " and ".join(missing), type(self.pool).__name__)
 
     def _dispatch(self) -> None:
         while True:
