@@ -42,7 +42,7 @@ ROWS = (
     Row("rss.one", "peak RSS, 1 process", "MiB", False, targets=(("celery", 1),)),
     Row("rss.two", "peak RSS, 2 processes", "MiB", False, targets=(("celery", 1),)),
     Row("limit.brpop", "BRPOP one at a time", "msgs/s"),
-    Row("limit.brpop_pipelined", f"BRPOP in pipelines of 100", "msgs/s"),
+    Row("limit.brpop_pipelined", "BRPOP in pipelines of 100", "msgs/s"),
 )
 
 

@@ -1,0 +1,35 @@
+"""The benchmark still runs: quick mode, kernel on SQLite only (no Redis, no peers needed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_sqlite_run_writes_every_row(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.bench", "--quick", "--only", "kernel-sqlite",
+         "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    rows = {row["id"]: row for row in report["rows"]}
+    assert set(rows) == {"enqueue.call", "enqueue.batch", "drain.one", "drain.two", "rtt.p50",
+                         "rtt.p99", "rss.one", "rss.two"}
+    for row in rows.values():
+        assert row["median"]["kernel-sqlite"] > 0, row
+    assert rows["rtt.p50"]["median"]["kernel-sqlite"] <= rows["rtt.p99"]["median"]["kernel-sqlite"]
+    assert report["environment"]["cpu_count"] >= 1
+    assert "drain, 1 process" in done.stdout  # the table
+
+
+def test_unknown_system_is_a_sentence(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "tests.bench", "--only", "kernle"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "unknown system(s) kernle; choose from kernel," in done.stderr
