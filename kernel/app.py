@@ -8,6 +8,7 @@ import time
 import weakref
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import datetime
+from difflib import get_close_matches
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from typing_extensions import ParamSpec
@@ -19,7 +20,9 @@ from kernel.config import Config
 from kernel.errors import ConfigurationError, MissingCapability
 from kernel.interfaces.transport import Outgoing, Transport
 from kernel.message import absolute_time, build_task, current_request, new_id
+from kernel.hookspecs import hookimpl
 from kernel.plugins import PluginManager
+from kernel.signals import SIGNALS, Signals
 from kernel.result import AsyncResult
 from kernel.task import Task, TaskOptions
 
@@ -97,6 +100,7 @@ class App:
         self._transport: Transport | None = None
         self._backend: ResultBackend | None = None
         self._codec: Codec | None = None
+        self._signals: Signals | None = None
         self._pid = os.getpid()
         _apps.add(self)
         self.plugins.hook.kernel_app_created(app=self)
@@ -332,11 +336,42 @@ class App:
         return results
 
     def _publish(self, batch: list[Outgoing], tracked: list[str]) -> None:
+        signals = self.signals
+        if signals.wanted("kernel_before_publish"):
+            for out in batch:
+                signals.send("kernel_before_publish", app=self, envelope=out.envelope,
+                             queue=out.queue)
         if tracked and self.conf.task_track_sent:
             # Before publishing: written after, it could land on top of a finished result.
             backend = self.backend
             backend.store_many([backend.record(i, states.PENDING, None) for i in tracked])
         self.transport.publish(batch)
+        if signals.wanted("kernel_after_publish"):
+            for out in batch:
+                signals.send("kernel_after_publish", app=self, envelope=out.envelope,
+                             queue=out.queue)
+
+    # ------------------------------------------------------------------ signals
+
+    @property
+    def signals(self) -> Signals:
+        if self._signals is None:
+            self._signals = Signals(self.plugins.pm)
+        return self._signals
+
+    def connect(self, signal: str, receiver: Callable[..., Any]) -> None:
+        """Call `receiver` on a task signal: ``app.connect("task_failure", fn)`` where
+        ``fn(call)`` takes the hook's arguments by name (see kernel.hookspecs, hooks
+        ``kernel_<signal>``). Connect before a worker starts; pool processes that import the
+        app connect again there."""
+        name = f"kernel_{signal}"
+        if name not in SIGNALS:
+            close = get_close_matches(signal, [s[len("kernel_"):] for s in SIGNALS], n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigurationError(f"no signal {signal!r}{hint}")
+        plugin = type(f"Receiver_{signal}", (), {name: staticmethod(hookimpl(receiver))})
+        self.plugins.register(plugin, name=f"receiver:{signal}:{id(receiver)}")
+        self._signals = None
 
     @property
     def control(self) -> Control:

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
         SignerSpec,
         TransportSpec,
     )
+    from kernel.message import Envelope, Request
+    from kernel.worker.middleware import Call
     from kernel.worker.worker import Worker
 
 PROJECT = "kernel"
@@ -326,4 +328,165 @@ def kernel_worker_shutdown(worker: Worker) -> None:
         @hookimpl
         def kernel_worker_shutdown(worker):
             flush_metrics()
+    """
+
+
+# ----------------------------------------------------------------------------------------------
+# Task signals: observers called once per message. The kernel collects their implementations
+# when a process starts and calls them directly (never through the hook relay), and not at all
+# when none is registered. `App.connect(signal, fn)` registers a plain function as one.
+# ----------------------------------------------------------------------------------------------
+
+
+@hookspec
+def kernel_before_publish(app: App, envelope: Envelope, queue: str) -> None:
+    """A task message is about to be published.
+
+    :param app: the sending App. :param envelope: the message (headers may still be changed).
+    :param queue: where it goes.
+
+    **Called** by `App.send_task` / `App.send_many`, in the sending process, once per message,
+    before the broker sees it. **Results**: none used. **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_before_publish(app, envelope, queue):
+            envelope.headers["tenant"] = current_tenant()
+    """
+
+
+@hookspec
+def kernel_after_publish(app: App, envelope: Envelope, queue: str) -> None:
+    """A task message was published (the broker holds it).
+
+    :param app: the sending App. :param envelope: the message. :param queue: where it went.
+
+    **Called** by `App.send_task` / `App.send_many`, once per message, after the publish.
+    **Results**: none used. **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_after_publish(app, envelope, queue):
+            sent_counter.labels(envelope.headers["task"]).inc()
+    """
+
+
+@hookspec
+def kernel_task_received(request: Request) -> None:
+    """A worker took a task message from the broker (before it is run).
+
+    :param request: the parsed headers (id, name, eta, retries...).
+
+    **Called** by the worker's consumer, in the worker's main process, once per message.
+    **Results**: none used. **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_task_received(request):
+            log.info("got %s", request.id)
+    """
+
+
+@hookspec
+def kernel_task_prerun(call: Call) -> None:
+    """A task is about to run.
+
+    :param call: the run: ``call.request``, ``call.task``, ``call.args``, ``call.kwargs``.
+
+    **Called** by the executor, in the process that runs the task, before the task body.
+    **Results**: none used. **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_task_prerun(call):
+            call.extra["started"] = time.perf_counter()
+    """
+
+
+@hookspec
+def kernel_task_postrun(call: Call) -> None:
+    """A task ran (whatever its outcome); ``call.state`` and ``call.value`` are set.
+
+    :param call: the run.
+
+    **Called** by the executor, in the process that ran the task, after the outcome-specific
+    signal. **Results**: none used. **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_task_postrun(call):
+            histogram.observe(call.runtime)
+    """
+
+
+@hookspec
+def kernel_task_success(call: Call) -> None:
+    """A task returned; ``call.value`` is its result.
+
+    :param call: the run.
+
+    **Called** by the executor after a successful run. **Results**: none used.
+    **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_task_success(call):
+            audit(call.request.id, call.value)
+    """
+
+
+@hookspec
+def kernel_task_failure(call: Call) -> None:
+    """A task raised; ``call.value`` is the exception, ``call.traceback`` its text.
+
+    :param call: the run.
+
+    **Called** by the executor after a failed run (not for a retry). **Results**: none used.
+    **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_task_failure(call):
+            sentry_sdk.capture_exception(call.value)
+    """
+
+
+@hookspec
+def kernel_task_retry(call: Call) -> None:
+    """A task will be retried (it was sent again); ``call.value`` is the reason.
+
+    :param call: the run.
+
+    **Called** by the executor after a run that ended in a retry. **Results**: none used.
+    **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_task_retry(call):
+            retries.labels(call.request.name).inc()
+    """
+
+
+@hookspec
+def kernel_task_revoked(request: Request, reason: str) -> None:
+    """A task will not run: revoked, expired or terminated.
+
+    :param request: the task's headers. :param reason: "revoked", "expired" or "terminated".
+
+    **Called** by the worker (consumer or executor) when it skips or stops the task.
+    **Results**: none used. **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_task_revoked(request, reason):
+            log.info("%s %s", request.id, reason)
     """

@@ -98,10 +98,34 @@ class AutoRetry(Middleware):
         log.info("task %s[%s] will be retried: %s", call.request.name, call.request.id, retry)
 
 
+_OUTCOME_SIGNALS = {states.SUCCESS: "kernel_task_success", states.FAILURE: "kernel_task_failure",
+                    states.RETRY: "kernel_task_retry"}
+
+
+class SendSignals(Middleware):
+    """The task-side signals: prerun before; success/failure/retry/revoked, then postrun."""
+
+    name = "signals"
+
+    def before(self, call: Call) -> None:
+        call.app.signals.send("kernel_task_prerun", call=call)
+
+    def after(self, call: Call) -> None:
+        signals = call.app.signals
+        outcome = _OUTCOME_SIGNALS.get(call.state)
+        if outcome is not None:
+            signals.send(outcome, call=call)
+        elif call.state == states.REVOKED:
+            signals.send("kernel_task_revoked", request=call.request,
+                         reason=str(call.value.args[0]) if call.value.args else "revoked")
+        signals.send("kernel_task_postrun", call=call)
+
+
 @hookimpl
 def kernel_middleware() -> Iterable[MiddlewareSpec]:
     # After-hooks run in reverse order: autoretry first (it may turn a FAILURE into RETRY),
     # then results are stored, then callbacks are sent (so their workers can read the result).
+    yield MiddlewareSpec("signals", SendSignals, order=0)
     yield MiddlewareSpec("callbacks", SendCallbacks, order=800)
     yield MiddlewareSpec("results", StoreResults, order=900)
     yield MiddlewareSpec("autoretry", AutoRetry, order=950)

@@ -190,6 +190,7 @@ class Consumer:
         except MessageError as exc:
             self._reject(delivery, f"malformed message: {exc}")
             return
+        self.app.signals.send("kernel_task_received", request=request)
         cap = self.app.conf.task_max_deliveries
         if delivery.delivery_count > cap:
             self._reject(delivery, f"delivered {delivery.delivery_count} times (cap "
@@ -253,6 +254,7 @@ class Consumer:
         """A filter refused the task: record it REVOKED with the reason, settle the message."""
         request = held.request
         log.info("task %s[%s] not run: %s", request.name, request.id, reason)
+        self.app.signals.send("kernel_task_revoked", request=request, reason=str(reason))
         self.counters.processed += 1
         if not request.ignore_result and self.app.conf.result_backend:
             self._safely(self.app.backend.store_result, request.id, states.REVOKED, reason)
@@ -322,6 +324,7 @@ class Consumer:
             from kernel.errors import TaskRevokedError
 
             exc, state = TaskRevokedError("terminated"), states.REVOKED
+            self.app.signals.send("kernel_task_revoked", request=request, reason="terminated")
         else:
             exc = WorkerLostError(f"the process running task {request.name}[{request.id}] died "
                                   f"(pid {outcome.pid})")
