@@ -6,21 +6,20 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
-import socket
-import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import pytest
 import redis
 
 from kernel.errors import ConnectionFailed
 from kernel.interfaces.transport import Delivery, Outgoing
-from kernel.testing.transport import make_envelope, wait_for
+from kernel.testing.transport import make_envelope
 from kernel_redis.transport import LEASES, SEP, UNACKED, RedisTransport, wire_priority
+from redis_servers import RedisServer
 
 
 @pytest.fixture
@@ -209,47 +208,19 @@ def test_password_is_not_in_error_messages() -> None:
     t.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _start_server(port: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--save", "",
-         "--appendonly", "no", "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL)
-    probe = redis.Redis(port=port, socket_connect_timeout=0.2)
-
-    def up() -> bool:
-        try:
-            return bool(probe.ping())
-        except redis.RedisError:
-            return False
-
-    wait_for(up, 10, f"redis-server on port {port} to answer")
-    probe.close()
-    return server
-
-
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server binary")
-def test_consumption_resumes_after_a_server_restart(queue: str) -> None:
-    port = _free_port()
-    server = _start_server(port)
-    t = RedisTransport(f"redis://127.0.0.1:{port}/0", {"retries": 2, "retry_backoff_cap": 0.1})
+def test_consumption_resumes_after_a_server_restart(queue: str, tmp_path: Path) -> None:
+    server = RedisServer(tmp_path).start()
+    t = RedisTransport(server.url, {"retries": 2, "retry_backoff_cap": 0.1})
     try:
         t.publish([Outgoing(queue, make_envelope(1))])
         assert ids(t.fetch([queue], 1, 1)) == ["m-1"]
         server.kill()
-        server.wait(10)
         with pytest.raises(ConnectionFailed, match="cannot reach Redis"):
             t.fetch([queue], 1, 0.5)
-        server = _start_server(port)
+        server.start()
         t.publish([Outgoing(queue, make_envelope(2))])
         assert ids(t.fetch([queue], 1, 2)) == ["m-2"], \
             "the same transport must work again once Redis is back"
     finally:
         t.close()
         server.kill()
-        server.wait(10)

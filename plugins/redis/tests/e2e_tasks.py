@@ -1,0 +1,55 @@
+"""Tasks run by real ``kernel worker`` processes in test_worker_e2e.py, configured through the
+environment: ``KERNEL_BROKER_URL`` / ``KERNEL_RESULT_BACKEND`` (read by App), ``E2E_QUEUE``,
+``E2E_LEASE`` (worker_lease_seconds) and ``E2E_KEYS``, the prefix of the bookkeeping keys the
+tasks write so the test can tell how often and where each one ran."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from kernel.app import App
+
+app = App("e2e", config={"task_default_queue": os.environ.get("E2E_QUEUE", "e2e"),
+                         "worker_lease_seconds": float(os.environ.get("E2E_LEASE", "30"))})
+KEYS = os.environ.get("E2E_KEYS", "e2e")
+_clients: dict[int, redis.Redis] = {}
+
+
+def book() -> redis.Redis:
+    """This process's bookkeeping client; it rides out a Redis restart (retries ~10 s) and a
+    loaded machine (redis-py's default 5 s read timeout is too short there)."""
+    pid = os.getpid()
+    if pid not in _clients:
+        _clients[pid] = redis.Redis.from_url(
+            os.environ["KERNEL_BROKER_URL"], retry=Retry(ExponentialBackoff(cap=0.5), 30),
+            socket_timeout=60, socket_connect_timeout=10,
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError])
+    return _clients[pid]
+
+
+@app.task(name="e2e.work", bind=True)
+def work(self: Any, seconds: float) -> str:
+    """Counts its runs (``<keys>:runs``) and the worker process it started in
+    (``<keys>:started:<pid>``), then works for `seconds`."""
+    pipe = book().pipeline(transaction=True)
+    pipe.sadd(f"{KEYS}:started:{os.getpid()}", self.request.id)
+    pipe.hincrby(f"{KEYS}:runs", self.request.id, 1)
+    pipe.execute()
+    time.sleep(seconds)
+    return str(self.request.id)
+
+
+@app.task(name="e2e.timed", bind=True)
+def timed(self: Any) -> None:
+    """Counts its runs and records how late it started against its ETA (``<keys>:late``)."""
+    late = time.time() - self.request.eta
+    pipe = book().pipeline(transaction=True)
+    pipe.hincrby(f"{KEYS}:runs", self.request.id, 1)
+    pipe.hset(f"{KEYS}:late", self.request.id, repr(late))
+    pipe.execute()
