@@ -3,6 +3,7 @@ the shared one): each on a free port with its own directory."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -13,8 +14,6 @@ import redis
 
 from kernel.testing.transport import wait_for
 
-REDIS_SERVER = shutil.which("redis-server")
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -23,20 +22,28 @@ def free_port() -> int:
         return port
 
 
-def need_redis_server() -> str:
-    """The redis-server binary; its absence skips the test (the CI image has it)."""
-    if REDIS_SERVER is None:
-        pytest.skip("needs the redis-server binary")
-    return REDIS_SERVER
+def need(binary: str) -> str:
+    """The path of `binary`; without it the test skips, except under CI (``CI`` set), where
+    that is a failure."""
+    path = shutil.which(binary)
+    if path is None:
+        message = f"needs the {binary} binary on PATH"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI is set, so this is a failure, not a skip)")
+        pytest.skip(message)
+    return path
 
 
 class RedisServer:
     """``RedisServer(tmp_path).start()``: data in `directory` (append-only file on when
-    `persist`), so a restarted server has what the killed one acknowledged."""
+    `persist`), so a restarted server has what the killed one acknowledged. `config` (a file)
+    and `extra` arguments make other servers (a Sentinel, TLS); `probe`: how to ping it."""
 
     def __init__(self, directory: Path, *, persist: bool = False, port: int | None = None,
-                 extra: tuple[str, ...] = (), probe: dict[str, object] | None = None) -> None:
-        self.binary = need_redis_server()
+                 config: Path | None = None, extra: tuple[str, ...] = (),
+                 probe: dict[str, object] | None = None) -> None:
+        self.binary = need("redis-server")
+        self.config = config
         self.directory = directory
         self.port = port or free_port()
         self.persist = persist
@@ -50,7 +57,8 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+        args = [self.binary, *([str(self.config)] if self.config else []),
+                "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--dir", str(self.directory),
                 "--appendonly", "yes" if self.persist else "no", *self.extra]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 import time
 import uuid
@@ -17,8 +18,9 @@ import redis
 
 from kernel.errors import ConnectionFailed
 from kernel.interfaces.transport import Delivery, Outgoing
-from kernel.testing.transport import make_envelope
-from kernel_redis.transport import LEASES, SEP, UNACKED, RedisTransport, wire_priority
+from kernel.testing.transport import make_envelope, wait_for
+from kernel_redis.transport import (
+    LEASES, SEP, UNACKED, UNACKED_INDEX, RedisTransport, wire_priority)
 from redis_servers import RedisServer
 
 
@@ -132,6 +134,22 @@ def test_held_message_is_in_kombus_unacked_hash(connect: Callable[..., RedisTran
         raw_redis.zscore(LEASES, held.tag) is None, "ack must remove the hash entry and lease"
 
 
+def test_idle_fetch_claims_messages_other_producers_write(connect: Callable[..., RedisTransport],
+                                                  raw_redis: redis.Redis, queue: str) -> None:
+    t = connect(sweep_interval=0.3)
+    started = time.monotonic()
+    got: list[Delivery] = []
+    waiter = threading.Thread(target=lambda: got.extend(t.fetch([queue], 1, 10)))
+    waiter.start()
+    # As a Celery producer writes: no wake-up token, so only the next sweep claims it.
+    raw_redis.lpush(queue, make_envelope(1).to_json(queue))
+    waiter.join(10)
+    assert ids(got) == ["m-1"], "a message from another producer is found by the idle sweep"
+    assert time.monotonic() - started < 3, "within a sweep interval or so, not the timeout"
+    assert raw_redis.hget(UNACKED, got[0].tag) is not None, "claimed and held in one step"
+    t.ack(got)
+
+
 # ------------------------------------------------------------------------ leases
 
 
@@ -223,4 +241,54 @@ def test_consumption_resumes_after_a_server_restart(queue: str, tmp_path: Path) 
             "the same transport must work again once Redis is back"
     finally:
         t.close()
+        server.kill()
+
+
+# ------------------------------------------------------------------------ Celery's sweeper
+
+
+def test_unacked_index_follows_the_lease(connect: Callable[..., RedisTransport],
+                                         raw_redis: redis.Redis, queue: str) -> None:
+    t = connect(lease_seconds=30, visibility_timeout=600)
+    t.publish([Outgoing(queue, make_envelope(1))])
+    (held,) = t.fetch([queue], 1, 1)
+    lease_end = raw_redis.zscore(LEASES, held.tag)
+    assert lease_end is not None
+    assert raw_redis.zscore(UNACKED_INDEX, held.tag) == pytest.approx(lease_end - 600), \
+        "kombu restores one visibility_timeout after the index score: score = lease end - vt"
+    t.extend_lease([held], 300)
+    lease_end = raw_redis.zscore(LEASES, held.tag)
+    assert lease_end is not None
+    assert raw_redis.zscore(UNACKED_INDEX, held.tag) == pytest.approx(lease_end - 600), \
+        "extend_lease must move the index entry with the lease"
+    t.ack([held])
+    assert raw_redis.zscore(UNACKED_INDEX, held.tag) is None, "ack must remove the index entry"
+
+
+def test_celerys_sweeper_waits_for_the_lease_and_restores_once(queue: str,
+                                                               tmp_path: Path) -> None:
+    kombu = pytest.importorskip("kombu") if not os.environ.get("CI") else __import__("kombu")
+    # A private server: on the shared one another test's fetch could sweep the lease first.
+    server = RedisServer(tmp_path).start()
+    dying = RedisTransport(server.url, {"lease_seconds": 2, "visibility_timeout": 60})
+    other = RedisTransport(server.url, {"sweep_interval": 30})
+    try:
+        dying.publish([Outgoing(queue, make_envelope(1))])
+        (held,) = dying.fetch([queue], 1, 1)
+        with kombu.Connection(server.url, transport_options={"visibility_timeout": 60}) as conn:
+            qos = conn.default_channel.qos
+
+            def celery_sweeps() -> bool:
+                qos.restore_visible(num=1000, interval=1)
+                return other.size(queue) == 1
+
+            assert not celery_sweeps(), "Celery's sweeper must leave a live kernel lease alone"
+            wait_for(celery_sweeps, 10, "Celery's sweeper to restore the message after the lease")
+        (again,) = other.fetch([queue], 1, 2)
+        assert again.envelope.headers["id"] == "m-1" and again.delivery_count == 2
+        other.ack([again])
+        assert other.fetch([queue], 1, 0.5) == [], "nobody may restore it a second time"
+    finally:
+        dying.close()
+        other.close()
         server.kill()
