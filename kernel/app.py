@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from typing_extensions import ParamSpec
 
-from kernel import states
+from kernel import states, unique
 from kernel.backend import ResultBackend
 from kernel.codec import Codec
 from kernel.config import Config
@@ -306,10 +306,26 @@ class App:
         **options: Any,
     ) -> AsyncResult[Any]:
         """Send a task by name (it need not be registered here); see `Task.apply_async`."""
+        task = _task or self.tasks.get(name)
+        claim_key = None
+        if task is not None and not options.get("retries"):
+            claim_key = unique.key_for(task, args or (), kwargs or {})
+        if claim_key is not None:
+            task_id = task_id or new_id()
+            ttl = task.options.unique_for or unique.DEFAULT_FOR  # type: ignore[union-attr]
+            holder = unique.claim(self, claim_key, task_id, ttl)
+            if holder is not None:
+                return AsyncResult(holder, self)
+            headers = {**(headers or {}), unique.HEADER: claim_key}
         outgoing, task_id, ignored = self._envelope(
             name, args, kwargs, task_id=task_id, countdown=countdown, eta=eta, expires=expires,
             queue=queue, priority=priority, headers=headers, task=_task, options=options)
-        self._publish([outgoing], [] if ignored or options.get("retries") else [task_id])
+        try:
+            self._publish([outgoing], [] if ignored or options.get("retries") else [task_id])
+        except BaseException:
+            if claim_key is not None:
+                unique.release(self, claim_key)
+            raise
         return AsyncResult(task_id, self, ignored=ignored)
 
     def send_many(self, calls: Iterable[tuple[Task[Any, Any] | str, Sequence[Any],
@@ -323,8 +339,13 @@ class App:
         fixed = {k: options.pop(k, None) for k in ("countdown", "eta", "expires", "queue",
                                                     "priority", "headers")}
         for target, args, kwargs in calls:
-            task = target if isinstance(target, Task) else None
+            task = target if isinstance(target, Task) else self.tasks.get(target)
             name = target.name if isinstance(target, Task) else target
+            if task is not None and unique.key_for(task, args, kwargs) is not None:
+                # a unique task claims before it is sent: one at a time
+                results.append(self.send_task(name, list(args), kwargs, _task=task, **options,
+                                              **{k: v for k, v in fixed.items() if v is not None}))
+                continue
             outgoing, task_id, ignored = self._envelope(
                 name, args, kwargs, task_id=None, task=task, options=dict(options), **fixed)
             batch.append(outgoing)

@@ -21,6 +21,12 @@ from typing import Any
 from kernel.errors import DecodeError, MessageError
 
 ARGSREPR_MAX = 1024
+#: headers protocol v2 defines (and kombu adds); everything else is the user's or a plugin's.
+PROTOCOL_HEADERS = frozenset({
+    "lang", "task", "id", "shadow", "eta", "expires", "group", "group_index", "retries",
+    "timelimit", "root_id", "parent_id", "argsrepr", "kwargsrepr", "origin", "ignore_result",
+    "replaced_task_nesting", "stamped_headers", "stamps", "compression", "redelivered", "meth",
+})
 EMPTY_EMBED: dict[str, Any] = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 #: the client node name Celery writes in `origin`.
 ORIGIN = f"gen{os.getpid()}@{socket.gethostname()}"

@@ -57,6 +57,12 @@ class TaskOptions:
     retry_backoff_max: float = 600.0
     #: full jitter: the wait is drawn uniformly from [0, backoff], so retries spread out.
     retry_jitter: bool = True
+    #: a second send while this one is pending or running returns this one's result.
+    unique: bool = False
+    #: what makes two calls the same (default: the arguments); implies unique.
+    unique_key: Callable[..., Any] | None = None
+    #: seconds the uniqueness lasts at most (default one hour); implies unique.
+    unique_for: float | None = None
     #: options added by plugins (`kernel_task_options`), untouched by the kernel.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -213,6 +219,11 @@ class Task(Generic[P, R]):
                 f"more than max_retries={limit}")
         if countdown is None and eta is None:
             countdown = self.backoff(request.retries)
+        if not request.ignore_result and self.app.conf.result_backend:
+            # Recorded before the retry is sent: written after, it could hide the retry's
+            # own result if the retry finished first.
+            self.app.backend.store_result(request.id, states.RETRY,
+                                          exc if exc is not None else Retry(None, countdown))
         embed = request.embed
         self.app.send_task(
             self.name, request.args, request.kwargs, task_id=request.id, countdown=countdown,
@@ -222,7 +233,7 @@ class Task(Generic[P, R]):
             link_error=embed.get("errbacks"), chain=embed.get("chain"),
             chord=embed.get("chord"), queue=options.pop("queue", request.queue),
             time_limit=request.time_limit, soft_time_limit=request.soft_time_limit,
-            _task=self, **options)
+            headers=_carried(request.headers), _task=self, **options)
         return Retry(exc, countdown if countdown is not None else None)
 
     # ------------------------------------------------------------------ signatures
@@ -240,6 +251,14 @@ class Task(Generic[P, R]):
     def with_options(self, **options: Any) -> Task[P, R]:
         """A copy of this task with other default options (not registered)."""
         return Task(self.app, self.fn, self.name, replace(self.options, **options))
+
+
+def _carried(headers: dict[str, Any]) -> dict[str, Any]:
+    """Headers a retry keeps: the user's own and kernel's claims (not the protocol's, which
+    the retry sets anew)."""
+    from kernel.message import PROTOCOL_HEADERS
+
+    return {k: v for k, v in headers.items() if k not in PROTOCOL_HEADERS}
 
 
 def _task_by_name(app: App, name: str) -> Task[Any, Any]:

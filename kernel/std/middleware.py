@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from kernel import states
+from kernel import states, unique
 from kernel.canvas import Signature
 from kernel.hookspecs import hookimpl
 from kernel.specs import MiddlewareSpec
@@ -48,10 +48,7 @@ class StoreResults(Middleware):
                          worker=call.hostname, retries=request.retries, queue=call.queue)
         backend = call.app.backend
         if call.state == states.RETRY:
-            # The retry is already sent and may have finished elsewhere: never hide its result.
-            current = backend.get_meta(request.id)
-            if current is not None and current.get("status") in states.READY_STATES:
-                return
+            return  # recorded by Task.resend before the retry was sent
         backend.store_result(request.id, call.state, call.value, traceback=call.traceback,
                              extra=extra)
 
@@ -98,6 +95,17 @@ class AutoRetry(Middleware):
         log.info("task %s[%s] will be retried: %s", call.request.name, call.request.id, retry)
 
 
+class ReleaseUnique(Middleware):
+    """Frees a unique task's claim once it ended (not when it will be retried)."""
+
+    name = "unique"
+
+    def after(self, call: Call) -> None:
+        key = call.request.headers.get(unique.HEADER)
+        if key and call.state != states.RETRY:
+            unique.release(call.app, key)
+
+
 _OUTCOME_SIGNALS = {states.SUCCESS: "kernel_task_success", states.FAILURE: "kernel_task_failure",
                     states.RETRY: "kernel_task_retry"}
 
@@ -127,5 +135,6 @@ def kernel_middleware() -> Iterable[MiddlewareSpec]:
     # then results are stored, then callbacks are sent (so their workers can read the result).
     yield MiddlewareSpec("signals", SendSignals, order=0)
     yield MiddlewareSpec("callbacks", SendCallbacks, order=800)
+    yield MiddlewareSpec("unique", ReleaseUnique, order=850)
     yield MiddlewareSpec("results", StoreResults, order=900)
     yield MiddlewareSpec("autoretry", AutoRetry, order=950)

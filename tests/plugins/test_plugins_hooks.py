@@ -208,15 +208,15 @@ def test_registration_hook_may_return_a_generator_or_a_list() -> None:
 
 
 def test_hook_kernel_task_options() -> None:
-    app = app_with(make("kernel_task_options", ["unique_for"]))
+    app = app_with(make("kernel_task_options", ["tenant_quota"]))
 
-    @app.task(unique_for=600, max_retries=1)
+    @app.task(tenant_quota=600, max_retries=1)
     def job() -> None: ...
 
-    assert job.options.extra == {"unique_for": 600}
+    assert job.options.extra == {"tenant_quota": 600}
     assert job.options.max_retries == 1
-    with pytest.raises(ConfigurationError, match="unknown task option.*uniq_for.*unique_for"):
-        app.task(uniq_for=1)
+    with pytest.raises(ConfigurationError, match="unknown task option.*tenant_quot.*tenant_quota"):
+        app.task(tenant_quot=1)
 
 
 def test_hook_kernel_app_created() -> None:

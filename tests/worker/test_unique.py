@@ -1,0 +1,90 @@
+"""Unique tasks on the in-memory and SQLite stores: one handle while pending or running."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kernel import App, Task
+from kernel.worker import Worker
+from tests.helpers import wait_for
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
+    url = (f"memory://{uuid.uuid4().hex}" if request.param == "memory"
+           else f"sqlite:///{tmp_path / 'k.db'}")
+    app = App("unique", broker=url, results=url)
+    gate = threading.Event()
+
+    @app.task(name="report", unique=True)
+    def report(day: str) -> str:
+        gate.wait(10)
+        return f"report {day}"
+
+    @app.task(name="sync_user", unique_key=lambda user, **_: user, unique_for=0.5)
+    def sync_user(user: str, full: bool = False) -> str:
+        return user
+
+    @app.task(name="flaky", unique=True, bind=True)
+    def flaky(self: Task[Any, Any]) -> int:
+        if self.request.retries == 0:
+            gate.wait(10)
+            raise self.retry(countdown=0)
+        return self.request.retries
+
+    app.gate = gate  # type: ignore[attr-defined]
+    yield app
+    gate.set()
+    app.close()
+
+
+def test_a_second_send_while_pending_returns_the_first(app: App) -> None:
+    first = app.tasks["report"].delay("monday")
+    again = app.tasks["report"].delay("monday")
+    other = app.tasks["report"].delay("tuesday")
+    assert again.id == first.id and other.id != first.id
+    assert app.transport.size("celery") == 2, "no duplicate message was published"
+    batch = app.send_many([("report", ("monday",), {}), ("report", ("wednesday",), {})])
+    assert batch[0].id == first.id and app.transport.size("celery") == 3
+
+
+def test_the_claim_is_released_when_the_task_ends(app: App) -> None:
+    worker = Worker(app, pool="threads", concurrency=2, shutdown_timeout=5)
+    worker.start()
+    try:
+        first = app.tasks["report"].delay("friday")
+        assert app.tasks["report"].delay("friday").id == first.id, "same while running"
+        app.gate.set()  # type: ignore[attr-defined]
+        assert first.get(timeout=10) == "report friday"
+        wait_for(lambda: app.tasks["report"].delay("friday").id != first.id, 10,
+                 "after the task ended a new send must be a new task")
+    finally:
+        worker.stop()
+
+
+def test_unique_key_decides_what_counts_as_the_same_call_and_unique_for_bounds_it(
+        app: App) -> None:
+    first = app.tasks["sync_user"].delay("ada")
+    assert app.tasks["sync_user"].delay("ada", full=True).id == first.id
+    assert app.tasks["sync_user"].delay("bob").id != first.id
+    # nobody runs it: the claim lapses after unique_for (0.5 s)
+    wait_for(lambda: app.tasks["sync_user"].delay("ada").id != first.id, 10,
+             "the claim must lapse after unique_for")
+
+
+def test_a_retry_keeps_the_claim(app: App) -> None:
+    worker = Worker(app, pool="threads", concurrency=2, shutdown_timeout=5)
+    worker.start()
+    try:
+        first = app.tasks["flaky"].delay()
+        app.gate.set()  # type: ignore[attr-defined]
+        assert first.get(timeout=10) == 1
+        assert app.tasks["flaky"].delay().id != first.id, "released after the retry finished"
+    finally:
+        worker.stop()
