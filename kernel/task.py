@@ -42,7 +42,10 @@ class TaskOptions:
     ignore_result: bool | None = None
     time_limit: float | None = None
     soft_time_limit: float | None = None
+    #: at most this often per worker: "10/s", "100/m", "1000/h".
     rate_limit: str | None = None
+    #: at most this often across every worker (through the result store's atomic counter).
+    global_rate_limit: str | None = None
     serializer: str | None = None
     compression: str | None = None
     priority: int | None = None

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kernel import states
-from kernel.errors import MessageError, TimeLimitExceeded, WorkerLostError
+from kernel.errors import ConfigurationError, MessageError, TimeLimitExceeded, WorkerLostError
 from kernel.interfaces.pool import Job, Outcome, OutcomeKind, Pool
 from kernel.interfaces.transport import Delivery, Outgoing, Transport
 from kernel.message import Request
+from kernel.worker.ratelimit import GlobalSlots, Limiter, TokenBucket, parse_rate
 from kernel.worker.execute import ACK, REJECT, REQUEUE, Payload, Verdict
 
 if TYPE_CHECKING:
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from kernel.task import Task
 
 log = logging.getLogger("kernel.worker")
+
+#: how many rate-limited tasks may wait aside without counting against the prefetch.
+THROTTLED_FREE = 1000
 
 
 @dataclass
@@ -65,6 +69,10 @@ class Consumer:
         self.shutdown_timeout = shutdown_timeout
         self.counters = Counters()
         self._reserved: deque[Held] = deque()
+        #: tasks a rate limit holds aside, per task name, and when each queue may go next.
+        self._throttled: dict[str, deque[Held]] = {}
+        self._due: dict[str, float] = {}
+        self._limiters: dict[str, list[Limiter]] = {}
         self._running: dict[str, Held] = {}
         self._acks: list[Delivery] = []
         self._lock = threading.Lock()
@@ -84,7 +92,7 @@ class Consumer:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        targets = [self._fetch_loop, self._ack_loop]
+        targets = [self._fetch_loop, self._ack_loop, self._throttle_loop]
         if self.transport.capabilities.leases:
             targets.append(self._lease_loop)
         for target in targets:
@@ -95,7 +103,10 @@ class Consumer:
 
     @property
     def held(self) -> int:
-        return len(self._reserved) + len(self._running)
+        # Tasks held aside by a rate limit do not count up to a point, so one throttled
+        # task type cannot fill the prefetch and starve the others.
+        throttled = sum(len(q) for q in self._throttled.values())
+        return len(self._reserved) + len(self._running) + max(0, throttled - THROTTLED_FREE)
 
     def go_cold(self) -> None:
         """Stop waiting for running tasks (the second signal)."""
@@ -117,8 +128,9 @@ class Consumer:
         # The fetcher may be inside a fetch: once it has returned, nothing new arrives.
         self._threads[0].join(timeout=max(self.fetch_timeout * 5, 5))
         with self._changed:
-            unstarted = [h.delivery for h in self._reserved]
+            unstarted = [h.delivery for h in self._all_waiting()]
             self._reserved.clear()
+            self._throttled.clear()
         if unstarted:
             self._safely(self.transport.release, unstarted)
             log.info("gave %d prefetched task(s) back to the broker", len(unstarted))
@@ -234,13 +246,68 @@ class Consumer:
                         "to its end (use -P prefork, see docs/user-guide/time-limits.md)", name,
                         " and ".join(missing), type(self.pool).__name__)
 
+    def _all_waiting(self) -> list[Held]:
+        return [*self._reserved, *(h for q in self._throttled.values() for h in q)]
+
+    def _limiters_for(self, name: str) -> list[Limiter]:
+        found = self._limiters.get(name)
+        if found is None:
+            found = []
+            task = self.app.tasks.get(name)
+            if task is not None and task.options.rate_limit:
+                found.append(TokenBucket(parse_rate(task.options.rate_limit)))
+            if task is not None and task.options.global_rate_limit:
+                store = self.app.backend.store
+                if store is None:
+                    raise ConfigurationError(f"task {name} has a global_rate_limit, which "
+                                             f"needs a result backend")
+                found.append(GlobalSlots(store, name, parse_rate(task.options.global_rate_limit)))
+            self._limiters[name] = found
+        return found
+
+    def _next_waiting(self) -> Held | None:
+        """Under the lock: a throttled task whose wait is over, else the next reserved one."""
+        now = time.monotonic()
+        for name, queue in self._throttled.items():
+            if queue and self._due[name] <= now:
+                return queue.popleft()
+        return self._reserved.popleft() if self._reserved else None
+
+    def _throttle(self, held: Held, wait: float) -> None:
+        name = held.request.name
+        with self._changed:
+            queue = self._throttled.setdefault(name, deque())
+            if self._due.get(name, 0) <= time.monotonic() and queue:
+                queue.appendleft(held)  # it was the head: keep the order
+            else:
+                queue.appendleft(held) if not queue else queue.append(held)
+            self._due[name] = time.monotonic() + wait
+            self._changed.notify_all()
+
+    def _throttle_loop(self) -> None:
+        """Wakes when the earliest throttled task may go."""
+        while not self._stopping.is_set():
+            with self._changed:
+                pending = [self._due[n] for n, q in self._throttled.items() if q]
+                wait = (min(pending) - time.monotonic()) if pending else None
+                if wait is None or wait > 0:
+                    self._changed.wait(wait)
+                    continue
+            self._dispatch()
+
     def _dispatch(self) -> None:
         while True:
             with self._changed:
-                if not self._reserved or self._stopping.is_set() or (
-                        self.pool.active >= self.concurrency):
+                if self._stopping.is_set() or self.pool.active >= self.concurrency:
                     return
-                held = self._reserved.popleft()
+                held = self._next_waiting()
+                if held is None:
+                    return
+            wait = max((limiter.take() for limiter in self._limiters_for(held.request.name)),
+                       default=0.0)
+            if wait > 0:
+                self._throttle(held, wait)
+                continue
             skip = next((exc for f in self.filters if (exc := f(held.request)) is not None),
                         None)
             if skip is not None:
@@ -367,7 +434,7 @@ class Consumer:
         period = max(self.lease_seconds / 3, 0.05)
         while not self._stopping.wait(period):
             with self._changed:
-                held = [h.delivery for h in self._reserved] + [
+                held = [h.delivery for h in self._all_waiting()] + [
                     h.delivery for h in self._running.values()]
             if held:
                 self._safely(self.transport.extend_lease, held, self.lease_seconds)
