@@ -82,19 +82,16 @@ class ResultBackend:
         store = self._need_store()
         deadline = None if timeout is None else time.monotonic() + timeout
         key = task_key(task_id)
+        seen: bytes | None = None
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            data = store.wait(key, left)
-            if data is not None:
-                meta = self.decode(data)
-                if meta.get("status") in states.READY_STATES:
-                    return meta
-                # an intermediate state (STARTED, RETRY): poll on until ready
-                data = None
-            if deadline is not None and time.monotonic() >= deadline:
-                return None
+            data = store.wait(key, left, unless=seen)
             if data is None:
-                time.sleep(0.01)
+                return None
+            meta = self.decode(data)
+            if meta.get("status") in states.READY_STATES:
+                return meta
+            seen = data  # an intermediate record (PENDING, STARTED, RETRY): wait for the next
 
     def forget(self, task_id: str) -> None:
         self._need_store().delete([task_key(task_id)])

@@ -52,17 +52,19 @@ class ResultStore(ABC):
         value. With `capabilities.atomic_counter`, concurrent calls from any process MUST each see
         a distinct value."""
 
-    def wait(self, key: str, timeout: float | None) -> bytes | None:
-        """Block until `key` has a value or `timeout` seconds pass (None: forever).
+    def wait(self, key: str, timeout: float | None, unless: bytes | None = None) -> bytes | None:
+        """Block until `key` has a value other than `unless` (None: any value) or `timeout`
+        seconds pass (None: forever); return that value, or None at the timeout.
 
-        The default polls `get` with a backoff from 5 ms up to 200 ms; stores with
-        `capabilities.push_wait` override it.
+        `unless` lets a reader that already saw an intermediate record (PENDING, STARTED,
+        RETRY) wait for the next one without polling. The default polls `get` with a backoff
+        from 5 ms up to 200 ms; stores with `capabilities.push_wait` override it.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.005
         while True:
             value = self.get(key)
-            if value is not None:
+            if value is not None and value != unless:
                 return value
             if deadline is not None:
                 left = deadline - time.monotonic()

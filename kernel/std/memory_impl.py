@@ -347,14 +347,14 @@ class MemoryResultStore(ResultStore):
             table.cond.notify_all()
             return value
 
-    def wait(self, key: str, timeout: float | None) -> bytes | None:
+    def wait(self, key: str, timeout: float | None, unless: bytes | None = None) -> bytes | None:
         """Woken by the write itself, never by polling."""
         table = self._table
         deadline = None if timeout is None else time.monotonic() + timeout
         with table.cond:
             while True:
                 value = table.get(key, time.monotonic())
-                if value is not None:
+                if value is not None and value != unless:
                     return value
                 if deadline is None:
                     table.cond.wait()

@@ -96,7 +96,7 @@ class SqliteResultStore(ResultStore):
         self._db.notifier("results").notify()
         return value
 
-    def wait(self, key: str, timeout: float | None) -> bytes | None:
+    def wait(self, key: str, timeout: float | None, unless: bytes | None = None) -> bytes | None:
         """Woken at once by a `set` in this process; polls (1 ms backoff up to 50 ms) for
         writes by other processes."""
         deadline = math.inf if timeout is None else time.monotonic() + timeout
@@ -104,7 +104,7 @@ class SqliteResultStore(ResultStore):
         while True:
             snapshot = poller.snapshot()
             value = self.get(key)
-            if value is not None:
+            if value is not None and value != unless:
                 return value
             if time.monotonic() >= deadline:
                 return None

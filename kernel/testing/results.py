@@ -172,6 +172,18 @@ class ResultStoreSuite:
         assert 0.4 <= elapsed < 2.5, f"wait(timeout=0.5) returned after {elapsed:.3f}s; " \
             "check it blocks for the timeout, neither returning early nor much later"
 
+    def test_wait_unless_skips_the_value_already_seen(self, store: ResultStore,
+                                                     key: str) -> None:
+        store.set([(key, b"PENDING")], None)
+        assert store.wait(key, 0.3, unless=b"PENDING") is None, (
+            "hint: wait(unless=v) must not return while the stored value is still v")
+        got, latency = wake_latency(lambda: store.wait(key, 10, unless=b"PENDING"),
+                                    lambda: store.set([(key, b"SUCCESS")], None))
+        assert got == b"SUCCESS", "hint: wait(unless=v) returns the next, different value"
+        bound = 0.15 if store.capabilities.push_wait else 0.5
+        assert latency < bound, (f"wait(unless=...) returned {latency:.3f}s after the change "
+                                 f"(bound {bound}s); check changes wake or are polled often")
+
     def test_close_twice(self, store: ResultStore) -> None:
         store.close()
         store.close()

@@ -67,14 +67,16 @@ class RedisResultStore(ResultStore):
                 pipe.pexpire(key, _millis(expires))
             return int(pipe.execute()[0])
 
-    def wait(self, key: str, timeout: float | None) -> bytes | None:
+    def wait(self, key: str, timeout: float | None, unless: bytes | None = None) -> bytes | None:
+        """Subscribe, then read (a value written before the subscription counts), then wait
+        for the publish that comes with every write."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with reachable(self.url):
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
             try:
                 pubsub.subscribe(key)
                 value = self.get(key)
-                while value is None:
+                while value is None or value == unless:
                     left = 1.0 if deadline is None else deadline - time.monotonic()
                     if left <= 0:
                         return None
