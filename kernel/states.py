@@ -17,6 +17,8 @@ FAILURE = "FAILURE"
 REVOKED = "REVOKED"
 REJECTED = "REJECTED"
 
-READY_STATES = frozenset({SUCCESS, FAILURE, REVOKED})
-PROPAGATE_STATES = frozenset({FAILURE, REVOKED})
-EXCEPTION_STATES = frozenset({RETRY, FAILURE, REVOKED})
+#: REJECTED is final here (unlike Celery, which never records it): the message was refused
+#: (unknown task, undecodable body, too many deliveries) and will not run, so `get` raises.
+READY_STATES = frozenset({SUCCESS, FAILURE, REVOKED, REJECTED})
+PROPAGATE_STATES = frozenset({FAILURE, REVOKED, REJECTED})
+EXCEPTION_STATES = frozenset({RETRY, FAILURE, REVOKED, REJECTED})

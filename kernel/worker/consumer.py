@@ -206,7 +206,8 @@ class Consumer:
         cap = self.app.conf.task_max_deliveries
         if delivery.delivery_count > cap:
             self._reject(delivery, f"delivered {delivery.delivery_count} times (cap "
-                                   f"task_max_deliveries={cap}); it may crash its worker")
+                                   f"task_max_deliveries={cap}); it may crash its worker",
+                         request)
             return
         if request.eta is not None and request.eta > time.time() + 0.5 and (
                 self.transport.capabilities.delayed_delivery):
@@ -375,7 +376,7 @@ class Consumer:
                 self._requeue(held, verdict.reason)
             else:
                 if held.acks_late:
-                    self._reject(held.delivery, verdict.reason)
+                    self._reject(held.delivery, verdict.reason, held.request)
             return
         if outcome.kind is OutcomeKind.LOST and held.acks_late and held.reject_on_worker_lost:
             log.warning("the process running task %s[%s] (pid %s) died; the task goes back to "
@@ -410,10 +411,15 @@ class Consumer:
         self.counters.requeued += 1
         self._safely(lambda: self.transport.reject(held.delivery, requeue=True, reason=reason))
 
-    def _reject(self, delivery: Delivery, reason: str) -> None:
+    def _reject(self, delivery: Delivery, reason: str, request: Request | None = None) -> None:
+        """Take a message out for good (into the dead-letter queue where the broker has one),
+        recording REJECTED with the reason when the task can be told."""
         self.counters.rejected += 1
         log.error("rejected message from queue %r: %s", delivery.queue, reason)
         self._safely(lambda: self.transport.reject(delivery, requeue=False, reason=reason))
+        if request is not None and not request.ignore_result and self.app.conf.result_backend:
+            self._safely(self.app.backend.store_result, request.id, states.REJECTED,
+                         MessageError(reason))
 
     def _ack_loop(self) -> None:
         while True:

@@ -94,6 +94,7 @@ def test_a_poison_message_goes_to_the_dead_letter_queue_after_the_delivery_cap(
     assert dead.envelope.headers["id"] == poison.id
     assert "delivered 4 times" in dead.extra["reason"]
     assert "delivered 4 times" in worker.log
+    assert poison.state == states.REJECTED
     assert send(client, "add", 2, 2).get(timeout=30) == 4
 
 
@@ -136,7 +137,12 @@ def test_bad_input_is_rejected_with_a_reason_and_the_worker_goes_on(
     assert "refusing content type 'application/x-python-serialize'" in log
     assert "must be [args, kwargs, embed]" in log
     assert "not valid JSON" in log
-    assert unknown.state == states.PENDING and pickled.state == states.PENDING
+    from kernel.errors import MessageError
+
+    for refused, why in ((unknown, "is not registered"), (pickled, "refusing content type")):
+        assert refused.state == states.REJECTED
+        with pytest.raises(MessageError, match=why):
+            refused.get(timeout=5)
     assert worker.stop() == 0
 
 
@@ -181,8 +187,7 @@ def test_the_banner_shows_the_setup_and_never_a_password(tmp_path: Path) -> None
     worker = WorkerProcess(url.replace("sqlite:///", "sqlite://admin:s3cret@/"),
                            tmp_path / "w.log", "-P", "threads", "-c", "3", "-Q", "a,b")
     try:
-        wait_for(lambda: "tests.e2e.tasks.add" in worker.log or worker.proc.poll() is not None,
-                 30, "no banner")
+        worker.wait_ready()  # "ready." is logged after the whole banner
     finally:
         worker.kill_all()
     log = worker.log
