@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from kernel.config import mask_url
 from kernel.errors import ConfigurationError, ConnectionFailed, KernelError
 
 #: bumped in a forked child, so connections and locks inherited from the parent are dropped.
@@ -46,14 +47,16 @@ def path_from_url(url: str) -> str:
     ``sqlite:////abs/x.db`` → ``/abs/x.db``."""
     scheme, sep, rest = url.partition("://")
     if not sep or scheme != "sqlite":
-        raise ConfigurationError(f"{url!r} is not an SQLite URL; write sqlite:///relative.db or "
-                                 f"sqlite:////absolute/path.db")
+        raise ConfigurationError(f"{mask_url(url)!r} is not an SQLite URL; write "
+                                 f"sqlite:///relative.db or sqlite:////absolute/path.db")
     rest = rest.split("?", 1)[0]
     if rest.startswith("/"):
         rest = rest[1:]
     elif rest:
-        raise ConfigurationError(f"{url!r} names a host, which SQLite has none of; write "
-                                 f"sqlite:///{rest} for a file relative to the working directory")
+        host, _, path = rest.rpartition("@")[2].partition("/")
+        raise ConfigurationError(f"{mask_url(url)!r} names a host ({host}), which SQLite has "
+                                 f"none of; write sqlite:///{path or 'kernel.db'} for a file "
+                                 f"relative to the working directory")
     if rest in ("", "/"):
         return "kernel.db"
     if rest == ":memory:":
