@@ -22,8 +22,9 @@ PLUGIN_DIRS = sorted(p.parent for p in ROOT.glob("plugins/*/pyproject.toml"))
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The kernel's tests: ``nox -s tests -- -k cli`` passes arguments to pytest."""
-    session.install("-e", ".[test]")
+    """The kernel's tests: ``nox -s tests -- -k cli`` passes arguments to pytest. kernel-redis
+    is installed too: the worker features are proven on Redis as well as on the std brokers."""
+    session.install("-e", ".[test,redis]")
     session.run("pytest", "-n", "auto", *session.posargs)
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from kernel import App, ConfigurationError
 from kernel.worker import Worker
 from kernel.worker.ratelimit import parse_rate
+from tests.worker.conftest import make_app
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.slow
@@ -59,13 +59,14 @@ def test_200_tasks_at_20_per_second_take_10_seconds_and_others_are_not_held_up()
         app.close()
 
 
-def test_a_global_rate_limit_holds_across_three_workers(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'k.db'}"
-    apps = [App("grl", broker=url, results=url) for _ in range(3)]
+def test_a_global_rate_limit_holds_across_three_workers(shared_broker_url: str) -> None:
+    broker_url = shared_broker_url
+    queue = f"q-{uuid.uuid4().hex}"
+    apps = [make_app("grl", broker_url, task_default_queue=queue) for _ in range(3)]
     starts: list[float] = []
     lock = threading.Lock()
     for app in apps:
-        @app.task(name="shared", global_rate_limit="20/s", ignore_result=True)
+        @app.task(name=f"shared-{queue}", global_rate_limit="20/s", ignore_result=True)
         def shared() -> None:
             with lock:
                 starts.append(time.time())
@@ -74,7 +75,7 @@ def test_a_global_rate_limit_holds_across_three_workers(tmp_path: Path) -> None:
     for worker in workers:
         worker.start()
     try:
-        apps[0].send_many([("shared", (), {}) for _ in range(100)])
+        apps[0].send_many([(f"shared-{queue}", (), {}) for _ in range(100)])
         wait_for(lambda: len(starts) == 100, 30, "not every limited task ran")
         rate = starts_per_second(starts)
         assert 18.0 <= rate <= 22.0, f"aggregate rate {rate:.1f}/s, limit 20/s (± 10%)"

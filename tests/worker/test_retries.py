@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,11 +14,9 @@ from tests.helpers import wait_for
 
 
 @pytest.fixture
-def app() -> Iterator[App]:
-    url = f"memory://{uuid.uuid4().hex}"
-    app = App("retries", broker=url, results=url)
-    yield app
-    app.close()
+def app(app_factory: Any) -> App:
+    app: App = app_factory("retries")
+    return app
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,23 +14,23 @@ from kernel.worker import Worker
 from tests.helpers import wait_for
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
-    url = (f"memory://{uuid.uuid4().hex}" if request.param == "memory"
-           else f"sqlite:///{tmp_path / 'k.db'}")
-    app = App("unique", broker=url, results=url)
+@pytest.fixture
+def app(app_factory: Any) -> Iterator[App]:
+    app: App = app_factory("unique")
     gate = threading.Event()
+    # Claims live in the store (a shared Redis too): names of their own keep runs apart.
+    token = uuid.uuid4().hex
 
-    @app.task(name="report", unique=True)
+    @app.task(name=f"report-{token}", unique=True)
     def report(day: str) -> str:
         gate.wait(10)
         return f"report {day}"
 
-    @app.task(name="sync_user", unique_key=lambda user, **_: user, unique_for=0.5)
+    @app.task(name=f"sync_user-{token}", unique_key=lambda user, **_: user, unique_for=0.5)
     def sync_user(user: str, full: bool = False) -> str:
         return user
 
-    @app.task(name="flaky", unique=True, bind=True)
+    @app.task(name=f"flaky-{token}", unique=True, bind=True)
     def flaky(self: Task[Any, Any]) -> int:
         if self.request.retries == 0:
             gate.wait(10)
@@ -39,30 +38,32 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
         return self.request.retries
 
     app.gate = gate  # type: ignore[attr-defined]
+    app.t = {"report": report, "sync_user": sync_user, "flaky": flaky}  # type: ignore[attr-defined]
     yield app
     gate.set()
-    app.close()
 
 
 def test_a_second_send_while_pending_returns_the_first(app: App) -> None:
-    first = app.tasks["report"].delay("monday")
-    again = app.tasks["report"].delay("monday")
-    other = app.tasks["report"].delay("tuesday")
+    first = app.t["report"].delay("monday")
+    again = app.t["report"].delay("monday")
+    other = app.t["report"].delay("tuesday")
     assert again.id == first.id and other.id != first.id
-    assert app.transport.size("celery") == 2, "no duplicate message was published"
-    batch = app.send_many([("report", ("monday",), {}), ("report", ("wednesday",), {})])
-    assert batch[0].id == first.id and app.transport.size("celery") == 3
+    queue = app.conf.task_default_queue
+    assert app.transport.size(queue) == 2, "no duplicate message was published"
+    report = app.t["report"]  # type: ignore[attr-defined]
+    batch = app.send_many([(report, ("monday",), {}), (report, ("wednesday",), {})])
+    assert batch[0].id == first.id and app.transport.size(queue) == 3
 
 
 def test_the_claim_is_released_when_the_task_ends(app: App) -> None:
     worker = Worker(app, pool="threads", concurrency=2, shutdown_timeout=5)
     worker.start()
     try:
-        first = app.tasks["report"].delay("friday")
-        assert app.tasks["report"].delay("friday").id == first.id, "same while running"
+        first = app.t["report"].delay("friday")
+        assert app.t["report"].delay("friday").id == first.id, "same while running"
         app.gate.set()  # type: ignore[attr-defined]
         assert first.get(timeout=10) == "report friday"
-        wait_for(lambda: app.tasks["report"].delay("friday").id != first.id, 10,
+        wait_for(lambda: app.t["report"].delay("friday").id != first.id, 10,
                  "after the task ended a new send must be a new task")
     finally:
         worker.stop()
@@ -70,11 +71,11 @@ def test_the_claim_is_released_when_the_task_ends(app: App) -> None:
 
 def test_unique_key_decides_what_counts_as_the_same_call_and_unique_for_bounds_it(
         app: App) -> None:
-    first = app.tasks["sync_user"].delay("ada")
-    assert app.tasks["sync_user"].delay("ada", full=True).id == first.id
-    assert app.tasks["sync_user"].delay("bob").id != first.id
+    first = app.t["sync_user"].delay("ada")
+    assert app.t["sync_user"].delay("ada", full=True).id == first.id
+    assert app.t["sync_user"].delay("bob").id != first.id
     # nobody runs it: the claim lapses after unique_for (0.5 s)
-    wait_for(lambda: app.tasks["sync_user"].delay("ada").id != first.id, 10,
+    wait_for(lambda: app.t["sync_user"].delay("ada").id != first.id, 10,
              "the claim must lapse after unique_for")
 
 
@@ -82,9 +83,9 @@ def test_a_retry_keeps_the_claim(app: App) -> None:
     worker = Worker(app, pool="threads", concurrency=2, shutdown_timeout=5)
     worker.start()
     try:
-        first = app.tasks["flaky"].delay()
+        first = app.t["flaky"].delay()
         app.gate.set()  # type: ignore[attr-defined]
         assert first.get(timeout=10) == 1
-        assert app.tasks["flaky"].delay().id != first.id, "released after the retry finished"
+        assert app.t["flaky"].delay().id != first.id, "released after the retry finished"
     finally:
         worker.stop()

@@ -20,8 +20,9 @@ from kernel.worker import Blueprint, Middleware, Worker
 from tests.helpers import wait_for
 
 
-def make_app(*plugins: object, **config: Any) -> App:
-    url = f"memory://{uuid.uuid4().hex}"
+def make_app(*plugins: object, url: str | None = None, **config: Any) -> App:
+    url = url or f"memory://{uuid.uuid4().hex}"
+    config.setdefault("task_default_queue", f"q-{uuid.uuid4().hex}")
     app = App("inproc", broker=url, results=url, plugins=plugins, config=config)
 
     @app.task(name="add")
@@ -51,7 +52,7 @@ def make_app(*plugins: object, **config: Any) -> App:
     def at_most_once() -> int:
         started.set()
         release.wait(10)
-        return app.transport.size("celery")
+        return app.transport.size(app.conf.task_default_queue)
 
     events: list[Any] = []
     started, release = threading.Event(), threading.Event()
@@ -60,8 +61,9 @@ def make_app(*plugins: object, **config: Any) -> App:
 
 
 @pytest.fixture
-def app() -> Iterator[App]:
-    app = make_app()
+def app(broker_url: str) -> Iterator[App]:
+    """The features below hold on every broker: in-memory, SQLite and Redis."""
+    app = make_app(url=broker_url)
     yield app
     app.close()
 
@@ -213,6 +215,19 @@ def test_celery_style_chain_and_callbacks_run(app: App) -> None:
         worker.stop()
 
 
+def test_a_task_revoked_before_the_worker_starts_never_runs(app: App) -> None:
+    revoked = app.tasks["record"].delay("revoked")
+    revoked.revoke()
+    worker = run_worker(app)
+    try:
+        assert app.tasks["add"].delay(1, 1).get(timeout=10) == 2
+        with pytest.raises(TaskRevokedError):
+            revoked.get(timeout=10)
+        assert not app.events  # type: ignore[attr-defined]
+    finally:
+        worker.stop()
+
+
 def test_an_expired_task_is_not_run_and_is_recorded_revoked(app: App) -> None:
     result = app.tasks["record"].apply_async(("late",), expires=-1)
     worker = run_worker(app)
@@ -261,7 +276,8 @@ def test_warm_shutdown_finishes_running_tasks_and_gives_prefetched_ones_back(app
     stopper.join(10)
     assert not stopper.is_alive()
     assert running.get(timeout=1) == "released"
-    assert app.transport.size("celery") == 3, "prefetched tasks go back to the broker"
+    assert app.transport.size(app.conf.task_default_queue) == 3, (
+        "prefetched tasks go back to the broker")
     assert all(r.state == states.PENDING for r in queued)
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 #: Prefix of the wake-up lists: ``kernel.wake:<queue>``.
 WAKE = "kernel.wake:"
+#: Prefix of the delayed ZSETs: ``kernel.delayed:<queue>``.
+DELAYED = "kernel.delayed:"
 
 #: Shared Lua. ``put_back(tag, delta)``: take `tag` out of the held set; if it was held, push its
 #: envelope to the head of its ready list with the delivery count moved by `delta`, and wake a
@@ -79,16 +81,23 @@ end
 PUBLISH = _COMMON + """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
 local ready = {}
+local delayed = {}
 for i = 2, #KEYS do
   local score, value = ARGV[2 * i - 2], ARGV[2 * i - 1]
   if score == '' then
     redis.call('LPUSH', KEYS[i], value)
     ready[KEYS[i]] = (ready[KEYS[i]] or 0) + 1
-  else redis.call('ZADD', KEYS[i], score, value) end
+  else
+    redis.call('ZADD', KEYS[i], score, value)
+    delayed[KEYS[i]] = true
+  end
 end
 for key, n in pairs(ready) do wake(key, n) end
+-- A delayed message may be due before an idle consumer's next look: wake one so it
+-- recomputes its wait (its queue's name follows the delayed prefix).
+for key in pairs(delayed) do wake(string.sub(key, #'@DELAYED@' + 1), 1) end
 return #KEYS - 1
-"""
+""".replace("@DELAYED@", DELAYED)
 
 #: KEYS: unacked, unacked_index, leases, leased, seq, then per queue its delayed ZSET and its
 #: ready lists in priority order. ARGV: limit, lease seconds, steps per queue, sweep batch,
