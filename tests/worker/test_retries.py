@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from kernel import App, MaxRetriesExceededError, Task, states
+from kernel.message import from_iso
 from kernel.worker import Worker
 from tests.helpers import wait_for
 
@@ -78,6 +79,15 @@ def test_autoretry_backoff_with_jitter_stays_in_its_envelope_over_100_retries(
         app: App, worker: Worker) -> None:
     factor, ceiling = 0.001, 0.02
     attempts: list[tuple[int, float, float | None]] = []
+    #: retry number -> (when it was sent, its ETA): the planned delay is exactly eta - sent
+    sent: dict[int, tuple[float, float]] = {}
+
+    def on_publish(envelope: Any) -> None:
+        retries = envelope.headers.get("retries") or 0
+        if retries:
+            sent[retries] = (time.time(), from_iso(envelope.headers["eta"]) or 0.0)
+
+    app.connect("before_publish", on_publish)
 
     @app.task(bind=True, name="unlucky", autoretry_for=(TimeoutError,), max_retries=100,
               retry_backoff=factor, retry_backoff_max=ceiling, retry_jitter=True)
@@ -90,15 +100,15 @@ def test_autoretry_backoff_with_jitter_stays_in_its_envelope_over_100_retries(
     worker.start()
     assert unlucky.delay().get(timeout=60) == 100
     assert [a[0] for a in attempts] == list(range(101))
+    assert sorted(sent) == list(range(1, 101)), "each retry is sent once, with retries + 1"
     planned = []
-    for (n, ran, _), (_, next_ran, eta) in zip(attempts, attempts[1:], strict=False):
-        assert eta is not None, "a retry travels with its ETA"
-        assert next_ran >= eta, f"retry {n + 1} ran before its ETA"
-        wait = eta - ran
-        envelope = min(ceiling, factor * 2 ** n)
-        assert -0.005 <= wait <= envelope + 0.005, (
-            f"retry {n + 1} was planned {wait:.4f} s after attempt {n}, outside "
-            f"[0, {envelope:.4f}]")
+    for n, ran, eta in attempts[1:]:
+        assert eta is not None and ran >= eta, f"retry {n} ran before its ETA"
+        at, planned_eta = sent[n]
+        wait = planned_eta - at
+        envelope = min(ceiling, factor * 2 ** (n - 1))
+        assert -0.001 <= wait <= envelope + 0.001, (
+            f"retry {n} was planned {wait:.4f} s after it was sent, outside [0, {envelope:.4f}]")
         planned.append(wait / envelope)
     # full jitter draws uniformly from the envelope: the mean fraction is near one half
     assert 0.3 < sum(planned) / len(planned) < 0.7

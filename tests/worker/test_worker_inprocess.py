@@ -198,19 +198,20 @@ def test_hook_kernel_middleware_runs_in_order_and_a_failing_one_is_isolated() ->
 
 def test_celery_style_chain_and_callbacks_run(app: App) -> None:
     worker = run_worker(app)
+    run = uuid.uuid4().hex  # fixed ids, but never those of an earlier run on a shared Redis
     try:
         # chain(add(1, 2), mul(10), add(5)) as a Celery client encodes it: the rest reversed.
-        last = Signature("add", [5], options={"task_id": "last-step"})
+        last = Signature("add", [5], options={"task_id": f"last-step-{run}"})
         middle = Signature("mul", [10])
         app.send_task("add", (1, 2), chain=[last, middle])
-        assert app.AsyncResult("last-step").get(timeout=10) == 35
+        assert app.AsyncResult(f"last-step-{run}").get(timeout=10) == 35
         # link / link_error
-        cb = Signature("record", [], options={"task_id": "callback"})
+        cb = Signature("record", [], options={"task_id": f"callback-{run}"})
         app.tasks["add"].apply_async((2, 2), link=cb)
-        assert app.AsyncResult("callback").get(timeout=10) == [4]
-        eb = Signature("record", [], options={"task_id": "errback"})
+        assert app.AsyncResult(f"callback-{run}").get(timeout=10) == [4]
+        eb = Signature("record", [], options={"task_id": f"errback-{run}"})
         failed = app.tasks["fail"].apply_async(link_error=eb)
-        assert app.AsyncResult("errback").get(timeout=10) == [failed.id]
+        assert app.AsyncResult(f"errback-{run}").get(timeout=10) == [failed.id]
     finally:
         worker.stop()
 
