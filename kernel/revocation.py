@@ -86,6 +86,7 @@ class Revocations(Bootstep):
         self.revoked: dict[str, float] = {}
         self.seen = 0
         self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         if self.store is None:
             return self  # no result store: nothing to read revocations from
         self.poll()
@@ -131,4 +132,7 @@ class Revocations(Bootstep):
                 log.error("cannot read revocations from the result store: %s", exc)
 
     def stop(self) -> None:
+        # Joined, not just told: the app closes the store's connections right after.
         self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
