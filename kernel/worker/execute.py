@@ -74,10 +74,9 @@ class Executor:
     # ------------------------------------------------------------------ sync path
 
     def __call__(self, job: Job) -> Verdict:
-        call = self._prepare(job.payload)
+        call = self._start(job.payload)
         if isinstance(call, Verdict):
             return call
-        self.pipeline.before(call)
         if not call.state:
             with _running(call):
                 call.value = call.task.run(call.args, call.kwargs)
@@ -87,10 +86,9 @@ class Executor:
 
     async def arun(self, job: Job) -> Verdict:
         """For event-loop pools: awaits an ``async def`` task on the pool's loop."""
-        call = self._prepare(job.payload)
+        call = self._start(job.payload)
         if isinstance(call, Verdict):
             return call
-        self.pipeline.before(call)
         if not call.state:
             with _running(call):
                 args = [call.task, *call.args] if call.task.options.bind else call.args
@@ -100,6 +98,14 @@ class Executor:
         return await asyncio.to_thread(self._finish, call)
 
     # ------------------------------------------------------------------ shared
+
+    def _start(self, payload: Payload) -> Call | Verdict:
+        """Decode and check the message, then run the before-hooks (not for a task that will
+        not run, such as an expired one; a before-hook may itself set a final state)."""
+        call = self._prepare(payload)
+        if isinstance(call, Call) and not call.state:
+            self.pipeline.before(call)
+        return call
 
     def _prepare(self, payload: Payload) -> Call | Verdict:
         request = payload.request
