@@ -16,7 +16,8 @@ from redis.retry import Retry
 from kernel.app import App
 
 app = App("e2e", config={"task_default_queue": os.environ.get("E2E_QUEUE", "e2e"),
-                         "worker_lease_seconds": float(os.environ.get("E2E_LEASE", "30"))})
+                         "worker_lease_seconds": float(os.environ.get("E2E_LEASE", "30")),
+                         "task_max_deliveries": int(os.environ.get("E2E_MAX_DELIVERIES", "10"))})
 KEYS = os.environ.get("E2E_KEYS", "e2e")
 _clients: dict[int, redis.Redis] = {}
 
@@ -53,3 +54,17 @@ def timed(self: Any) -> None:
     pipe.hincrby(f"{KEYS}:runs", self.request.id, 1)
     pipe.hset(f"{KEYS}:late", self.request.id, repr(late))
     pipe.execute()
+
+
+@app.task(name="e2e.crash", bind=True)
+def crash(self: Any) -> None:
+    """A poison message: counts its run, then kills the process running it."""
+    book().hincrby(f"{KEYS}:runs", self.request.id, 1)
+    os._exit(1)
+
+
+@app.task(name="e2e.crash_no_redelivery", bind=True, reject_on_worker_lost=False)
+def crash_no_redelivery(self: Any) -> None:
+    """Kills its process; must fail with WorkerLostError, not run again."""
+    book().hincrby(f"{KEYS}:runs", self.request.id, 1)
+    os._exit(1)

@@ -42,13 +42,15 @@ class Cluster:
         self.app = App("e2e-client", broker=self.url, results=self.url,
                        config={"task_default_queue": self.queue})
 
-    def start_worker(self, concurrency: int = 2) -> subprocess.Popen[bytes]:
+    def start_worker(self, concurrency: int = 2, pool: str = "threads",
+                     max_deliveries: int = 10) -> subprocess.Popen[bytes]:
         env = {**os.environ, "KERNEL_BROKER_URL": self.url, "KERNEL_RESULT_BACKEND": self.url,
                "E2E_QUEUE": self.queue, "E2E_LEASE": str(self.lease), "E2E_KEYS": self.keys,
+               "E2E_MAX_DELIVERIES": str(max_deliveries),
                "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
         log = (self.logs / f"worker-{len(self.workers)}.log").open("wb")
         worker = subprocess.Popen(
-            [sys.executable, "-m", "kernel", "worker", "-A", "e2e_tasks:app", "-P", "threads",
+            [sys.executable, "-m", "kernel", "worker", "-A", "e2e_tasks:app", "-P", pool,
              "-c", str(concurrency), "-Q", self.queue, "-l", "warning",
              "-n", f"w{len(self.workers)}@{self.queue}"],
             env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -204,3 +206,31 @@ def test_worker_reconnects_after_a_redis_restart(tmp_path: Path) -> None:
     finally:
         cluster.close()
         server.kill()
+
+
+@pytest.mark.timeout(120)
+def test_a_poison_message_is_dead_lettered_after_the_delivery_cap(cluster: Cluster) -> None:
+    cluster.start_worker(concurrency=1, pool="prefork", max_deliveries=3)
+    [poison] = send(cluster, "e2e.crash", (), 1)
+    cluster.wait(lambda: len(cluster.app.transport.dead_letters(cluster.queue)) == 1, 90,
+                 "the poison message in the dead-letter queue")
+    dead = cluster.app.transport.dead_letters(cluster.queue)[0]
+    assert dead.envelope.headers["id"] == poison
+    assert "delivered 4 times" in dead.extra["reason"]
+    assert cluster.runs()[poison] == 3, "it ran once per allowed delivery, then no more"
+    assert cluster.app.AsyncResult(poison).state == "REJECTED"
+    [ok] = send(cluster, "e2e.work", (0,), 1)
+    cluster.wait_all_succeeded([ok], 30)
+
+
+@pytest.mark.timeout(120)
+def test_a_killed_child_fails_a_task_that_must_not_be_redelivered(cluster: Cluster) -> None:
+    from kernel import WorkerLostError
+
+    cluster.start_worker(concurrency=1, pool="prefork")
+    [lost] = send(cluster, "e2e.crash_no_redelivery", (), 1)
+    with pytest.raises(WorkerLostError):
+        cluster.app.AsyncResult(lost).get(timeout=60)
+    assert cluster.runs()[lost] == 1
+    [ok] = send(cluster, "e2e.work", (0,), 1)
+    cluster.wait_all_succeeded([ok], 30)
