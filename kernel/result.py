@@ -68,8 +68,8 @@ def exception_from_dict(data: dict[str, Any]) -> BaseException:
     module = str(data.get("exc_module") or "builtins")
     message = data.get("exc_message")
     args = tuple(message) if isinstance(message, (list, tuple)) else (message,)
-    if _CELERY_NAMES.get(name) == module and module not in sys.modules:
-        module = "kernel.errors"
+    if _CELERY_NAMES.get(name) == module:
+        module = "kernel.errors"  # kernel's own class, even where Celery is imported too
     cls: Any = sys.modules.get(module)
     for part in name.split("."):
         cls = getattr(cls, part, None)

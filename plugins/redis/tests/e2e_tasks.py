@@ -6,6 +6,7 @@ tasks write so the test can tell how often and where each one ran."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Any
 
@@ -19,13 +20,15 @@ app = App("e2e", config={"task_default_queue": os.environ.get("E2E_QUEUE", "e2e"
                          "worker_lease_seconds": float(os.environ.get("E2E_LEASE", "30")),
                          "task_max_deliveries": int(os.environ.get("E2E_MAX_DELIVERIES", "10"))})
 KEYS = os.environ.get("E2E_KEYS", "e2e")
-_clients: dict[int, redis.Redis] = {}
+_clients: dict[tuple[int, int], redis.Redis] = {}
 
 
 def book() -> redis.Redis:
     """This process's bookkeeping client; it rides out a Redis restart (retries ~10 s) and a
     loaded machine (redis-py's default 5 s read timeout is too short there)."""
-    pid = os.getpid()
+    # One client per process and thread: a task once failed with "I/O operation on closed
+    # file" from a client shared by the threads pool's threads.
+    pid = (os.getpid(), threading.get_ident())
     if pid not in _clients:
         _clients[pid] = redis.Redis.from_url(
             os.environ["KERNEL_BROKER_URL"], retry=Retry(ExponentialBackoff(cap=0.5), 30),
