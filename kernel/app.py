@@ -222,6 +222,15 @@ class App:
                 f"{', '.join(sorted(known | plugin_opts))}")
         extra = {k: options.pop(k) for k in list(options) if k in plugin_opts and k not in known}
         task_options = TaskOptions(**options, extra=extra)
+        from kernel.worker.ratelimit import parse_rate
+
+        for rate in (task_options.rate_limit, task_options.global_rate_limit):
+            if rate is not None:
+                parse_rate(rate)  # a bad rate is an error here, not in a running worker
+        if (task_options.global_rate_limit or task_options.unique or task_options.unique_key
+                or task_options.unique_for) and not self.conf.result_backend:
+            raise ConfigurationError("global_rate_limit and unique tasks keep their state in "
+                                     "the result store: set result_backend")
 
         def register(func: Callable[..., Any]) -> Task[Any, Any]:
             module = func.__module__

@@ -160,13 +160,19 @@ class Task(Generic[P, R]):
     ) -> EagerResult[R]:
         """Run the task here and now and wrap the outcome in a result (eager mode)."""
         task_id = task_id or new_id()
+        call_args, call_kwargs = list(args or ()), dict(kwargs or {})
+        # `self.request` works inline too (a retry from an eager task is not supported).
+        token = current_request.set(Request(task_id, self.name, {}, {}, root_id=task_id,
+                                            args=call_args, kwargs=call_kwargs))
         try:
-            value = self.run(list(args or ()), dict(kwargs or {}))
+            value = self.run(call_args, call_kwargs)
         except Exception as exc:
             if self.app.conf.task_eager_propagates:
                 raise
             tb = "".join(tb_module.format_exception(*sys.exc_info()))
             return EagerResult(task_id, self.app, states.FAILURE, exc, tb)
+        finally:
+            current_request.reset(token)
         return EagerResult(task_id, self.app, states.SUCCESS, value, None)
 
     def run(self, args: list[Any], kwargs: dict[str, Any]) -> Any:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kernel import states
+from kernel import states, unique
 from kernel.errors import ConfigurationError, MessageError, TimeLimitExceeded, WorkerLostError
 from kernel.interfaces.pool import Job, Outcome, OutcomeKind, Pool
 from kernel.interfaces.transport import Delivery, Outgoing, Transport
@@ -324,12 +324,24 @@ class Consumer:
         log.info("task %s[%s] not run: %s", request.name, request.id, reason)
         self.app.signals.send("kernel_task_revoked", request=request, reason=str(reason))
         self.counters.processed += 1
+        self._conclude(held, states.REVOKED, reason)
+
+    def _conclude(self, held: Held, state: str, exc: Exception) -> None:
+        """A task that ended without its runner finishing it (skipped, timed out, terminated,
+        lost): record the state, free a unique claim, and settle the message."""
+        request = held.request
         if not request.ignore_result and self.app.conf.result_backend:
-            self._safely(self.app.backend.store_result, request.id, states.REVOKED, reason)
+            self._safely(self.app.backend.store_result, request.id, state, exc)
+        self._release_claim(request)
         if held.acks_late:
             with self._changed:
                 self._acks.append(held.delivery)
                 self._changed.notify_all()
+
+    def _release_claim(self, request: Request) -> None:
+        key = request.headers.get(unique.HEADER)
+        if key:
+            self._safely(unique.release, self.app, key)
 
     def terminate(self, task_id: str) -> bool:
         """Stop the running task `task_id` here (its message is settled as REVOKED)."""
@@ -375,8 +387,8 @@ class Consumer:
             elif verdict.action == REQUEUE:
                 self._requeue(held, verdict.reason)
             else:
-                if held.acks_late:
-                    self._reject(held.delivery, verdict.reason, held.request)
+                self._reject(held.delivery, verdict.reason, held.request,
+                             settle=held.acks_late)  # at-most-once: already settled
             return
         if outcome.kind is OutcomeKind.LOST and held.acks_late and held.reject_on_worker_lost:
             log.warning("the process running task %s[%s] (pid %s) died; the task goes back to "
@@ -400,26 +412,25 @@ class Consumer:
         log.error("%s", exc)
         counters.processed += 1
         counters.failed += 1
-        if not request.ignore_result and self.app.conf.result_backend:
-            self._safely(self.app.backend.store_result, request.id, state, exc)
-        if held.acks_late:
-            with self._changed:
-                self._acks.append(held.delivery)
-                self._changed.notify_all()
+        self._conclude(held, state, exc)
 
     def _requeue(self, held: Held, reason: str) -> None:
         self.counters.requeued += 1
         self._safely(lambda: self.transport.reject(held.delivery, requeue=True, reason=reason))
 
-    def _reject(self, delivery: Delivery, reason: str, request: Request | None = None) -> None:
+    def _reject(self, delivery: Delivery, reason: str, request: Request | None = None, *,
+                settle: bool = True) -> None:
         """Take a message out for good (into the dead-letter queue where the broker has one),
         recording REJECTED with the reason when the task can be told."""
         self.counters.rejected += 1
         log.error("rejected message from queue %r: %s", delivery.queue, reason)
-        self._safely(lambda: self.transport.reject(delivery, requeue=False, reason=reason))
-        if request is not None and not request.ignore_result and self.app.conf.result_backend:
-            self._safely(self.app.backend.store_result, request.id, states.REJECTED,
-                         MessageError(reason))
+        if settle:
+            self._safely(lambda: self.transport.reject(delivery, requeue=False, reason=reason))
+        if request is not None:
+            if not request.ignore_result and self.app.conf.result_backend:
+                self._safely(self.app.backend.store_result, request.id, states.REJECTED,
+                             MessageError(reason))
+            self._release_claim(request)
 
     def _ack_loop(self) -> None:
         while True:

@@ -89,3 +89,17 @@ def test_a_retry_keeps_the_claim(app: App) -> None:
         assert app.t["flaky"].delay().id != first.id, "released after the retry finished"
     finally:
         worker.stop()
+
+
+def test_a_revoked_unique_task_frees_its_claim(app: App) -> None:
+    report = app.t["report"]  # type: ignore[attr-defined]
+    first = report.delay("sunday")
+    first.revoke()
+    worker = Worker(app, pool="threads", concurrency=1, shutdown_timeout=5)
+    worker.start()
+    try:
+        wait_for(lambda: report.delay("sunday").id != first.id, 10,
+                 "a revoked unique task must free its claim when the worker skips it")
+    finally:
+        app.gate.set()  # type: ignore[attr-defined]
+        worker.stop()

@@ -324,3 +324,24 @@ def test_pending_means_sent_and_unknown_means_never_seen() -> None:
     assert quiet.AsyncResult("never-sent").state == states.PENDING, "Celery's meaning"
     app.close()
     quiet.close()
+
+
+def test_eager_tasks_see_their_request() -> None:
+    app = App("eager-req", broker="memory://eager-req", config={"task_always_eager": True})
+
+    @app.task(bind=True)
+    def whoami(self: Any) -> str:
+        return str(self.request.id)
+
+    result = whoami.delay()
+    assert result.get() == result.id
+
+
+def test_bad_rates_and_stateful_options_without_a_store_fail_at_definition() -> None:
+    app = App("defs", broker="memory://defs", config={"result_backend": None})
+    with pytest.raises(ConfigurationError, match="N/s, N/m or N/h"):
+        app.task(rate_limit="fast")(lambda: None)
+    with pytest.raises(ConfigurationError, match="set result_backend"):
+        app.task(global_rate_limit="5/s")(lambda: None)
+    with pytest.raises(ConfigurationError, match="set result_backend"):
+        app.task(unique=True)(lambda: None)
