@@ -36,6 +36,10 @@ def split_queues(value: str | None) -> list[str] | None:
               help="Messages held per pool slot.")
 @click.option("--shutdown-timeout", type=click.FloatRange(min=0), metavar="S",
               help="Seconds a warm shutdown waits for running tasks.")
+@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), metavar="S",
+              help="Hard time limit for tasks that set none (see docs/user-guide/time-limits.md).")
+@click.option("--soft-time-limit", type=click.FloatRange(min=0, min_open=True), metavar="S",
+              help="Soft time limit for tasks that set none.")
 @click.option("-l", "--loglevel", type=click.Choice(LOG_LEVELS, case_sensitive=False),
               default="INFO", show_default=True)
 @click.option("-n", "--nodename", metavar="NAME", help="Worker name (default: kernel@HOST).")
@@ -43,7 +47,8 @@ def split_queues(value: str | None) -> list[str] | None:
 @click.pass_obj
 def worker(state: CliState, pool: str | None, concurrency: int | None, queues: str | None,
            max_tasks_per_child: int | None, max_memory_per_child: int | None,
-           prefetch_multiplier: int | None, shutdown_timeout: float | None, loglevel: str,
+           prefetch_multiplier: int | None, shutdown_timeout: float | None,
+           time_limit: float | None, soft_time_limit: float | None, loglevel: str,
            nodename: str | None, graph: bool) -> None:
     """Consume tasks and run them. SIGTERM stops warmly (running tasks finish); a second
     SIGTERM or Ctrl+C stops at once and gives unfinished tasks back to the broker."""
@@ -51,6 +56,12 @@ def worker(state: CliState, pool: str | None, concurrency: int | None, queues: s
     from kernel.worker import Worker
 
     conf = app.conf
+    # The worker's defaults for tasks without limits of their own; the consumer reads them in
+    # this process and hands each job its limits, so pool processes need not know.
+    if time_limit is not None:
+        conf.task_time_limit = time_limit
+    if soft_time_limit is not None:
+        conf.task_soft_time_limit = soft_time_limit
     pool = pool or conf.worker_pool
     app.plugins.registry("pool").get(pool)  # an unknown pool fails here, before the banner
     w = Worker(

@@ -102,3 +102,23 @@ def crash_the_process() -> None:
 def touch(path: str) -> str:
     Path(path).touch()
     return path
+
+
+@app.task
+def spin_without_limit() -> None:
+    """Ignores its soft limit, so only the hard one can stop it."""
+    while True:
+        try:
+            while True:
+                pass
+        except SoftTimeLimitExceeded:
+            continue
+
+
+@app.task
+def soft_without_limit() -> str:
+    try:
+        while True:
+            time.sleep(0.01)
+    except SoftTimeLimitExceeded:
+        return "the worker's soft limit raised inside the task"

@@ -55,6 +55,16 @@ def test_hard_time_limit_kills_and_the_worker_keeps_serving(client: App,
     assert send(client, "add", 2, 3).get(timeout=30) == 5
 
 
+def test_worker_wide_time_limits_apply_to_tasks_without_their_own(client: App,
+                                                                  start_worker: Any) -> None:
+    start_worker("-P", "prefork", "-c", "2", "--time-limit", "1", "--soft-time-limit", "0.5")
+    soft = send(client, "soft_without_limit")
+    looping = send(client, "spin_without_limit")
+    assert soft.get(timeout=30) == "the worker's soft limit raised inside the task"
+    with pytest.raises(TimeLimitExceeded):
+        looping.get(timeout=30)
+
+
 def test_soft_time_limit_raises_inside_the_task(client: App, start_worker: Any) -> None:
     start_worker("-P", "prefork", "-c", "1")
     assert send(client, "soft").get(timeout=30) == "soft limit raised inside the task"
