@@ -16,7 +16,7 @@ from typing_extensions import ParamSpec
 from kernel import states, unique
 from kernel.backend import ResultBackend
 from kernel.codec import Codec
-from kernel.config import Config
+from kernel.config import Config, first_set
 from kernel.errors import ConfigurationError, MissingCapability
 from kernel.interfaces.transport import Outgoing, Transport
 from kernel.message import absolute_time, build_task, current_request, new_id
@@ -277,15 +277,16 @@ class App:
             options.get("serializer") or topts.serializer or conf.task_serializer,
             options.get("compression") or topts.compression or conf.task_compression,
         )
-        ignore = _first(options.get("ignore_result"), topts.ignore_result,
+        ignore = first_set(options.get("ignore_result"), topts.ignore_result,
                         conf.task_ignore_result) or conf.result_backend is None
-        prio = _first(priority, topts.priority, conf.task_default_priority)
+        prio = first_set(priority, topts.priority, conf.task_default_priority)
         envelope = build_task(
             name=name, task_id=task_id, args=args_list, kwargs=kwargs_dict, body=body,
             content_type=ctype, content_encoding=cenc, compression=cmime, now=now,
             eta=eta_ts, expires=exp_ts, retries=options.get("retries", 0),
-            time_limit=_first(options.get("time_limit"), topts.time_limit, conf.task_time_limit),
-            soft_time_limit=_first(options.get("soft_time_limit"), topts.soft_time_limit,
+            time_limit=first_set(options.get("time_limit"), topts.time_limit,
+                                 conf.task_time_limit),
+            soft_time_limit=first_set(options.get("soft_time_limit"), topts.soft_time_limit,
                                    conf.task_soft_time_limit),
             root_id=options.get("root_id") or (parent.root_id if parent else None),
             parent_id=options.get("parent_id") or (parent.id if parent else None),
@@ -419,9 +420,3 @@ def _as_list(value: Any) -> list[Any] | None:
         return None
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
-
-def _first(*values: Any) -> Any:
-    for value in values:
-        if value is not None:
-            return value
-    return None

@@ -93,6 +93,11 @@ class Config:
         return out
 
 
+def first_set(*values: Any) -> Any:
+    """The first value that is not None: a call's option, then the task's, then the app's."""
+    return next((value for value in values if value is not None), None)
+
+
 def mask_url(url: str) -> str:
     """``redis://user:secret@host`` → ``redis://user:**@host``; never print a password."""
     scheme, sep, rest = url.partition("://")

@@ -33,6 +33,21 @@ Options = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
+class Lazy:
+    """A factory that imports ``"module:attribute"`` only when called, then calls it with the
+    same arguments: how an entry-point module names a heavy implementation without importing it.
+    """
+
+    path: str
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from importlib import import_module
+
+        module, _, name = self.path.partition(":")
+        return getattr(import_module(module), name)(*args, **kwargs)
+
+
+@dataclass(frozen=True)
 class TransportSpec:
     name: str
     #: URL schemes this transport serves, e.g. ("redis", "rediss").

@@ -5,25 +5,19 @@ no server. Kept light: the implementation is imported on first use."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from kernel.hookspecs import hookimpl
 from kernel.interfaces.results import ResultStoreCapabilities
-from kernel.specs import Options, ResultStoreSpec
+from kernel.specs import Lazy, ResultStoreSpec
 
-if TYPE_CHECKING:
-    from kernel.std.filesystem_impl import FileResultStore
 
 RESULT_STORE_CAPABILITIES = ResultStoreCapabilities(
     push_wait=False, atomic_counter=True, persistent=True, multi_process=True)
 
 
-def make_result_store(url: str, options: Options) -> FileResultStore:
-    from kernel.std.filesystem_impl import FileResultStore
-
-    return FileResultStore(url, options)
-
-
 @hookimpl
 def kernel_result_stores() -> Iterable[ResultStoreSpec]:
-    yield ResultStoreSpec("filesystem", ("file",), make_result_store, RESULT_STORE_CAPABILITIES)
+    yield ResultStoreSpec(
+        "filesystem", ("file",),
+        Lazy("kernel.std.filesystem_impl:FileResultStore"), RESULT_STORE_CAPABILITIES
+    )

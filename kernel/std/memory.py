@@ -5,15 +5,12 @@ shares it; nothing leaves the process. For tests, eager mode and single-process 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from kernel.hookspecs import hookimpl
 from kernel.interfaces.results import ResultStoreCapabilities
 from kernel.interfaces.transport import TransportCapabilities
-from kernel.specs import Options, ResultStoreSpec, TransportSpec
+from kernel.specs import Lazy, ResultStoreSpec, TransportSpec
 
-if TYPE_CHECKING:
-    from kernel.std.memory_impl import MemoryResultStore, MemoryTransport
 
 TRANSPORT_CAPABILITIES = TransportCapabilities(
     delayed_delivery=True, priorities=True, leases=True, dead_letter=True, multi_process=False,
@@ -22,23 +19,17 @@ RESULT_STORE_CAPABILITIES = ResultStoreCapabilities(
     push_wait=True, atomic_counter=True, persistent=False, multi_process=False)
 
 
-def make_transport(url: str, options: Options) -> MemoryTransport:
-    from kernel.std.memory_impl import MemoryTransport
-
-    return MemoryTransport(url, options)
-
-
-def make_result_store(url: str, options: Options) -> MemoryResultStore:
-    from kernel.std.memory_impl import MemoryResultStore
-
-    return MemoryResultStore(url, options)
-
-
 @hookimpl
 def kernel_transports() -> Iterable[TransportSpec]:
-    yield TransportSpec("memory", ("memory",), make_transport, TRANSPORT_CAPABILITIES)
+    yield TransportSpec(
+        "memory", ("memory",),
+        Lazy("kernel.std.memory_impl:MemoryTransport"), TRANSPORT_CAPABILITIES
+    )
 
 
 @hookimpl
 def kernel_result_stores() -> Iterable[ResultStoreSpec]:
-    yield ResultStoreSpec("memory", ("memory",), make_result_store, RESULT_STORE_CAPABILITIES)
+    yield ResultStoreSpec(
+        "memory", ("memory",),
+        Lazy("kernel.std.memory_impl:MemoryResultStore"), RESULT_STORE_CAPABILITIES
+    )

@@ -7,16 +7,10 @@ capabilities declared here are the classes' own (they import them from this modu
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from importlib import import_module
-from typing import TYPE_CHECKING
 
 from kernel.hookspecs import hookimpl
 from kernel.interfaces.pool import PoolCapabilities
-from kernel.specs import PoolSpec
-
-if TYPE_CHECKING:
-    from kernel.interfaces.pool import Pool
+from kernel.specs import Lazy, PoolSpec
 
 SOLO_CAPABILITIES = PoolCapabilities(soft_time_limit=True)
 THREADS_CAPABILITIES = PoolCapabilities(soft_time_limit=True, resize=True)
@@ -31,28 +25,15 @@ PREFORK_CAPABILITIES = PoolCapabilities(
 )
 
 
-@dataclass(frozen=True)
-class LazyPoolFactory:
-    """``factory(concurrency, *, max_tasks_per_child, max_memory_per_child) -> Pool`` that imports
-    the pool class (``"module:Class"``) only when called."""
-
-    path: str
-
-    def __call__(self, concurrency: int, **limits: int | None) -> Pool:
-        module, _, name = self.path.partition(":")
-        cls: type[Pool] = getattr(import_module(module), name)
-        return cls(concurrency, **limits)
-
-
 @hookimpl
 def kernel_pools() -> Iterator[PoolSpec]:
-    yield PoolSpec("solo", LazyPoolFactory("kernel.std.pool_solo:SoloPool"), SOLO_CAPABILITIES)
+    yield PoolSpec("solo", Lazy("kernel.std.pool_solo:SoloPool"), SOLO_CAPABILITIES)
     yield PoolSpec(
-        "threads", LazyPoolFactory("kernel.std.pool_threads:ThreadPool"), THREADS_CAPABILITIES
+        "threads", Lazy("kernel.std.pool_threads:ThreadPool"), THREADS_CAPABILITIES
     )
     yield PoolSpec(
-        "asyncio", LazyPoolFactory("kernel.std.pool_asyncio:AsyncioPool"), ASYNCIO_CAPABILITIES
+        "asyncio", Lazy("kernel.std.pool_asyncio:AsyncioPool"), ASYNCIO_CAPABILITIES
     )
     yield PoolSpec(
-        "prefork", LazyPoolFactory("kernel.std.prefork.pool:PreforkPool"), PREFORK_CAPABILITIES
+        "prefork", Lazy("kernel.std.prefork.pool:PreforkPool"), PREFORK_CAPABILITIES
     )

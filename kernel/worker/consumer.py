@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kernel import states, unique
+from kernel.config import first_set
 from kernel.errors import ConfigurationError, MessageError, TimeLimitExceeded, WorkerLostError
 from kernel.interfaces.pool import Job, Outcome, OutcomeKind, Pool
 from kernel.interfaces.transport import Delivery, Outgoing, Transport
 from kernel.message import Request
+from kernel.task import TaskOptions
 from kernel.worker.ratelimit import GlobalSlots, Limiter, TokenBucket, parse_rate
 from kernel.worker.execute import ACK, REJECT, REQUEUE, Payload, Verdict
 
@@ -186,14 +188,12 @@ class Consumer:
                 self._reserve(delivery)
             self._dispatch()
 
-    def _task_options(self, task: Task[Any, Any] | None) -> tuple[bool, bool]:
+    def _task_options(self, task: Task[Any, Any] | None) -> tuple[TaskOptions, bool, bool]:
+        """The task's options (defaults for an unknown task), acks_late, reject_on_worker_lost."""
         conf = self.app.conf
-        opts = task.options if task is not None else None
-        acks_late = conf.task_acks_late if opts is None or opts.acks_late is None else (
-            opts.acks_late)
-        lost = conf.task_reject_on_worker_lost if opts is None or (
-            opts.reject_on_worker_lost is None) else opts.reject_on_worker_lost
-        return acks_late, lost
+        opts = task.options if task is not None else TaskOptions()
+        return (opts, first_set(opts.acks_late, conf.task_acks_late),
+                first_set(opts.reject_on_worker_lost, conf.task_reject_on_worker_lost))
 
     def _reserve(self, delivery: Delivery) -> None:
         envelope = delivery.envelope
@@ -218,12 +218,11 @@ class Consumer:
             self.transport.ack([delivery])
             return
         task = self.app.tasks.get(request.name)
-        acks_late, lost = self._task_options(task)
+        topts, acks_late, lost = self._task_options(task)
         conf = self.app.conf
-        topts = task.options if task is not None else None
-        hard = _first(request.time_limit, topts and topts.time_limit, conf.task_time_limit)
-        soft = _first(request.soft_time_limit, topts and topts.soft_time_limit,
-                      conf.task_soft_time_limit)
+        hard = first_set(request.time_limit, topts.time_limit, conf.task_time_limit)
+        soft = first_set(request.soft_time_limit, topts.soft_time_limit,
+                         conf.task_soft_time_limit)
         self._warn_unenforced(request.name, soft, hard)
         key = request.id if request.id not in self._running else f"{request.id}#{next(self._keys)}"
         job = Job(key, request.name,
@@ -463,9 +462,3 @@ class Consumer:
         except Exception as exc:  # noqa: BLE001 - logged; the lease brings the message back
             log.error("broker operation %s failed: %s", getattr(fn, "__name__", fn), exc)
 
-
-def _first(*values: Any) -> Any:
-    for value in values:
-        if value is not None and value is not False:
-            return value
-    return None

@@ -19,7 +19,6 @@ import pytest
 from kernel.app import App
 from kernel.errors import ConfigurationError
 from kernel.interfaces.transport import Outgoing
-from kernel.std.memory import make_result_store, make_transport
 from kernel.std.memory_impl import MemoryResultStore, MemoryTransport
 from kernel.testing.results import ResultStoreSuite
 from kernel.testing.transport import TransportSuite, make_envelope
@@ -55,17 +54,17 @@ class TestMemoryResultStore(ResultStoreSuite):
 
 
 def test_same_name_is_one_broker_and_names_are_apart(url: str) -> None:
-    producer, consumer = make_transport(url, {}), make_transport(url, {})
-    stranger = make_transport(url + "-other", {})
+    producer, consumer = MemoryTransport(url, {}), MemoryTransport(url, {})
+    stranger = MemoryTransport(url + "-other", {})
     producer.publish([Outgoing("q", make_envelope(1))])
     assert stranger.fetch(["q"], 1, 0) == [], "a broker of another name saw the message"
     assert [d.envelope.headers["id"] for d in consumer.fetch(["q"], 1, 1)] == ["m-1"]
 
 
 def test_result_stores_share_by_name(url: str) -> None:
-    make_result_store(url, {}).set([("k", b"v")], None)
-    assert make_result_store(url, {}).get("k") == b"v"
-    assert make_result_store(url + "-other", {}).get("k") is None
+    MemoryResultStore(url, {}).set([("k", b"v")], None)
+    assert MemoryResultStore(url, {}).get("k") == b"v"
+    assert MemoryResultStore(url + "-other", {}).get("k") is None
 
 
 def test_capabilities_are_honest(url: str) -> None:

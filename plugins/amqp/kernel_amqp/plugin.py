@@ -6,14 +6,10 @@ Light on purpose: kombu and py-amqp are imported by the factory, on first use.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from kernel.hookspecs import hookimpl
 from kernel.interfaces.transport import TransportCapabilities
-from kernel.specs import Options, TransportSpec
-
-if TYPE_CHECKING:
-    from kernel_amqp.transport import AmqpTransport
+from kernel.specs import Lazy, TransportSpec
 
 #: leases=False: RabbitMQ has no per-message lease. An unacked delivery stays with its consumer
 #: for as long as the channel lives and comes back when the connection dies; the only clock is
@@ -26,12 +22,6 @@ CAPABILITIES = TransportCapabilities(
 SCHEMES = ("amqp", "amqps", "pyamqp")
 
 
-def make_transport(url: str, options: Options) -> AmqpTransport:
-    from kernel_amqp.transport import AmqpTransport
-
-    return AmqpTransport(url, options)
-
-
 @hookimpl
 def kernel_transports() -> Iterable[TransportSpec]:
-    yield TransportSpec("amqp", SCHEMES, make_transport, CAPABILITIES)
+    yield TransportSpec("amqp", SCHEMES, Lazy("kernel_amqp.transport:AmqpTransport"), CAPABILITIES)

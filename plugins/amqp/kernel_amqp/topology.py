@@ -21,8 +21,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from kernel.interfaces.transport import DEAD_LETTER_SUFFIX
+
 #: dead letters of queue ``Q`` live in the ordinary durable queue ``Q`` + this suffix.
-DEAD_SUFFIX = ".dead"
 DELAY_SUFFIX = ".delay."
 #: 28 levels: delays up to 2**28 - 1 seconds (about 8.5 years).
 DELAY_LEVELS = 28
@@ -37,7 +38,7 @@ def exchange_for(queue: str) -> str:
 
 
 def dead_queue(queue: str) -> str:
-    return queue + DEAD_SUFFIX
+    return queue + DEAD_LETTER_SUFFIX
 
 
 def queue_arguments(max_priority: int | None) -> dict[str, Any]:

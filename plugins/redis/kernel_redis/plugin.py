@@ -4,17 +4,12 @@ implementation modules are imported inside the factories, on first use."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from kernel.hookspecs import hookimpl
 from kernel.interfaces.results import ResultStoreCapabilities
 from kernel.interfaces.transport import TransportCapabilities
-from kernel.specs import Options, ResultStoreSpec, ScheduleStoreSpec, TransportSpec
+from kernel.specs import Lazy, ResultStoreSpec, ScheduleStoreSpec, TransportSpec
 
-if TYPE_CHECKING:
-    from kernel_redis.results import RedisResultStore
-    from kernel_redis.schedule import RedisScheduleStore
-    from kernel_redis.transport import RedisTransport
 
 SCHEMES = ("redis", "rediss", "redis+sentinel", "rediss+sentinel")
 
@@ -25,34 +20,19 @@ RESULT_STORE_CAPABILITIES = ResultStoreCapabilities(
     push_wait=True, atomic_counter=True, persistent=True, multi_process=True)
 
 
-def make_transport(url: str, options: Options) -> RedisTransport:
-    from kernel_redis.transport import RedisTransport
-
-    return RedisTransport(url, options)
-
-
-def make_result_store(url: str, options: Options) -> RedisResultStore:
-    from kernel_redis.results import RedisResultStore
-
-    return RedisResultStore(url, options)
-
-
-def make_schedule_store(url: str, options: Options) -> RedisScheduleStore:
-    from kernel_redis.schedule import RedisScheduleStore
-
-    return RedisScheduleStore(url, options)
-
-
 @hookimpl
 def kernel_transports() -> Iterable[TransportSpec]:
-    yield TransportSpec("redis", SCHEMES, make_transport, TRANSPORT_CAPABILITIES)
+    yield TransportSpec("redis", SCHEMES,
+                       Lazy("kernel_redis.transport:RedisTransport"), TRANSPORT_CAPABILITIES)
 
 
 @hookimpl
 def kernel_result_stores() -> Iterable[ResultStoreSpec]:
-    yield ResultStoreSpec("redis", SCHEMES, make_result_store, RESULT_STORE_CAPABILITIES)
+    yield ResultStoreSpec("redis", SCHEMES,
+                         Lazy("kernel_redis.results:RedisResultStore"), RESULT_STORE_CAPABILITIES)
 
 
 @hookimpl
 def kernel_schedule_stores() -> Iterable[ScheduleStoreSpec]:
-    yield ScheduleStoreSpec("redis", SCHEMES, make_schedule_store)
+    yield ScheduleStoreSpec("redis", SCHEMES,
+                           Lazy("kernel_redis.schedule:RedisScheduleStore"))

@@ -59,7 +59,7 @@ from typing import Any
 import redis
 
 from kernel.errors import ConfigurationError, DecodeError
-from kernel.interfaces.transport import Delivery, Outgoing, Transport
+from kernel.interfaces.transport import DEAD_LETTER_SUFFIX, Delivery, Outgoing, Transport
 from kernel.message import Envelope
 from kernel.specs import Options
 from kernel_redis import scripts
@@ -67,7 +67,6 @@ from kernel_redis.connection import as_bytes, number, open_client, reachable, sa
 from kernel_redis.plugin import TRANSPORT_CAPABILITIES
 
 SEP = "\x06\x16"
-DEAD_SUFFIX = ".dead"
 UNACKED = "unacked"
 UNACKED_INDEX = "unacked_index"
 LEASES = "kernel.leases"
@@ -230,7 +229,7 @@ class RedisTransport(Transport):
     def _settle(self, delivery: Delivery, mode: str, dead: bytes = b"") -> None:
         with reachable(self.url):
             self._return(keys=[UNACKED, UNACKED_INDEX, LEASES, LEASED,
-                               delivery.queue + DEAD_SUFFIX],
+                               delivery.queue + DEAD_LETTER_SUFFIX],
                          args=[str(delivery.tag), mode, dead])
 
     def _dead_json(self, delivery: Delivery, reason: str, raw: bool = False) -> bytes:
@@ -238,7 +237,7 @@ class RedisTransport(Transport):
         properties = {**envelope.properties, REASON: reason}
         if not raw:
             properties = _flip_property(properties)
-        body = replace(envelope, properties=properties).to_json(delivery.queue + DEAD_SUFFIX)
+        body = replace(envelope, properties=properties).to_json(delivery.queue + DEAD_LETTER_SUFFIX)
         return b'{"x-kernel-deliveries":%d,' % delivery.delivery_count + body[1:]
 
     def reject(self, delivery: Delivery, *, requeue: bool, reason: str = "") -> None:
@@ -286,7 +285,7 @@ class RedisTransport(Transport):
 
     def dead_letters(self, queue: str, limit: int = 100) -> list[Delivery]:
         """The oldest messages of ``queue + ".dead"``; ``extra["reason"]`` says why each died."""
-        dead = queue + DEAD_SUFFIX
+        dead = queue + DEAD_LETTER_SUFFIX
         with reachable(self.url):
             raws = self._client.lrange(dead, -limit, -1) if limit > 0 else []
         out = []
@@ -310,4 +309,4 @@ class RedisTransport(Transport):
             pass  # closing a connection to a dead server has nothing left to release
 
 
-__all__ = ["DEAD_SUFFIX", "RedisTransport", "wire_priority"]
+__all__ = ["RedisTransport", "wire_priority"]
