@@ -236,12 +236,14 @@ class Consumer:
             self._reserved.append(Held(delivery, request, job, acks_late, lost))
 
     def _warn_unenforced(self, name: str, soft: float | None, hard: float | None) -> None:
+        if not (soft or hard) or name in self._warned:
+            return  # the common case, on the hot path: nothing to check
         caps = self.pool.capabilities
         missing = [kind for kind, limit, can in (("soft", soft, caps.soft_time_limit),
                                                  ("hard", hard, caps.hard_time_limit))
                    if limit and not can]
-        if missing and name not in self._warned:
-            self._warned.add(name)
+        self._warned.add(name)
+        if missing:
             log.warning("task %s has a %s time limit this pool (%s) cannot enforce; it will run "
                         "to its end (use -P prefork, see docs/user-guide/time-limits.md)", name,
                         " and ".join(missing), type(self.pool).__name__)
