@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kernel.errors import MissingCapability
 from kernel.message import Envelope
 
 
@@ -36,6 +37,8 @@ class TransportCapabilities:
     multi_process: bool = True
     #: `size` and `purge` are supported.
     inspect_queues: bool = True
+    #: `broadcast` and `subscribe` work (fanout, for events and remote control).
+    broadcast: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,36 @@ class Delivery:
     @property
     def redelivered(self) -> bool:
         return self.delivery_count > 1
+
+
+def topic_matches(pattern: str, routing_key: str) -> bool:
+    """AMQP topic matching: words split on ".", ``*`` is one word, ``#`` zero or more."""
+    def match(pw: list[str], kw: list[str]) -> bool:
+        if not pw:
+            return not kw
+        if pw[0] == "#":
+            return any(match(pw[1:], kw[i:]) for i in range(len(kw) + 1))
+        return bool(kw) and pw[0] in ("*", kw[0]) and match(pw[1:], kw[1:])
+
+    return match(pattern.split("."), routing_key.split("."))
+
+
+class Subscription(ABC):
+    """Messages broadcast on one exchange since `Transport.subscribe` returned.
+
+    Fanout is at-most-once: a subscriber sees what is broadcast while it listens and nothing
+    from before; across a reconnect it MAY miss messages but MUST keep listening (resubscribe by
+    itself). Safe to use from the one thread that owns it.
+    """
+
+    @abstractmethod
+    def get(self, timeout: float) -> list[tuple[str, Envelope]]:
+        """Block until at least one message arrived or `timeout` seconds pass (then []), without
+        spinning the CPU; return ``(routing_key, envelope)`` pairs in the order they were sent."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop listening and release the connection. Safe to call twice."""
 
 
 class Transport(ABC):
@@ -139,6 +172,26 @@ class Transport(ABC):
         """Read (without removing) up to `limit` messages of the dead-letter queue of `queue`,
         oldest first; each one's ``extra["reason"]`` is the reason given to `reject`."""
         raise NotImplementedError(f"{type(self).__name__} has no dead-letter queue")
+
+    def broadcast(self, exchange: str, routing_key: str, envelope: Envelope) -> None:
+        """Send `envelope` to every current subscriber of `exchange` whose pattern matches
+        `routing_key` (events, remote-control commands).
+
+        Transports with `capabilities.broadcast` MUST implement this without waiting for slow
+        subscribers, on Celery's names where Celery has them (Redis: PUBLISH on
+        ``/<db>.<exchange>/<routing_key>``; AMQP: the fanout or topic exchange of that name), so
+        Flower and Celery workers see what kernel broadcasts. Nobody listening is not an error.
+        """
+        raise MissingCapability(f"{type(self).__name__} cannot broadcast: events and remote "
+                                f"control need a broker with fanout (redis, amqp, sqlite)")
+
+    def subscribe(self, exchange: str, pattern: str = "#") -> Subscription:
+        """Listen to `exchange` for routing keys matching `pattern` (AMQP topic syntax: ``#``
+        everything, ``worker.#``, an exact key). Messages broadcast after this returns MUST be
+        delivered to the subscription, each once, while it stays open."""
+        raise MissingCapability(f"{type(self).__name__} cannot subscribe to broadcasts: events "
+                                f"and remote control need a broker with fanout (redis, amqp, "
+                                f"sqlite)")
 
     def close(self) -> None:  # noqa: B027
         """Release connections. Safe to call twice."""
