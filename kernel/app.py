@@ -27,6 +27,7 @@ from kernel.result import AsyncResult
 from kernel.task import Task, TaskOptions
 
 if TYPE_CHECKING:
+    from kernel.interfaces.ratelimit import RateLimitStore
     from kernel.revocation import Control
 
 P = ParamSpec("P")
@@ -99,6 +100,7 @@ class App:
         self._import_spec: str | None = None
         self._transport: Transport | None = None
         self._backend: ResultBackend | None = None
+        self._rate_limits: RateLimitStore | None = None
         self._codec: Codec | None = None
         self._signals: Signals | None = None
         self._pid = os.getpid()
@@ -143,6 +145,7 @@ class App:
     def _forget_connections(self) -> None:
         self._transport = None
         self._backend = None
+        self._rate_limits = None
         self._pid = os.getpid()
 
     @property
@@ -181,6 +184,20 @@ class App:
                                           self.conf.result_expires)
         return self._backend
 
+    @property
+    def rate_limits(self) -> RateLimitStore:
+        """This process's rate-limit store (``rate_limit_store``, else the result backend's
+        URL), created on first use."""
+        if self._rate_limits is None:
+            url = self.conf.rate_limit_store or self.conf.result_backend
+            if not url:
+                raise ConfigurationError("global rate limits keep shared token buckets in a "
+                                         "rate-limit store: set rate_limit_store (or "
+                                         "result_backend) to a redis:// or sqlite:// URL")
+            spec = self.plugins.registry("rate-limit store").get(url.partition("://")[0])
+            self._rate_limits = spec.factory(url, self.conf.result_backend_options)
+        return self._rate_limits
+
     def require_multi_process(self) -> None:
         """A worker in its own process needs a broker other processes can reach."""
         spec = self.plugins.registry("transport").get(self.conf.broker_url.partition("://")[0])
@@ -194,6 +211,8 @@ class App:
             self._transport.close()
         if self._backend is not None and self._backend.store is not None:
             self._backend.store.close()
+        if self._rate_limits is not None:
+            self._rate_limits.close()
         self._forget_connections()
 
     # ------------------------------------------------------------------ tasks
@@ -227,10 +246,15 @@ class App:
         for rate in (task_options.rate_limit, task_options.global_rate_limit):
             if rate is not None:
                 parse_rate(rate)  # a bad rate is an error here, not in a running worker
-        if (task_options.global_rate_limit or task_options.unique or task_options.unique_key
+        if (task_options.unique or task_options.unique_key
                 or task_options.unique_for) and not self.conf.result_backend:
-            raise ConfigurationError("global_rate_limit and unique tasks keep their state in "
-                                     "the result store: set result_backend")
+            raise ConfigurationError("unique tasks keep their claims in the result store: set "
+                                     "result_backend")
+        if task_options.global_rate_limit and not (self.conf.rate_limit_store
+                                                   or self.conf.result_backend):
+            raise ConfigurationError("a global_rate_limit keeps shared token buckets in a "
+                                     "rate-limit store: set rate_limit_store (or "
+                                     "result_backend)")
 
         def register(func: Callable[..., Any]) -> Task[Any, Any]:
             module = func.__module__

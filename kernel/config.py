@@ -24,6 +24,8 @@ class Config:
     result_backend: str | None = DEFAULT_URL
     transport_options: dict[str, Any] = field(default_factory=dict)
     result_backend_options: dict[str, Any] = field(default_factory=dict)
+    #: where global rate limits keep their shared token buckets; None: the result backend's URL.
+    rate_limit_store: str | None = None
 
     task_serializer: str = "json"
     result_serializer: str = "json"
@@ -87,7 +89,7 @@ class Config:
     def public(self) -> dict[str, Any]:
         """Settings with credentials in URLs masked, for banners, logs and `conf`."""
         out = dataclasses.asdict(self)
-        for key in ("broker_url", "result_backend"):
+        for key in ("broker_url", "result_backend", "rate_limit_store"):
             if out[key]:
                 out[key] = mask_url(out[key])
         return out

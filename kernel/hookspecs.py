@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         CompressorSpec,
         MiddlewareSpec,
         PoolSpec,
+        RateLimitStoreSpec,
         ResultStoreSpec,
         ScheduleStoreSpec,
         SerializerSpec,
@@ -170,6 +171,23 @@ def kernel_schedule_stores() -> Iterable[ScheduleStoreSpec]:
         @hookimpl
         def kernel_schedule_stores():
             yield ScheduleStoreSpec("redis", ("redis",), make_schedule_store)
+    """
+
+
+@hookspec
+def kernel_rate_limit_stores() -> Iterable[RateLimitStoreSpec]:
+    """Declare rate-limit stores (shared token buckets for global rate limits).
+
+    :returns: records naming the URL schemes served and a lazy factory.
+
+    **Called** by `App.rate_limits`, once per App, when a task with a global rate limit is
+    first consumed. **Results**: all collected. **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_rate_limit_stores():
+            yield RateLimitStoreSpec("redis", ("redis",), Lazy("my_plugin.buckets:Buckets"))
     """
 
 

@@ -38,6 +38,7 @@ REGISTRATION_HOOKS: Mapping[str, str] = MappingProxyType(
         "kernel_signers": "signer",
         "kernel_pools": "pool",
         "kernel_schedule_stores": "schedule store",
+        "kernel_rate_limit_stores": "rate-limit store",
         "kernel_bootsteps": "bootstep",
         "kernel_middleware": "middleware",
     }

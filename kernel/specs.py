@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         Bootstep,
         Compressor,
         Pool,
+        RateLimitStore,
         ResultStore,
         ScheduleStore,
         Serializer,
@@ -137,6 +138,18 @@ class ScheduleStoreSpec:
 
 
 @dataclass(frozen=True)
+class RateLimitStoreSpec:
+    name: str
+    schemes: tuple[str, ...]
+    factory: Callable[[str, Options], RateLimitStore]
+    kind: str = field(default="rate-limit store", init=False)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self.schemes
+
+
+@dataclass(frozen=True)
 class BootstepSpec:
     step: type[Bootstep]
     kind: str = field(default="bootstep", init=False)
@@ -171,6 +184,7 @@ AnySpec = (
     | SignerSpec
     | PoolSpec
     | ScheduleStoreSpec
+    | RateLimitStoreSpec
     | BootstepSpec
     | MiddlewareSpec
 )

@@ -4,11 +4,13 @@ through pluggy."""
 from kernel.interfaces.bootstep import Bootstep
 from kernel.interfaces.codec import Compressor, Serializer, Signer
 from kernel.interfaces.pool import Job, Outcome, OutcomeKind, Pool, PoolCapabilities
+from kernel.interfaces.ratelimit import RateLimitStore
 from kernel.interfaces.results import ResultStore, ResultStoreCapabilities
 from kernel.interfaces.schedule import ScheduleStore
 from kernel.interfaces.transport import (
     Delivery,
     Outgoing,
+    Subscription,
     Transport,
     TransportCapabilities,
 )
@@ -23,11 +25,13 @@ __all__ = [
     "Outgoing",
     "Pool",
     "PoolCapabilities",
+    "RateLimitStore",
     "ResultStore",
     "ResultStoreCapabilities",
     "ScheduleStore",
     "Serializer",
     "Signer",
+    "Subscription",
     "Transport",
     "TransportCapabilities",
 ]

@@ -9,12 +9,12 @@ from collections.abc import Iterable
 from kernel.hookspecs import hookimpl
 from kernel.interfaces.results import ResultStoreCapabilities
 from kernel.interfaces.transport import TransportCapabilities
-from kernel.specs import Lazy, ResultStoreSpec, TransportSpec
+from kernel.specs import Lazy, RateLimitStoreSpec, ResultStoreSpec, TransportSpec
 
 
 TRANSPORT_CAPABILITIES = TransportCapabilities(
     delayed_delivery=True, priorities=True, leases=True, dead_letter=True, multi_process=False,
-    inspect_queues=True)
+    inspect_queues=True, broadcast=True)
 RESULT_STORE_CAPABILITIES = ResultStoreCapabilities(
     push_wait=True, atomic_counter=True, persistent=False, multi_process=False)
 
@@ -32,4 +32,11 @@ def kernel_result_stores() -> Iterable[ResultStoreSpec]:
     yield ResultStoreSpec(
         "memory", ("memory",),
         Lazy("kernel.std.memory_impl:MemoryResultStore"), RESULT_STORE_CAPABILITIES
+    )
+
+
+@hookimpl
+def kernel_rate_limit_stores() -> Iterable[RateLimitStoreSpec]:
+    yield RateLimitStoreSpec(
+        "memory", ("memory",), Lazy("kernel.std.ratelimit_stores:MemoryRateLimitStore")
     )

@@ -18,9 +18,16 @@ from enum import Enum
 
 from kernel.errors import ConfigurationError, DecodeError
 from kernel.interfaces.results import ResultStore
-from kernel.interfaces.transport import DEAD_LETTER_SUFFIX, Delivery, Outgoing, Transport
+from kernel.interfaces.transport import (
+    DEAD_LETTER_SUFFIX,
+    Delivery,
+    Outgoing,
+    Subscription,
+    Transport,
+)
 from kernel.message import Envelope
 from kernel.specs import Options
+from kernel.std.fanout import Hub
 from kernel.std.memory import RESULT_STORE_CAPABILITIES, TRANSPORT_CAPABILITIES
 from kernel.std.sqlite_db import number_option
 
@@ -67,6 +74,7 @@ class Broker:
         self._ready: dict[str, list[tuple[int, int, Message]]] = {}
         self._delayed: list[tuple[float, int, Message]] = []
         self._leases: list[tuple[float, int, Message]] = []
+        self.fanout = Hub()
 
     # Everything below runs with `cond` held.
 
@@ -241,6 +249,12 @@ class MemoryTransport(Transport):
                 msg = broker.held(delivery)
                 if msg is not None and msg.state is State.LEASED:
                     broker.lease(msg, until)
+
+    def broadcast(self, exchange: str, routing_key: str, envelope: Envelope) -> None:
+        self._broker.fanout.send(exchange, routing_key, envelope)
+
+    def subscribe(self, exchange: str, pattern: str = "#") -> Subscription:
+        return self._broker.fanout.subscribe(exchange, pattern)
 
     def size(self, queue: str) -> int:
         """Ready, delayed, and leased messages whose lease ran out; not those held now."""

@@ -8,12 +8,12 @@ from collections.abc import Iterable
 from kernel.hookspecs import hookimpl
 from kernel.interfaces.results import ResultStoreCapabilities
 from kernel.interfaces.transport import TransportCapabilities
-from kernel.specs import Lazy, ResultStoreSpec, TransportSpec
+from kernel.specs import Lazy, RateLimitStoreSpec, ResultStoreSpec, TransportSpec
 
 
 TRANSPORT_CAPABILITIES = TransportCapabilities(
     delayed_delivery=True, priorities=True, leases=True, dead_letter=True, multi_process=True,
-    inspect_queues=True)
+    inspect_queues=True, broadcast=True)
 RESULT_STORE_CAPABILITIES = ResultStoreCapabilities(
     push_wait=False, atomic_counter=True, persistent=True, multi_process=True)
 
@@ -31,4 +31,11 @@ def kernel_result_stores() -> Iterable[ResultStoreSpec]:
     yield ResultStoreSpec(
         "sqlite", ("sqlite",),
         Lazy("kernel.std.sqlite_results:SqliteResultStore"), RESULT_STORE_CAPABILITIES
+    )
+
+
+@hookimpl
+def kernel_rate_limit_stores() -> Iterable[RateLimitStoreSpec]:
+    yield RateLimitStoreSpec(
+        "sqlite", ("sqlite",), Lazy("kernel.std.ratelimit_stores:SqliteRateLimitStore")
     )

@@ -20,10 +20,18 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from kernel.errors import DecodeError
-from kernel.interfaces.transport import DEAD_LETTER_SUFFIX, Delivery, Outgoing, Transport
+from kernel.interfaces.transport import (
+    DEAD_LETTER_SUFFIX,
+    Delivery,
+    Outgoing,
+    Subscription,
+    Transport,
+)
 from kernel.message import Envelope
 from kernel.specs import Options
 from kernel.std.sqlite import TRANSPORT_CAPABILITIES
+from kernel.std.sqlite_broadcast import SCHEMA as BROADCAST_SCHEMA
+from kernel.std.sqlite_broadcast import Broadcasts
 from kernel.std.sqlite_db import Database, Poller, number_option, path_from_url
 
 #: the dead-letter queue of queue ``q`` is ``q`` + this suffix, itself an ordinary queue.
@@ -99,9 +107,11 @@ class SqliteTransport(Transport):
         self.url = url
         self.lease_seconds = number_option(options, "lease_seconds", 30.0)
         path = path_from_url(url)
-        self._db = Database(path, SCHEMA, number_option(options, "busy_timeout", 30.0),
-                            str(options.get("synchronous", "NORMAL")))
+        self._db_settings = (number_option(options, "busy_timeout", 30.0),
+                             str(options.get("synchronous", "NORMAL")))
+        self._db = Database(path, SCHEMA, *self._db_settings)
         self._host = socket.gethostname()
+        self._broadcasts: Broadcasts | None = None
 
     def __repr__(self) -> str:
         return f"<SqliteTransport {self._db.path}>"
@@ -242,8 +252,25 @@ class SqliteTransport(Transport):
             out.append(Delivery(tag, dead, envelope, count, {"reason": reason or ""}))
         return out
 
+    # ------------------------------------------------------------------ broadcast
+
+    def _fanout(self) -> Broadcasts:
+        if self._broadcasts is None:
+            self._broadcasts = Broadcasts(Database(self._db.path, BROADCAST_SCHEMA,
+                                                 *self._db_settings))
+        return self._broadcasts
+
+    def broadcast(self, exchange: str, routing_key: str, envelope: Envelope) -> None:
+        """Kept in the file for a minute; subscribers on this host read it from there."""
+        self._fanout().send(exchange, routing_key, envelope)
+
+    def subscribe(self, exchange: str, pattern: str = "#") -> Subscription:
+        return self._fanout().subscribe(exchange, pattern)
+
     def close(self) -> None:
         self._db.close()
+        if self._broadcasts is not None:
+            self._broadcasts.db.close()
 
 
 __all__ = ["DEAD_LETTER_SUFFIX", "SqliteTransport"]

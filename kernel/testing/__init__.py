@@ -12,7 +12,8 @@ your implementation; tests are gated on the capabilities your record declares, n
             yield t
             t.close()
 
-Suites: `TransportSuite`, `ResultStoreSuite`, `SerializerSuite`, `CompressorSuite`, `PoolSuite`.
+Suites: `TransportSuite`, `BroadcastSuite`, `ResultStoreSuite`, `RateLimitStoreSuite`,
+`SerializerSuite`, `CompressorSuite`, `PoolSuite`.
 """
 
 from __future__ import annotations
@@ -21,15 +22,20 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kernel.testing.codec import CompressorSuite, SerializerSuite
+    from kernel.testing.broadcast import BroadcastSuite
     from kernel.testing.pool import PoolSuite
+    from kernel.testing.ratelimit import RateLimitStoreSuite
     from kernel.testing.results import ResultStoreSuite
     from kernel.testing.transport import TransportSuite
 
-__all__ = ["CompressorSuite", "PoolSuite", "ResultStoreSuite", "SerializerSuite", "TransportSuite"]
+__all__ = ["BroadcastSuite", "CompressorSuite", "PoolSuite", "RateLimitStoreSuite",
+           "ResultStoreSuite", "SerializerSuite", "TransportSuite"]
 
 _WHERE = {
     "TransportSuite": "kernel.testing.transport",
+    "BroadcastSuite": "kernel.testing.broadcast",
     "ResultStoreSuite": "kernel.testing.results",
+    "RateLimitStoreSuite": "kernel.testing.ratelimit",
     "SerializerSuite": "kernel.testing.codec",
     "CompressorSuite": "kernel.testing.codec",
     "PoolSuite": "kernel.testing.pool",

@@ -362,6 +362,14 @@ class TransportSuite:
             assert sorted(_ids(got)) == sorted(f"m-{n}" for n in range(len(levels))), \
                 "without priorities, messages sent with a priority must still all arrive"
 
+    def test_broadcast_is_declared_or_refused(self, transport: Transport, queue: str) -> None:
+        if transport.capabilities.broadcast:
+            return  # proven by kernel.testing.BroadcastSuite, which such a transport runs
+        with pytest.raises(MissingCapability):
+            transport.broadcast(queue, "k", make_envelope(0))
+        with pytest.raises(MissingCapability):
+            transport.subscribe(queue)
+
     def test_delayed_delivery(self, transport: Transport, queue: str) -> None:
         due = time.time() + 0.6
         delayed = Outgoing(queue, make_envelope(0), not_before=due)

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from kernel import states, unique
 from kernel.config import first_set
-from kernel.errors import ConfigurationError, MessageError, TimeLimitExceeded, WorkerLostError
+from kernel.errors import MessageError, TimeLimitExceeded, WorkerLostError
 from kernel.interfaces.pool import Job, Outcome, OutcomeKind, Pool
 from kernel.interfaces.transport import Delivery, Outgoing, Transport
 from kernel.message import Request
 from kernel.task import TaskOptions
-from kernel.worker.ratelimit import GlobalSlots, Limiter, TokenBucket, parse_rate
+from kernel.worker.ratelimit import Limiter, SharedBucket, TokenBucket, parse_rate
 from kernel.worker.execute import ACK, REJECT, REQUEUE, Payload, Verdict
 
 if TYPE_CHECKING:
@@ -259,11 +259,8 @@ class Consumer:
             if task is not None and task.options.rate_limit:
                 found.append(TokenBucket(parse_rate(task.options.rate_limit)))
             if task is not None and task.options.global_rate_limit:
-                store = self.app.backend.store
-                if store is None:
-                    raise ConfigurationError(f"task {name} has a global_rate_limit, which "
-                                             f"needs a result backend")
-                found.append(GlobalSlots(store, name, parse_rate(task.options.global_rate_limit)))
+                found.append(SharedBucket(self.app.rate_limits, name,
+                                          parse_rate(task.options.global_rate_limit)))
             self._limiters[name] = found
         return found
 

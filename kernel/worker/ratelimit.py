@@ -1,5 +1,5 @@
 """Rate limits: ``rate_limit="10/s"`` per task type per worker (a token bucket), and
-``global_rate_limit="10/s"`` across every worker (time slots counted in the result store).
+``global_rate_limit="10/s"`` across every worker (a token bucket in the rate-limit store).
 
 A limiter never sleeps: `take` answers "go" (0) or how many seconds until the next try, and the
 consumer holds the task aside meanwhile, so other task types keep running.
@@ -7,13 +7,12 @@ consumer holds the task aside meanwhile, so other task types keep running.
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from typing import Protocol
 
 from kernel.errors import ConfigurationError
-from kernel.interfaces.results import ResultStore
+from kernel.interfaces.ratelimit import RateLimitStore, refill_and_take
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*([smh])\s*$")
@@ -50,31 +49,19 @@ class TokenBucket:
 
     def take(self) -> float:
         now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.tokens, wait = refill_and_take(self.tokens, self.stamp, now, self.rate,
+                                            self.capacity)
         self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) / self.rate
+        return wait
 
 
-class GlobalSlots:
-    """Time is cut into slots of 1/rate seconds; each slot admits one task, whichever worker
-    counts 1 on the slot's counter first. Needs an atomic counter, so the aggregate rate holds
-    across processes and hosts."""
+class SharedBucket:
+    """A token bucket kept in the rate-limit store, shared by every worker of the task."""
 
-    def __init__(self, store: ResultStore, name: str, rate: float) -> None:
-        if not store.capabilities.atomic_counter:
-            raise ConfigurationError("a global rate limit needs a result store with an atomic "
-                                     "counter (redis, sqlite on one host)")
+    def __init__(self, store: RateLimitStore, name: str, rate: float) -> None:
         self.store = store
-        self.prefix = f"kernel-rate-{name}-"
+        self.key = f"kernel-rate-{name}"
         self.rate = rate
-        self.ttl = max(2.0 / rate, 10.0)
 
     def take(self) -> float:
-        now = time.time()
-        slot = math.floor(now * self.rate)
-        if self.store.incr(f"{self.prefix}{slot}", 1, self.ttl) == 1:
-            return 0.0
-        return max((slot + 1) / self.rate - now, 0.0005)
+        return self.store.take(self.key, self.rate)

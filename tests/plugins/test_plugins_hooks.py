@@ -26,6 +26,7 @@ from kernel.specs import (
     Options,
     PoolSpec,
     ResultStoreSpec,
+    RateLimitStoreSpec,
     ScheduleStoreSpec,
     SerializerSpec,
     SignerSpec,
@@ -174,6 +175,13 @@ def test_hook_kernel_schedule_stores() -> None:
     app = app_with(make("kernel_schedule_stores", [spec]))
     assert app.plugins.registry("schedule store").get("etcds") is spec
     assert provides(app) == {"schedule store": ["etcd (etcd, etcds)"]}
+
+
+def test_hook_kernel_rate_limit_stores() -> None:
+    spec = RateLimitStoreSpec("etcd", ("etcd", "etcds"), unbuilt)
+    app = app_with(make("kernel_rate_limit_stores", [spec]))
+    assert app.plugins.registry("rate-limit store").get("etcds") is spec
+    assert provides(app) == {"rate-limit store": ["etcd (etcd, etcds)"]}
 
 
 class Metrics(Bootstep):

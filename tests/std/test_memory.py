@@ -20,6 +20,9 @@ from kernel.app import App
 from kernel.errors import ConfigurationError
 from kernel.interfaces.transport import Outgoing
 from kernel.std.memory_impl import MemoryResultStore, MemoryTransport
+from kernel.std.ratelimit_stores import MemoryRateLimitStore
+from kernel.testing.broadcast import BroadcastSuite
+from kernel.testing.ratelimit import RateLimitStoreSuite
 from kernel.testing.results import ResultStoreSuite
 from kernel.testing.transport import TransportSuite, make_envelope
 
@@ -45,6 +48,21 @@ class TestMemoryTransport(TransportSuite):
     @pytest.fixture
     def short_lease_transport(self, url: str) -> MemoryTransport:
         return MemoryTransport(url, {"lease_seconds": self.lease_seconds})
+
+
+class TestMemoryBroadcast(BroadcastSuite):
+    transport = TestMemoryTransport.transport
+    other_transport = TestMemoryTransport.other_transport
+
+
+class TestMemoryRateLimitStore(RateLimitStoreSuite):
+    @pytest.fixture
+    def store(self, url: str) -> MemoryRateLimitStore:
+        return MemoryRateLimitStore(url, {})
+
+    @pytest.fixture
+    def other_store(self, url: str) -> MemoryRateLimitStore:
+        return MemoryRateLimitStore(url, {})
 
 
 class TestMemoryResultStore(ResultStoreSuite):

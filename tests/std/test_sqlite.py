@@ -23,6 +23,9 @@ from kernel.interfaces.transport import Delivery, Outgoing
 from kernel.std.sqlite_db import path_from_url
 from kernel.std.sqlite_results import SqliteResultStore
 from kernel.std.sqlite_transport import SqliteTransport
+from kernel.std.ratelimit_stores import SqliteRateLimitStore
+from kernel.testing.broadcast import BroadcastSuite
+from kernel.testing.ratelimit import RateLimitStoreSuite
 from kernel.testing.results import ResultStoreSuite
 from kernel.testing.transport import TransportSuite, make_envelope
 from tests.helpers import wait_for
@@ -53,6 +56,21 @@ class TestSqliteTransport(TransportSuite):
         t = SqliteTransport(url, {"lease_seconds": self.lease_seconds})
         yield t
         t.close()
+
+
+class TestSqliteBroadcast(BroadcastSuite):
+    transport = TestSqliteTransport.transport
+    other_transport = TestSqliteTransport.other_transport
+
+
+class TestSqliteRateLimitStore(RateLimitStoreSuite):
+    @pytest.fixture
+    def store(self, url: str) -> Iterator[SqliteRateLimitStore]:
+        s = SqliteRateLimitStore(url, {})
+        yield s
+        s.close()
+
+    other_store = store
 
 
 class TestSqliteResultStore(ResultStoreSuite):

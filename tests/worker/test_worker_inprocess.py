@@ -341,7 +341,7 @@ def test_bad_rates_and_stateful_options_without_a_store_fail_at_definition() -> 
     app = App("defs", broker="memory://defs", config={"result_backend": None})
     with pytest.raises(ConfigurationError, match="N/s, N/m or N/h"):
         app.task(rate_limit="fast")(lambda: None)
-    with pytest.raises(ConfigurationError, match="set result_backend"):
+    with pytest.raises(ConfigurationError, match="set rate_limit_store"):
         app.task(global_rate_limit="5/s")(lambda: None)
     with pytest.raises(ConfigurationError, match="set result_backend"):
         app.task(unique=True)(lambda: None)

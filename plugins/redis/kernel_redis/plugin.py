@@ -8,14 +8,20 @@ from collections.abc import Iterable
 from kernel.hookspecs import hookimpl
 from kernel.interfaces.results import ResultStoreCapabilities
 from kernel.interfaces.transport import TransportCapabilities
-from kernel.specs import Lazy, ResultStoreSpec, ScheduleStoreSpec, TransportSpec
+from kernel.specs import (
+    Lazy,
+    RateLimitStoreSpec,
+    ResultStoreSpec,
+    ScheduleStoreSpec,
+    TransportSpec,
+)
 
 
 SCHEMES = ("redis", "rediss", "redis+sentinel", "rediss+sentinel")
 
 TRANSPORT_CAPABILITIES = TransportCapabilities(
     delayed_delivery=True, priorities=True, leases=True, dead_letter=True, multi_process=True,
-    inspect_queues=True)
+    inspect_queues=True, broadcast=True)
 RESULT_STORE_CAPABILITIES = ResultStoreCapabilities(
     push_wait=True, atomic_counter=True, persistent=True, multi_process=True)
 
@@ -36,3 +42,8 @@ def kernel_result_stores() -> Iterable[ResultStoreSpec]:
 def kernel_schedule_stores() -> Iterable[ScheduleStoreSpec]:
     yield ScheduleStoreSpec("redis", SCHEMES,
                            Lazy("kernel_redis.schedule:RedisScheduleStore"))
+
+
+@hookimpl
+def kernel_rate_limit_stores() -> Iterable[RateLimitStoreSpec]:
+    yield RateLimitStoreSpec("redis", SCHEMES, Lazy("kernel_redis.ratelimit:RedisRateLimitStore"))

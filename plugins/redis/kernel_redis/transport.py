@@ -59,10 +59,16 @@ from typing import Any
 import redis
 
 from kernel.errors import ConfigurationError, DecodeError
-from kernel.interfaces.transport import DEAD_LETTER_SUFFIX, Delivery, Outgoing, Transport
+from kernel.interfaces.transport import (
+    DEAD_LETTER_SUFFIX,
+    Delivery,
+    Outgoing,
+    Subscription,
+    Transport,
+)
 from kernel.message import Envelope
 from kernel.specs import Options
-from kernel_redis import scripts
+from kernel_redis import broadcast, scripts
 from kernel_redis.connection import as_bytes, number, open_client, reachable, safe_url
 from kernel_redis.plugin import TRANSPORT_CAPABILITIES
 
@@ -300,6 +306,17 @@ class RedisTransport(Transport):
             out.append(Delivery(None, dead, envelope, int(match.group(1)) if match else 1,
                                 {"reason": reason}))
         return out
+
+    # ------------------------------------------------------------------ broadcast
+
+    def broadcast(self, exchange: str, routing_key: str, envelope: Envelope) -> None:
+        """PUBLISH on ``/<db>.<exchange>/<routing_key>``, as kombu does (see `broadcast`)."""
+        with reachable(self.url):
+            broadcast.publish(self._client, exchange, routing_key, envelope)
+
+    def subscribe(self, exchange: str, pattern: str = "#") -> Subscription:
+        with reachable(self.url):
+            return broadcast.RedisSubscription(self._client, exchange, pattern)
 
     def close(self) -> None:
         self._closed.set()

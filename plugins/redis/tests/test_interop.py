@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import sys
 import textwrap
 import uuid
@@ -88,3 +89,47 @@ def test_kernel_client_calls_celery_worker(redis_url: str, queue: str, tmp_path:
             _, err = worker.communicate()
         if worker.returncode not in (0, -15):
             print(err.decode(errors="replace")[-3000:])
+
+
+def test_broadcasts_travel_on_kombus_fanout_channels(redis_url: str) -> None:
+    """Events and control messages: what kombu (Celery, Flower) publishes on a fanout exchange
+    reaches a kernel subscriber, and what kernel broadcasts reaches a kombu consumer."""
+    import json
+
+    from kombu import Connection, Consumer, Exchange, Producer, Queue
+
+    from kernel.testing.broadcast import collect
+    from kernel.testing.transport import make_envelope
+
+    exchange = Exchange(f"ev-{uuid.uuid4().hex[:10]}", type="fanout")
+    kernel_app = App("fanout", broker=redis_url, results=None)
+    sub = kernel_app.transport.subscribe(exchange.name, "worker.#")
+    received: list[tuple[str, dict[str, object]]] = []
+    try:
+        with Connection(redis_url) as conn:
+            Producer(conn.channel(), exchange=exchange).publish(
+                {"type": "worker-heartbeat", "hostname": "celery@h"},
+                routing_key="worker.heartbeat", serializer="json")
+            got = collect(sub, 1)
+            assert [key for key, _ in got] == ["worker.heartbeat"]
+            assert json.loads(got[0][1].body)["hostname"] == "celery@h"
+
+            queue = Queue(f"{exchange.name}-q", exchange, routing_key="worker.#",
+                          auto_delete=True)
+            with Consumer(conn.channel(), [queue], accept=["json"], callbacks=[
+                    lambda body, message: received.append(
+                        (message.delivery_info["routing_key"], body))]):
+                # kombu subscribes lazily, inside drain_events, and pub/sub keeps nothing for
+                # late subscribers: broadcast until the consumer is listening.
+                deadline = time.monotonic() + 5
+                while not received and time.monotonic() < deadline:
+                    kernel_app.transport.broadcast(exchange.name, "worker.online",
+                                                   make_envelope(7))
+                    try:
+                        conn.drain_events(timeout=0.2)
+                    except TimeoutError:
+                        pass
+    finally:
+        sub.close()
+        kernel_app.close()
+    assert received and received[0][0] == "worker.online", received

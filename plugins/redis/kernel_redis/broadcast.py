@@ -1,0 +1,88 @@
+"""Broadcast over Redis pub/sub, on kombu's channel names so Celery and Flower interoperate.
+
+A message to exchange E with routing key K is PUBLISHed (the kombu envelope JSON) on
+``/<db>.E/K``, or ``/<db>.E`` when K is empty; a subscriber PSUBSCRIBEs the glob form of its
+topic pattern (``#`` → ``*``). The ``/<db>.`` prefix exists because pub/sub ignores Redis DBs.
+Pub/sub is at-most-once: what is published while a subscriber is disconnected is lost, but the
+subscription reconnects and subscribes again by itself.
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis
+from redis.client import PubSub
+
+from kernel.errors import DecodeError
+from kernel.interfaces.transport import Subscription, topic_matches
+from kernel.message import Envelope
+from kernel_redis.connection import as_text
+
+#: how long a subscription waits between attempts to reach a Redis that went away.
+RECONNECT_PAUSE = 0.5
+
+
+def channel_prefix(client: redis.Redis, exchange: str) -> str:
+    db = client.connection_pool.connection_kwargs.get("db", 0)
+    return f"/{db}.{exchange}"
+
+
+def publish(client: redis.Redis, exchange: str, routing_key: str, envelope: Envelope) -> None:
+    prefix = channel_prefix(client, exchange)
+    channel = f"{prefix}/{routing_key}" if routing_key else prefix
+    client.publish(channel, envelope.to_json(routing_key, exchange))
+
+
+class RedisSubscription(Subscription):
+    def __init__(self, client: redis.Redis, exchange: str, pattern: str) -> None:
+        prefix = channel_prefix(client, exchange)
+        self._prefix_len = len(prefix) + 1
+        self._pattern = pattern
+        # "#" also matches the empty routing key, published without the "/<key>" part.
+        globs = [f"{prefix}/{pattern.replace('#', '*')}"] + ([prefix] if pattern == "#" else [])
+        self._pubsub: PubSub = client.pubsub(  # type: ignore[no-untyped-call]
+            ignore_subscribe_messages=True)
+        self._pubsub.psubscribe(*globs)
+        # Wait for the confirmation, so what is broadcast after subscribe returns is seen.
+        self._confirmed = 0
+        deadline = time.monotonic() + 5.0
+        while self._confirmed < len(globs) and time.monotonic() < deadline:
+            self._read(0.1, [])
+        self._closed = False
+
+    def _read(self, timeout: float, into: list[tuple[str, Envelope]]) -> None:
+        message = self._pubsub.get_message(ignore_subscribe_messages=False, timeout=timeout)
+        while message is not None:
+            if message["type"] == "psubscribe":
+                self._confirmed += 1
+            elif message["type"] == "pmessage":
+                key = as_text(message["channel"])[self._prefix_len:]
+                # Redis globs are looser than topic patterns ("*" spans dots): check again.
+                if topic_matches(self._pattern, key):
+                    try:
+                        into.append((key, Envelope.from_json(message["data"])))
+                    except DecodeError:
+                        pass  # not a kombu envelope: nothing a subscriber could act on
+            message = self._pubsub.get_message(ignore_subscribe_messages=False, timeout=0)
+
+    def get(self, timeout: float) -> list[tuple[str, Envelope]]:
+        got: list[tuple[str, Envelope]] = []
+        deadline = time.monotonic() + max(0.0, timeout)
+        while not self._closed:
+            try:
+                self._read(max(0.0, deadline - time.monotonic()), got)
+            except (redis.ConnectionError, redis.TimeoutError):
+                # redis-py subscribes again on the next read once the server answers.
+                time.sleep(min(RECONNECT_PAUSE, max(0.0, deadline - time.monotonic())))
+            if got or time.monotonic() >= deadline:
+                break
+        return got
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            try:
+                self._pubsub.close()
+            except redis.RedisError:
+                pass  # the connection is already gone
