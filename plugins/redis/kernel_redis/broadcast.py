@@ -14,7 +14,7 @@ import time
 import redis
 from redis.client import PubSub
 
-from kernel.errors import DecodeError
+from kernel.errors import ConnectionFailed, DecodeError
 from kernel.interfaces.transport import Subscription, topic_matches
 from kernel.message import Envelope
 from kernel_redis.connection import as_text
@@ -41,18 +41,20 @@ class RedisSubscription(Subscription):
         self._pattern = pattern
         # "#" also matches the empty routing key, published without the "/<key>" part.
         globs = [f"{prefix}/{pattern.replace('#', '*')}"] + ([prefix] if pattern == "#" else [])
-        self._pubsub: PubSub = client.pubsub(  # type: ignore[no-untyped-call]
-            ignore_subscribe_messages=True)
+        self._pubsub: PubSub = client.pubsub()  # type: ignore[no-untyped-call]
         self._pubsub.psubscribe(*globs)
         # Wait for the confirmation, so what is broadcast after subscribe returns is seen.
         self._confirmed = 0
         deadline = time.monotonic() + 5.0
         while self._confirmed < len(globs) and time.monotonic() < deadline:
             self._read(0.1, [])
+        if self._confirmed < len(globs):
+            raise ConnectionFailed(f"Redis did not confirm the subscription to {globs} within "
+                                   f"5 s; check the server is up and not overloaded")
         self._closed = False
 
     def _read(self, timeout: float, into: list[tuple[str, Envelope]]) -> None:
-        message = self._pubsub.get_message(ignore_subscribe_messages=False, timeout=timeout)
+        message = self._pubsub.get_message(timeout=timeout)
         while message is not None:
             if message["type"] == "psubscribe":
                 self._confirmed += 1
@@ -64,7 +66,7 @@ class RedisSubscription(Subscription):
                         into.append((key, Envelope.from_json(message["data"])))
                     except DecodeError:
                         pass  # not a kombu envelope: nothing a subscriber could act on
-            message = self._pubsub.get_message(ignore_subscribe_messages=False, timeout=0)
+            message = self._pubsub.get_message(timeout=0)
 
     def get(self, timeout: float) -> list[tuple[str, Envelope]]:
         got: list[tuple[str, Envelope]] = []

@@ -11,11 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from kernel.app import App
 from kernel.errors import ConfigurationError, ConnectionFailed
 from kernel.interfaces.transport import Outgoing
-from kernel.testing.transport import make_envelope
+from kernel.testing.transport import make_envelope, wait_for
 from kernel_redis.connection import parse_url
 from kernel_redis.results import RedisResultStore
 from kernel_redis.schedule import RedisScheduleStore
@@ -165,3 +166,27 @@ def test_unknown_sentinel_service_is_connection_failed(sentinel_port: int) -> No
             t.size("q")
     finally:
         t.close()
+
+
+def test_a_subscription_survives_a_dropped_connection(redis_url: str,
+                                                      raw_redis: redis.Redis) -> None:
+    """Events and remote control keep flowing after Redis drops the subscriber's connection:
+    the subscription reconnects and subscribes again by itself."""
+    from kernel_redis.broadcast import RedisSubscription
+
+    exchange = f"drop-{uuid.uuid4().hex[:10]}"
+    transport = RedisTransport(redis_url, {})
+    sub = transport.subscribe(exchange)
+    try:
+        assert isinstance(sub, RedisSubscription)
+        host, port = sub._pubsub.connection._sock.getsockname()[:2]  # type: ignore[union-attr]
+        assert raw_redis.client_kill(f"{host}:{port}"), "the subscriber's connection was not found"
+
+        def delivered() -> bool:
+            transport.broadcast(exchange, "k", make_envelope(1))
+            return bool(sub.get(0.2))
+
+        wait_for(delivered, timeout=10, message="a broadcast after the connection was killed")
+    finally:
+        sub.close()
+        transport.close()
