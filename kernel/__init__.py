@@ -5,9 +5,20 @@ The public API is what this module exports; everything else is private and may c
 
 from kernel import states
 from kernel.app import App
-from kernel.canvas import Signature
+from kernel.canvas import (
+    Signature,
+    chain,
+    chord,
+    chunks,
+    group,
+    maybe_signature,
+    signature,
+    xmap,
+    xstarmap,
+)
 from kernel.config import Config
 from kernel.errors import (
+    ChordError,
     ConfigurationError,
     KernelError,
     MaxRetriesExceededError,
@@ -20,6 +31,7 @@ from kernel.errors import (
     WorkerLostError,
 )
 from kernel.hookspecs import hookimpl
+from kernel.group_result import GroupResult
 from kernel.result import AsyncResult, EagerResult
 from kernel.task import Task
 
@@ -28,9 +40,11 @@ __version__ = "0.1.0"
 __all__ = [
     "App",
     "AsyncResult",
+    "ChordError",
     "Config",
     "ConfigurationError",
     "EagerResult",
+    "GroupResult",
     "KernelError",
     "MaxRetriesExceededError",
     "RemoteError",
@@ -42,6 +56,14 @@ __all__ = [
     "TimeLimitExceeded",
     "TimeoutError",
     "WorkerLostError",
+    "chain",
+    "chord",
+    "chunks",
+    "group",
     "hookimpl",
+    "maybe_signature",
+    "signature",
     "states",
+    "xmap",
+    "xstarmap",
 ]

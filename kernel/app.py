@@ -363,25 +363,29 @@ class App:
         return AsyncResult(task_id, self, ignored=ignored)
 
     def send_many(self, calls: Iterable[tuple[Task[Any, Any] | str, Sequence[Any],
-                                              dict[str, Any]]],
+                                              dict[str, Any]]
+                                        | tuple[Task[Any, Any] | str, Sequence[Any],
+                                                dict[str, Any], dict[str, Any]]],
                   **options: Any) -> list[AsyncResult[Any]]:
         """Send many tasks in one broker round trip: ``[(task_or_name, args, kwargs), ...]``;
-        `options` apply to every call (queue, countdown, priority, ...)."""
+        `options` apply to every call (queue, countdown, priority, ...), and a fourth element,
+        a dict of options, to its call alone (task_id, group_id, ...)."""
         batch: list[Outgoing] = []
         results: list[AsyncResult[Any]] = []
         tracked: list[str] = []
-        fixed = {k: options.pop(k, None) for k in ("countdown", "eta", "expires", "queue",
-                                                    "priority", "headers")}
-        for target, args, kwargs in calls:
+        for call in calls:
+            target, args, kwargs = call[0], call[1], call[2]
+            own = {**options, **(call[3] if len(call) > 3 else {})}
             task = target if isinstance(target, Task) else self.tasks.get(target)
             name = target.name if isinstance(target, Task) else target
             if task is not None and unique.key_for(task, args, kwargs) is not None:
                 # a unique task claims before it is sent: one at a time
-                results.append(self.send_task(name, list(args), kwargs, _task=task, **options,
-                                              **{k: v for k, v in fixed.items() if v is not None}))
+                results.append(self.send_task(name, list(args), kwargs, _task=task, **own))
                 continue
-            outgoing, task_id, ignored = self._envelope(
-                name, args, kwargs, task_id=None, task=task, options=dict(options), **fixed)
+            fixed = {k: own.pop(k, None) for k in ("task_id", "countdown", "eta", "expires",
+                                                   "queue", "priority", "headers")}
+            outgoing, task_id, ignored = self._envelope(name, args, kwargs, task=task,
+                                                        options=own, **fixed)
             batch.append(outgoing)
             results.append(AsyncResult(task_id, self, ignored=ignored))
             if not ignored:

@@ -13,6 +13,13 @@ from kernel.errors import ConfigurationError, DecodeError
 from kernel.interfaces.results import ResultStore
 from kernel.result import exception_to_dict, now_iso, task_key
 
+#: saved groups and chord counters live under this prefix (Celery's name).
+GROUP_KEY_PREFIX = "celery-taskset-meta-"
+
+
+def group_key(group_id: str) -> str:
+    return GROUP_KEY_PREFIX + group_id
+
 
 class ResultBackend:
     def __init__(self, store: ResultStore | None, codec: Codec, serializer: str,
@@ -95,3 +102,39 @@ class ResultBackend:
 
     def forget(self, task_id: str) -> None:
         self._need_store().delete([task_key(task_id)])
+
+    # ------------------------------------------------------------------ groups and chords
+
+    def save_group(self, group_id: str, meta: dict[str, Any]) -> None:
+        data = self.codec.serializer(self.serializer).dumps(meta)
+        self._need_store().set([(group_key(group_id), data)], self.expires)
+
+    def restore_group(self, group_id: str) -> dict[str, Any] | None:
+        data = self._need_store().get(group_key(group_id))
+        if data is None:
+            return None
+        meta = self.codec.serializer(self.serializer).loads(data)
+        if not isinstance(meta, dict) or "result" not in meta:
+            raise DecodeError(f"stored group {group_id} is not a saved group (no 'result')")
+        return meta
+
+    def delete_group(self, group_id: str) -> None:
+        self._need_store().delete([group_key(group_id)])
+
+    def chord_entry(self, task_id: str, status: str, result: Any) -> bytes:
+        """One header member's outcome as Celery's Redis backend keeps it in ``<gid>.j``:
+        ``[1, task_id, status, result]``, an exception as its dict."""
+        if isinstance(result, BaseException):
+            result = exception_to_dict(result)
+        serializer = self.codec.serializer(self.serializer)
+        try:
+            return serializer.dumps([1, task_id, status, result])
+        except TypeError as exc:
+            return serializer.dumps([1, task_id, states.FAILURE, exception_to_dict(exc)])
+
+    def chord_outcome(self, data: bytes) -> tuple[str, str, Any]:
+        """``(task_id, status, result)`` of a `chord_entry`."""
+        entry = self.codec.serializer(self.serializer).loads(data)
+        if not isinstance(entry, list) or len(entry) != 4:
+            raise DecodeError("chord entry is not [1, task_id, status, result]")
+        return str(entry[1]), str(entry[2]), entry[3]

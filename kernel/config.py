@@ -53,6 +53,9 @@ class Config:
     result_expires: float | None = 86400.0
     #: result extended records (name, args, kwargs, worker, retries, queue), as Celery's option.
     result_extended: bool = False
+    #: seconds between the checks of ``celery.chord_unlock``, the chord fallback for result
+    #: stores that cannot count.
+    result_chord_retry_interval: float = 1.0
 
     worker_pool: str = "prefork"
     worker_concurrency: int = 0  # 0: the number of CPUs

@@ -144,6 +144,16 @@ class Retry(KernelError):
         super().__init__(f"retry in {when:.2f} s ({reason})" if when is not None else reason)
 
 
+class ChordError(TaskError):
+    """A task in the chord's header failed, so the body never ran; the message names the
+    failed task (``Dependency <id> raised ...``): look at its result for the cause."""
+
+
+class Ignore(KernelError):
+    """Raised inside a task to end this run without a result, callbacks or chord counting
+    (`Task.replace` raises it once the replacement is sent)."""
+
+
 class MaxRetriesExceededError(TaskError):
     """The task asked to retry more often than its max_retries allows."""
 

@@ -7,6 +7,7 @@ A record is ``{"status", "result", "traceback", "children", "date_done", "task_i
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -15,6 +16,7 @@ from kernel.errors import RemoteError, ResultNotStored, TimeoutError
 
 if TYPE_CHECKING:
     from kernel.app import App
+    from kernel.group_result import AnyResult
 
 R = TypeVar("R")
 TASK_KEY_PREFIX = "celery-task-meta-"
@@ -32,6 +34,7 @@ def now_iso() -> str:
 #: `AsyncResult` raises its own class for the other's records.
 _CELERY_NAMES = {
     "TaskRevokedError": "celery.exceptions",
+    "ChordError": "celery.exceptions",
     "TimeLimitExceeded": "celery.exceptions",
     "SoftTimeLimitExceeded": "celery.exceptions",
     "WorkerLostError": "billiard.exceptions",
@@ -95,6 +98,9 @@ class AsyncResult(Generic[R]):
         self.app = app
         self._ignored = ignored
         self._meta: dict[str, Any] | None = None
+        #: the result of the task before this one in a chain (or a chord's header), when
+        #: known here: the handle a canvas returned, or one rebuilt from a result tuple.
+        self.parent: AnyResult | None = None
 
     def __repr__(self) -> str:
         return f"<AsyncResult {self.id}>"
@@ -188,6 +194,35 @@ class AsyncResult(Generic[R]):
     def forget(self) -> None:
         self.app.backend.forget(self.id)
         self._meta = None
+
+    # ------------------------------------------------------------------ the task graph
+
+    def as_tuple(self) -> list[Any]:
+        """Celery's result tuple: ``[[id, parent_tuple_or_null], null]``."""
+        return [[self.id, None if self.parent is None else self.parent.as_tuple()], None]
+
+    @property
+    def children(self) -> list[AnyResult]:
+        """Results of the tasks this one sent (from inside, callbacks, the next chain step),
+        as recorded with its result; empty until it finished."""
+        from kernel.group_result import from_tuple
+
+        meta = self._fetch()
+        return [from_tuple(c, self.app) for c in (meta or {}).get("children") or ()]
+
+    def collect(self, timeout: float | None = None, intermediate: bool = True
+                ) -> Iterator[tuple[AnyResult, Any]]:
+        """Wait for this task, then for every task it sent, depth first, yielding
+        ``(result, value)`` pairs: the whole tree a canvas grew from here. With
+        ``intermediate=False``, a task whose value is not a leaf of the tree is not yielded."""
+        stack: list[AnyResult] = [self]
+        while stack:
+            node = stack.pop()
+            value = node.get(timeout=timeout)
+            kids = node.children
+            if intermediate or not kids:
+                yield node, value
+            stack.extend(reversed(kids))
 
 
 class EagerResult(AsyncResult[R]):

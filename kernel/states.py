@@ -16,6 +16,8 @@ SUCCESS = "SUCCESS"
 FAILURE = "FAILURE"
 REVOKED = "REVOKED"
 REJECTED = "REJECTED"
+#: the run ended without a result of its own (`Task.replace`: the replacement writes it).
+IGNORED = "IGNORED"
 
 #: REJECTED is final here (unlike Celery, which never records it): the message was refused
 #: (unknown task, undecodable body, too many deliveries) and will not run, so `get` raises.

@@ -11,21 +11,21 @@ import random
 import sys
 import threading
 import traceback as tb_module
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 from typing_extensions import ParamSpec
 
 from kernel import states
-from kernel.errors import MaxRetriesExceededError, Retry
+from kernel.errors import Ignore, MaxRetriesExceededError, Retry
 from kernel.message import Request, current_request, new_id
 from kernel.result import AsyncResult, EagerResult
 
 if TYPE_CHECKING:
     from kernel.app import App
-    from kernel.canvas import Signature
+    from kernel.canvas import Signature, chunks, xmap, xstarmap
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -256,6 +256,44 @@ class Task(Generic[P, R]):
     def si(self, *args: Any, **kwargs: Any) -> Signature:
         """An immutable signature: a parent's result is not prepended to its arguments."""
         return self.s(*args, **kwargs).set(immutable=True)
+
+    def map(self, it: Iterable[Any]) -> xmap:
+        """One message that calls this task with each item of `it`, in the worker."""
+        from kernel.canvas import xmap
+
+        return xmap(self.s(), it, app=self.app)
+
+    def starmap(self, it: Iterable[Sequence[Any]]) -> xstarmap:
+        """Like `map`, each item being the argument tuple."""
+        from kernel.canvas import xstarmap
+
+        return xstarmap(self.s(), it, app=self.app)
+
+    def chunks(self, it: Iterable[Sequence[Any]], n: int) -> chunks:
+        """This task over the argument tuples of `it`, `n` calls per message."""
+        from kernel.canvas import chunks
+
+        return chunks(self.s(), it, n, app=self.app)
+
+    def replace(self, sig: Signature) -> NoReturn:
+        """End this run and let `sig` take its place: it takes this task's id (so the
+        caller's result handle gets its result), its place in a group or chord, the rest of
+        its chain and its callbacks. A group is collected into one result, the list of its
+        members' results. Call from a running task: ``return self.replace(other.s(...))``."""
+        from kernel.canvas import Publisher, Signature, chord, group
+
+        request = self.request
+        if isinstance(sig, group):
+            sig = chord(sig, Signature("celery.accumulate", kwargs={"index": 0}, app=self.app))
+        embed = request.embed
+        sig.bake({
+            "task_id": request.id, "group_id": request.group_id,
+            "group_index": request.group_index, "chord": embed.get("chord"),
+            "chain": embed.get("chain"), "link": embed.get("callbacks"),
+            "link_error": embed.get("errbacks"), "parent_id": request.parent_id,
+            "root_id": request.root_id,
+        }).run((), {}, Publisher(self.app))
+        raise Ignore(f"task {self.name}[{request.id}] was replaced by {sig!r}")
 
     def with_options(self, **options: Any) -> Task[P, R]:
         """A copy of this task with other default options (not registered)."""

@@ -52,6 +52,40 @@ class ResultStore(ABC):
         value. With `capabilities.atomic_counter`, concurrent calls from any process MUST each see
         a distinct value."""
 
+    def chord_part(self, key: str, index: int | None, task_id: str, entry: bytes,
+                   expires: float | None) -> list[bytes] | None:
+        """Count one finished member of the chord whose keys begin with `key`
+        (``celery-taskset-meta-<group id>``), keeping `entry`, the member's outcome.
+
+        The chord's size is the integer the client stored under ``key + ".s"``, plus the one
+        under ``key + ".t"`` if any. The call that brings the count to the size MUST get every
+        entry, ordered by `index` (None last), and MUST be the only one, across processes, to
+        get them; every other call gets None, as do calls once the size key is gone. The same
+        (`task_id`, `index`) counted twice (a redelivered task) MUST count once. With `expires`
+        the chord's keys MAY disappear after that many seconds.
+
+        This default is built on `incr` and needs `capabilities.atomic_counter`. A store where
+        Celery keeps chords its own way overrides it with that layout (Redis: a sorted set
+        ``key + ".j"``), so Celery and kernel workers can share one chord.
+        """
+        if self.incr(f"{key}.d.{task_id}.{index}", 1, expires) > 1:
+            return None
+        position = b"" if index is None else str(index).encode()
+        slot = self.incr(key + ".n", 1, expires)
+        self.set([(f"{key}.e{slot}", b"%s\n%s\n%s" % (position, task_id.encode(), entry))],
+                 expires)
+        # Counted only once written, so the last counter finds every entry in place.
+        done = self.incr(key + ".w", 1, expires)
+        size, extra = self.get(key + ".s"), self.get(key + ".t")
+        if size is None or done != int(size) + int(extra or 0):
+            return None
+        parts = [(self.get(f"{key}.e{i}") or b"\n\n").split(b"\n", 2) for i in range(1, done + 1)]
+        parts.sort(key=lambda p: (not p[0], int(p[0] or 0)))
+        self.delete([key + ".n", key + ".w", key + ".s", key + ".t",
+                     *(f"{key}.e{i}" for i in range(1, done + 1)),
+                     *(f"{key}.d.{p[1].decode()}.{p[0].decode() or None}" for p in parts)])
+        return [p[2] for p in parts]
+
     def wait(self, key: str, timeout: float | None, unless: bytes | None = None) -> bytes | None:
         """Block until `key` has a value other than `unless` (None: any value) or `timeout`
         seconds pass (None: forever); return that value, or None at the timeout.

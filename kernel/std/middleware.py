@@ -9,6 +9,7 @@ from typing import Any
 
 from kernel import states, unique
 from kernel.canvas import Signature
+from kernel.chords import send_errbacks
 from kernel.hookspecs import hookimpl
 from kernel.specs import MiddlewareSpec
 from kernel.worker.middleware import Call, Middleware
@@ -35,7 +36,7 @@ class StoreResults(Middleware):
                                                   "hostname": call.hostname})
 
     def after(self, call: Call) -> None:
-        if self._ignored(call) or not call.state:
+        if self._ignored(call) or call.state in ("", states.IGNORED):
             return
         request = call.request
         extra: dict[str, Any] = {}
@@ -71,8 +72,7 @@ class SendCallbacks(Middleware):
                 step = Signature.from_dict(chain[-1], call.app)
                 step.apply_async((call.value,), chain=chain[:-1] or None, **lineage)
         elif call.state == states.FAILURE:
-            for sig in embed.get("errbacks") or ():
-                Signature.from_dict(sig, call.app).apply_async((request.id,), **lineage)
+            send_errbacks(call.app, embed.get("errbacks"), request.id, request.root_id)
 
 
 class AutoRetry(Middleware):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kernel import states
-from kernel.errors import MessageError, Retry, TaskRevokedError, UnknownTask
+from kernel.errors import Ignore, MessageError, Retry, TaskRevokedError, UnknownTask
 from kernel.interfaces.pool import Job
 from kernel.message import Request, current_request, parse_body
 from kernel.worker.middleware import Call, Pipeline
@@ -148,6 +148,8 @@ def _running(call: Call) -> Iterator[None]:
     except Retry as retry:
         call.state, call.value = states.RETRY, retry.exc if retry.exc is not None else retry
         log.info("task %s[%s] will be retried: %s", call.request.name, call.request.id, retry)
+    except Ignore:
+        call.state = states.IGNORED
     except Exception as exc:  # noqa: BLE001 - the task's failure is its result
         call.state, call.value = states.FAILURE, exc
         call.traceback = "".join(tb_module.format_exception(*sys.exc_info()))
