@@ -5,13 +5,20 @@ connect), a publisher channel in confirm mode, an admin channel for declarations
 inspection, and one consumer channel per consumed queue. Nothing here locks: the transport
 calls a Link only while holding its one lock. When the connection fails the transport drops the
 Link whole and builds a new one, which declares everything again.
+
+Heartbeats: the connection negotiates the ``heartbeat`` transport option (60 s unless set; 0
+turns them off) and `KeepAlive`, a thread of the Link's owner, calls `Link.keep_alive` four
+times per interval, so a worker whose every slot runs a long task (and which therefore does not
+fetch) still answers RabbitMQ and still notices a broker that went silent.
 """
 
 from __future__ import annotations
 
 import itertools
 import socket
+import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,14 +28,23 @@ import amqp
 from amqp.exceptions import ChannelError, NotFound, PreconditionFailed
 from kombu import connection as kombu_connection
 
-from kernel.errors import ConnectionFailed
+from kernel.errors import ConfigurationError, ConnectionFailed
 
 T = TypeVar("T")
 _generations = itertools.count(1)
 #: kombu's Connection (its methods carry no annotations).
 Connection: Any = kombu_connection.Connection
+#: errors after which a connection is replaced. Channel errors count: RabbitMQ closes a
+#: consumer's channel when it holds a delivery past ``consumer_timeout``, and a fresh
+#: connection is the one state that is sure to consume again.
+ERRORS: tuple[type[BaseException], ...] = (
+    *amqp.Connection.connection_errors, *amqp.Connection.recoverable_connection_errors,
+    ChannelError)
 #: the highest prefetch_count AMQP can carry (a short).
 MAX_PREFETCH = 65535
+#: seconds between heartbeats unless the transport option ``heartbeat`` says otherwise
+#: (RabbitMQ's own default; the lower of the client's and the server's value wins).
+DEFAULT_HEARTBEAT = 60.0
 
 
 @dataclass
@@ -120,13 +136,16 @@ class Link:
         self._pending -= done
         return done
 
-    def publish(self, batch: list[tuple[amqp.Message, str, str]]) -> None:
+    def publish(self, batch: list[tuple[amqp.Message, str, str]], *,
+                mandatory: bool = True) -> list[str]:
         """Publish (message, exchange, routing key) triples and return once RabbitMQ confirmed
-        every one; mandatory, so a message no queue takes is an error, not a silent drop."""
+        every one. Returns where the messages no queue took were going (``exchange/key:
+        reason``): with `mandatory` RabbitMQ hands those back instead of dropping them silently.
+        Raises `ConnectionFailed` when RabbitMQ refuses a message or does not confirm in time."""
         self._nacked, self._returned = 0, []
         self._pending.clear()  # a late confirm of an abandoned batch changes nothing
         for message, exchange, routing_key in batch:
-            self.publisher.basic_publish(message, exchange, routing_key, mandatory=True)
+            self.publisher.basic_publish(message, exchange, routing_key, mandatory=mandatory)
             self._published += 1
             self._pending.add(self._published)
         deadline = time.monotonic() + self.confirm_timeout
@@ -138,12 +157,11 @@ class Link:
                     f"{self.confirm_timeout} s (transport option confirm_timeout); check the "
                     f"broker's health (memory and disk alarms block publishers)")
             self.drain(left)
-        if self._nacked or self._returned:
-            self.declared.clear()  # someone deleted a queue: declare again on the next call
+        if self._nacked:
             raise ConnectionFailed(
-                f"RabbitMQ refused {self._nacked + len(self._returned)} of {len(batch)} "
-                f"message(s) ({'; '.join(self._returned) or 'negative confirm'}); check that "
-                f"the queues exist and the broker has room")
+                f"RabbitMQ refused {self._nacked} of {len(batch)} message(s) (negative "
+                f"confirm); check that the broker has room (queue length limits, disk)")
+        return self._returned
 
     # ------------------------------------------------------------------ consume
 
@@ -189,6 +207,18 @@ class Link:
             return False
         return True
 
+    def keep_alive(self) -> None:
+        """Read what RabbitMQ sent (its heartbeats among it) and send a heartbeat when one is
+        due; raises when RabbitMQ has been silent for two intervals."""
+        while self.drain(0):
+            pass
+        self.raw.heartbeat_tick()
+
+    @property
+    def heartbeat(self) -> float:
+        """The negotiated heartbeat interval in seconds (0: none)."""
+        return float(self.raw.heartbeat or 0)
+
     def close(self) -> None:
         try:
             self.kombu.close()
@@ -196,18 +226,61 @@ class Link:
             pass
 
 
+class KeepAlive:
+    """A daemon thread calling `tick` four times per heartbeat interval of the owner's current
+    Link (`interval` returns it; 0 or None: nothing to do, look again in a second). `tick` takes
+    the owner's lock and handles its own errors. It holds its owner weakly: an owner that is
+    dropped without `close` does not live on in this thread."""
+
+    def __init__(self, name: str, interval: Callable[[], float | None],
+                 tick: Callable[[], None]) -> None:
+        self._interval = weakref.WeakMethod(interval)
+        self._tick = weakref.WeakMethod(tick)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            interval_of = self._interval()
+            interval = interval_of() if interval_of is not None else None
+            del interval_of
+            if self._stop.wait(interval / 4 if interval else 1.0):
+                return
+            tick = self._tick()
+            if tick is None:
+                return  # the owner is gone
+            if interval:
+                tick()
+            del tick
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+
+def heartbeat_option(options: dict[str, Any]) -> float:
+    try:
+        value = float(options.get("heartbeat", DEFAULT_HEARTBEAT))
+    except (TypeError, ValueError):
+        value = -1.0
+    if value < 0:
+        raise ConfigurationError(f"transport option heartbeat must be a number of seconds (0 "
+                                 f"turns heartbeats off), got {options.get('heartbeat')!r}")
+    return value
+
+
 def connect(url: str, options: dict[str, Any]) -> Link:
     """Open a Link, retrying the connect a few times (transport option ``max_retries``)."""
     extra = {"ssl": options["ssl"]} if options.get("ssl") else {}
-    # No heartbeats: py-amqp only answers them while someone drains the socket, and a worker
-    # busy with long tasks may not fetch for a long time. TCP keepalive finds dead peers.
     conn: Any = Connection(url, connect_timeout=float(options.get("connect_timeout", 4.0)),
-                      heartbeat=0, **extra)
+                           heartbeat=heartbeat_option(options), **extra)
     try:
         conn.ensure_connection(max_retries=int(options.get("max_retries", 3)),
                                interval_start=0.2, interval_step=0.5, interval_max=2.0)
         return Link(conn, float(options.get("confirm_timeout", 30.0)))
-    except (*conn.connection_errors, ChannelError) as exc:
+    except ERRORS as exc:
         conn.release()
         raise ConnectionFailed(f"cannot connect to RabbitMQ at {conn.as_uri()} ({exc}); check "
                                f"that it runs and the URL, user and vhost are right") from None

@@ -18,7 +18,7 @@ from kernel.specs import Lazy, TransportSpec
 #: broker.
 CAPABILITIES = TransportCapabilities(
     delayed_delivery=True, priorities=True, leases=False, dead_letter=True, multi_process=True,
-    inspect_queues=True)
+    inspect_queues=True, broadcast=True)
 SCHEMES = ("amqp", "amqps", "pyamqp")
 
 

@@ -31,6 +31,9 @@ MAX_DELAY = 2**DELAY_LEVELS - 1
 DEFAULT_MAX_PRIORITY = 10
 #: the kernel's API speaks priorities 0..9 (higher first), as AMQP does.
 KERNEL_MAX_PRIORITY = 9
+#: classic queues (Celery's default) or quorum queues (replicated; they count deliveries in
+#: ``x-delivery-count`` and have no priorities).
+QUEUE_TYPES = ("classic", "quorum")
 
 
 def exchange_for(queue: str) -> str:
@@ -41,7 +44,9 @@ def dead_queue(queue: str) -> str:
     return queue + DEAD_LETTER_SUFFIX
 
 
-def queue_arguments(max_priority: int | None) -> dict[str, Any]:
+def queue_arguments(max_priority: int | None, queue_type: str = "classic") -> dict[str, Any]:
+    if queue_type == "quorum":
+        return {"x-queue-type": "quorum"}
     return {"x-max-priority": max_priority} if max_priority else {}
 
 

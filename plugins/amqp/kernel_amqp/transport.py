@@ -17,10 +17,14 @@ delivery unacked for longer than ``consumer_timeout`` (30 minutes by default), s
 run longer need a larger ``consumer_timeout`` in rabbitmq.conf.
 
 Delivery counts on classic queues: RabbitMQ only says whether a message was delivered before
-(count 2), not how often. Giving a message back (`reject` with requeue, `release`) therefore
-publishes a confirmed copy carrying the count so far (header ``x-kernel-deliveries``) and acks
-the original, so those counts are exact; copies go to the back of their priority in the queue.
-On quorum queues RabbitMQ's ``x-delivery-count`` is used as well.
+(the ``redelivered`` flag), not how often. Giving a message back (`reject` with requeue,
+`release`) therefore publishes a confirmed copy carrying the count so far (header
+``x-kernel-deliveries``) and acks the original; and a message RabbitMQ redelivers by itself
+(its consumer's connection died, e.g. a worker killed by the task it ran) is not handed out but
+given back the same way, counted. So every count is exact and the delivery cap
+(``task_max_deliveries``) stops a message that kills its worker each time. Copies go to the back
+of their priority in the queue. Quorum queues (transport option ``queue_type: quorum``) count
+deliveries themselves (``x-delivery-count``); their messages are handed out as they come.
 
 Dead letters: `reject(requeue=False)` publishes a confirmed copy to ``<queue>.dead`` with the
 reason in header ``x-kernel-reason``, then acks the original. `dead_letters` browses that queue
@@ -36,13 +40,18 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import dataclasses
+
+import amqp
 from amqp.exceptions import ChannelError, PreconditionFailed
 
 from kernel.errors import ConfigurationError, ConnectionFailed
-from kernel.interfaces.transport import Delivery, Outgoing, Transport
+from kernel.interfaces.transport import Delivery, Outgoing, Subscription, Transport
+from kernel.message import Envelope
 from kernel.specs import Options
 from kernel_amqp import topology as topo
-from kernel_amqp.link import Consumer, Link, connect
+from kernel_amqp.broadcast import AmqpSubscription, Broadcaster
+from kernel_amqp.link import ERRORS, Consumer, KeepAlive, Link, connect, heartbeat_option
 from kernel_amqp.plugin import CAPABILITIES
 from kernel_amqp.wire import DEAD_REASON, PREVIOUS_DELIVERIES, from_message, to_message
 
@@ -57,8 +66,10 @@ class AmqpTransport(Transport):
     """``amqp://user:password@host:5672/vhost`` (also ``amqps://``, ``pyamqp://``).
 
     Options: ``max_priority`` (10; 0 declares queues without priorities, as Celery does unless
-    ``task_queue_max_priority`` is set), ``confirm_timeout`` (30 s), ``connect_timeout``
-    (4 s), ``max_retries`` (3 connection attempts per call), ``ssl`` (kombu's ssl options).
+    ``task_queue_max_priority`` is set), ``queue_type`` (``classic``, or ``quorum``: replicated
+    queues that count deliveries themselves but have no priorities), ``heartbeat`` (60 s; 0
+    turns heartbeats off), ``confirm_timeout`` (30 s), ``connect_timeout`` (4 s),
+    ``max_retries`` (3 connection attempts per call), ``ssl`` (kombu's ssl options).
     """
 
     capabilities = CAPABILITIES
@@ -66,15 +77,28 @@ class AmqpTransport(Transport):
     def __init__(self, url: str, options: Options | None = None) -> None:
         self.url = url
         self.options = dict(options or {})
+        heartbeat_option(self.options)  # a bad value is an error now, not at the first connect
+        queue_type = self.options.get("queue_type", "classic")
+        if queue_type not in topo.QUEUE_TYPES:
+            raise ConfigurationError(f"transport option queue_type must be one of "
+                                     f"{', '.join(topo.QUEUE_TYPES)}, got {queue_type!r}")
         try:
             max_priority = int(self.options.get("max_priority", topo.DEFAULT_MAX_PRIORITY))
         except (TypeError, ValueError):
             raise ConfigurationError("transport option max_priority must be a whole number "
                                      "from 0 to 255") from None
-        self.queue_arguments = topo.queue_arguments(max_priority)
+        if queue_type == "quorum":
+            if "max_priority" in self.options and max_priority:
+                raise ConfigurationError("quorum queues have no priorities (RabbitMQ refuses "
+                                         "x-max-priority on them): drop transport option "
+                                         "max_priority or use queue_type classic")
+            max_priority = 0
+            self.capabilities = dataclasses.replace(CAPABILITIES, priorities=False)
+        self.queue_arguments = topo.queue_arguments(max_priority, queue_type)
         self._lock = threading.RLock()
         self._link: Link | None = None
-        self._closed = False
+        self._keepalive: KeepAlive | None = None
+        self._broadcaster = Broadcaster(url, self.options)
 
     def __repr__(self) -> str:
         return f"<AmqpTransport {self.url.split('@')[-1]}>"
@@ -84,7 +108,23 @@ class AmqpTransport(Transport):
     def _connected(self) -> Link:
         if self._link is None:
             self._link = connect(self.url, self.options)
+            if self._keepalive is None:
+                self._keepalive = KeepAlive("kernel-amqp-heartbeat", self._heartbeat,
+                                            self._keep_alive)
         return self._link
+
+    def _heartbeat(self) -> float | None:
+        link = self._link
+        return link.heartbeat if link is not None else None
+
+    def _keep_alive(self) -> None:
+        with self._lock:
+            if self._link is None:
+                return
+            try:
+                self._link.keep_alive()
+            except ERRORS as exc:
+                log.warning("%s", self._failed(exc, "exchanging heartbeats"))
 
     def _failed(self, exc: BaseException, doing: str) -> ConnectionFailed:
         """Drop the broken connection; the next call opens a new one."""
@@ -93,14 +133,6 @@ class AmqpTransport(Transport):
             self._link = None
         return ConnectionFailed(f"lost the connection to RabbitMQ while {doing} ({exc}); the "
                                 f"next call reconnects")
-
-    def _errors(self) -> tuple[type[BaseException], ...]:
-        """Errors after which the connection is replaced. Channel errors count: RabbitMQ closes
-        a consumer's channel when it holds a delivery past ``consumer_timeout``, and a fresh
-        connection is the one state that is sure to consume again."""
-        link = self._link
-        errors = tuple(link.kombu.connection_errors) if link is not None else ()
-        return (*errors, OSError, ChannelError)
 
     # ------------------------------------------------------------------ declare
 
@@ -169,15 +201,25 @@ class AmqpTransport(Transport):
                                       topo.delay_routing_key(m.queue, delay)))
                     else:
                         batch.append((message, topo.exchange_for(m.queue), m.queue))
-                link.publish(batch)
+                self._send(link, batch)
             except ChannelError as exc:
                 # The broker closed the publishing channel (e.g. an exchange was deleted under
                 # us): start afresh, declarations included, on the next call.
                 self._failed(exc, "publishing")
                 raise ConnectionFailed(f"RabbitMQ refused the publish ({exc}); the next call "
                                        f"declares the queues again") from None
-            except self._errors() as exc:
+            except ERRORS as exc:
                 raise self._failed(exc, "publishing") from None
+
+    @staticmethod
+    def _send(link: Link, batch: list[tuple[amqp.Message, str, str]]) -> None:
+        """Publish confirmed; a message no queue took is an error, not a silent drop."""
+        returned = link.publish(batch)
+        if returned:
+            link.declared.clear()  # someone deleted a queue: declare again on the next call
+            raise ConnectionFailed(
+                f"RabbitMQ refused {len(returned)} of {len(batch)} message(s) "
+                f"({'; '.join(returned)}); check that the queues exist")
 
     @staticmethod
     def _priority(value: Any) -> int:
@@ -186,12 +228,14 @@ class AmqpTransport(Transport):
         except (TypeError, ValueError):
             return 0
 
+    def _copy(self, delivery: Delivery, **bookkeeping: Any) -> amqp.Message:
+        priority = self._priority(delivery.envelope.properties.get("priority"))
+        return to_message(delivery.envelope, priority, **bookkeeping)
+
     def _publish_copy(self, link: Link, delivery: Delivery, exchange: str, routing_key: str,
                       **bookkeeping: Any) -> None:
         """Publish a confirmed copy of a delivered message, then ack the original."""
-        priority = self._priority(delivery.envelope.properties.get("priority"))
-        link.publish([(to_message(delivery.envelope, priority, **bookkeeping), exchange,
-                       routing_key)])
+        self._send(link, [(self._copy(delivery, **bookkeeping), exchange, routing_key)])
         self._settle(link, [delivery])
 
     # ------------------------------------------------------------------ consume
@@ -215,20 +259,25 @@ class AmqpTransport(Transport):
                     if taken or left <= 0:
                         return taken
                     link.drain(min(left, SLICE))
-                except self._errors() as exc:
+                except ERRORS as exc:
                     raise self._failed(exc, "fetching") from None
 
     def _take(self, link: Link, queues: Sequence[str], limit: int) -> list[Delivery]:
         taken: list[Delivery] = []
+        uncounted: list[Delivery] = []
         for queue in queues:
             consumer = link.consumers[queue]
             while consumer.buffer and len(taken) < limit:
-                message = consumer.buffer.popleft()
-                taken.append(self._delivery(link, consumer, message))
+                delivery, exact = self._delivery(link, consumer, consumer.buffer.popleft())
+                (taken if exact else uncounted).append(delivery)
+        if uncounted:
+            self._recount(link, uncounted)
         return taken
 
     @staticmethod
-    def _delivery(link: Link, consumer: Consumer, message: Any) -> Delivery:
+    def _delivery(link: Link, consumer: Consumer, message: Any) -> tuple[Delivery, bool]:
+        """The Delivery, and whether its count is exact (not for a message a classic queue
+        redelivered by itself: it only says "before", not how often)."""
         envelope, bookkeeping = from_message(message)
         info = message.delivery_info
         tag: Tag = (link.generation, consumer.channel.channel_id, info["delivery_tag"])
@@ -236,9 +285,18 @@ class AmqpTransport(Transport):
         count = int(bookkeeping.get(PREVIOUS_DELIVERIES) or 0)
         if "x-delivery-count" in bookkeeping:  # quorum queues count returns themselves
             count += int(bookkeeping["x-delivery-count"]) + 1
-        else:
-            count += 2 if info.get("redelivered") else 1
-        return Delivery(tag, consumer.queue, envelope, count)
+            return Delivery(tag, consumer.queue, envelope, count), True
+        redelivered = bool(info.get("redelivered"))
+        count += 2 if redelivered else 1
+        return Delivery(tag, consumer.queue, envelope, count), not redelivered
+
+    def _recount(self, link: Link, deliveries: list[Delivery]) -> None:
+        """Give back messages a classic queue redelivered by itself as confirmed copies that
+        carry their count (the delivery that ended without an ack included), then ack them:
+        the copies come back with exact counts."""
+        self._send(link, [(self._copy(d, **{PREVIOUS_DELIVERIES: d.delivery_count - 1}),
+                           topo.exchange_for(d.queue), d.queue) for d in deliveries])
+        self._settle(link, deliveries)
 
     # ------------------------------------------------------------------ settle
 
@@ -272,7 +330,7 @@ class AmqpTransport(Transport):
                 return  # a new connection holds none of these: RabbitMQ requeued them
             try:
                 self._settle(self._link, deliveries)
-            except self._errors() as exc:
+            except ERRORS as exc:
                 raise self._failed(exc, "acking") from None
 
     def reject(self, delivery: Delivery, *, requeue: bool, reason: str = "") -> None:
@@ -291,7 +349,7 @@ class AmqpTransport(Transport):
                 self._publish_copy(link, delivery, "", dead,
                                    **{DEAD_REASON: reason or "rejected",
                                       PREVIOUS_DELIVERIES: delivery.delivery_count})
-            except self._errors() as exc:
+            except ERRORS as exc:
                 raise self._failed(exc, "dead-lettering") from None
 
     def release(self, deliveries: Sequence[Delivery]) -> None:
@@ -308,7 +366,7 @@ class AmqpTransport(Transport):
                 self._declare(link, delivery.queue)
                 self._publish_copy(link, delivery, topo.exchange_for(delivery.queue),
                                    delivery.queue, **{PREVIOUS_DELIVERIES: previous})
-            except self._errors() as exc:
+            except ERRORS as exc:
                 raise self._failed(exc, "requeueing") from None
 
     # ------------------------------------------------------------------ inspect
@@ -324,7 +382,7 @@ class AmqpTransport(Transport):
             link = self._connected()
             try:
                 return sum(link.message_count(name) or 0 for name in self._queues_of(link, queue))
-            except self._errors() as exc:
+            except ERRORS as exc:
                 raise self._failed(exc, "counting a queue") from None
 
     def purge(self, queue: str) -> int:
@@ -334,7 +392,7 @@ class AmqpTransport(Transport):
             try:
                 return sum(int(link.admin.queue_purge(name) or 0)
                            for name in self._queues_of(link, queue))
-            except self._errors() as exc:
+            except ERRORS as exc:
                 raise self._failed(exc, "purging a queue") from None
 
     def dead_letters(self, queue: str, limit: int = 100) -> list[Delivery]:
@@ -349,7 +407,7 @@ class AmqpTransport(Transport):
                     channel.close()
             except ChannelError:
                 return []  # no dead-letter queue yet
-            except self._errors() as exc:
+            except ERRORS as exc:
                 raise self._failed(exc, "reading dead letters") from None
 
     @staticmethod
@@ -382,11 +440,26 @@ class AmqpTransport(Transport):
             link.quietly(lambda ch: ch.exchange_delete(topo.exchange_for(queue)))
             link.declared.discard(f"{queue} arrival")
 
+    # ------------------------------------------------------------------ broadcast
+
+    def broadcast(self, exchange: str, routing_key: str, envelope: Envelope) -> None:
+        """Publish on the exchange named `exchange` (declared as Celery declares it: see
+        `kernel_amqp.broadcast`), on a connection of its own, so a broadcast never disturbs
+        the consumers of this transport."""
+        self._broadcaster.send(exchange, routing_key, envelope)
+
+    def subscribe(self, exchange: str, pattern: str = "#") -> Subscription:
+        return AmqpSubscription(self.url, self.options, exchange, pattern)
+
     def close(self) -> None:
+        keepalive, self._keepalive = self._keepalive, None
+        if keepalive is not None:
+            keepalive.stop()  # without the lock: its tick may be waiting for it
         with self._lock:
             if self._link is not None:
                 self._link.close()
                 self._link = None
+        self._broadcaster.close()
 
 
 __all__ = ["AmqpTransport"]

@@ -29,12 +29,13 @@ BROKER_HEADERS = ("x-death", "x-first-death-exchange", "x-first-death-queue",
                   "x-first-death-reason", "x-last-death-exchange", "x-last-death-queue",
                   "x-last-death-reason", "x-delivery-count")
 OURS = (EXTRA_PROPERTIES, PREVIOUS_DELIVERIES, DEAD_REASON, *BROKER_HEADERS)
-PERSISTENT = 2
+PERSISTENT, TRANSIENT = 2, 1
 
 
-def to_message(envelope: Envelope, priority: int, **bookkeeping: Any) -> Message:
-    """The AMQP message for `envelope`: persistent, at `priority`, with `bookkeeping` headers
-    (``x-kernel-*``) added to the producer's."""
+def to_message(envelope: Envelope, priority: int, *, delivery_mode: int = PERSISTENT,
+               **bookkeeping: Any) -> Message:
+    """The AMQP message for `envelope`: persistent (unless `delivery_mode` says otherwise), at
+    `priority`, with `bookkeeping` headers (``x-kernel-*``) added to the producer's."""
     headers = dict(envelope.headers)
     props: dict[str, Any] = {}
     extra: dict[str, Any] = {}
@@ -46,7 +47,7 @@ def to_message(envelope: Envelope, priority: int, **bookkeeping: Any) -> Message
     if extra:
         headers[EXTRA_PROPERTIES] = extra
     headers.update({k: v for k, v in bookkeeping.items() if v})
-    props["delivery_mode"] = PERSISTENT
+    props["delivery_mode"] = delivery_mode
     props["priority"] = priority
     return Message(body=envelope.body, content_type=envelope.content_type,
                    content_encoding=envelope.content_encoding, application_headers=headers,

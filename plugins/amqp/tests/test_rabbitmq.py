@@ -12,6 +12,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from urllib.parse import urlparse
 
 import pytest
 
@@ -191,3 +192,66 @@ def test_plugin_registers_the_schemes() -> None:
     assert spec.schemes == ("amqp", "amqps", "pyamqp")
     assert not spec.capabilities.leases and spec.capabilities.delayed_delivery
     assert "kombu" not in plugin.__dict__ and "amqp" not in plugin.__dict__
+
+
+def test_counts_stay_exact_when_consumers_keep_dying(
+        transport: AmqpTransport, url: str, new_queue: NewQueue) -> None:
+    """A classic queue only flags a redelivery; the transport turns it into an exact count, so
+    the delivery cap can stop a message that kills its worker every time."""
+    queue = new_queue("dying")
+    transport.publish([Outgoing(queue, make_envelope(1))])
+    counts = []
+    for _ in range(3):
+        doomed = AmqpTransport(url, {})
+        try:
+            (held,) = drain(doomed, queue, 1)
+            counts.append(held.delivery_count)
+            assert doomed._link is not None
+            doomed._link.raw.sock.shutdown(socket.SHUT_RDWR)  # dies holding it, unacked
+        finally:
+            doomed.close()
+    (last,) = drain(transport, queue, 1)
+    counts.append(last.delivery_count)
+    assert counts == [1, 2, 3, 4], "every delivery must count once"
+    transport.ack([last])
+    assert transport.size(queue) == 0, "recounting must leave no copy behind"
+
+
+def test_heartbeats_keep_an_idle_consumer_connected(url: str, other: AmqpTransport,
+                                                    new_queue: NewQueue) -> None:
+    """A worker whose slots all run long tasks does not fetch; heartbeats from its own thread
+    keep RabbitMQ from closing the connection, which would redeliver what it holds. The
+    control: a connection with the same heartbeat that sends none is closed meanwhile."""
+    import amqp
+
+    queue = new_queue("heartbeat")
+    busy = AmqpTransport(url, {"heartbeat": 1})
+    parsed = urlparse(url)
+    silent = amqp.Connection(f"{parsed.hostname}:{parsed.port or 5672}",
+                             userid=parsed.username, password=parsed.password, heartbeat=1)
+    try:
+        busy.publish([Outgoing(queue, make_envelope(1))])
+        held = drain(busy, queue, 1)
+        assert busy._link is not None and busy._link.heartbeat == 1
+        generation = busy._link.generation
+        silent.connect()
+
+        def closed_by_rabbitmq() -> bool:
+            try:
+                silent.drain_events(timeout=0.2)
+            except socket.timeout:
+                return False
+            except Exception:  # noqa: BLE001 - any error: the broker hung up
+                return True
+            return False
+
+        wait_for(closed_by_rabbitmq, 15, "RabbitMQ to close a connection that sends no "
+                                         "heartbeats (the control)", interval=0)
+        assert busy._link is not None and busy._link.generation == generation, \
+            "the idle consumer lost its connection: heartbeats were not sent"
+        busy.ack(held)
+        assert other.fetch([queue], 1, 0.3) == [] and other.size(queue) == 0, \
+            "the held message came back: the connection holding it was dropped"
+    finally:
+        busy.close()
+        silent.collect()
