@@ -70,6 +70,8 @@ class Link:
         self.consumers: dict[str, Consumer] = {}
         self.by_channel: dict[int, Consumer] = {}
         self.declared: set[str] = set()
+        #: False for quorum queues: they refuse a channel-wide prefetch.
+        self.channel_qos = True
         self._admin: Any = None
         self.publisher = self.channel()
         self.publisher.confirm_select()
@@ -175,10 +177,14 @@ class Link:
 
     def subscribe(self, consumer: Consumer, room: int) -> None:
         """Let the broker push up to `room` more messages than the consumer holds: a
-        channel-wide prefetch (RabbitMQ applies a change of it at once)."""
+        channel-wide prefetch (RabbitMQ applies a change of it at once), or on quorum queues,
+        which know no channel-wide one, the consumer's own (applied by consuming anew)."""
         want = max(1, min(MAX_PREFETCH, len(consumer.given_out) + room))
         if want != consumer.prefetch:
-            consumer.channel.basic_qos(0, want, True)
+            consumer.channel.basic_qos(0, want, self.channel_qos)
+            if consumer.tag and not self.channel_qos:
+                consumer.channel.basic_cancel(consumer.tag)  # its deliveries stay ours
+                consumer.tag = ""
             consumer.prefetch = want
         if not consumer.tag:
             consumer.tag = consumer.channel.basic_consume(

@@ -108,6 +108,7 @@ class AmqpTransport(Transport):
     def _connected(self) -> Link:
         if self._link is None:
             self._link = connect(self.url, self.options)
+            self._link.channel_qos = "x-queue-type" not in self.queue_arguments
             if self._keepalive is None:
                 self._keepalive = KeepAlive("kernel-amqp-heartbeat", self._heartbeat,
                                             self._keep_alive)

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from kernel.errors import ConnectionFailed
+from kernel.errors import ConfigurationError, ConnectionFailed
 from kernel.interfaces.transport import Delivery, Outgoing
 from kernel.message import Envelope
 from kernel.testing.transport import make_envelope, wait_for
@@ -255,3 +255,32 @@ def test_heartbeats_keep_an_idle_consumer_connected(url: str, other: AmqpTranspo
     finally:
         busy.close()
         silent.collect()
+
+
+def test_quorum_queues_count_deliveries_themselves(url: str, new_queue: NewQueue) -> None:
+    queue = new_queue("quorum")
+    options = {"queue_type": "quorum"}
+    with pytest.raises(ConfigurationError, match="quorum queues have no priorities"):
+        AmqpTransport(url, {**options, "max_priority": 5})
+    transport = AmqpTransport(url, options)
+    try:
+        assert not transport.capabilities.priorities, "quorum queues must not claim priorities"
+        transport.publish([Outgoing(queue, make_envelope(1))])
+        counts = []
+        for _ in range(2):
+            doomed = AmqpTransport(url, options)
+            try:
+                (held,) = drain(doomed, queue, 1)
+                counts.append(held.delivery_count)
+                assert doomed._link is not None
+                doomed._link.raw.sock.shutdown(socket.SHUT_RDWR)
+            finally:
+                doomed.close()
+        (last,) = drain(transport, queue, 1)
+        counts.append(last.delivery_count)
+        assert counts == [1, 2, 3]
+        assert "x-delivery-count" not in last.envelope.headers, "broker bookkeeping leaked"
+        transport.ack([last])
+        assert transport.size(queue) == 0
+    finally:
+        transport.close()

@@ -26,3 +26,23 @@ class TestAmqpTransport(TransportSuite):
         t = AmqpTransport(url, {})
         yield t
         t.close()
+
+
+class TestAmqpQuorumTransport(TransportSuite):
+    """The same guarantees on quorum queues (no priorities: the capability says so)."""
+
+    @pytest.fixture
+    def queue(self, new_queue: Callable[[str], str]) -> str:
+        return new_queue("suite-qq")
+
+    @pytest.fixture
+    def transport(self, url: str) -> Iterator[AmqpTransport]:
+        t = AmqpTransport(url, {"queue_type": "quorum"})
+        yield t
+        t.close()
+
+    @pytest.fixture
+    def other_transport(self, url: str) -> Iterator[AmqpTransport]:
+        t = AmqpTransport(url, {"queue_type": "quorum"})
+        yield t
+        t.close()
