@@ -318,6 +318,8 @@ class App:
             shadow=options.get("shadow"), ignore_result=bool(ignore), priority=prio,
             reply_to=options.get("reply_to"), headers=headers,
         )
+        if parent is not None:
+            parent.children.append([[task_id, None], None])
         target = queue or topts.queue or conf.task_default_queue
         outgoing = Outgoing(target, envelope, priority=prio,
                             not_before=eta_ts if eta_ts and eta_ts > now else None)

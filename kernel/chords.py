@@ -27,6 +27,7 @@ from kernel import states
 from kernel.backend import group_key
 from kernel.canvas import Signature, group, signature
 from kernel.errors import ChordError, ConfigurationError
+from kernel.message import new_id
 from kernel.result import AsyncResult, exception_from_dict
 from kernel.worker.middleware import Call, Middleware
 
@@ -96,8 +97,9 @@ def abandon(app: App, sig: Signature, exc: BaseException, lineage: Mapping[str, 
 
 def abandon_chain(app: App, steps: Iterable[Mapping[str, Any]] | None, exc: BaseException,
                   lineage: Mapping[str, Any]) -> None:
-    """The rest of a chain (as embedded: last step first) after a step that failed."""
-    for step in steps or ():
+    """The rest of a chain (as embedded: last step first) after a step that failed, in the
+    order they would have run, so the chain's own result is the last one written."""
+    for step in reversed(list(steps or ())):
         abandon(app, signature(step, app), exc, lineage, errbacks=False)
 
 
@@ -167,6 +169,19 @@ class CountChords(Middleware):
         if body and request.group_id:
             count(call.app, request.group_id, request.group_index, request.id, call.state,
                   call.value, body, lineage)
+
+
+def children(call: Call) -> list[Any]:
+    """Result tuples of the tasks this run sent and will send (callbacks, the next chain
+    step), for its record's ``children``; their ids are fixed here, before they are sent."""
+    found = list(call.request.children)
+    if call.state == states.SUCCESS:
+        after = [*(call.embed.get("callbacks") or ()), *(call.embed.get("chain") or [])[-1:]]
+        for sig in after:
+            if isinstance(sig, dict) and not sig.get("subtask_type"):
+                task_id = sig.setdefault("options", {}).setdefault("task_id", new_id())
+                found.append([[task_id, None], None])
+    return found
 
 
 def unlock(app: App, group_id: str, body: Mapping[str, Any], members: Sequence[Any],

@@ -243,6 +243,8 @@ class Request:
     embed: dict[str, Any] = field(default_factory=dict)
     #: the queue the message came from.
     queue: str | None = None
+    #: result tuples of the tasks sent while this one ran (the record's ``children``).
+    children: list[Any] = field(default_factory=list)
 
     @property
     def delivery_info(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from kernel import states, unique
 from kernel.canvas import Signature
-from kernel.chords import send_errbacks
+from kernel.chords import children, send_errbacks
 from kernel.hookspecs import hookimpl
 from kernel.specs import MiddlewareSpec
 from kernel.worker.middleware import Call, Middleware
@@ -44,6 +44,7 @@ class StoreResults(Middleware):
             extra["group_id"] = request.group_id
         if request.parent_id:
             extra["parent_id"] = request.parent_id
+        extra["children"] = children(call)
         if call.app.conf.result_extended:
             extra.update(name=request.name, args=call.args, kwargs=call.kwargs,
                          worker=call.hostname, retries=request.retries, queue=call.queue)

@@ -5,6 +5,9 @@ waiting on a result are woken by a kernel worker and the other way round.
 
 `wait` is pushed, not polled: SUBSCRIBE to the key's channel first, then GET (a value written
 before the subscription is found there), then wait for the published value.
+
+Chords are counted in Celery's layout (`CHORD_PART`), so Celery workers and kernel workers can
+run the members of one chord.
 """
 
 from __future__ import annotations
@@ -21,6 +24,30 @@ from kernel_redis.connection import as_bytes, open_client, reachable, safe_url
 from kernel_redis.plugin import RESULT_STORE_CAPABILITIES
 
 
+#: One chord member finished, as Celery 5.7's Redis backend counts it. KEYS: ``.j`` (ZSET of
+#: entries scored by group index), ``.t`` (extra count), ``.s`` (size, set by the client), ``.d``
+#: (SET of ``task_id:index`` seen: a redelivery counts once), ``.c`` (claim: set once the body
+#: was taken). ARGV: score (``+inf`` without an index), ``task_id:index``, entry, expiry in ms
+#: (``0``: none). Returns every entry to the one call that completes the chord, else nil.
+CHORD_PART = """
+if redis.call('SADD', KEYS[4], ARGV[2]) == 0 then return false end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
+if ARGV[4] ~= '0' then
+  for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
+end
+local size = redis.call('GET', KEYS[3])
+if not size then return false end
+local total = tonumber(size) + tonumber(redis.call('GET', KEYS[2]) or '0')
+if redis.call('ZCARD', KEYS[1]) < total or redis.call('EXISTS', KEYS[5]) == 1 then
+  return false
+end
+local entries = redis.call('ZRANGE', KEYS[1], 0, -1)
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('SET', KEYS[5], 'done', 'EX', 300)
+return entries
+"""
+
+
 def _millis(expires: float) -> int:
     # Rounded up: a record MUST NOT disappear before its expiry.
     return max(1, math.ceil(expires * 1000))
@@ -35,6 +62,7 @@ class RedisResultStore(ResultStore):
     def __init__(self, url: str, options: Options | None = None) -> None:
         self.url = url
         self._client = open_client(url, options or {})
+        self._chord_part = self._client.register_script(CHORD_PART)
 
     def __repr__(self) -> str:
         return f"<RedisResultStore {safe_url(self.url)}>"
@@ -66,6 +94,15 @@ class RedisResultStore(ResultStore):
             if expires is not None:
                 pipe.pexpire(key, _millis(expires))
             return int(pipe.execute()[0])
+
+    def chord_part(self, key: str, index: int | None, task_id: str, entry: bytes,
+                   expires: float | None) -> list[bytes] | None:
+        keys = [key + suffix for suffix in (".j", ".t", ".s", ".d", ".c")]
+        score = "+inf" if index is None else str(index)
+        with reachable(self.url):
+            found = self._chord_part(keys, [score, f"{task_id}:{index}", entry,
+                                            0 if expires is None else _millis(expires)])
+        return None if found is None else [as_bytes(e) for e in found]
 
     def wait(self, key: str, timeout: float | None, unless: bytes | None = None) -> bytes | None:
         """Subscribe, then read (a value written before the subscription counts), then wait
