@@ -124,7 +124,7 @@ def test_chord_with_an_empty_header_calls_the_body_with_nothing(
 def test_chunks_map_and_starmap(canvas: tuple[App, Book, Worker]) -> None:
     app, _, _ = canvas
     add, tsum = task(app, "add"), task(app, "tsum")
-    parts = add.chunks(zip(range(10), range(10)), 3).apply_async()
+    parts = add.chunks([(i, i) for i in range(10)], 3).apply_async()
     assert parts.get(timeout=10) == [[0, 2, 4], [6, 8, 10], [12, 14, 16], [18]]
     assert tsum.map([[1, 2], [3, 4]]).delay().get(timeout=10) == [3, 7]
     assert add.starmap([(1, 2), (3, 4)]).delay().get(timeout=10) == [3, 7]
