@@ -4,15 +4,15 @@ of a canvas ran exactly once, and error callbacks that book each call."""
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from kernel import App, Task, group
 from kernel.worker import Worker
 from tests.helpers import wait_for
-from tests.worker.conftest import make_app
 
 
 class Book:
@@ -36,8 +36,11 @@ class Book:
             f"expected {expected} task runs, saw {len(self.runs)}: {dict(self.names)}")
 
 
-def make_canvas_app(url: str, **config: Any) -> tuple[App, Book]:
-    app = make_app("canvas", url, **config)
+def make_canvas_app(url: str, *, results: str | None = None, plugins: Sequence[object] = (),
+                    **config: Any) -> tuple[App, Book]:
+    """The app on broker `url` with a queue of its own; results on `url` unless given."""
+    config.setdefault("task_default_queue", f"q-{uuid.uuid4().hex}")
+    app = App("canvas", broker=url, results=results or url, plugins=plugins, config=config)
     book = Book()
 
     @app.task(name="add", bind=True)
