@@ -1,0 +1,144 @@
+"""Canvases across Celery 5 and kernel on one Redis: a Celery client's chain and chord run on
+kernel workers and come back through Celery's AsyncResult, and a kernel client's chain and
+chord run on a real Celery worker and come back through kernel's."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kernel import App, Signature, chain, chord
+from kernel.worker.worker import Worker
+
+if os.environ.get("CI"):
+    import celery  # CI installs the test extra: a missing Celery is a failure there
+else:
+    celery = pytest.importorskip("celery", reason="interop tests need celery>=5.3 (test extra)")
+
+
+@pytest.fixture
+def queue() -> str:
+    return f"canvas-interop-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def celery_client(redis_url: str, queue: str) -> Iterator[Any]:
+    capp = celery.Celery("celery-side", broker=redis_url, backend=redis_url)
+    capp.conf.task_default_queue = queue
+    yield capp
+    capp.close()
+
+
+@pytest.fixture
+def kernel_worker(redis_url: str, queue: str) -> Iterator[list[str]]:
+    """A kernel worker with interop.add and interop.tsum; yields the ids of the tasks run."""
+    kapp = App("kernel-side", broker=redis_url, results=redis_url,
+               config={"task_default_queue": queue})
+    ran: list[str] = []
+
+    @kapp.task(name="interop.add", bind=True)
+    def add(self: Any, x: int, y: int) -> int:
+        ran.append(self.request.id)
+        return x + y
+
+    @kapp.task(name="interop.tsum", bind=True)
+    def tsum(self: Any, values: list[int]) -> int:
+        ran.append(self.request.id)
+        return sum(values)
+
+    worker = Worker(kapp, pool="threads", concurrency=4)
+    worker.start()
+    yield ran
+    worker.stop()
+    kapp.close()
+
+
+def celery_stubs(capp: Any) -> tuple[Any, Any]:
+    @capp.task(name="interop.add")  # type: ignore[untyped-decorator]
+    def add(x: int, y: int) -> int:
+        raise AssertionError("runs on the kernel worker, never here")
+
+    @capp.task(name="interop.tsum")  # type: ignore[untyped-decorator]
+    def tsum(values: list[int]) -> int:
+        raise AssertionError("runs on the kernel worker, never here")
+
+    return add, tsum
+
+
+def test_celery_chain_runs_on_kernel_workers(celery_client: Any,
+                                             kernel_worker: list[str]) -> None:
+    add, _ = celery_stubs(celery_client)
+    result = celery.chain(add.s(1, 2), add.s(3)).apply_async()
+    assert result.get(timeout=20) == 6
+    assert result.parent.get(timeout=5) == 3
+    assert len(kernel_worker) == 2
+
+
+def test_celery_chord_runs_on_kernel_workers(celery_client: Any,
+                                             kernel_worker: list[str]) -> None:
+    add, tsum = celery_stubs(celery_client)
+    result = celery.chord([add.s(i, i) for i in range(10)], tsum.s()).apply_async()
+    assert result.get(timeout=20) == 90, "the body got the header's results through Redis"
+    assert len(kernel_worker) == 11 and len(set(kernel_worker)) == 11, "each task ran once"
+
+
+CELERY_TASKS = textwrap.dedent("""
+    from celery import Celery
+    app = Celery("ctasks", broker={url!r}, backend={url!r})
+    app.conf.task_default_queue = {queue!r}
+    app.conf.worker_hijack_root_logger = False
+
+    @app.task(name="interop.add")
+    def add(x, y):
+        return x + y
+
+    @app.task(name="interop.tsum")
+    def tsum(values):
+        return sum(values)
+""")
+
+
+@pytest.fixture
+def celery_worker(redis_url: str, queue: str, tmp_path: Path) -> Iterator[None]:
+    (tmp_path / "ctasks.py").write_text(CELERY_TASKS.format(url=redis_url, queue=queue))
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "ctasks", "worker", "-P", "solo", "-Q", queue,
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning",
+         "-n", f"{queue}@%h"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    yield
+    worker.terminate()
+    try:
+        _, err = worker.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        _, err = worker.communicate()
+    if worker.returncode not in (0, -15):
+        print(err.decode(errors="replace")[-3000:])
+
+
+@pytest.mark.timeout(120)
+def test_kernel_canvas_runs_on_a_celery_worker(redis_url: str, queue: str,
+                                               celery_worker: None) -> None:
+    kapp = App("kernel-client", broker=redis_url, results=redis_url,
+               config={"task_default_queue": queue})
+
+    def sig(name: str, *args: Any) -> Signature:
+        return Signature(f"interop.{name}", args, app=kapp)
+
+    try:
+        result = chain(sig("add", 1, 2), sig("add", 3)).apply_async()
+        assert result.get(timeout=60) == 6, "the Celery worker sent the next step"
+        body = chord([sig("add", i, i) for i in range(10)], sig("tsum")).apply_async()
+        assert body.get(timeout=60) == 90, "the Celery worker counted kernel's chord"
+    finally:
+        kapp.close()
