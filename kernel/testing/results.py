@@ -146,6 +146,36 @@ class ResultStoreSuite:
             "capabilities.atomic_counter is declared, yet concurrent incr calls saw the same " \
             "value or lost an increment; check incr reads and writes in one atomic step"
 
+    # ------------------------------------------------------------------ chords
+
+    def test_chord_part_completes_once_in_index_order(self, store: ResultStore,
+                                                      key: str) -> None:
+        if not store.capabilities.atomic_counter:
+            pytest.skip("chord_part needs capabilities.atomic_counter")
+        members = 20
+        store.set([(key + ".s", str(members).encode())], None)
+        got = at_once(lambda i: store.chord_part(key, i, f"t{i}", b'[1,"t%d"]' % i, None),
+                      members)
+        completed = [found for found in got if found is not None]
+        assert len(completed) == 1, (
+            f"{len(completed)} calls completed the chord, exactly one must: check the count "
+            f"and the read of every entry happen in one atomic step")
+        assert completed[0] == [b'[1,"t%d"]' % i for i in range(members)], (
+            "the completing call must get every entry, ordered by index")
+
+    def test_chord_part_counts_a_redelivered_member_once(self, store: ResultStore,
+                                                         key: str) -> None:
+        if not store.capabilities.atomic_counter:
+            pytest.skip("chord_part needs capabilities.atomic_counter")
+        store.set([(key + ".s", b"2")], None)
+        assert store.chord_part(key, 0, "a", b"first", None) is None
+        assert store.chord_part(key, 0, "a", b"first", None) is None, (
+            "the same task and index counted twice completed a chord of 2; check redeliveries "
+            "are recognised by (task_id, index)")
+        assert store.chord_part(key, 1, "b", b"second", None) == [b"first", b"second"]
+        assert store.chord_part(key, 1, "c", b"late", None) is None, (
+            "a call after the chord completed must get None")
+
     # ------------------------------------------------------------------ waiting
 
     def test_wait_returns_when_set(self, store: ResultStore, key: str) -> None:
