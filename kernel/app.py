@@ -179,7 +179,9 @@ class App:
             store = None
             if url:
                 spec = self.plugins.registry("result store").get(url.partition("://")[0])
-                store = spec.factory(url, self.conf.result_backend_options)
+                # Stores that work through the broker (rpc://) find it here.
+                store = spec.factory(url, {"broker_url": self.conf.broker_url,
+                                           **self.conf.result_backend_options})
             self._backend = ResultBackend(store, self.codec, self.conf.result_serializer,
                                           self.conf.result_expires)
         return self._backend
@@ -316,7 +318,9 @@ class App:
             parent_id=options.get("parent_id") or (parent.id if parent else None),
             group_id=options.get("group_id"), group_index=options.get("group_index"),
             shadow=options.get("shadow"), ignore_result=bool(ignore), priority=prio,
-            reply_to=options.get("reply_to"), headers=headers,
+            reply_to=options.get("reply_to") or (None if ignore else
+                                                 self.backend.reply_address()),
+            headers=headers,
         )
         if parent is not None:
             parent.children.append([[task_id, None], None])

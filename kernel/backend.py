@@ -11,6 +11,7 @@ from kernel import states
 from kernel.codec import Codec
 from kernel.errors import ConfigurationError, DecodeError
 from kernel.interfaces.results import ResultStore
+from kernel.message import Request
 from kernel.result import exception_to_dict, now_iso, task_key
 
 #: saved groups and chord counters live under this prefix (Celery's name).
@@ -73,12 +74,23 @@ class ResultBackend:
 
     # ------------------------------------------------------------------ operations
 
-    def store_many(self, metas: list[dict[str, Any]]) -> None:
-        self._need_store().set(
-            [(task_key(m["task_id"]), self.encode(m)) for m in metas], self.expires)
+    def store_many(self, metas: list[dict[str, Any]], request: Request | None = None) -> None:
+        """Store records; a worker passes the `request` they answer, so stores that send
+        results back to the caller (rpc) know where it waits."""
+        store = self._need_store()
+        items = [(task_key(m["task_id"]), self.encode(m)) for m in metas]
+        if request is None:
+            store.set(items, self.expires)
+        else:
+            store.set_reply(request.properties, items, self.expires)
 
-    def store_result(self, task_id: str, status: str, result: Any, **kw: Any) -> None:
-        self.store_many([self.record(task_id, status, result, **kw)])
+    def store_result(self, task_id: str, status: str, result: Any, *,
+                     request: Request | None = None, **kw: Any) -> None:
+        self.store_many([self.record(task_id, status, result, **kw)], request)
+
+    def reply_address(self) -> str | None:
+        """The ``reply_to`` for tasks this process sends (None: results are not sent back)."""
+        return None if self.store is None else self.store.reply_address()
 
     def get_meta(self, task_id: str) -> dict[str, Any] | None:
         data = self._need_store().get(task_key(task_id))

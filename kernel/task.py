@@ -232,7 +232,8 @@ class Task(Generic[P, R]):
             # Recorded before the retry is sent: written after, it could hide the retry's
             # own result if the retry finished first.
             self.app.backend.store_result(request.id, states.RETRY,
-                                          exc if exc is not None else Retry(None, countdown))
+                                          exc if exc is not None else Retry(None, countdown),
+                                          request=request)
         embed = request.embed
         self.app.send_task(
             self.name, request.args, request.kwargs, task_id=request.id, countdown=countdown,
@@ -242,7 +243,9 @@ class Task(Generic[P, R]):
             link_error=embed.get("errbacks"), chain=embed.get("chain"),
             chord=embed.get("chord"), queue=options.pop("queue", request.queue),
             time_limit=request.time_limit, soft_time_limit=request.soft_time_limit,
-            headers=_carried(request.headers), _task=self, **options)
+            headers=_carried(request.headers),
+            reply_to=options.pop("reply_to", request.properties.get("reply_to")), _task=self,
+            **options)
         return Retry(exc, countdown if countdown is not None else None)
 
     # ------------------------------------------------------------------ signatures

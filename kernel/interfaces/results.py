@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,27 @@ class ResultStore(ABC):
         MUST be durable on return and visible to every reader afterwards. With `expires`
         (seconds), the record MAY disappear after that long and MUST NOT disappear before.
         """
+
+    def set_reply(self, properties: Mapping[str, Any], items: Sequence[tuple[str, bytes]],
+                  expires: float | None) -> None:
+        """Store the records of one task for its caller: what a worker calls for the task it
+        runs. `properties` are the task message's (``reply_to``, ``correlation_id``).
+
+        Stores that send results back to the client that sent the task (`reply_address` is
+        not None, as with ``rpc://``) MUST send them where ``reply_to`` says; every other store
+        stores them as `set` does, which is the default.
+        """
+        self.set(items, expires)
+
+    def reply_address(self) -> str | None:
+        """Where workers are to send the results of tasks this process sends: the client puts
+        it in each task message's ``reply_to`` property. None (the default) for stores that
+        are read where the worker wrote them.
+
+        A store that returns an address MUST already receive on it when this returns: a task
+        may finish before the call that sent it has returned.
+        """
+        return None
 
     @abstractmethod
     def get(self, key: str) -> bytes | None:

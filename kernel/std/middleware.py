@@ -33,7 +33,8 @@ class StoreResults(Middleware):
         if call.app.conf.task_track_started and not self._ignored(call):
             call.app.backend.store_result(
                 call.request.id, states.STARTED, {"pid": call.extra.get("pid"),
-                                                  "hostname": call.hostname})
+                                                  "hostname": call.hostname},
+                request=call.request)
 
     def after(self, call: Call) -> None:
         if self._ignored(call) or call.state in ("", states.IGNORED):
@@ -52,7 +53,7 @@ class StoreResults(Middleware):
         if call.state == states.RETRY:
             return  # recorded by Task.resend before the retry was sent
         backend.store_result(request.id, call.state, call.value, traceback=call.traceback,
-                             extra=extra)
+                             extra=extra, request=request)
 
 
 class SendCallbacks(Middleware):
@@ -63,8 +64,10 @@ class SendCallbacks(Middleware):
 
     def after(self, call: Call) -> None:
         request, embed = call.request, call.embed
+        # The caller's reply_to goes along, so a chain's last result reaches it (rpc).
         lineage: dict[str, Any] = {"parent_id": request.id,
-                                   "root_id": request.root_id or request.id}
+                                   "root_id": request.root_id or request.id,
+                                   "reply_to": request.properties.get("reply_to")}
         if call.state == states.SUCCESS:
             for sig in embed.get("callbacks") or ():
                 Signature.from_dict(sig, call.app).apply_async((call.value,), **lineage)

@@ -329,7 +329,8 @@ class Consumer:
         lost): record the state, free a unique claim, and settle the message."""
         request = held.request
         if not request.ignore_result and self.app.conf.result_backend:
-            self._safely(self.app.backend.store_result, request.id, state, exc)
+            self._safely(lambda: self.app.backend.store_result(request.id, state, exc,
+                                                               request=request))
         self._release_claim(request)
         if held.acks_late:
             with self._changed:
@@ -426,8 +427,8 @@ class Consumer:
             self._safely(lambda: self.transport.reject(delivery, requeue=False, reason=reason))
         if request is not None:
             if not request.ignore_result and self.app.conf.result_backend:
-                self._safely(self.app.backend.store_result, request.id, states.REJECTED,
-                             MessageError(reason))
+                self._safely(lambda: self.app.backend.store_result(
+                    request.id, states.REJECTED, MessageError(reason), request=request))
             self._release_claim(request)
 
     def _ack_loop(self) -> None:

@@ -83,7 +83,9 @@ def test_hook_kernel_result_stores() -> None:
     assert app.conf.result_backend == "kv://h/1"
     assert app.plugins.registry("result store").get("kv").capabilities.push_wait
     assert built == []  # lazily: nothing is built until results are used
-    assert app.backend.store is None and built == [("kv://h/1", {"ttl": 5})]
+    # the store's options, plus where the broker is (stores such as rpc:// work through it)
+    assert app.backend.store is None and built == [
+        ("kv://h/1", {"broker_url": "kv://h/1", "ttl": 5})]
 
 
 class ReversedJson:
