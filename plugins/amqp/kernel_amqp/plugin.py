@@ -1,4 +1,5 @@
-"""Registration of the AMQP transport (entry point ``amqp`` in group ``kernel.plugins``).
+"""Registration of the AMQP transport and the rpc result store (entry point ``amqp`` in group
+``kernel.plugins``).
 
 Light on purpose: kombu and py-amqp are imported by the factory, on first use.
 """
@@ -8,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from kernel.hookspecs import hookimpl
+from kernel.interfaces.results import ResultStoreCapabilities
 from kernel.interfaces.transport import TransportCapabilities
-from kernel.specs import Lazy, TransportSpec
+from kernel.specs import Lazy, ResultStoreSpec, TransportSpec
 
 #: leases=False: RabbitMQ has no per-message lease. An unacked delivery stays with its consumer
 #: for as long as the channel lives and comes back when the connection dies; the only clock is
@@ -20,8 +22,18 @@ CAPABILITIES = TransportCapabilities(
     delayed_delivery=True, priorities=True, leases=False, dead_letter=True, multi_process=True,
     inspect_queues=True, broadcast=True)
 SCHEMES = ("amqp", "amqps", "pyamqp")
+#: rpc://: results are pushed to the waiting client, live in its memory (not persistent), and
+#: there are no counters. multi_process: workers in other processes send to it.
+RPC_CAPABILITIES = ResultStoreCapabilities(
+    push_wait=True, atomic_counter=False, persistent=False, multi_process=True)
 
 
 @hookimpl
 def kernel_transports() -> Iterable[TransportSpec]:
     yield TransportSpec("amqp", SCHEMES, Lazy("kernel_amqp.transport:AmqpTransport"), CAPABILITIES)
+
+
+@hookimpl
+def kernel_result_stores() -> Iterable[ResultStoreSpec]:
+    yield ResultStoreSpec("rpc", ("rpc",), Lazy("kernel_amqp.rpc:RpcResultStore"),
+                          RPC_CAPABILITIES)
