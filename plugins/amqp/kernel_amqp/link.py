@@ -15,6 +15,7 @@ fetch) still answers RabbitMQ and still notices a broker that went silent.
 from __future__ import annotations
 
 import itertools
+import select
 import socket
 import threading
 import time
@@ -212,6 +213,14 @@ class Link:
         except socket.timeout:
             return False
         return True
+
+    def catch_up(self) -> None:
+        """Handle what RabbitMQ sent meanwhile, without waiting: raises if it hung up (a
+        restart closes every connection), so a caller can reconnect before it relies on
+        this one."""
+        while select.select([self.raw.sock], [], [], 0)[0]:
+            if not self.drain(0):
+                return
 
     def keep_alive(self) -> None:
         """Read what RabbitMQ sent (its heartbeats among it) and send a heartbeat when one is

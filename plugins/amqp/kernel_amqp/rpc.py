@@ -111,6 +111,11 @@ class RpcResultStore(ResultStore):
     # ------------------------------------------------------------------ connection
 
     def _connected(self) -> Link:
+        if self._link is not None:
+            try:
+                self._link.catch_up()
+            except ERRORS:
+                self._drop()  # RabbitMQ closed it (a restart): reconnect now
         if self._link is None:
             self._link = connect(self.broker, self.options)
             if self._keepalive is None:

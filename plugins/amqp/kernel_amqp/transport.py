@@ -106,6 +106,13 @@ class AmqpTransport(Transport):
     # ------------------------------------------------------------------ connection
 
     def _connected(self) -> Link:
+        if self._link is not None:
+            try:
+                self._link.catch_up()
+            except ERRORS as exc:
+                # RabbitMQ closed it (a restart): a fresh one now, not an error for the caller.
+                log.info("RabbitMQ closed the connection (%s); reconnecting", exc)
+                self._drop()
         if self._link is None:
             self._link = connect(self.url, self.options)
             self._link.channel_qos = "x-queue-type" not in self.queue_arguments
@@ -127,11 +134,14 @@ class AmqpTransport(Transport):
             except ERRORS as exc:
                 log.warning("%s", self._failed(exc, "exchanging heartbeats"))
 
-    def _failed(self, exc: BaseException, doing: str) -> ConnectionFailed:
-        """Drop the broken connection; the next call opens a new one."""
+    def _drop(self) -> None:
         if self._link is not None:
             self._link.close()
             self._link = None
+
+    def _failed(self, exc: BaseException, doing: str) -> ConnectionFailed:
+        """Drop the broken connection; the next call opens a new one."""
+        self._drop()
         return ConnectionFailed(f"lost the connection to RabbitMQ while {doing} ({exc}); the "
                                 f"next call reconnects")
 
@@ -457,9 +467,7 @@ class AmqpTransport(Transport):
         if keepalive is not None:
             keepalive.stop()  # without the lock: its tick may be waiting for it
         with self._lock:
-            if self._link is not None:
-                self._link.close()
-                self._link = None
+            self._drop()
         self._broadcaster.close()
 
 

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 import pytest
 
 from kernel_amqp.transport import AmqpTransport
+from tests.rabbit_node import RabbitNode
 
 URL = os.environ.get("KERNEL_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
@@ -58,3 +59,14 @@ def new_queue(url: str) -> Iterator[Callable[[str], str]]:
                 cleaner.delete_queue(variant)
     finally:
         cleaner.close()
+
+
+@pytest.fixture(scope="session")
+def private_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitNode]:
+    """A RabbitMQ node of this test session's own (tests restart it), with RabbitMQ's
+    ``consumer_timeout`` lowered to 2 s and checked every 0.5 s (it is checked once a minute by
+    default), so holding a delivery too long shows within a test's time."""
+    node = RabbitNode(tmp_path_factory.mktemp("rabbit"), config="consumer_timeout = 2000",
+                      advanced="[{rabbit, [{channel_tick_interval, 500}]}].").start()
+    yield node
+    node.stop()

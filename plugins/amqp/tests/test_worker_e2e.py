@@ -1,0 +1,252 @@
+"""Real ``kernel worker`` processes on RabbitMQ: a worker rides out a RabbitMQ restart and
+finishes every persisted task; delayed tasks longer than ``consumer_timeout`` run once, on time,
+without RabbitMQ closing the channel; a message that kills its worker every time is stopped by
+the delivery cap and dead-lettered. Tasks live in amqp_tasks.py.
+
+The restart and ``consumer_timeout`` tests run against a private RabbitMQ node (`private_node`),
+never the shared one, so they may run beside any other test."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kernel.app import App
+from kernel.errors import ConnectionFailed
+from kernel.interfaces.transport import Outgoing
+from kernel.testing.transport import make_envelope, wait_for
+from kernel.worker import Worker
+from kernel_amqp.transport import AmqpTransport
+from tests.rabbit_node import RabbitNode
+
+TESTS = Path(__file__).parent
+
+
+@dataclass
+class Workers:
+    """Worker processes and a client on one broker, with a queue of their own."""
+
+    url: str
+    logs: Path
+    max_deliveries: int = 10
+    queue_type: str = "classic"
+    queue: str = field(default_factory=lambda: f"e2e-{uuid.uuid4().hex[:12]}")
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.book = self.logs / "book"
+        self.app = App("e2e-client", broker=self.url, config={
+            "task_default_queue": self.queue, "result_backend": None,
+            "transport_options": {"queue_type": self.queue_type}})
+
+    def start(self, pool: str = "threads", concurrency: int = 2) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "KERNEL_BROKER_URL": self.url, "E2E_QUEUE": self.queue,
+               "E2E_BOOK": str(self.book), "E2E_MAX_DELIVERIES": str(self.max_deliveries),
+               "E2E_QUEUE_TYPE": self.queue_type,
+               "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+        log = self.log_path(len(self.processes)).open("wb")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "kernel", "worker", "-A", "amqp_tasks:app", "-P", pool,
+             "-c", str(concurrency), "-Q", self.queue, "-l", "warning",
+             "-n", f"w{len(self.processes)}@{self.queue}"],
+            env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.processes.append(worker)
+        return worker
+
+    def log_path(self, n: int) -> Path:
+        return self.logs / f"worker-{n}.log"
+
+    def log(self, n: int) -> str:
+        return self.log_path(n).read_text(errors="replace")
+
+    def send(self, name: str, args: tuple[Any, ...], n: int) -> list[str]:
+        return [r.id for r in self.app.send_many([(name, args, {}) for _ in range(n)])]
+
+    def runs(self) -> Counter[str]:
+        if not self.book.exists():
+            return Counter()
+        return Counter(line.split()[0] for line in self.book.read_text().splitlines())
+
+    def wait(self, predicate: Callable[[], object], timeout: float, what: str) -> None:
+        try:
+            wait_for(predicate, timeout, what, interval=0.1)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc} (ran {len(self.runs())}, workers alive "
+                                 f"{[p.poll() is None for p in self.processes]}, logs in "
+                                 f"{self.logs})") from None
+
+    def close(self) -> None:
+        for worker in self.processes:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        for worker in self.processes:
+            try:
+                worker.wait(15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait(5)
+        self.app.close()
+
+
+@pytest.fixture
+def workers(url: str, tmp_path: Path,
+            new_queue: Callable[[str], str]) -> Iterator[Callable[..., Workers]]:
+    """Makes a `Workers` on the shared RabbitMQ: ``workers(max_deliveries=3)``."""
+    made: list[Workers] = []
+
+    def make(**options: Any) -> Workers:
+        made.append(Workers(url, tmp_path, queue=new_queue("e2e"), **options))
+        return made[-1]
+
+    yield make
+    for w in made:
+        w.close()
+
+
+# ---------------------------------------------------------------------------- restart
+
+
+@pytest.mark.timeout(300)
+def test_worker_rides_out_a_rabbitmq_restart(private_node: RabbitNode, tmp_path: Path) -> None:
+    w = Workers(private_node.url, tmp_path)
+    try:
+        worker = w.start()
+        before = w.send("e2e.work", (0.02,), 200)
+        w.wait(lambda: len(w.runs()) >= 30, 60, "30 tasks to have run")
+        try:
+            private_node.ctl("stop_app")
+            w.wait(lambda: "cannot fetch from the broker" in w.log(0), 60,
+                   "the worker to find RabbitMQ gone")
+        finally:
+            # Whatever happened, the node runs again for the tests after this one.
+            private_node.ctl("start_app")
+            private_node.wait_until_up(60)
+        assert worker.poll() is None, "the worker must outlive the outage"
+        # The client's own connection died too: its next publish reconnects by itself.
+        after = w.send("e2e.work", (0.0,), 20)
+        w.wait(lambda: set(before + after) <= set(w.runs()), 120,
+               "every task to run: the 200 persisted before the restart and 20 sent after")
+        w.wait(lambda: w.app.transport.size(w.queue) == 0, 30, "the queue to be empty")
+        runs = w.runs()
+        assert max(runs.values()) <= 2, "only tasks running at the restart may run again"
+        assert worker.poll() is None
+    finally:
+        w.close()
+
+
+# ---------------------------------------------------------------------------- consumer_timeout
+
+
+def test_consumer_timeout_is_in_force_on_the_private_node(private_node: RabbitNode,
+                                                          tmp_path: Path) -> None:
+    """The control for the next test: on this node a delivery held past 2 s costs the
+    channel, as it would a worker that keeps an ETA task in memory."""
+    queue = f"held-{uuid.uuid4().hex[:12]}"
+    holder = AmqpTransport(private_node.url, {})
+    try:
+        holder.publish([Outgoing(queue, make_envelope(1))])
+        assert wait_for(lambda: holder.fetch([queue], 1, 0.2), 10, "the message")
+
+        def channel_closed() -> str:
+            try:
+                holder.fetch([queue + "-other"], 1, 0.2)
+            except ConnectionFailed as exc:
+                return str(exc)
+            return ""
+
+        reason = wait_for(channel_closed, 20, "RabbitMQ to close the channel holding the "
+                                              "delivery past consumer_timeout", interval=0)
+        assert "timed out" in reason or "PRECONDITION_FAILED" in reason, reason
+    finally:
+        holder.close()
+
+
+@pytest.mark.timeout(120)
+def test_eta_tasks_longer_than_consumer_timeout_run_once_on_time(
+        private_node: RabbitNode) -> None:
+    celery = pytest.importorskip("celery")
+    queue = f"eta-{uuid.uuid4().hex[:12]}"
+    app = App("eta", broker=private_node.url, config={"task_default_queue": queue,
+                                                      "result_backend": None})
+    ran: list[tuple[str, float]] = []
+
+    @app.task(name="e2e.timed", bind=True)
+    def timed(self: Any) -> None:
+        ran.append((self.request.id, time.time() - self.request.eta))
+
+    client = celery.Celery("eta-client", broker=private_node.url)
+    client.conf.task_queue_max_priority = 10
+    worker = Worker(app, pool="threads", concurrency=2, queues=[queue], shutdown_timeout=5)
+    transport = app.transport
+    assert isinstance(transport, AmqpTransport)
+    worker.start()
+    try:
+        generation = wait_for(lambda: transport._link, 10, "the worker to connect").generation
+        # 5 s and 4 s: longer than the 2 s consumer_timeout. Celery's countdown arrives at once
+        # with an ETA header (the worker hands it to the broker's delay queues); kernel's waits
+        # in the delay queues from the start.
+        ids = [r.id for r in app.send_many([("e2e.timed", (), {})] * 3, countdown=5)]
+        ids += [client.send_task("e2e.timed", queue=queue, countdown=4).id for _ in range(2)]
+        wait_for(lambda: len(ran) >= len(ids), 30, "every delayed task to run", interval=0.1)
+        runs = Counter(task_id for task_id, _ in ran)
+        assert set(runs) == set(ids) and set(runs.values()) == {1}, "each runs once"
+        late = [lateness for _, lateness in ran]
+        assert min(late) >= 0, f"a task ran before its ETA: {late}"
+        assert max(late) < 3, f"a task ran more than 3 s late: {late}"
+        assert transport._link is not None and transport._link.generation == generation, \
+            "the worker reconnected: RabbitMQ closed a channel (consumer_timeout)"
+    finally:
+        worker.stop()
+        client.close()
+        app.close()
+
+
+# ---------------------------------------------------------------------------- poison messages
+
+
+def test_a_task_that_kills_its_prefork_child_is_dead_lettered_after_the_cap(
+        workers: Callable[..., Workers]) -> None:
+    w = workers(max_deliveries=3)
+    worker = w.start(pool="prefork", concurrency=1)
+    (poison,) = w.send("e2e.crash", (), 1)
+    w.wait(lambda: w.app.transport.dead_letters(w.queue), 90,
+           "the poison message to reach the dead-letter queue")
+    (dead,) = w.app.transport.dead_letters(w.queue)
+    assert dead.envelope.headers["id"] == poison
+    assert "cap task_max_deliveries=3" in dead.extra["reason"]
+    assert w.runs() == {poison: 3}, "it runs at most task_max_deliveries times"
+    w.wait(lambda: "task_max_deliveries=3" in w.log(0), 10, "the log line")
+    assert f"rejected message from queue {w.queue!r}: delivered 4 times" in w.log(0)
+    (fine,) = w.send("e2e.work", (0.0,), 1)
+    w.wait(lambda: fine in w.runs(), 30, "the worker to go on with other tasks")
+    assert worker.poll() is None
+
+
+@pytest.mark.parametrize("queue_type", ["classic", "quorum"])
+def test_a_task_that_kills_the_whole_worker_is_dead_lettered_after_the_cap(
+        workers: Callable[..., Workers], queue_type: str) -> None:
+    """Under the solo pool the task kills the worker itself, so RabbitMQ redelivers when the
+    connection drops: a classic queue only flags that (the transport counts it), a quorum
+    queue counts it (x-delivery-count)."""
+    w = workers(max_deliveries=2, queue_type=queue_type)
+    (poison,) = w.send("e2e.crash", (), 1)
+    for n in range(2):
+        worker = w.start(pool="solo", concurrency=1)
+        assert worker.wait(60) != 0, f"worker {n} should have been killed by the task"
+    survivor = w.start(pool="solo", concurrency=1)
+    w.wait(lambda: w.app.transport.dead_letters(w.queue), 60,
+           "the poison message to reach the dead-letter queue")
+    assert w.runs() == {poison: 2}, "it runs at most task_max_deliveries times"
+    w.wait(lambda: "task_max_deliveries=2" in w.log(2), 10, "the log line")
+    assert survivor.poll() is None, "the worker that met it after the cap must live"
