@@ -136,7 +136,9 @@ class Worker:
                      + (f" ({', '.join(limits)})" if limits else "")),
             ("prefetch", str(opts.concurrency * opts.prefetch_multiplier)),
             ("queues", ", ".join(opts.queues)),
-            ("tasks", "\n".join(sorted(self.app.tasks)) or "(none registered)"),
+            # The built-in celery.* tasks (canvas) are there in every app: not listed, as in Celery.
+            ("tasks", "\n".join(sorted(t for t in self.app.tasks if not t.startswith("celery.")))
+             or "(none registered)"),
         ]
 
     def print_banner(self) -> None:
