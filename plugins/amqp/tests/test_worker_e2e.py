@@ -250,3 +250,39 @@ def test_a_task_that_kills_the_whole_worker_is_dead_lettered_after_the_cap(
     assert w.runs() == {poison: 2}, "it runs at most task_max_deliveries times"
     w.wait(lambda: "task_max_deliveries=2" in w.log(2), 10, "the log line")
     assert survivor.poll() is None, "the worker that met it after the cap must live"
+
+
+# ---------------------------------------------------------------------------- heartbeats
+
+
+@pytest.mark.timeout(60)
+def test_a_long_task_does_not_cost_the_worker_its_connection(
+        url: str, new_queue: Callable[[str], str]) -> None:
+    """With 1 s heartbeats RabbitMQ drops a connection silent for about 2 s; a worker whose one
+    slot runs a 4 s task does not fetch meanwhile, its heartbeat thread keeps it connected."""
+    queue = new_queue("long")
+    app = App("long", broker=url, config={"task_default_queue": queue, "result_backend": None,
+                                          "transport_options": {"heartbeat": 1}})
+    ran: list[str] = []
+
+    @app.task(name="e2e.long", bind=True)
+    def long(self: Any) -> None:
+        time.sleep(4)
+        ran.append(self.request.id)
+
+    transport = app.transport
+    assert isinstance(transport, AmqpTransport)
+    worker = Worker(app, pool="threads", concurrency=1, prefetch_multiplier=1, queues=[queue],
+                    shutdown_timeout=5)
+    worker.start()
+    try:
+        task_id = app.send_task("e2e.long").id
+        generation = wait_for(lambda: transport._link, 10, "the worker to connect").generation
+        wait_for(lambda: ran, 30, "the long task to finish", interval=0.1)
+        wait_for(lambda: transport.size(queue) == 0, 10, "the queue to be empty")
+        assert ran == [task_id], "the task ran again: its connection was dropped"
+        assert transport._link is not None and transport._link.generation == generation, \
+            "the worker lost its connection while the task ran"
+    finally:
+        worker.stop()
+        app.close()
