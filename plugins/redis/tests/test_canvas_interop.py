@@ -142,3 +142,34 @@ def test_kernel_canvas_runs_on_a_celery_worker(redis_url: str, queue: str,
         assert body.get(timeout=60) == 90, "the Celery worker counted kernel's chord"
     finally:
         kapp.close()
+
+
+@pytest.mark.timeout(120)
+def test_one_chord_counted_by_celery_and_kernel_workers_together(
+        redis_url: str, queue: str, celery_worker: None) -> None:
+    """Half the header runs on a Celery worker, half on a kernel worker: both count in
+    Celery's keys (``.j``, ``.s``), and whichever finishes last sends the body, once."""
+    kernel_queue = queue + "-kernel"
+    kapp = App("kernel-side", broker=redis_url, results=redis_url,
+               config={"task_default_queue": kernel_queue})
+    bodies: list[str] = []
+
+    @kapp.task(name="interop.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @kapp.task(name="interop.tsum", bind=True)
+    def tsum(self: Any, values: list[int]) -> int:
+        bodies.append(self.request.id)
+        return sum(values)
+
+    worker = Worker(kapp, pool="threads", concurrency=2)
+    worker.start()
+    try:
+        header = [add.s(i, i).set(queue=queue if i % 2 else kernel_queue) for i in range(10)]
+        result = chord(header, tsum.s().set(queue=kernel_queue)).apply_async()
+        assert result.get(timeout=60) == 90
+        assert bodies == [result.id], "the body ran once, on the kernel worker"
+    finally:
+        worker.stop()
+        kapp.close()
