@@ -136,9 +136,11 @@ class SendSignals(Middleware):
 @hookimpl
 def kernel_middleware() -> Iterable[MiddlewareSpec]:
     # After-hooks run in reverse order: autoretry first (it may turn a FAILURE into RETRY),
-    # then results are stored, then callbacks are sent (so their workers can read the result).
+    # then a unique claim is freed (before the result shows, so a client that saw the result
+    # may send the task again at once), then results are stored, then callbacks are sent (so
+    # their workers can read the result).
     yield MiddlewareSpec("signals", SendSignals, order=0)
     yield MiddlewareSpec("callbacks", SendCallbacks, order=800)
-    yield MiddlewareSpec("unique", ReleaseUnique, order=850)
+    yield MiddlewareSpec("unique", ReleaseUnique, order=925)
     yield MiddlewareSpec("results", StoreResults, order=900)
     yield MiddlewareSpec("autoretry", AutoRetry, order=950)

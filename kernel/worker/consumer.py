@@ -34,6 +34,10 @@ log = logging.getLogger("kernel.worker")
 
 #: how many rate-limited tasks may wait aside without counting against the prefetch.
 THROTTLED_FREE = 1000
+#: acks wait this long (seconds) for company unless ACK_BATCH are pending: finished tasks whose
+#: ack is delayed this long run again only if the worker dies within that window.
+ACK_LINGER = 0.002
+ACK_BATCH = 64
 
 
 @dataclass
@@ -77,8 +81,16 @@ class Consumer:
         self._limiters: dict[str, list[Limiter]] = {}
         self._running: dict[str, Held] = {}
         self._acks: list[Delivery] = []
+        # One lock, one condition per kind of waiter, so a finished task wakes only the
+        # thread that has something to do (waking every thread per task costs more than it).
         self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
+        self._changed = threading.Condition(self._lock)  # shutdown waits on running tasks
+        self._room = threading.Condition(self._lock)  # the fetcher waits for prefetch room
+        self._ackable = threading.Condition(self._lock)  # the acker waits for acks
+        self._timer = threading.Condition(self._lock)  # the throttle loop waits for its time
+        self._batch = max(1, self.prefetch // 2)
+        #: the last fetch got less than it asked for: the queues are short, no need to batch.
+        self._drained = True
         self._stopping = threading.Event()
         self._cold = threading.Event()
         self._begun = threading.Event()
@@ -110,11 +122,22 @@ class Consumer:
         throttled = sum(len(q) for q in self._throttled.values())
         return len(self._reserved) + len(self._running) + max(0, throttled - THROTTLED_FREE)
 
+    def _wake_all(self) -> None:
+        with self._lock:
+            for cond in (self._changed, self._room, self._ackable, self._timer):
+                cond.notify_all()
+
+    def _fetch_may_go(self) -> bool:
+        """Under the lock: there is room for a batch, the pool is about to run dry, or the
+        queues are short anyway. Fetching in batches spares a busy worker a broker call per
+        task."""
+        room = self.prefetch - self.held
+        return room > 0 and (room >= self._batch or not self._reserved or self._drained)
+
     def go_cold(self) -> None:
         """Stop waiting for running tasks (the second signal)."""
         self._cold.set()
-        with self._changed:
-            self._changed.notify_all()
+        self._wake_all()
 
     def stop(self, warm: bool = True) -> None:
         """Stop fetching, give unstarted messages back, let running tasks finish (warm, up to
@@ -125,8 +148,7 @@ class Consumer:
         if not warm:
             self._cold.set()
         self._stopping.set()
-        with self._changed:
-            self._changed.notify_all()
+        self._wake_all()
         # The fetcher may be inside a fetch: once it has returned, nothing new arrives.
         self._threads[0].join(timeout=max(self.fetch_timeout * 5, 5))
         with self._changed:
@@ -170,9 +192,9 @@ class Consumer:
             if self._stopping.is_set():
                 return
         while not self._stopping.is_set():
-            with self._changed:
-                while self.held >= self.prefetch and not self._stopping.is_set():
-                    self._changed.wait()
+            with self._room:
+                while not self._stopping.is_set() and not self._fetch_may_go():
+                    self._room.wait()
                 room = self.prefetch - self.held
             if self._stopping.is_set():
                 return
@@ -184,6 +206,8 @@ class Consumer:
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            with self._lock:
+                self._drained = len(deliveries) < room
             for delivery in deliveries:
                 self._reserve(delivery)
             self._dispatch()
@@ -232,7 +256,7 @@ class Consumer:
                   is_async=bool(task and task.is_async))
         if not acks_late:
             self.transport.ack([delivery])  # at-most-once: settled before it runs
-        with self._changed:
+        with self._lock:
             self._reserved.append(Held(delivery, request, job, acks_late, lost))
 
     def _warn_unenforced(self, name: str, soft: float | None, hard: float | None) -> None:
@@ -281,27 +305,31 @@ class Consumer:
             else:
                 queue.appendleft(held) if not queue else queue.append(held)
             self._due[name] = time.monotonic() + wait
-            self._changed.notify_all()
+            self._timer.notify()
+            if self._fetch_may_go():
+                self._room.notify()
 
     def _throttle_loop(self) -> None:
         """Wakes when the earliest throttled task may go."""
         while not self._stopping.is_set():
-            with self._changed:
+            with self._timer:
                 pending = [self._due[n] for n, q in self._throttled.items() if q]
                 wait = (min(pending) - time.monotonic()) if pending else None
                 if wait is None or wait > 0:
-                    self._changed.wait(wait)
+                    self._timer.wait(wait)
                     continue
             self._dispatch()
 
     def _dispatch(self) -> None:
         while True:
-            with self._changed:
+            with self._lock:
                 if self._stopping.is_set() or self.pool.active >= self.concurrency:
                     return
                 held = self._next_waiting()
                 if held is None:
                     return
+                if not self._reserved and self._fetch_may_go():
+                    self._room.notify()
             wait = max((limiter.take() for limiter in self._limiters_for(held.request.name)),
                        default=0.0)
             if wait > 0:
@@ -312,7 +340,7 @@ class Consumer:
             if skip is not None:
                 self._skip(held, skip)
                 continue
-            with self._changed:
+            with self._lock:
                 self._running[held.job.id] = held
             self.pool.submit(held.job, self._on_done)
 
@@ -333,9 +361,13 @@ class Consumer:
                                                                request=request))
         self._release_claim(request)
         if held.acks_late:
-            with self._changed:
-                self._acks.append(held.delivery)
-                self._changed.notify_all()
+            self._ack_later(held.delivery)
+
+    def _ack_later(self, delivery: Delivery) -> None:
+        with self._lock:
+            self._acks.append(delivery)
+            if len(self._acks) == 1:
+                self._ackable.notify()
 
     def _release_claim(self, request: Request) -> None:
         key = request.headers.get(unique.HEADER)
@@ -351,18 +383,21 @@ class Consumer:
     # ------------------------------------------------------------------ settling
 
     def _on_done(self, outcome: Outcome) -> None:
-        with self._changed:
+        with self._lock:
             held = self._running.pop(outcome.job_id, None)
             if held is None:
                 return
             self._settling += 1
+            if self._fetch_may_go():
+                self._room.notify()
         try:
             self._settle(held, outcome)
         except Exception:  # noqa: BLE001 - never lose the consumer over one message
             log.exception("failed to settle task %s", held.request.id)
-        with self._changed:
+        with self._lock:
             self._settling -= 1
-            self._changed.notify_all()
+            if self._stopping.is_set():
+                self._changed.notify_all()
         if not self._stopping.is_set():
             self._dispatch()
 
@@ -380,9 +415,7 @@ class Consumer:
                 if verdict.state == states.FAILURE:
                     counters.failed += 1
                 if held.acks_late:
-                    with self._changed:
-                        self._acks.append(held.delivery)
-                        self._changed.notify_all()
+                    self._ack_later(held.delivery)
             elif verdict.action == REQUEUE:
                 self._requeue(held, verdict.reason)
             else:
@@ -433,11 +466,15 @@ class Consumer:
 
     def _ack_loop(self) -> None:
         while True:
-            with self._changed:
+            with self._ackable:
                 while not self._acks and not self._stopping.is_set():
-                    self._changed.wait()
+                    self._ackable.wait()
                 if not self._acks and self._stopping.is_set():
                     return
+                lingering = len(self._acks) < ACK_BATCH
+            if lingering:
+                # Let a few more tasks finish, so one broker call acks them all.
+                self._stopping.wait(ACK_LINGER)
             self._flush_acks()
 
     def _flush_acks(self) -> None:

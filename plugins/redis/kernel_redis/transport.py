@@ -126,6 +126,7 @@ class RedisTransport(Transport):
         self._claim = self._client.register_script(scripts.CLAIM)
         self._return = self._client.register_script(scripts.RETURN)
         self._extend = self._client.register_script(scripts.EXTEND)
+        self._ack = self._client.register_script(scripts.ACK)
         self._closed = threading.Event()
 
     def __repr__(self) -> str:
@@ -225,12 +226,10 @@ class RedisTransport(Transport):
         if not tags:
             return
         with reachable(self.url):
-            pipe = self._client.pipeline(transaction=True)
-            pipe.hdel(UNACKED, *tags)
-            pipe.zrem(UNACKED_INDEX, *tags)
-            pipe.zrem(LEASES, *tags)
-            pipe.hdel(LEASED, *tags)
-            pipe.execute()
+            # Lua's unpack takes a few thousand values at most: ack in slices.
+            for start in range(0, len(tags), 1000):
+                self._ack(keys=[UNACKED, UNACKED_INDEX, LEASES, LEASED],
+                          args=tags[start:start + 1000])
 
     def _settle(self, delivery: Delivery, mode: str, dead: bytes = b"") -> None:
         with reachable(self.url):
