@@ -1,6 +1,7 @@
 """Tasks run by real ``kernel worker`` processes in the end-to-end tests, configured through the
-environment: ``KERNEL_BROKER_URL`` (read by App), ``E2E_QUEUE``, ``E2E_MAX_DELIVERIES``,
-``E2E_QUEUE_TYPE`` (transport option queue_type) and ``E2E_BOOK``, a file each run appends
+environment: ``KERNEL_BROKER_URL`` (read by App), ``E2E_RESULTS`` (the result backend; none
+unless set), ``E2E_QUEUE``, ``E2E_MAX_DELIVERIES``, ``E2E_QUEUE_TYPE`` (transport option
+queue_type) and ``E2E_BOOK``, a file each run appends
 ``<task id> <pid>`` to, so a test can tell how often and where each task ran (appends of a
 short line are atomic, and a file outlives the broker restarts these tests cause)."""
 
@@ -16,7 +17,7 @@ app = App("amqp-e2e", config={
     "task_default_queue": os.environ.get("E2E_QUEUE", "e2e"),
     "task_max_deliveries": int(os.environ.get("E2E_MAX_DELIVERIES", "10")),
     "transport_options": {"queue_type": os.environ.get("E2E_QUEUE_TYPE", "classic")},
-    "result_backend": None,
+    "result_backend": os.environ.get("E2E_RESULTS") or None,
 })
 
 
@@ -40,3 +41,8 @@ def crash(self: Any) -> None:
     the whole worker under the solo pool)."""
     book(self.request.id)
     os._exit(1)
+
+
+@app.task(name="e2e.add")
+def add(x: int, y: int) -> int:
+    return x + y

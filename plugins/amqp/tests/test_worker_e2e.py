@@ -41,19 +41,20 @@ class Workers:
     logs: Path
     max_deliveries: int = 10
     queue_type: str = "classic"
+    results: str | None = None
     queue: str = field(default_factory=lambda: f"e2e-{uuid.uuid4().hex[:12]}")
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.book = self.logs / "book"
         self.app = App("e2e-client", broker=self.url, config={
-            "task_default_queue": self.queue, "result_backend": None,
+            "task_default_queue": self.queue, "result_backend": self.results,
             "transport_options": {"queue_type": self.queue_type}})
 
     def start(self, pool: str = "threads", concurrency: int = 2) -> subprocess.Popen[bytes]:
         env = {**os.environ, "KERNEL_BROKER_URL": self.url, "E2E_QUEUE": self.queue,
                "E2E_BOOK": str(self.book), "E2E_MAX_DELIVERIES": str(self.max_deliveries),
-               "E2E_QUEUE_TYPE": self.queue_type,
+               "E2E_QUEUE_TYPE": self.queue_type, "E2E_RESULTS": self.results or "",
                "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
         log = self.log_path(len(self.processes)).open("wb")
         worker = subprocess.Popen(
@@ -286,3 +287,17 @@ def test_a_long_task_does_not_cost_the_worker_its_connection(
     finally:
         worker.stop()
         app.close()
+
+
+# ---------------------------------------------------------------------------- rpc
+
+
+@pytest.mark.timeout(90)
+def test_a_kernel_client_gets_results_from_a_prefork_worker_over_rpc(
+        workers: Callable[..., Workers]) -> None:
+    """The results are written in the pool's child processes, each with a connection of its
+    own, and reach the client's reply queue."""
+    w = workers(results="rpc://")
+    w.start(pool="prefork", concurrency=2)
+    results = w.app.send_many([("e2e.add", (n, n), {}) for n in range(20)])
+    assert [r.get(timeout=60) for r in results] == [2 * n for n in range(20)]
