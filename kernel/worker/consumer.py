@@ -34,6 +34,8 @@ log = logging.getLogger("kernel.worker")
 
 #: how many rate-limited tasks may wait aside without counting against the prefetch.
 THROTTLED_FREE = 1000
+#: per pool slot, the most messages an adaptive prefetch may hold (for very short tasks).
+PREFETCH_CEILING = 32
 #: acks wait this long (seconds) for company unless ACK_BATCH are pending: finished tasks whose
 #: ack is delayed this long run again only if the worker dies within that window.
 ACK_LINGER = 0.002
@@ -47,6 +49,8 @@ class Held:
     job: Job
     acks_late: bool
     reject_on_worker_lost: bool
+    #: when the job went to the pool (monotonic), to learn how long tasks take.
+    started: float = 0.0
 
 
 @dataclass
@@ -70,7 +74,13 @@ class Consumer:
         self.pool = pool
         self.queues = queues
         self.concurrency = concurrency
-        self.prefetch = max(prefetch, concurrency)
+        #: the configured prefetch (Celery's meaning); with a prefetch budget the worker holds
+        #: more when tasks are short, up to `ceiling`, never more than `budget` s of work a slot.
+        self.floor = self.prefetch = max(prefetch, concurrency)
+        self.budget = app.conf.worker_prefetch_budget
+        self.ceiling = max(self.floor, concurrency * PREFETCH_CEILING) if self.budget > 0 \
+            else self.floor
+        self._mean_run: float | None = None
         self.lease_seconds = lease_seconds
         self.shutdown_timeout = shutdown_timeout
         self.counters = Counters()
@@ -341,6 +351,7 @@ class Consumer:
                 self._skip(held, skip)
                 continue
             with self._lock:
+                held.started = time.monotonic()
                 self._running[held.job.id] = held
             self.pool.submit(held.job, self._on_done)
 
@@ -388,6 +399,7 @@ class Consumer:
             if held is None:
                 return
             self._settling += 1
+            self._adapt_prefetch(time.monotonic() - held.started)
             if self._fetch_may_go():
                 self._room.notify()
         try:
@@ -400,6 +412,15 @@ class Consumer:
                 self._changed.notify_all()
         if not self._stopping.is_set():
             self._dispatch()
+
+    def _adapt_prefetch(self, ran: float) -> None:
+        """Under the lock: hold about `budget` seconds of work per slot, within
+        [floor, ceiling], from a moving mean of how long tasks take."""
+        mean = self._mean_run = ran if self._mean_run is None else 0.9 * self._mean_run + 0.1 * ran
+        if self.ceiling > self.floor:
+            wanted = int(self.concurrency * self.budget / max(mean, 1e-6))
+            self.prefetch = min(self.ceiling, max(self.floor, wanted))
+            self._batch = max(1, self.prefetch // 2)
 
     def _settle(self, held: Held, outcome: Outcome) -> None:
         request = held.request

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from kernel.config import mask_url
 from kernel.worker.blueprint import Blueprint
-from kernel.worker.consumer import Consumer
+from kernel.worker.consumer import PREFETCH_CEILING, Consumer
 from kernel.worker.steps import BUILTIN_STEPS, WorkerOptions, default_concurrency
 
 if TYPE_CHECKING:
@@ -134,7 +134,9 @@ class Worker:
             ("results", mask_url(conf.result_backend) if conf.result_backend else "disabled"),
             ("pool", f"{opts.pool}, concurrency {opts.concurrency}"
                      + (f" ({', '.join(limits)})" if limits else "")),
-            ("prefetch", str(opts.concurrency * opts.prefetch_multiplier)),
+            ("prefetch", str(opts.concurrency * opts.prefetch_multiplier)
+             + (f" (up to {opts.concurrency * PREFETCH_CEILING} while tasks are short)"
+                if conf.worker_prefetch_budget > 0 else "")),
             ("queues", ", ".join(opts.queues)),
             # The built-in celery.* tasks (canvas) are there in every app: not listed, as in Celery.
             ("tasks", "\n".join(sorted(t for t in self.app.tasks if not t.startswith("celery.")))
