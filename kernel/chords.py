@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from kernel import states
 from kernel.backend import group_key
 from kernel.canvas import Signature, group, signature
-from kernel.errors import ChordError, ConfigurationError
-from kernel.message import new_id
+from kernel.errors import ChordError, ConfigurationError, MessageError
+from kernel.message import Envelope, Request, new_id, parse_body
 from kernel.result import AsyncResult, exception_from_dict
 from kernel.worker.middleware import Call, Middleware
 
@@ -169,6 +169,27 @@ class CountChords(Middleware):
         if body and request.group_id:
             count(call.app, request.group_id, request.group_index, request.id, call.state,
                   call.value, body, lineage)
+
+
+def ended_unrun(app: App, request: Request, envelope: Envelope, state: str,
+                exc: BaseException) -> None:
+    """A task that ended in the consumer, without its runner finishing it (skipped by a
+    revocation, killed at its hard time limit, terminated, its process lost, rejected): what
+    `CountChords` and the callbacks middleware do for a task that ran, so its chord still
+    completes (failed) and its chain and error callbacks still hear of it."""
+    try:
+        decoded = app.codec.decode(envelope.body, envelope.content_type,
+                                   envelope.headers.get("compression"))
+        embed = parse_body(decoded)[2]
+    except MessageError:
+        return  # an undecodable message carries no canvas anyone could act on
+    lineage = {"parent_id": request.id, "root_id": request.root_id or request.id}
+    if state in (states.FAILURE, states.REJECTED):
+        send_errbacks(app, embed.get("errbacks"), request.id, request.root_id)
+    abandon_chain(app, embed.get("chain"), exc, lineage)
+    body = embed.get("chord")
+    if body and request.group_id:
+        count(app, request.group_id, request.group_index, request.id, state, exc, body, lineage)
 
 
 def children(call: Call) -> list[Any]:

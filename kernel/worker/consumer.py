@@ -132,6 +132,12 @@ class Consumer:
         throttled = sum(len(q) for q in self._throttled.values())
         return len(self._reserved) + len(self._running) + max(0, throttled - THROTTLED_FREE)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing held, running or being settled (whatever settling sends is sent)."""
+        with self._lock:
+            return self.held == 0 and self._settling == 0
+
     def _wake_all(self) -> None:
         with self._lock:
             for cond in (self._changed, self._room, self._ackable, self._timer):
@@ -338,22 +344,33 @@ class Consumer:
                 held = self._next_waiting()
                 if held is None:
                     return
+                # In hand: neither waiting nor running until it is submitted, throttled or
+                # skipped; `idle` must not be true meanwhile.
+                self._settling += 1
                 if not self._reserved and self._fetch_may_go():
                     self._room.notify()
-            wait = max((limiter.take() for limiter in self._limiters_for(held.request.name)),
-                       default=0.0)
-            if wait > 0:
-                self._throttle(held, wait)
-                continue
-            skip = next((exc for f in self.filters if (exc := f(held.request)) is not None),
-                        None)
-            if skip is not None:
-                self._skip(held, skip)
-                continue
-            with self._lock:
-                held.started = time.monotonic()
-                self._running[held.job.id] = held
-            self.pool.submit(held.job, self._on_done)
+            try:
+                if self._hand_over(held):
+                    self.pool.submit(held.job, self._on_done)
+            finally:
+                with self._lock:
+                    self._settling -= 1
+
+    def _hand_over(self, held: Held) -> bool:
+        """Throttle or skip `held`, or record it running; True if it is to be submitted."""
+        wait = max((limiter.take() for limiter in self._limiters_for(held.request.name)),
+                   default=0.0)
+        if wait > 0:
+            self._throttle(held, wait)
+            return False
+        skip = next((exc for f in self.filters if (exc := f(held.request)) is not None), None)
+        if skip is not None:
+            self._skip(held, skip)
+            return False
+        with self._lock:
+            held.started = time.monotonic()
+            self._running[held.job.id] = held
+        return True
 
     def _skip(self, held: Held, reason: Exception) -> None:
         """A filter refused the task: record it REVOKED with the reason, settle the message."""
@@ -371,6 +388,7 @@ class Consumer:
             self._safely(lambda: self.app.backend.store_result(request.id, state, exc,
                                                                request=request))
         self._release_claim(request)
+        self._end_canvas(request, held.delivery, state, exc)
         if held.acks_late:
             self._ack_later(held.delivery)
 
@@ -379,6 +397,14 @@ class Consumer:
             self._acks.append(delivery)
             if len(self._acks) == 1:
                 self._ackable.notify()
+
+    def _end_canvas(self, request: Request, delivery: Delivery, state: str,
+                    exc: Exception) -> None:
+        """Chords, chains and error callbacks around a task that ended here, unrun (a rare
+        path: decoding the body again costs nothing that matters)."""
+        from kernel.chords import ended_unrun  # kernel.chords imports the worker package
+
+        self._safely(ended_unrun, self.app, request, delivery.envelope, state, exc)
 
     def _release_claim(self, request: Request) -> None:
         key = request.headers.get(unique.HEADER)
@@ -480,10 +506,12 @@ class Consumer:
         if settle:
             self._safely(lambda: self.transport.reject(delivery, requeue=False, reason=reason))
         if request is not None:
+            exc = MessageError(reason)
             if not request.ignore_result and self.app.conf.result_backend:
                 self._safely(lambda: self.app.backend.store_result(
-                    request.id, states.REJECTED, MessageError(reason), request=request))
+                    request.id, states.REJECTED, exc, request=request))
             self._release_claim(request)
+            self._end_canvas(request, delivery, states.REJECTED, exc)
 
     def _ack_loop(self) -> None:
         while True:

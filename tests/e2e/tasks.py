@@ -24,6 +24,11 @@ def add(x: int, y: int) -> int:
 
 
 @app.task
+def total(values: list[int]) -> int:
+    return sum(values)
+
+
+@app.task
 async def async_add(x: int, y: int) -> int:
     await asyncio.sleep(0.001)
     return x + y

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kernel import App, TimeLimitExceeded, states
+from kernel import App, ChordError, Signature, TimeLimitExceeded, chord, states
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.slow
@@ -53,6 +53,20 @@ def test_hard_time_limit_kills_and_the_worker_keeps_serving(client: App,
         looping.get(timeout=30)
     assert looping.state == states.FAILURE
     assert send(client, "add", 2, 3).get(timeout=30) == 5
+
+
+def test_a_header_task_killed_at_its_hard_limit_fails_its_chord(client: App,
+                                                               start_worker: Any) -> None:
+    """The kill happens in the consumer, not in the task's middleware: the chord still counts
+    the member, and fails instead of waiting for ever."""
+    start_worker("-P", "prefork", "-c", "2")
+
+    def sig(name: str, *args: Any) -> Signature:
+        return Signature(f"tests.e2e.tasks.{name}", args, app=client)
+
+    result = chord([sig("add", 1, 1), sig("spin")], sig("total")).apply_async()
+    with pytest.raises(ChordError, match="TimeLimitExceeded"):
+        result.get(timeout=30)
 
 
 def test_worker_wide_time_limits_apply_to_tasks_without_their_own(client: App,

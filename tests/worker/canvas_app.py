@@ -109,4 +109,4 @@ def drained(app: App, worker: Worker) -> None:
     assert worker.consumer is not None
     consumer = worker.consumer
     wait_for(lambda: app.transport.size(app.conf.task_default_queue) == 0
-             and consumer.held == 0, 20, "the worker never went idle")
+             and consumer.idle, 20, "the worker never went idle")

@@ -16,6 +16,7 @@ from kernel.specs import Options, ResultStoreSpec
 from kernel.std.memory_impl import MemoryResultStore
 from kernel.worker import Worker
 from tests.worker.canvas_app import Book, drained, make_canvas_app, running
+from tests.helpers import wait_for
 from tests.worker.conftest import _url
 
 
@@ -136,3 +137,40 @@ def test_the_body_runs_once_when_the_header_succeeds(canvas: tuple[App, Book, Wo
     result = chord([t(app, "add").s(i, i) for i in range(20)], t(app, "tsum").s()).apply_async()
     assert result.get(timeout=15) == 380
     book.assert_each_once(21)
+
+
+def test_a_header_task_revoked_before_it_starts_fails_the_chord(
+        canvas: tuple[App, Book, Worker]) -> None:
+    """Skipped by the worker's revocation check, it never reaches the middleware: the consumer
+    counts it in its chord itself."""
+    app, book, worker = canvas
+    add = t(app, "add")
+    doomed = add.s(2, 2)
+    doomed_id = doomed.freeze().id
+    app.control.revoke(doomed_id)
+    assert worker.consumer is not None
+    wait_for(lambda: any(doomed_id in getattr(getattr(f, "__self__", None), "revoked", {})
+                         for f in worker.consumer.filters),  # type: ignore[union-attr]
+             timeout=10, message="the worker's revocation check knows the id")
+    c = chord([add.s(1, 1), doomed], t(app, "tsum").s())
+    c.link_error(t(app, "on_error").s(tag="chord"))
+    result = c.apply_async()
+    with pytest.raises(ChordError, match="TaskRevokedError"):
+        result.get(timeout=15)
+    drained(app, worker)
+    assert errbacks(book, "chord") == [result.id]
+    assert book.names.get("tsum", 0) == 0
+
+
+def test_a_rejected_header_message_fails_the_chord(canvas: tuple[App, Book, Worker]) -> None:
+    """A header member no worker knows is rejected by the consumer, and counted there."""
+    from kernel import Signature
+
+    app, book, worker = canvas
+    c = chord([t(app, "add").s(1, 1), Signature("no.such.task", app=app)], t(app, "tsum").s())
+    c.link_error(t(app, "on_error").s(tag="chord"))
+    result = c.apply_async()
+    with pytest.raises(ChordError):
+        result.get(timeout=15)
+    drained(app, worker)
+    assert errbacks(book, "chord") == [result.id]
