@@ -96,7 +96,10 @@ class RpcResultStore(ResultStore):
         self.queue_arguments = {"x-expires": int(expires * 1000)}
         #: this process's reply queue (Celery calls it the oid).
         self.queue = f"kernel.rpc.{uuid.uuid4().hex}"
+        #: guards the connection; a `wait` holds it for at most `SLICE` at a time.
         self._lock = threading.RLock()
+        #: guards the records only, so reading and writing them never waits for a `wait`.
+        self._held = threading.Lock()
         self._link: Link | None = None
         self._channel: Any = None  # the channel consuming the reply queue
         self._keepalive: KeepAlive | None = None
@@ -180,24 +183,27 @@ class RpcResultStore(ResultStore):
         expiration = props.get("expiration")
         deadline = time.monotonic() + int(expiration) / 1000 if expiration else None
         body = message.body
-        self._records[str(key)] = (body.encode() if isinstance(body, str) else bytes(body),
-                                   deadline)
+        with self._held:
+            self._records[str(key)] = (body.encode() if isinstance(body, str) else bytes(body),
+                                       deadline)
+            self._arrivals += 1
+            if self._arrivals % SWEEP_EVERY == 0:
+                now = time.monotonic()
+                for k in [k for k, (_, d) in self._records.items()
+                          if d is not None and d <= now]:
+                    del self._records[k]
         self._channel.basic_ack(message.delivery_info["delivery_tag"])
-        self._arrivals += 1
-        if self._arrivals % SWEEP_EVERY == 0:
-            now = time.monotonic()
-            for k in [k for k, (_, d) in self._records.items() if d is not None and d <= now]:
-                del self._records[k]
 
     def _fresh(self, key: str) -> bytes | None:
-        found = self._records.get(key)
-        if found is None:
-            return None
-        value, deadline = found
-        if deadline is not None and time.monotonic() >= deadline:
-            del self._records[key]
-            return None
-        return value
+        with self._held:
+            found = self._records.get(key)
+            if found is None:
+                return None
+            value, deadline = found
+            if deadline is not None and time.monotonic() >= deadline:
+                del self._records[key]
+                return None
+            return value
 
     # ------------------------------------------------------------------ ResultStore
 
@@ -236,7 +242,7 @@ class RpcResultStore(ResultStore):
 
     def set(self, items: Sequence[tuple[str, bytes]], expires: float | None) -> None:
         deadline = time.monotonic() + expires if expires else None
-        with self._lock:
+        with self._held:
             for key, value in items:
                 self._records[key] = (bytes(value), deadline)
 
@@ -248,43 +254,47 @@ class RpcResultStore(ResultStore):
         self._channel.queue_declare(self.queue, passive=True)
 
     def get(self, key: str) -> bytes | None:
-        with self._lock:
-            self._retrying("reading its reply queue", self._barrier)
-            return self._fresh(key)
+        self._retrying("reading its reply queue", self._barrier)
+        return self._fresh(key)
 
     def wait(self, key: str, timeout: float | None, unless: bytes | None = None) -> bytes | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            value = self._fresh(key)
+            if value is not None and value != unless:
+                return value
             left = None if deadline is None else deadline - time.monotonic()
-            with self._lock:
-                value = self._fresh(key)
-                if value is not None and value != unless:
-                    return value
-                if left is not None and left <= 0:
-                    return None
-                try:
-                    link = self._listening()
-                    link.drain(SLICE if left is None else min(SLICE, left))
-                    link.keep_alive()
-                    continue
-                except ERRORS as exc:
-                    log.warning("rpc result store: lost RabbitMQ while waiting (%s); "
-                                "reconnecting", exc)
-                    self._drop()
+            if left is not None and left <= 0:
+                return None
+            # Another thread draining the connection puts what arrives in the records too:
+            # look again rather than wait for the connection behind it.
+            if not self._lock.acquire(timeout=SLICE):
+                continue
+            try:
+                link = self._listening()
+                link.drain(SLICE if left is None else min(SLICE, left))
+                link.keep_alive()
+                continue
+            except ERRORS as exc:
+                log.warning("rpc result store: lost RabbitMQ while waiting (%s); reconnecting",
+                            exc)
+                self._drop()
+            finally:
+                self._lock.release()
             time.sleep(RECONNECT_PAUSE if left is None else min(RECONNECT_PAUSE, left))
 
     def delete(self, keys: Sequence[str]) -> None:
         """Forget `keys`, also records sent before this call that are still on their way."""
-        with self._lock:
-            self._retrying("reading its reply queue", self._barrier)
+        self._retrying("reading its reply queue", self._barrier)
+        with self._held:
             for key in keys:
                 self._records.pop(key, None)
 
     def incr(self, key: str, amount: int = 1, expires: float | None = None) -> int:
         raise MissingCapability(
             "the rpc:// result store keeps no counters (results only travel back to the "
-            "client that sent each task): chords, unique tasks, global rate limits and "
-            "revocation need a shared result store such as redis:// or sqlite://")
+            "client that sent each task): unique tasks, revocation, global rate limits and "
+            "chords need a shared result store such as redis:// or sqlite://")
 
     def close(self) -> None:
         keepalive, self._keepalive = self._keepalive, None

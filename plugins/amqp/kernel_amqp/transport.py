@@ -110,8 +110,11 @@ class AmqpTransport(Transport):
             try:
                 self._link.catch_up()
             except ERRORS as exc:
-                # RabbitMQ closed it (a restart): a fresh one now, not an error for the caller.
-                log.info("RabbitMQ closed the connection (%s); reconnecting", exc)
+                # RabbitMQ closed it (a restart) or one of its channels (consumer_timeout): a
+                # fresh connection now, not an error for the caller; RabbitMQ requeued what
+                # the old one held.
+                log.warning("RabbitMQ closed the connection or a channel (%s); connecting "
+                            "again", exc)
                 self._drop()
         if self._link is None:
             self._link = connect(self.url, self.options)

@@ -82,8 +82,10 @@ def test_kernel_client_calls_a_celery_worker(url: str, tmp_path: Path,
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "celerytasks", "worker", "-P", "solo", "-Q", queue,
+         "-n", f"{queue}@%h",  # its own name: two workers of one name share a pidbox queue
          "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING"],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=tmp_path, env=env, stdout=(tmp_path / "celery.log").open("wb"),
+        stderr=subprocess.STDOUT)
     app = App("interop", broker=url, results=f"sqlite:///{tmp_path / 'results.db'}")
     try:
         out = tmp_path / "out"

@@ -288,8 +288,10 @@ def test_kernel_client_gets_a_celery_workers_result_over_rpc(rpc_app: App, url: 
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "celeryrpc", "worker", "-P", "solo", "-Q", queue,
+         "-n", f"{queue}@%h",  # its own name: two workers of one name share a pidbox queue
          "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING"],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=tmp_path, env=env, stdout=(tmp_path / "celery.log").open("wb"),
+        stderr=subprocess.STDOUT)
     try:
         assert rpc_app.send_task("interop.mul", (6, 7), queue=queue).get(timeout=60) == 42
     finally:
