@@ -6,11 +6,15 @@ thread goes out within that; every ack is sent on the channel that received the 
 
 Reliability: publishes wait for publisher confirms; messages are persistent on durable queues.
 A fetched message stays unacked with this connection until it is settled; if the connection
-dies, RabbitMQ gives it to another consumer with the ``redelivered`` flag. After any connection
-error the transport drops the connection; the next call connects again and declares everything
-again, so a broker restart costs the worker one failed fetch, never its consumers.
-Deliveries made on a dropped connection are settled by the broker (it requeued them), so
-settling them afterwards is a no-op.
+dies, RabbitMQ gives it to another consumer with the ``redelivered`` flag. A connection (or
+channel) RabbitMQ closed meanwhile is noticed before a call relies on it and replaced at once;
+an error in the middle of a call drops the connection and raises `ConnectionFailed`, and the
+next call connects again. Either way everything is declared again, so a broker restart costs a
+worker at most a few failed fetches while RabbitMQ is away, never its consumers. Deliveries made
+on a dropped connection are settled by the broker (it requeued them), so settling them
+afterwards is a no-op. Heartbeats (transport option ``heartbeat``) are sent by a thread of
+their own (`kernel_amqp.link.KeepAlive`), so a worker that does not fetch for a long time stays
+connected.
 
 No leases: RabbitMQ redelivers only when a channel closes. It closes a channel that holds a
 delivery unacked for longer than ``consumer_timeout`` (30 minutes by default), so tasks that
