@@ -1,7 +1,8 @@
-"""kernel-amqp: the RabbitMQ transport for kernel (``amqp://``, ``amqps://``, ``pyamqp://``).
+"""kernel-amqp: RabbitMQ for kernel: the transport (``amqp://``, ``amqps://``, ``pyamqp://``)
+and the rpc result store (``rpc://``).
 
 Kept light: the entry point `kernel_amqp.plugin` names kombu and py-amqp only inside the
-transport factory.
+factories.
 """
 
 from __future__ import annotations
