@@ -10,6 +10,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -70,3 +71,18 @@ def private_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitNod
                       advanced="[{rabbit, [{channel_tick_interval, 500}]}].").start()
     yield node
     node.stop()
+
+
+@pytest.fixture(scope="session")
+def celery() -> Any:
+    """The celery package (a test dependency: the interop tests need a real Celery); missing,
+    the test skips, except under CI, where that is a failure."""
+    try:
+        import celery as module
+    except ImportError:
+        message = "needs celery (pip install -e 'plugins/amqp[test]')"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI is set, so this is a failure, not a skip)",
+                        pytrace=False)
+        pytest.skip(message)
+    return module

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -36,11 +37,10 @@ class TestAmqpBroadcast(BroadcastSuite):
         t.close()
 
 
-def test_exchanges_are_declared_as_celery_declares_them(transport: AmqpTransport,
-                                                        url: str) -> None:
+def test_exchanges_are_declared_as_celery_declares_them(transport: AmqpTransport, url: str,
+                                                        celery: Any) -> None:
     """After kernel declared them, Celery's own exchange objects declare without a
     PRECONDITION_FAILED, and a kernel subscriber hears a Celery broadcast."""
-    celery = pytest.importorskip("celery")
     from celery.events import event_exchange
 
     app = celery.Celery("bcast", broker=url)
@@ -68,10 +68,9 @@ def test_exchanges_are_declared_as_celery_declares_them(transport: AmqpTransport
 
 
 def test_a_kernel_broadcast_reaches_a_kombu_consumer_of_celeryev(transport: AmqpTransport,
-                                                                 url: str) -> None:
+                                                                 url: str, celery: Any) -> None:
     from kombu import Connection, Queue
 
-    pytest.importorskip("celery")
     from celery.events import event_exchange
 
     with Connection(url) as conn:

@@ -14,14 +14,11 @@ import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-import pytest
+from typing import Any
 
 from kernel import App
 from kernel.testing.transport import wait_for
 from kernel.worker import Worker
-
-celery = pytest.importorskip("celery")
 
 
 def touch(path: str, text: str) -> None:
@@ -29,7 +26,8 @@ def touch(path: str, text: str) -> None:
 
 
 def test_celery_client_calls_a_kernel_worker(url: str, tmp_path: Path,
-                                             new_queue: Callable[[str], str]) -> None:
+                                             new_queue: Callable[[str], str],
+                                             celery: Any) -> None:
     queue = new_queue("interop-in")
     app = App("interop", broker=url, results=f"sqlite:///{tmp_path / 'results.db'}",
               config={"task_default_queue": queue})
@@ -76,7 +74,8 @@ CELERY_TASKS = textwrap.dedent("""
 
 
 def test_kernel_client_calls_a_celery_worker(url: str, tmp_path: Path,
-                                             new_queue: Callable[[str], str]) -> None:
+                                             new_queue: Callable[[str], str],
+                                             celery: Any) -> None:
     queue = new_queue("interop-out")
     (tmp_path / "celerytasks.py").write_text(CELERY_TASKS.format(url=url))
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}

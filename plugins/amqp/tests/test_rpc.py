@@ -237,8 +237,7 @@ def test_kernel_client_gets_results_from_a_kernel_worker(rpc_app: App) -> None:
 # ---------------------------------------------------------------------------- Celery
 
 
-def test_celery_client_gets_a_kernel_workers_result_over_rpc(rpc_app: App) -> None:
-    celery = pytest.importorskip("celery")
+def test_celery_client_gets_a_kernel_workers_result_over_rpc(rpc_app: App, celery: Any) -> None:
     app = rpc_app
     queue = app.conf.task_default_queue
 
@@ -281,8 +280,8 @@ CELERY_TASKS = textwrap.dedent("""
 
 
 def test_kernel_client_gets_a_celery_workers_result_over_rpc(rpc_app: App, url: str,
-                                                            tmp_path: Path) -> None:
-    pytest.importorskip("celery")
+                                                            tmp_path: Path,
+                                                            celery: Any) -> None:
     queue = rpc_app.conf.task_default_queue
     (tmp_path / "celeryrpc.py").write_text(CELERY_TASKS.format(url=url))
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}

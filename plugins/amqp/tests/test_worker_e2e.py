@@ -182,8 +182,7 @@ def test_consumer_timeout_is_in_force_on_the_private_node(
 
 @pytest.mark.timeout(120)
 def test_eta_tasks_longer_than_consumer_timeout_run_once_on_time(
-        private_node: RabbitNode) -> None:
-    celery = pytest.importorskip("celery")
+        private_node: RabbitNode, celery: Any) -> None:
     queue = f"eta-{uuid.uuid4().hex[:12]}"
     app = App("eta", broker=private_node.url, config={"task_default_queue": queue,
                                                       "result_backend": None})
