@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import traceback as tb_module
+from collections import OrderedDict
 from typing import Any
 
 from kernel import states
@@ -13,6 +14,9 @@ from kernel.errors import ConfigurationError, DecodeError
 from kernel.interfaces.results import ResultStore
 from kernel.message import Request
 from kernel.result import exception_to_dict, now_iso, task_key
+
+#: how many sent tasks' PENDING records a client remembers (see `ResultBackend._sent`).
+SENT_REMEMBERED = 10_000
 
 #: saved groups and chord counters live under this prefix (Celery's name).
 GROUP_KEY_PREFIX = "celery-taskset-meta-"
@@ -30,6 +34,9 @@ class ResultBackend:
         self.serializer = serializer
         self.expires = expires
         self._content_type = codec.serializer(serializer).content_type
+        #: task id -> the PENDING record this process wrote when it sent the task, so waiting
+        #: for its result starts past it (one subscription fewer per call).
+        self._sent: OrderedDict[str, bytes] = OrderedDict()
 
     def _need_store(self) -> ResultStore:
         if self.store is None:
@@ -81,6 +88,11 @@ class ResultBackend:
         items = [(task_key(m["task_id"]), self.encode(m)) for m in metas]
         if request is None:
             store.set(items, self.expires)
+            for meta, (_, data) in zip(metas, items, strict=True):
+                if meta["status"] == states.PENDING:
+                    self._sent[meta["task_id"]] = data
+            while len(self._sent) > SENT_REMEMBERED:
+                self._sent.popitem(last=False)
         else:
             store.set_reply(request.properties, items, self.expires)
 
@@ -101,7 +113,8 @@ class ResultBackend:
         store = self._need_store()
         deadline = None if timeout is None else time.monotonic() + timeout
         key = task_key(task_id)
-        seen: bytes | None = None
+        # What this process wrote when it sent the task: no need to read it back first.
+        seen: bytes | None = self._sent.pop(task_id, None)
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             data = store.wait(key, left, unless=seen)

@@ -13,16 +13,34 @@ run the members of one chord.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import redis
+from redis.client import PubSub
 
 from kernel.interfaces.results import ResultStore
 from kernel.specs import Options
 from kernel_redis.connection import as_bytes, open_client, reachable, safe_url
 from kernel_redis.plugin import RESULT_STORE_CAPABILITIES
 
+#: subscriber connections kept for later waits (one per thread that waits at once).
+MAX_IDLE_SUBSCRIBERS = 16
+
+#: KEYS: records. ARGV: expiry in ms (``0``: none), then one value per key. Stores each record
+#: and publishes it on its own name (Celery's SETEX + PUBLISH), atomically, in one command: a
+#: MULTI pipeline costs the client an encode and a parse per command.
+SET = """
+local ms = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  if ms > 0 then redis.call('SET', key, ARGV[i + 1], 'PX', ms)
+  else redis.call('SET', key, ARGV[i + 1]) end
+  redis.call('PUBLISH', key, ARGV[i + 1])
+end
+return #KEYS
+"""
 
 #: One chord member finished, as Celery 5.7's Redis backend counts it. KEYS: ``.j`` (ZSET of
 #: entries scored by group index), ``.t`` (extra count), ``.s`` (size, set by the client), ``.d``
@@ -62,7 +80,10 @@ class RedisResultStore(ResultStore):
     def __init__(self, url: str, options: Options | None = None) -> None:
         self.url = url
         self._client = open_client(url, options or {})
+        self._lock = threading.Lock()
+        self._idle: list[PubSub] = []
         self._chord_part = self._client.register_script(CHORD_PART)
+        self._set = self._client.register_script(SET)
 
     def __repr__(self) -> str:
         return f"<RedisResultStore {safe_url(self.url)}>"
@@ -70,12 +91,10 @@ class RedisResultStore(ResultStore):
     def set(self, items: Sequence[tuple[str, bytes]], expires: float | None) -> None:
         if not items:
             return
+        keys = [key for key, _ in items]
         with reachable(self.url):
-            pipe = self._client.pipeline(transaction=True)
-            for key, value in items:
-                pipe.set(key, value, px=None if expires is None else _millis(expires))
-                pipe.publish(key, value)
-            pipe.execute()
+            self._set(keys, [0 if expires is None else _millis(expires),
+                             *(value for _, value in items)])
 
     def get(self, key: str) -> bytes | None:
         with reachable(self.url):
@@ -106,25 +125,71 @@ class RedisResultStore(ResultStore):
 
     def wait(self, key: str, timeout: float | None, unless: bytes | None = None) -> bytes | None:
         """Subscribe, then read (a value written before the subscription counts), then wait
-        for the publish that comes with every write."""
+        for the publish that comes with every write. Subscriber connections are kept for the
+        next wait: opening one costs a connection handshake, several round trips."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with reachable(self.url):
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            pubsub = self._subscriber()
+            healthy = False
             try:
                 pubsub.subscribe(key)
+                # The confirmation comes before anything published on `key` afterwards.
+                if self._next(pubsub, key, "subscribe", deadline) is None:
+                    return None
                 value = self.get(key)
                 while value is None or value == unless:
-                    left = 1.0 if deadline is None else deadline - time.monotonic()
-                    if left <= 0:
-                        return None
-                    message = pubsub.get_message(timeout=min(left, 1.0))
-                    if message is not None and message.get("type") == "message":
-                        value = as_bytes(message["data"])
+                    message = self._next(pubsub, key, "message", deadline)
+                    if message is None:
+                        value = None
+                        break
+                    value = as_bytes(message["data"])
+                healthy = True
                 return value
             finally:
-                pubsub.close()
+                self._give_back(pubsub, key, healthy)
+
+    def _subscriber(self) -> PubSub:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        pubsub: PubSub = self._client.pubsub()  # type: ignore[no-untyped-call]
+        return pubsub
+
+    def _give_back(self, pubsub: PubSub, key: str, reusable: bool) -> None:
+        if reusable:
+            try:
+                pubsub.unsubscribe(key)  # type: ignore[no-untyped-call]  # confirmed later; `_next` skips what is not ours
+                with self._lock:
+                    if len(self._idle) < MAX_IDLE_SUBSCRIBERS:
+                        self._idle.append(pubsub)
+                        return
+            except redis.RedisError:
+                pass
+        try:
+            pubsub.close()
+        except redis.RedisError:
+            pass  # the connection is gone already
+
+    @staticmethod
+    def _next(pubsub: PubSub, key: str, kind: str,
+              deadline: float | None) -> dict[str, Any] | None:
+        """The next message of `kind` on channel `key`, or None at the deadline. Others (left
+        from this connection's earlier waits) are skipped."""
+        wanted = key.encode()
+        while True:
+            left = 1.0 if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                return None
+            message = pubsub.get_message(timeout=min(left, 1.0))
+            if message is not None and message["type"] == kind and as_bytes(
+                    message["channel"]) == wanted:
+                return message  # type: ignore[no-any-return]
 
     def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for pubsub in idle:
+            self._give_back(pubsub, "", False)
         try:
             self._client.close()
         except redis.RedisError:

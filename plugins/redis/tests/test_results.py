@@ -55,3 +55,28 @@ def test_wait_is_pushed_not_polled(redis_url: str) -> None:
         store.close()
     assert sorted(latencies)[2] < 0.05, \
         f"pushed waits return within milliseconds of the write (median {sorted(latencies)[2]})"
+
+
+def test_waits_reuse_subscriber_connections_and_never_see_stale_messages(
+        redis_url: str, raw_redis: redis.Redis) -> None:
+    """A client waiting for result after result opens no connection per wait (the handshake
+    would cost more than the wait), and a reused subscriber never hands one key's value to
+    the wait for another."""
+    store = RedisResultStore(redis_url)
+    try:
+        first = f"celery-task-meta-{uuid.uuid4()}"
+        store.set([(first, b"1")], 60)
+        assert store.wait(first, 5) == b"1"
+        (subscriber,) = store._idle
+        sock = subscriber.connection._sock  # type: ignore[union-attr]
+        for n in range(20):
+            key = f"celery-task-meta-{uuid.uuid4()}"
+            store.set([(key, b"%d" % n)], 60)
+            assert store.wait(key, 5) == b"%d" % n
+        assert store._idle == [subscriber], "each wait took a new subscriber"
+        assert subscriber.connection._sock is sock, "the subscriber reconnected"  # type: ignore[union-attr]
+        other = f"celery-task-meta-{uuid.uuid4()}"
+        store.set([(first, b"again")], 60)  # published to a channel this client just left
+        assert store.wait(other, 0.3) is None, "a stale message answered another key's wait"
+    finally:
+        store.close()
