@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from kernel import states
 from kernel.backend import group_key
 from kernel.canvas import Signature, group, signature
-from kernel.errors import ChordError, ConfigurationError, MessageError
+from kernel.errors import ChordError, ConfigurationError, MessageError, MissingCapability
 from kernel.message import Envelope, Request, new_id, parse_body
 from kernel.result import AsyncResult, exception_from_dict
 from kernel.worker.middleware import Call, Middleware
@@ -47,9 +47,15 @@ def prepare(app: App, header: group, body: Signature) -> None:
     if store is None:
         raise ConfigurationError("a chord needs a result store to collect its header's "
                                  "results; set result_backend")
+    caps = store.capabilities
+    if not caps.atomic_counter and caps.multi_process and not caps.persistent:
+        raise MissingCapability(
+            f"a chord needs its header's results where a worker can read them; the result "
+            f"store {type(store).__name__} sends each result only to the caller that waits "
+            f"(rpc://) and cannot count: use a redis://, sqlite:// or database result backend")
     gid = str(header.options["task_id"])
     members = header.flat()
-    if store.capabilities.atomic_counter:
+    if caps.atomic_counter:
         key = group_key(gid)
         store.delete([key + ".c"])  # a finished chord's claim, should the id come back
         store.set([(key + ".s", str(len(members)).encode())], app.conf.result_expires)

@@ -175,3 +175,33 @@ def test_a_chord_without_a_result_store_is_refused(app: App) -> None:
     with pytest.raises(ConfigurationError, match="a chord needs a result store"):
         chord([Signature("add", (1, 1), app=quiet)], Signature("tsum", app=quiet)).apply_async()
     quiet.close()
+
+
+def test_a_chord_on_a_store_that_only_answers_its_caller_is_refused() -> None:
+    """rpc://-like stores (results go to the waiting client, nothing counts): no worker could
+    ever collect the header, so the chord is refused before anything is sent."""
+    from kernel import hookimpl
+    from kernel.errors import MissingCapability
+    from kernel.interfaces.results import ResultStoreCapabilities
+    from kernel.specs import Options, ResultStoreSpec
+    from kernel.std.memory_impl import MemoryResultStore
+
+    class ReplyOnly(MemoryResultStore):
+        capabilities = ResultStoreCapabilities(push_wait=True, atomic_counter=False,
+                                               persistent=False, multi_process=True)
+
+    class Plugin:
+        @hookimpl
+        def kernel_result_stores(self) -> Iterator[ResultStoreSpec]:
+            def make(url: str, options: Options) -> ReplyOnly:
+                return ReplyOnly(url.replace("reply://", "memory://"), options)
+
+            yield ResultStoreSpec("reply", ("reply",), make, ReplyOnly.capabilities)
+
+    name = uuid.uuid4().hex
+    app = App("rpc-like", broker=f"memory://{name}", results=f"reply://{name}",
+              plugins=[Plugin()], config={"task_default_queue": "q"})
+    add = app.task(name="add")(lambda x, y: x + y)
+    with pytest.raises(MissingCapability, match="rpc://"):
+        chord([add.s(1, 1)], add.s(2)).apply_async()
+    assert app.transport.size("q") == 0, "nothing may be sent"
