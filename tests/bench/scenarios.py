@@ -18,7 +18,7 @@ import json
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -61,22 +61,25 @@ class Bench:
         unit = "ms" if row.startswith("rtt") else "MiB" if row.startswith("rss") else "/s"
         self.log(f"{row:<14} {system:<14} {value:>10.1f} {unit}")
 
+    def _turns(self) -> Iterator[System]:
+        """Each system once per run, alternating (A B A B ...)."""
+        for run in range(self.counts.runs):
+            for system in self.systems:
+                if run == 0 or not system.first_run_only:
+                    yield system
+
     def run(self) -> Samples:
         runs = range(self.counts.runs)
-        for _ in runs:
-            for system in self.systems:
-                self.enqueue(system)
+        for system in self._turns():
+            self.enqueue(system)
         for mode in ("one", "two"):
-            for _ in runs:
-                for system in self.systems:
-                    self.drain(system, mode)
-        for _ in runs:
-            for system in self.systems:
-                self.round_trip(system)
-        for _ in runs:
-            for system in self.systems:
-                if system.name != "kernel-sqlite":  # the issue's I/O row is on Redis only
-                    self.io_bound(system)
+            for system in self._turns():
+                self.drain(system, mode)
+        for system in self._turns():
+            self.round_trip(system)
+        for system in self._turns():
+            if system.name != "kernel-sqlite":  # the issue's I/O row is on Redis only
+                self.io_bound(system)
         if self.raw:
             for _ in runs:
                 self.limit()
