@@ -331,16 +331,17 @@ class _Composite(Signature):
         raise TypeError(f"{self['subtask_type']} is not sent as one message")
 
 
-class chain(_Composite):  # noqa: N801 - Celery's name, as users write it
-    """Steps run one after another, each getting the previous one's result first:
-    ``chain(add.s(1, 2), mul.s(3))`` or ``add.s(1, 2) | mul.s(3)``."""
+class _Tasks(_Composite):
+    """A composite of a list of signatures: ``X(a, b)``, ``X([a, b])`` or ``X(gen)``."""
+
+    _name = _kind = ""
 
     def __init__(self, *tasks: Any, app: App | None = None,
                  options: Mapping[str, Any] | None = None) -> None:
-        steps = list(tasks[0]) if len(tasks) == 1 and not isinstance(tasks[0], Mapping) else (
+        listed = list(tasks[0]) if len(tasks) == 1 and not isinstance(tasks[0], Mapping) else (
             list(tasks))
-        sigs = [signature(t, app).clone() for t in steps]
-        super().__init__("celery.chain", "chain", {"tasks": sigs}, options,
+        sigs = [signature(t, app).clone() for t in listed]
+        super().__init__(self._name, self._kind, {"tasks": sigs}, options,
                          app or next((s.app for s in sigs if s.app), None))
 
     @classmethod
@@ -351,6 +352,13 @@ class chain(_Composite):  # noqa: N801 - Celery's name, as users write it
     @property
     def tasks(self) -> list[Signature]:
         return self._sigs("tasks")
+
+
+class chain(_Tasks):  # noqa: N801 - Celery's name, as users write it
+    """Steps run one after another, each getting the previous one's result first:
+    ``chain(add.s(1, 2), mul.s(3))`` or ``add.s(1, 2) | mul.s(3)``."""
+
+    _name, _kind = "celery.chain", "chain"
 
     def __or__(self, other: Signature) -> Signature:  # type: ignore[override]
         if not isinstance(other, Signature):
@@ -412,26 +420,11 @@ class chain(_Composite):  # noqa: N801 - Celery's name, as users write it
         return result
 
 
-class group(_Composite):  # noqa: N801
+class group(_Tasks):  # noqa: N801
     """Tasks run in parallel: ``group(add.s(i, i) for i in range(10))``; its result is a
     `GroupResult` whose ``get()`` is the list of their results, in order."""
 
-    def __init__(self, *tasks: Any, app: App | None = None,
-                 options: Mapping[str, Any] | None = None) -> None:
-        members = list(tasks[0]) if len(tasks) == 1 and not isinstance(tasks[0], Mapping) else (
-            list(tasks))
-        sigs = [signature(t, app).clone() for t in members]
-        super().__init__("celery.group", "group", {"tasks": sigs}, options,
-                         app or next((s.app for s in sigs if s.app), None))
-
-    @classmethod
-    def _from_dict(cls, data: Mapping[str, Any], app: App | None) -> Signature:
-        return cls(*(data.get("kwargs") or {}).get("tasks") or (), app=app,
-                   options=data.get("options"))
-
-    @property
-    def tasks(self) -> list[Signature]:
-        return self._sigs("tasks")
+    _name, _kind = "celery.group", "group"
 
     def __or__(self, other: Signature) -> Signature:  # type: ignore[override]
         if not isinstance(other, Signature):

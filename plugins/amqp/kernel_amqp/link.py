@@ -241,6 +241,30 @@ class Link:
             pass
 
 
+class HoldsLink:
+    """The heartbeat side of an object that holds one `Link` (None while disconnected) under
+    its `_lock`: what a `KeepAlive` thread calls. `_lost` says what to do when RabbitMQ is gone."""
+
+    _link: Link | None
+    _lock: threading.RLock
+
+    def _heartbeat(self) -> float | None:
+        link = self._link
+        return link.heartbeat if link is not None else None
+
+    def _keep_alive(self) -> None:
+        with self._lock:
+            if self._link is None:
+                return
+            try:
+                self._link.keep_alive()
+            except ERRORS as exc:
+                self._lost(exc)
+
+    def _lost(self, exc: BaseException) -> None:
+        raise NotImplementedError
+
+
 class KeepAlive:
     """A daemon thread calling `tick` four times per heartbeat interval of the owner's current
     Link (`interval` returns it; 0 or None: nothing to do, look again in a second). `tick` takes

@@ -46,7 +46,7 @@ from kernel.errors import ConfigurationError, ConnectionFailed, MissingCapabilit
 from kernel.interfaces.results import ResultStore
 from kernel.result import TASK_KEY_PREFIX, task_key
 from kernel.specs import Options
-from kernel_amqp.link import ERRORS, KeepAlive, Link, connect
+from kernel_amqp.link import ERRORS, HoldsLink, KeepAlive, Link, connect
 from kernel_amqp.plugin import RPC_CAPABILITIES, SCHEMES
 from kernel_amqp.wire import TRANSIENT
 
@@ -75,7 +75,7 @@ def broker_for(url: str, options: Options) -> str:
     return broker
 
 
-class RpcResultStore(ResultStore):
+class RpcResultStore(HoldsLink, ResultStore):
     """``rpc://``: see the module docstring."""
 
     capabilities = RPC_CAPABILITIES
@@ -159,20 +159,9 @@ class RpcResultStore(ResultStore):
                                        f"{mask_url(self.broker)} while {doing} ({exc}); the "
                                        f"next call reconnects") from None
 
-    def _heartbeat(self) -> float | None:
-        link = self._link
-        return link.heartbeat if link is not None else None
-
-    def _keep_alive(self) -> None:
-        with self._lock:
-            if self._link is None:
-                return
-            try:
-                self._link.keep_alive()
-            except ERRORS as exc:
-                log.warning("rpc result store: lost RabbitMQ (%s); reconnecting on the next "
-                            "call", exc)
-                self._drop()
+    def _lost(self, exc: BaseException) -> None:
+        log.warning("rpc result store: lost RabbitMQ (%s); reconnecting on the next call", exc)
+        self._drop()
 
     # ------------------------------------------------------------------ receiving
 

@@ -55,7 +55,15 @@ from kernel.message import Envelope
 from kernel.specs import Options
 from kernel_amqp import topology as topo
 from kernel_amqp.broadcast import AmqpSubscription, Broadcaster
-from kernel_amqp.link import ERRORS, Consumer, KeepAlive, Link, connect, heartbeat_option
+from kernel_amqp.link import (
+    ERRORS,
+    Consumer,
+    HoldsLink,
+    KeepAlive,
+    Link,
+    connect,
+    heartbeat_option,
+)
 from kernel_amqp.plugin import CAPABILITIES
 from kernel_amqp.wire import DEAD_REASON, PREVIOUS_DELIVERIES, from_message, to_message
 
@@ -66,7 +74,7 @@ SLICE = 0.05
 Tag = tuple[int, int, int]  # (link generation, channel id, delivery tag)
 
 
-class AmqpTransport(Transport):
+class AmqpTransport(HoldsLink, Transport):
     """``amqp://user:password@host:5672/vhost`` (also ``amqps://``, ``pyamqp://``).
 
     Options: ``max_priority`` (10; 0 declares queues without priorities, as Celery does unless
@@ -128,18 +136,8 @@ class AmqpTransport(Transport):
                                             self._keep_alive)
         return self._link
 
-    def _heartbeat(self) -> float | None:
-        link = self._link
-        return link.heartbeat if link is not None else None
-
-    def _keep_alive(self) -> None:
-        with self._lock:
-            if self._link is None:
-                return
-            try:
-                self._link.keep_alive()
-            except ERRORS as exc:
-                log.warning("%s", self._failed(exc, "exchanging heartbeats"))
+    def _lost(self, exc: BaseException) -> None:
+        log.warning("%s", self._failed(exc, "exchanging heartbeats"))
 
     def _drop(self) -> None:
         if self._link is not None:
