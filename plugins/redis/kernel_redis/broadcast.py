@@ -17,7 +17,7 @@ from redis.client import PubSub
 from kernel.errors import ConnectionFailed, DecodeError
 from kernel.interfaces.transport import Subscription, topic_matches
 from kernel.message import Envelope
-from kernel_redis.connection import as_text
+from kernel_redis.connection import as_text, close_quietly
 
 #: how long a subscription waits between attempts to reach a Redis that went away.
 RECONNECT_PAUSE = 0.5
@@ -84,7 +84,4 @@ class RedisSubscription(Subscription):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            try:
-                self._pubsub.close()
-            except redis.RedisError:
-                pass  # the connection is already gone
+            close_quietly(self._pubsub)

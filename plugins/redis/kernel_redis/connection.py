@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.client import PubSub
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
@@ -179,3 +180,11 @@ def reachable(url: str) -> Iterator[None]:
         raise ConnectionFailed(
             f"cannot reach Redis at {safe_url(url)} ({exc}); check the server is up and the URL "
             f"is right (a worker keeps retrying)") from exc
+
+
+def close_quietly(closable: redis.Redis | PubSub) -> None:
+    """Close a client or subscriber; one whose server is gone has nothing left to release."""
+    try:
+        closable.close()
+    except redis.RedisError:
+        pass

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import math
 
-import redis
 
 from kernel.errors import ConfigurationError
 from kernel.interfaces.ratelimit import RateLimitStore
 from kernel.specs import Options
-from kernel_redis.connection import open_client, reachable, safe_url
+from kernel_redis.connection import close_quietly, open_client, reachable, safe_url
 
 #: KEYS: bucket. ARGV: rate (tokens/s), capacity. 0 when a token was taken, else the wait in
 #: microseconds. The same step as `kernel.interfaces.ratelimit.refill_and_take`.
@@ -61,10 +60,7 @@ class RedisRateLimitStore(RateLimitStore):
         return micros / 1e6
 
     def close(self) -> None:
-        try:
-            self._client.close()
-        except redis.RedisError:
-            pass  # closing a connection to a dead server has nothing left to release
+        close_quietly(self._client)
 
 
 __all__ = ["RedisRateLimitStore"]

@@ -23,7 +23,7 @@ from redis.client import PubSub
 
 from kernel.interfaces.results import ResultStore
 from kernel.specs import Options
-from kernel_redis.connection import as_bytes, open_client, reachable, safe_url
+from kernel_redis.connection import as_bytes, close_quietly, open_client, reachable, safe_url
 from kernel_redis.plugin import RESULT_STORE_CAPABILITIES
 
 #: subscriber connections kept for later waits (one per thread that waits at once).
@@ -165,10 +165,7 @@ class RedisResultStore(ResultStore):
                         return
             except redis.RedisError:
                 pass
-        try:
-            pubsub.close()
-        except redis.RedisError:
-            pass  # the connection is gone already
+        close_quietly(pubsub)
 
     @staticmethod
     def _next(pubsub: PubSub, key: str, kind: str,
@@ -190,10 +187,7 @@ class RedisResultStore(ResultStore):
             idle, self._idle = self._idle, []
         for pubsub in idle:
             self._give_back(pubsub, "", False)
-        try:
-            self._client.close()
-        except redis.RedisError:
-            pass  # closing a connection to a dead server has nothing left to release
+        close_quietly(self._client)
 
 
 __all__ = ["RedisResultStore"]

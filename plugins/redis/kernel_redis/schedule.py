@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import math
 
-import redis
 
 from kernel.errors import ConfigurationError
 from kernel.interfaces.schedule import ScheduleStore
 from kernel.specs import Options
-from kernel_redis.connection import as_text, open_client, reachable, safe_url
+from kernel_redis.connection import as_text, close_quietly, open_client, reachable, safe_url
 
 #: KEYS: lock, fence. ARGV: owner, ttl ms. The token, or false when another owner holds the lock.
 ACQUIRE = """
@@ -96,10 +95,7 @@ class RedisScheduleStore(ScheduleStore):
             return bool(self._save(keys=[self.lock_key, self.state_key], args=args))
 
     def close(self) -> None:
-        try:
-            self._client.close()
-        except redis.RedisError:
-            pass  # closing a connection to a dead server has nothing left to release
+        close_quietly(self._client)
 
 
 __all__ = ["RedisScheduleStore"]

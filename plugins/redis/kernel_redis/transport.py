@@ -56,7 +56,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-import redis
 
 from kernel.errors import ConfigurationError, DecodeError
 from kernel.interfaces.transport import (
@@ -69,7 +68,14 @@ from kernel.interfaces.transport import (
 from kernel.message import Envelope
 from kernel.specs import Options
 from kernel_redis import broadcast, scripts
-from kernel_redis.connection import as_bytes, number, open_client, reachable, safe_url
+from kernel_redis.connection import (
+    as_bytes,
+    close_quietly,
+    number,
+    open_client,
+    reachable,
+    safe_url,
+)
 from kernel_redis.plugin import TRANSPORT_CAPABILITIES
 
 SEP = "\x06\x16"
@@ -319,10 +325,7 @@ class RedisTransport(Transport):
 
     def close(self) -> None:
         self._closed.set()
-        try:
-            self._client.close()
-        except redis.RedisError:
-            pass  # closing a connection to a dead server has nothing left to release
+        close_quietly(self._client)
 
 
 __all__ = ["RedisTransport", "wire_priority"]
