@@ -107,7 +107,9 @@ def test_autoretry_backoff_with_jitter_stays_in_its_envelope_over_100_retries(
         at, planned_eta = sent[n]
         wait = planned_eta - at
         envelope = min(ceiling, factor * 2 ** (n - 1))
-        assert -0.001 <= wait <= envelope + 0.001, (
+        # `at` is taken after the ETA was computed: on a loaded machine a countdown near 0 can
+        # read slightly negative, never above the envelope.
+        assert -0.05 <= wait <= envelope + 0.001, (
             f"retry {n} was planned {wait:.4f} s after it was sent, outside [0, {envelope:.4f}]")
         planned.append(wait / envelope)
     # full jitter draws uniformly from the envelope: the mean fraction is near one half
