@@ -119,6 +119,8 @@ class Revocations(Bootstep):
             self.revoked[entry["id"]] = entry["expires"]
             if entry.get("terminate") and self.consumer.terminate(entry["id"]):
                 log.warning("terminated running task %s: revoked", entry["id"])
+            else:
+                self.consumer.revoked(entry["id"], TaskRevokedError("revoked"))
         if newest > self.seen:
             log.info("revocations read up to #%d; %d task id(s) revoked here", newest,
                      len(self.revoked))

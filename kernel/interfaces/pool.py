@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,11 @@ class PoolCapabilities:
     resize: bool = False
     #: tasks run in separate processes (a crash in a task does not take the worker down).
     isolated: bool = False
+    #: the worker may keep one job per slot queued in the pool (submitted while every slot is
+    #: busy): the pool starts it the moment a slot frees, without waiting for the worker to
+    #: settle the last one. Worth it where handing a job over is slow (a pipe to a process).
+    #: Such a pool MUST implement `withdraw`.
+    queue_ahead: bool = False
 
 
 @dataclass
@@ -122,6 +127,12 @@ class Pool(ABC):
     def terminate_job(self, job_id: str) -> bool:
         """Stop a running job; True if it was running here."""
         return False
+
+    def withdraw(self, job_ids: Collection[str] | None = None) -> list[Job]:
+        """Take back jobs submitted but not started (all of them, or those in `job_ids`) and
+        return them; a withdrawn job gets no `on_done` call and no longer counts in `active`.
+        How a worker gives queued jobs back at shutdown, or drops a revoked one."""
+        return []
 
     def grow(self, n: int = 1) -> None:
         raise NotImplementedError(f"{type(self).__name__} cannot grow")

@@ -83,6 +83,13 @@ class Ledger:
             log.exception("on_done callback for job %s raised", entry.job.id)
         return True
 
+    def drop(self, entry: Entry) -> None:
+        """Forget a job that will never be reported (withdrawn before it started)."""
+        with self._lock:
+            if not entry.settled:
+                entry.settled = True
+                self._open -= 1
+
     def settle_all(self, reports: list[tuple[Entry, Outcome]]) -> None:
         for entry, outcome in reports:
             self.settle(entry, outcome)

@@ -22,6 +22,7 @@ PREFORK_CAPABILITIES = PoolCapabilities(
     recycle_children=True,
     resize=True,
     isolated=True,
+    queue_ahead=True,
 )
 
 

@@ -182,6 +182,26 @@ class PoolSuite:
             f"isolated=True exactly when jobs run in other processes"
         )
 
+    def test_withdraw_takes_back_queued_jobs(self, start_pool: PoolMaker, tmp_path: Path) -> None:
+        p, outcomes = start_pool(1), Outcomes()
+        if not p.capabilities.queue_ahead:
+            return  # the worker never queues ahead in this pool: withdraw is not needed
+        marker = tmp_path / "running"
+        running, queued = _job(("mark-sleep", str(marker), 0.5)), _job(("echo", "queued"))
+        p.submit(running, outcomes)
+        p.submit(queued, outcomes)
+        wait_for(marker.exists, DEADLINE, "the first job to start")
+        taken = p.withdraw([queued.id, "not-submitted"])
+        assert [job.id for job in taken] == [queued.id], (
+            f"{taken}; hint: withdraw returns the queued jobs asked for, not running ones"
+        )
+        assert p.active == 1, "hint: a withdrawn job no longer counts in active"
+        assert outcomes.one(running.id).value == "slept"
+        wait_for(lambda: p.active == 0, DEADLINE, "the pool to be idle")
+        assert [o.job_id for o in outcomes.all] == [running.id], (
+            "hint: a withdrawn job is never run nor reported"
+        )
+
     def test_stop_with_wait_lets_running_jobs_finish(
         self, start_pool: PoolMaker, tmp_path: Path
     ) -> None:

@@ -81,6 +81,8 @@ class Consumer:
         self.ceiling = max(self.floor, concurrency * PREFETCH_CEILING) if self.budget > 0 \
             else self.floor
         self._mean_run: float | None = None
+        #: jobs the pool may hold: one per slot, plus one queued per slot where it says so.
+        self._pool_room = concurrency * (2 if pool.capabilities.queue_ahead else 1)
         self.lease_seconds = lease_seconds
         self.shutdown_timeout = shutdown_timeout
         self.counters = Counters()
@@ -167,8 +169,10 @@ class Consumer:
         self._wake_all()
         # The fetcher may be inside a fetch: once it has returned, nothing new arrives.
         self._threads[0].join(timeout=max(self.fetch_timeout * 5, 5))
+        queued = {job.id for job in self.pool.withdraw()}
         with self._changed:
             unstarted = [h.delivery for h in self._all_waiting()]
+            unstarted += [h.delivery for key in queued if (h := self._running.pop(key, None))]
             self._reserved.clear()
             self._throttled.clear()
         if unstarted:
@@ -339,7 +343,7 @@ class Consumer:
     def _dispatch(self) -> None:
         while True:
             with self._lock:
-                if self._stopping.is_set() or self.pool.active >= self.concurrency:
+                if self._stopping.is_set() or self.pool.active >= self._pool_room:
                     return
                 held = self._next_waiting()
                 if held is None:
@@ -416,6 +420,23 @@ class Consumer:
         with self._changed:
             keys = [key for key, held in self._running.items() if held.request.id == task_id]
         return any([self.pool.terminate_job(key) for key in keys])
+
+    def revoked(self, task_id: str, reason: Exception) -> None:
+        """`task_id` was revoked: if it waits queued in the pool, take it back and skip it as
+        the revocation filter would have (it passed the filter before the revocation came)."""
+        with self._lock:
+            keys = [key for key, held in self._running.items() if held.request.id == task_id]
+        for job in self.pool.withdraw(keys) if keys else ():
+            with self._lock:
+                held = self._running.pop(job.id, None)
+                if held is None:
+                    continue
+                self._settling += 1
+            try:
+                self._skip(held, reason)
+            finally:
+                with self._lock:
+                    self._settling -= 1
 
     # ------------------------------------------------------------------ settling
 

@@ -22,7 +22,7 @@ import selectors
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
@@ -216,6 +216,15 @@ class PreforkPool(StdPool):
                 reports.append((entry, outcome))
         self._ledger.settle_all(reports)
         return bool(reports)
+
+    def withdraw(self, job_ids: Collection[str] | None = None) -> list[Job]:
+        with self._lock:
+            taken = [e for e in self._pending if job_ids is None or e.job.id in job_ids]
+            for entry in taken:
+                self._pending.remove(entry)
+        for entry in taken:
+            self._ledger.drop(entry)
+        return [entry.job for entry in taken]
 
     # ------------------------------------------------------------------ under the lock
 
