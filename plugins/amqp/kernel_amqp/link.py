@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import select
 import socket
+import ssl
 import threading
 import time
 import weakref
@@ -30,6 +31,7 @@ from amqp.exceptions import ChannelError, NotFound, PreconditionFailed
 from kombu import connection as kombu_connection
 
 from kernel.errors import ConfigurationError, ConnectionFailed
+from kernel_amqp.tls import handshake_failed, ssl_option
 
 T = TypeVar("T")
 _generations = itertools.count(1)
@@ -311,14 +313,25 @@ def heartbeat_option(options: dict[str, Any]) -> float:
 
 
 def connect(url: str, options: dict[str, Any]) -> Link:
-    """Open a Link, retrying the connect a few times (transport option ``max_retries``)."""
-    extra = {"ssl": options["ssl"]} if options.get("ssl") else {}
+    """Open a Link, retrying the connect a few times (transport option ``max_retries``), but not
+    after the broker's certificate was refused: that fails the same way every time."""
+    tls = ssl_option(options)
     conn: Any = Connection(url, connect_timeout=float(options.get("connect_timeout", 4.0)),
-                           heartbeat=heartbeat_option(options), **extra)
+                           heartbeat=heartbeat_option(options), **({"ssl": tls} if tls else {}))
+
+    def give_up_on_certificates(exc: BaseException, interval: float) -> None:
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            raise exc
+
     try:
+        # Not as kombu's own errors: ERRORS are py-amqp's and the socket's.
         conn.ensure_connection(max_retries=int(options.get("max_retries", 3)),
+                               errback=give_up_on_certificates, reraise_as_library_errors=False,
                                interval_start=0.2, interval_step=0.5, interval_max=2.0)
         return Link(conn, float(options.get("confirm_timeout", 30.0)))
+    except ssl.SSLError as exc:
+        conn.release()
+        raise handshake_failed(exc, conn.as_uri()) from None
     except ERRORS as exc:
         conn.release()
         raise ConnectionFailed(f"cannot connect to RabbitMQ at {conn.as_uri()} ({exc}); check "

@@ -12,7 +12,10 @@ task's own, such as a group's).
 
 The broker is the app's ``broker_url`` (an ``amqp://`` URL), unless the URL names one:
 ``rpc://user:password@host:5672/vhost``. Options: ``content_type``, ``reply_queue_expires``
-(600 s), and the connection options of the transport (``heartbeat``, ``connect_timeout``, ...).
+(600 s), and the connection options of the transport (``heartbeat``, ``connect_timeout``,
+``ssl``, ...), given to the store itself: it does not see the transport's options. So an
+``amqps://`` broker_url turns TLS on here too, but a private CA (``ssl``) must be named in both;
+a broker named in the rpc URL speaks TLS when the ``ssl`` option is set.
 
 What it guarantees, and what it cannot do:
 
@@ -48,6 +51,7 @@ from kernel.result import TASK_KEY_PREFIX, task_key
 from kernel.specs import Options
 from kernel_amqp.link import ERRORS, HoldsLink, KeepAlive, Link, connect
 from kernel_amqp.plugin import RPC_CAPABILITIES, SCHEMES
+from kernel_amqp.tls import ssl_option
 from kernel_amqp.wire import TRANSIENT
 
 log = logging.getLogger(__name__)
@@ -84,6 +88,7 @@ class RpcResultStore(HoldsLink, ResultStore):
         options = dict(options or {})
         self.broker = broker_for(url, options)
         self.options = options
+        ssl_option(options)  # a bad value is an error now, not at the first connect
         self.content_type = str(options.get("content_type") or "application/json")
         self.content_encoding = "utf-8" if self.content_type.endswith("json") else "binary"
         try:

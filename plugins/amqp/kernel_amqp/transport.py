@@ -65,6 +65,7 @@ from kernel_amqp.link import (
     heartbeat_option,
 )
 from kernel_amqp.plugin import CAPABILITIES
+from kernel_amqp.tls import ssl_option
 from kernel_amqp.wire import DEAD_REASON, PREVIOUS_DELIVERIES, from_message, to_message
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,9 @@ class AmqpTransport(HoldsLink, Transport):
     ``task_queue_max_priority`` is set), ``queue_type`` (``classic``, or ``quorum``: replicated
     queues that count deliveries themselves but have no priorities), ``heartbeat`` (60 s; 0
     turns heartbeats off), ``confirm_timeout`` (30 s), ``connect_timeout`` (4 s),
-    ``max_retries`` (3 connection attempts per call), ``ssl`` (kombu's ssl options).
+    ``max_retries`` (3 connection attempts per call), ``ssl`` (TLS: True or a mapping of
+    ``ca_certs``, ``certfile``, ``keyfile``, ``cert_reqs``, ``server_hostname``, ``ciphers``;
+    see `kernel_amqp.tls`).
     """
 
     capabilities = CAPABILITIES
@@ -89,7 +92,9 @@ class AmqpTransport(HoldsLink, Transport):
     def __init__(self, url: str, options: Options | None = None) -> None:
         self.url = url
         self.options = dict(options or {})
-        heartbeat_option(self.options)  # a bad value is an error now, not at the first connect
+        # Bad values are errors now, not at the first connect.
+        heartbeat_option(self.options)
+        ssl_option(self.options)
         queue_type = self.options.get("queue_type", "classic")
         if queue_type not in topo.QUEUE_TYPES:
             raise ConfigurationError(f"transport option queue_type must be one of "

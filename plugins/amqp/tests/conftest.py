@@ -10,13 +10,14 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
 
 from kernel_amqp.transport import AmqpTransport
-from tests.rabbit_node import RabbitNode
+from tests.rabbit_node import RabbitNode, make_certificates
 
 URL = os.environ.get("KERNEL_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
@@ -63,12 +64,21 @@ def new_queue(url: str) -> Iterator[Callable[[str], str]]:
 
 
 @pytest.fixture(scope="session")
-def private_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitNode]:
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A throwaway CA with server and client certificates (see `make_certificates`)."""
+    return make_certificates(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def private_node(tmp_path_factory: pytest.TempPathFactory,
+                 certificates: Path) -> Iterator[RabbitNode]:
     """A RabbitMQ node of this test session's own (tests restart it), with RabbitMQ's
     ``consumer_timeout`` lowered to 2 s and checked every 0.5 s (it is checked once a minute by
-    default), so holding a delivery too long shows within a test's time."""
+    default), so holding a delivery too long shows within a test's time. It also listens for
+    TLS (`RabbitNode.tls_url`) with `certificates`: one node for both costs one start."""
     node = RabbitNode(tmp_path_factory.mktemp("rabbit"), config="consumer_timeout = 2000",
-                      advanced="[{rabbit, [{channel_tick_interval, 500}]}].").start()
+                      advanced="[{rabbit, [{channel_tick_interval, 500}]}].",
+                      certificates=certificates).start()
     yield node
     node.stop()
 

@@ -1,8 +1,10 @@
 """A private RabbitMQ node for tests that stop, restart or reconfigure the broker, never the
 shared one (other tests and other people's runs use it): its own node name, ports, directory
 and configuration, started with RabbitMQ's own scripts as the current user (the Debian wrapper
-in /usr/sbin would switch to the rabbitmq user and its directories). Tests that need one skip
-when the scripts are not installed, except under CI (``CI`` set), where that is a failure."""
+in /usr/sbin would switch to the rabbitmq user and its directories). A node may also listen for
+TLS (`make_certificates` makes a throwaway CA with the ``openssl`` binary). Tests that need one
+skip when the scripts or openssl are missing, except under CI (``CI`` set), where that is a
+failure."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import socket
 import subprocess
 import uuid
 from pathlib import Path
+from typing import NoReturn
 
 import amqp
 import pytest
@@ -31,6 +34,30 @@ def free_port() -> int:
         return port
 
 
+def missing(message: str) -> NoReturn:
+    if os.environ.get("CI"):
+        pytest.fail(message + " (CI is set, so this is a failure, not a skip)")
+    pytest.skip(message)
+
+
+def make_certificates(directory: Path) -> Path:
+    """A throwaway CA (ca.crt), a server certificate for 127.0.0.1 and localhost (server.crt,
+    server.key) and a client certificate (client.crt, client.key), all signed by the CA."""
+    openssl = shutil.which("openssl") or missing("needs the openssl binary on PATH")
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    commands = ["req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 1 "
+                "-subj /CN=kernel-test-ca"]
+    for name, extensions in (("server", "-extfile san.ext"), ("client", "")):
+        commands += [f"req -newkey rsa:2048 -nodes -keyout {name}.key -out {name}.csr "
+                     f"-subj /CN={name}",
+                     f"x509 -req -in {name}.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+                     f"-out {name}.crt -days 1 {extensions}"]
+    for command in commands:
+        subprocess.run([openssl, *command.split()], cwd=directory, check=True,
+                       capture_output=True)
+    return directory
+
+
 def scripts() -> Path:
     for directory in filter(None, SCRIPT_DIRS):
         if (Path(directory) / "rabbitmq-server").exists():
@@ -38,21 +65,29 @@ def scripts() -> Path:
     found = shutil.which("rabbitmq-server")
     if found is not None and "sbin" not in found:
         return Path(found).parent
-    message = ("needs RabbitMQ's scripts (rabbitmq-server, rabbitmqctl) to run a private node; "
-               "set RABBITMQ_SCRIPTS to their directory")
-    if os.environ.get("CI"):
-        pytest.fail(message + " (CI is set, so this is a failure, not a skip)")
-    pytest.skip(message)
+    missing("needs RabbitMQ's scripts (rabbitmq-server, rabbitmqctl) to run a private node; "
+            "set RABBITMQ_SCRIPTS to their directory")
 
 
 class RabbitNode:
     """``RabbitNode(directory, config="consumer_timeout = 2000").start()``; `config` lines go
-    into rabbitmq.conf, `advanced` is an Erlang term for advanced.config."""
+    into rabbitmq.conf, `advanced` is an Erlang term for advanced.config. With `certificates`
+    (a `make_certificates` directory) the node also listens for TLS on `tls_port`, with the
+    server certificate, and accepts only clients that show a certificate of the same CA."""
 
-    def __init__(self, directory: Path, *, config: str = "", advanced: str = "[].") -> None:
+    def __init__(self, directory: Path, *, config: str = "", advanced: str = "[].",
+                 certificates: Path | None = None) -> None:
         self.bin = scripts()
         self.directory = directory
         self.port = free_port()
+        self.tls_port = free_port() if certificates else None
+        if certificates:
+            config += (f"\nlisteners.ssl.default = {self.tls_port}"
+                       f"\nssl_options.cacertfile = {certificates / 'ca.crt'}"
+                       f"\nssl_options.certfile = {certificates / 'server.crt'}"
+                       f"\nssl_options.keyfile = {certificates / 'server.key'}"
+                       f"\nssl_options.verify = verify_peer"
+                       f"\nssl_options.fail_if_no_peer_cert = true")
         self.name = f"kernel-test-{uuid.uuid4().hex[:8]}@localhost"
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "enabled_plugins").write_text("[].\n")
@@ -76,6 +111,11 @@ class RabbitNode:
     @property
     def url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    @property
+    def tls_url(self) -> str:
+        assert self.tls_port is not None, "the node was made without certificates"
+        return f"amqps://guest:guest@127.0.0.1:{self.tls_port}//"
 
     def start(self) -> RabbitNode:
         log = (self.directory / "server.out").open("wb")
@@ -102,9 +142,19 @@ class RabbitNode:
             except Exception:  # noqa: BLE001 - nothing to release
                 pass
 
+    def tls_listens(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.tls_port or 0), 1).close()
+            return True
+        except OSError:
+            return False
+
     def wait_until_up(self, timeout: float) -> None:
         wait_for(self.answers, timeout, f"RabbitMQ node {self.name} to accept logins",
                  interval=0.2)
+        if self.tls_port is not None:
+            wait_for(self.tls_listens, 10, f"RabbitMQ node {self.name} to listen for TLS",
+                     interval=0.1)
 
     def ctl(self, *args: str) -> str:
         done = subprocess.run([str(self.bin / "rabbitmqctl"), "-n", self.name, *args],
