@@ -186,6 +186,19 @@ def test_a_lost_connection_is_replaced_by_the_next_call(
     assert ids(wait_for(lambda: transport.fetch([queue], 1, 0.5), 5, "a new message")) == ["m-5"]
 
 
+def test_a_broker_that_does_not_answer_is_connection_failed() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: the connect is refused
+        t = AmqpTransport(f"amqp://guest:guest@127.0.0.1:{port}//", {"max_retries": 0})
+        try:
+            with pytest.raises(ConnectionFailed, match="cannot connect to RabbitMQ at .*check that "
+                                                       "it runs"):
+                t.size("anything")
+        finally:
+            t.close()
+
+
 def test_plugin_registers_the_schemes() -> None:
     from kernel_amqp import plugin
 
