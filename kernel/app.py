@@ -179,8 +179,10 @@ class App:
             store = None
             if url:
                 spec = self.plugins.registry("result store").get(url.partition("://")[0])
-                # Stores that work through the broker (rpc://) find it here.
+                # Stores that work through the broker (rpc://) find it, and how to connect to
+                # it (TLS settings, timeouts), here.
                 store = spec.factory(url, {"broker_url": self.conf.broker_url,
+                                           "broker_options": dict(self.conf.transport_options),
                                            **self.conf.result_backend_options})
             self._backend = ResultBackend(store, self.codec, self.conf.result_serializer,
                                           self.conf.result_expires)

@@ -77,15 +77,17 @@ def test_hook_kernel_result_stores() -> None:
         return None
 
     spec = ResultStoreSpec("kv", ("kv",), factory, ResultStoreCapabilities(push_wait=True))
-    app = App("t", autoload=False, broker="kv://h/1", config={"result_backend_options": {"ttl": 5}},
+    app = App("t", autoload=False, broker="kv://h/1",
+              config={"result_backend_options": {"ttl": 5}, "transport_options": {"tls": 1}},
               plugins=[make("kernel_result_stores", [spec]), kernel.std.serializers])
     # a broker scheme a result store also serves becomes the result backend by default
     assert app.conf.result_backend == "kv://h/1"
     assert app.plugins.registry("result store").get("kv").capabilities.push_wait
     assert built == []  # lazily: nothing is built until results are used
-    # the store's options, plus where the broker is (stores such as rpc:// work through it)
+    # the store's options, plus where the broker is and how to connect to it (stores such as
+    # rpc:// work through it)
     assert app.backend.store is None and built == [
-        ("kv://h/1", {"broker_url": "kv://h/1", "ttl": 5})]
+        ("kv://h/1", {"broker_url": "kv://h/1", "broker_options": {"tls": 1}, "ttl": 5})]
 
 
 class ReversedJson:

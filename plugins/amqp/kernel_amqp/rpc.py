@@ -13,9 +13,9 @@ task's own, such as a group's).
 The broker is the app's ``broker_url`` (an ``amqp://`` URL), unless the URL names one:
 ``rpc://user:password@host:5672/vhost``. Options: ``content_type``, ``reply_queue_expires``
 (600 s), and the connection options of the transport (``heartbeat``, ``connect_timeout``,
-``ssl``, ...), given to the store itself: it does not see the transport's options. So an
-``amqps://`` broker_url turns TLS on here too, but a private CA (``ssl``) must be named in both;
-a broker named in the rpc URL speaks TLS when the ``ssl`` option is set.
+``ssl``, ...): on the app's broker, the transport's options (``transport_options``), which
+the result backend options override; a broker named in the rpc URL uses the result backend
+options alone (it speaks TLS when their ``ssl`` is set).
 
 What it guarantees, and what it cannot do:
 
@@ -86,7 +86,12 @@ class RpcResultStore(HoldsLink, ResultStore):
 
     def __init__(self, url: str, options: Options | None = None) -> None:
         options = dict(options or {})
+        inherited = options.pop("broker_options", None) or {}
         self.broker = broker_for(url, options)
+        if self.broker == options.get("broker_url"):
+            # The app's broker: connect as its transport does (ssl, heartbeat, ...), unless
+            # the result backend options say otherwise.
+            options = {**inherited, **options}
         self.options = options
         ssl_option(options)  # a bad value is an error now, not at the first connect
         self.content_type = str(options.get("content_type") or "application/json")

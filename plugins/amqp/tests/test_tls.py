@@ -55,11 +55,10 @@ def test_a_worker_runs_a_task_over_amqps_and_rpc_brings_the_result(
         private_node: RabbitNode, certificates: Path) -> None:
     queue = f"tls-{uuid.uuid4().hex[:12]}"
     tls = {"ssl": trusting(certificates)}
-    # The rpc store takes the broker from broker_url (amqps: TLS on) but not the transport's
-    # options, so the CA is named for both.
+    # The rpc store takes the broker and its TLS settings from the app's broker settings, as
+    # Celery's broker_use_ssl serves both: the CA is named once.
     app = App("tls", broker=private_node.tls_url, config={
-        "task_default_queue": queue, "transport_options": tls,
-        "result_backend": "rpc://", "result_backend_options": tls})
+        "task_default_queue": queue, "transport_options": tls, "result_backend": "rpc://"})
 
     @app.task(name="tls.add")
     def add(x: int, y: int) -> int:
