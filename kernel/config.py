@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from difflib import get_close_matches
@@ -114,3 +115,20 @@ def mask_url(url: str) -> str:
     creds, _, host = rest.rpartition("@")
     user = creds.split(":", 1)[0]
     return f"{scheme}://{user}:**@{host}" if ":" in creds else f"{scheme}://**@{host}"
+
+
+_VERIFY_MODES = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL,
+                 "none": ssl.CERT_NONE}
+
+
+def verify_mode(value: Any, setting: str) -> ssl.VerifyMode:
+    """A TLS ``cert_reqs`` setting (Celery's ``broker_use_ssl`` form): an ``ssl.CERT_*``
+    constant or its name (``required``, ``CERT_REQUIRED``, ...); `setting` names it in the
+    error."""
+    if isinstance(value, ssl.VerifyMode):
+        return value
+    name = str(value).lower().removeprefix("cert_")
+    if name not in _VERIFY_MODES:
+        raise ConfigurationError(f"{setting} must be ssl.CERT_REQUIRED, CERT_OPTIONAL or "
+                                 f"CERT_NONE (or required, optional or none), got {value!r}")
+    return _VERIFY_MODES[name]

@@ -14,27 +14,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from kernel.config import verify_mode
 from kernel.errors import ConfigurationError, ConnectionFailed
 
 #: the keys of the ``ssl`` mapping (py-amqp's names, as in Celery's broker_use_ssl).
 KEYS = ("ca_certs", "certfile", "keyfile", "cert_reqs", "server_hostname", "ciphers")
 FILES = ("ca_certs", "certfile", "keyfile")
-_CERT_REQS = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL,
-              "none": ssl.CERT_NONE}
-
-
-def cert_reqs(value: Any) -> ssl.VerifyMode:
-    """An ``ssl.CERT_*`` constant, or its name (``required``, ``CERT_REQUIRED``, ...)."""
-    if isinstance(value, ssl.VerifyMode):
-        return value
-    name = str(value).lower().removeprefix("cert_")
-    if name not in _CERT_REQS:
-        raise ConfigurationError(f"ssl option cert_reqs must be ssl.CERT_REQUIRED, "
-                                 f"CERT_OPTIONAL or CERT_NONE (or required, optional, none), "
-                                 f"got {value!r}")
-    return _CERT_REQS[name]
-
-
 def ssl_option(options: Mapping[str, Any]) -> bool | dict[str, Any]:
     """The ``ssl`` option checked and ready for py-amqp: False (the URL decides), True, or a
     fresh mapping (kombu fills in ``server_hostname`` in place). Raises `ConfigurationError`
@@ -57,7 +42,7 @@ def ssl_option(options: Mapping[str, Any]) -> bool | dict[str, Any]:
         raise ConfigurationError("ssl option keyfile needs certfile (the client certificate "
                                  "the key belongs to)")
     if "cert_reqs" in settings:
-        settings["cert_reqs"] = cert_reqs(settings["cert_reqs"])
+        settings["cert_reqs"] = verify_mode(settings["cert_reqs"], "ssl option cert_reqs")
         if settings["cert_reqs"] == ssl.CERT_NONE and "server_hostname" in settings:
             raise ConfigurationError("ssl option server_hostname checks the broker's "
                                      "certificate, which cert_reqs CERT_NONE skips: drop one")

@@ -19,7 +19,6 @@ query: ``ssl_cert_reqs`` (``required`` | ``optional`` | ``none``, or an ``ssl.CE
 from __future__ import annotations
 
 from collections.abc import Iterator
-import ssl
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +30,7 @@ from redis.client import PubSub
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
+from kernel.config import verify_mode
 from kernel.errors import ConfigurationError, ConnectionFailed
 from kernel.specs import Options
 
@@ -63,7 +63,6 @@ def number(options: Options, name: str, default: float) -> float:
 
 
 SSL_KEYS = ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname")
-_CERT_REQS = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}
 
 
 def ssl_settings(values: Any, url: str) -> dict[str, Any]:
@@ -76,12 +75,8 @@ def ssl_settings(values: Any, url: str) -> dict[str, Any]:
         if key not in SSL_KEYS:
             raise ConfigurationError(f"unknown TLS setting {key!r} for {safe_url(url)}; use "
                                      f"{', '.join(SSL_KEYS)}")
-        if key == "ssl_cert_reqs" and not isinstance(value, ssl.VerifyMode):
-            name = str(value).lower().removeprefix("cert_")
-            if name not in _CERT_REQS:
-                raise ConfigurationError(f"ssl_cert_reqs must be required, optional or none, "
-                                         f"got {value!r}")
-            value = _CERT_REQS[name]
+        if key == "ssl_cert_reqs":
+            value = verify_mode(value, "ssl_cert_reqs")
         elif key == "ssl_check_hostname" and isinstance(value, str):
             value = value.lower() in ("1", "true", "yes", "on")
         out[key] = value
