@@ -7,7 +7,10 @@ When RabbitMQ cannot be reached the tests are skipped on a developer's machine, 
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -96,3 +99,30 @@ def celery() -> Any:
                         pytrace=False)
         pytest.skip(message)
     return module
+
+
+@pytest.fixture
+def celery_worker(celery: Any, tmp_path: Path) -> Iterator[Callable[[str, str, str], None]]:
+    """Start a real Celery worker (solo pool) on `queue` from module source: call it with
+    ``(module name, source, queue)``. Stopped (SIGTERM, then SIGKILL) after the test."""
+    workers: list[subprocess.Popen[bytes]] = []
+
+    def start(module: str, source: str, queue: str) -> None:
+        (tmp_path / f"{module}.py").write_text(source)
+        env = {**os.environ,
+               "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        workers.append(subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", module, "worker", "-P", "solo", "-Q", queue,
+             "-n", f"{queue}@%h",  # its own name: two workers of one name share a pidbox queue
+             "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING"],
+            cwd=tmp_path, env=env, stdout=(tmp_path / f"{module}.log").open("wb"),
+            stderr=subprocess.STDOUT))
+
+    yield start
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()

@@ -14,6 +14,7 @@ from kernel.errors import ConfigurationError
 from kernel.testing.broadcast import BroadcastSuite, collect
 from kernel.testing.transport import make_envelope, wait_for
 from kernel_amqp.transport import AmqpTransport
+from tests import test_suite  # the suite's fixtures, without collecting its tests here
 
 
 @pytest.fixture
@@ -24,17 +25,8 @@ def transport(url: str) -> Iterator[AmqpTransport]:
 
 
 class TestAmqpBroadcast(BroadcastSuite):
-    @pytest.fixture
-    def transport(self, url: str) -> Iterator[AmqpTransport]:
-        t = AmqpTransport(url, {})
-        yield t
-        t.close()
-
-    @pytest.fixture
-    def other_transport(self, url: str) -> Iterator[AmqpTransport]:
-        t = AmqpTransport(url, {})
-        yield t
-        t.close()
+    transport = test_suite.TestAmqpTransport.transport
+    other_transport = test_suite.TestAmqpTransport.other_transport
 
 
 def test_exchanges_are_declared_as_celery_declares_them(transport: AmqpTransport, url: str,

@@ -6,10 +6,6 @@ Celery shares the queues when it declares them with the same priority range
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Callable
@@ -75,16 +71,10 @@ CELERY_TASKS = textwrap.dedent("""
 
 def test_kernel_client_calls_a_celery_worker(url: str, tmp_path: Path,
                                              new_queue: Callable[[str], str],
-                                             celery: Any) -> None:
+                                             celery_worker: Callable[[str, str, str], None]
+                                             ) -> None:
     queue = new_queue("interop-out")
-    (tmp_path / "celerytasks.py").write_text(CELERY_TASKS.format(url=url))
-    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "celerytasks", "worker", "-P", "solo", "-Q", queue,
-         "-n", f"{queue}@%h",  # its own name: two workers of one name share a pidbox queue
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING"],
-        cwd=tmp_path, env=env, stdout=(tmp_path / "celery.log").open("wb"),
-        stderr=subprocess.STDOUT)
+    celery_worker("celerytasks", CELERY_TASKS.format(url=url), queue)
     app = App("interop", broker=url, results=f"sqlite:///{tmp_path / 'results.db'}")
     try:
         out = tmp_path / "out"
@@ -92,10 +82,4 @@ def test_kernel_client_calls_a_celery_worker(url: str, tmp_path: Path,
         wait_for(out.exists, 30, "the Celery worker ran mul(6, 7) sent by kernel")
         assert out.read_text() == "42"
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
         app.close()

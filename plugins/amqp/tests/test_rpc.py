@@ -5,15 +5,10 @@ ways, and what it refuses."""
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import socket
-import subprocess
-import sys
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -279,24 +274,8 @@ CELERY_TASKS = textwrap.dedent("""
 """)
 
 
-def test_kernel_client_gets_a_celery_workers_result_over_rpc(rpc_app: App, url: str,
-                                                            tmp_path: Path,
-                                                            celery: Any) -> None:
+def test_kernel_client_gets_a_celery_workers_result_over_rpc(
+        rpc_app: App, url: str, celery_worker: Callable[[str, str, str], None]) -> None:
     queue = rpc_app.conf.task_default_queue
-    (tmp_path / "celeryrpc.py").write_text(CELERY_TASKS.format(url=url))
-    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "celeryrpc", "worker", "-P", "solo", "-Q", queue,
-         "-n", f"{queue}@%h",  # its own name: two workers of one name share a pidbox queue
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING"],
-        cwd=tmp_path, env=env, stdout=(tmp_path / "celery.log").open("wb"),
-        stderr=subprocess.STDOUT)
-    try:
-        assert rpc_app.send_task("interop.mul", (6, 7), queue=queue).get(timeout=60) == 42
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+    celery_worker("celeryrpc", CELERY_TASKS.format(url=url), queue)
+    assert rpc_app.send_task("interop.mul", (6, 7), queue=queue).get(timeout=60) == 42

@@ -18,10 +18,8 @@ import pytest
 from kernel import App, Signature, chain, chord
 from kernel.worker.worker import Worker
 
-if os.environ.get("CI"):
-    import celery  # CI installs the test extra: a missing Celery is a failure there
-else:
-    celery = pytest.importorskip("celery", reason="interop tests need celery>=5.3 (test extra)")
+from celery_or_skip import celery
+
 
 
 @pytest.fixture
