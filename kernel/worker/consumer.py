@@ -100,7 +100,6 @@ class Consumer:
         self._room = threading.Condition(self._lock)  # the fetcher waits for prefetch room
         self._ackable = threading.Condition(self._lock)  # the acker waits for acks
         self._timer = threading.Condition(self._lock)  # the throttle loop waits for its time
-        self._batch = max(1, self.prefetch // 2)
         #: the last fetch got less than it asked for: the queues are short, no need to batch.
         self._drained = True
         self._stopping = threading.Event()
@@ -150,7 +149,8 @@ class Consumer:
         queues are short anyway. Fetching in batches spares a busy worker a broker call per
         task."""
         room = self.prefetch - self.held
-        return room > 0 and (room >= self._batch or not self._reserved or self._drained)
+        batch = max(1, self.prefetch // 2)
+        return room > 0 and (room >= batch or not self._reserved or self._drained)
 
     def go_cold(self) -> None:
         """Stop waiting for running tasks (the second signal)."""
@@ -467,7 +467,6 @@ class Consumer:
         if self.ceiling > self.floor:
             wanted = int(self.concurrency * self.budget / max(mean, 1e-6))
             self.prefetch = min(self.ceiling, max(self.floor, wanted))
-            self._batch = max(1, self.prefetch // 2)
 
     def _settle(self, held: Held, outcome: Outcome) -> None:
         request = held.request
