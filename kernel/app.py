@@ -7,13 +7,14 @@ import sys
 import time
 import weakref
 from collections.abc import Callable, Coroutine, Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from difflib import get_close_matches
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from typing_extensions import ParamSpec
 
-from kernel import states, unique
+from kernel import publisher, states, unique
 from kernel.backend import ResultBackend
 from kernel.codec import Codec
 from kernel.config import Config, first_set
@@ -363,7 +364,8 @@ class App:
             name, args, kwargs, task_id=task_id, countdown=countdown, eta=eta, expires=expires,
             queue=queue, priority=priority, headers=headers, task=_task, options=options)
         try:
-            self._publish([outgoing], [] if ignored or options.get("retries") else [task_id])
+            self._publish([outgoing], [] if ignored or options.get("retries") else [task_id],
+                          wait=claim_key is not None)
         except BaseException:
             if claim_key is not None:
                 unique.release(self, claim_key)
@@ -402,17 +404,36 @@ class App:
             self._publish(batch, tracked)
         return results
 
-    def _publish(self, batch: list[Outgoing], tracked: list[str]) -> None:
+    def pipelined(self) -> AbstractContextManager[None]:
+        """``with app.pipelined(): ...``: `delay`, `apply_async` and `send_many` in the block
+        return without waiting for the broker, and one background thread publishes what they
+        send, in order, in batches. Leaving the block waits until every task is published, or
+        raises `PublishError` naming those that were not (kernel.publisher says exactly what is
+        promised). Unique tasks still publish synchronously, after what was sent before them."""
+        return publisher.pipelined(self, self._send)
+
+    def _publish(self, batch: list[Outgoing], tracked: list[str], wait: bool = False) -> None:
         signals = self.signals
         if signals.wanted("kernel_before_publish"):
             for out in batch:
                 signals.send("kernel_before_publish", app=self, envelope=out.envelope,
                              queue=out.queue)
+        pipeline = publisher.current(self)
+        if pipeline is None:
+            self._send(batch, tracked)
+        elif wait:
+            pipeline.wait_sent()
+            self._send(batch, tracked)
+        else:
+            pipeline.put(batch, tracked)
+
+    def _send(self, batch: list[Outgoing], tracked: list[str]) -> None:
         if tracked and self.conf.task_track_sent:
             # Before publishing: written after, it could land on top of a finished result.
             backend = self.backend
             backend.store_many([backend.record(i, states.PENDING, None) for i in tracked])
         self.transport.publish(batch)
+        signals = self.signals
         if signals.wanted("kernel_after_publish"):
             for out in batch:
                 signals.send("kernel_after_publish", app=self, envelope=out.envelope,

@@ -104,6 +104,20 @@ class ConnectionFailed(KernelError):
     """A broker or result store cannot be reached."""
 
 
+class PublishError(KernelError):
+    """Tasks sent in an ``app.pipelined()`` block were not published: `task_ids` lists them."""
+
+    def __init__(self, task_ids: list[str], cause: BaseException | None) -> None:
+        self.task_ids = list(task_ids)
+        shown = ", ".join(self.task_ids[:3]) + (", ..." if len(self.task_ids) > 3 else "")
+        super().__init__(
+            f"{len(self.task_ids)} task(s) sent in app.pipelined() were not published ({shown}): "
+            f"{cause}; nothing after the first failure was sent: send these again once the "
+            f"broker is back (the batch that failed may have reached the broker as the connection "
+            f"broke)")
+        self.__cause__ = cause
+
+
 # ---------------------------------------------------------------- tasks and results
 
 

@@ -380,8 +380,9 @@ def kernel_after_publish(app: App, envelope: Envelope, queue: str) -> None:
 
     :param app: the sending App. :param envelope: the message. :param queue: where it went.
 
-    **Called** by `App.send_task` / `App.send_many`, once per message, after the publish.
-    **Results**: none used. **Historic**: no. **Wrappers**: no.
+    **Called** by `App.send_task` / `App.send_many`, once per message, after the publish (in
+    an ``app.pipelined()`` block: later, from the thread that publishes). **Results**: none
+    used. **Historic**: no. **Wrappers**: no.
 
     **Example**::
 
