@@ -419,13 +419,10 @@ class App:
                 signals.send("kernel_before_publish", app=self, envelope=out.envelope,
                              queue=out.queue)
         pipeline = publisher.current(self)
-        if pipeline is None:
-            self._send(batch, tracked)
-        elif wait:
+        if pipeline is not None and wait:
             pipeline.wait_sent()
+        if pipeline is None or wait or not pipeline.put(batch, tracked):
             self._send(batch, tracked)
-        else:
-            pipeline.put(batch, tracked)
 
     def _send(self, batch: list[Outgoing], tracked: list[str]) -> None:
         if tracked and self.conf.task_track_sent:

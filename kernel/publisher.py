@@ -50,11 +50,14 @@ class Pipeline:
         self._thread = threading.Thread(target=self._run, name="kernel-publisher", daemon=True)
         self._thread.start()
 
-    def put(self, batch: list[Outgoing], tracked: list[str]) -> None:
+    def put(self, batch: list[Outgoing], tracked: list[str]) -> bool:
         """Queue `batch` (`tracked`: the ids that get a PENDING record); raises `PublishError`
-        once an earlier batch has failed."""
+        once an earlier batch has failed. False if the block has ended (a coroutine started in
+        it may outlive it): the caller then publishes itself."""
         wanted = set(tracked)
         with self._lock:
+            if self._closing:
+                return False
             while len(self._queued) >= MAX_QUEUED and self._error is None:
                 self._room.wait()
             if self._error is not None:
@@ -63,6 +66,7 @@ class Pipeline:
             self._queued += [(out, task_id(out) in wanted) for out in batch]
             if not self._busy:
                 self._more.notify()
+        return True
 
     def wait_sent(self) -> None:
         """Wait until everything queued so far is published (a caller that must publish

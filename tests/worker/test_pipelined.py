@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from kernel import App, hookimpl
-from kernel.errors import ConnectionFailed, PublishError
+from kernel import PublishError
+from kernel.errors import ConnectionFailed
 from kernel.interfaces.transport import Outgoing, Transport
 from kernel.worker import Worker
 from tests.worker.conftest import make_app
@@ -207,3 +208,23 @@ def test_before_publish_runs_in_the_caller_and_after_publish_once_published(
     finally:
         app.transport.purge("pipelined-signals")
         app.close()
+
+
+def test_a_coroutine_that_outlives_its_block_publishes_by_itself(app: App) -> None:
+    import asyncio
+
+    async def main() -> tuple[str, str]:
+        release = asyncio.Event()
+
+        async def late() -> str:
+            await release.wait()
+            return app.tasks["echo"].delay(2).id  # the block it was started in has ended
+
+        with app.pipelined():
+            first = app.tasks["echo"].delay(1).id
+            straggler = asyncio.ensure_future(late())  # copies the context: sees the block
+        release.set()
+        return first, await straggler
+
+    first, second = asyncio.run(main())
+    assert queued_ids(app) == [first, second]
