@@ -32,6 +32,8 @@ class Row:
 
 ROWS = (
     Row("enqueue.call", "enqueue, per call", "tasks/s", targets=(("celery", 5),)),
+    Row("enqueue.pipelined", "enqueue, per call in app.pipelined() (peers: per call)",
+        "tasks/s", targets=(("celery", 5),)),
     Row("enqueue.batch", "enqueue, batch API (peers: per call)", "tasks/s",
         targets=(("celery", 30),)),
     Row("drain.one", "drain, 1 process", "tasks/s", targets=(("celery", 5), ("best", 2))),
@@ -60,7 +62,8 @@ def build(samples: Samples) -> list[dict[str, Any]]:
         if not values:
             continue
         peers = {name: v for name, v in values.items() if name in PEERS}
-        if row.id == "enqueue.batch":  # peers have no batch API: compare with their per call
+        if row.id in ("enqueue.batch", "enqueue.pipelined"):
+            # peers have neither: compare with their per call
             peers = {name: v for name, v in med.get("enqueue.call", {}).items() if name in PEERS}
         pick = max if row.higher_is_better else min
         best = pick(peers, key=lambda name: peers[name]) if peers else None

@@ -2,8 +2,10 @@
 the same Redis, starting from an empty database; the report takes the median of the runs.
 
 Rows (ids as in the JSON):
-  enqueue.call / enqueue.batch  tasks published per second from one process (kernel: `delay` in
-                                a loop / `send_many`; peers have no batch API)
+  enqueue.call / .pipelined / .batch
+                                tasks published per second from one process (kernel: `delay` in
+                                a loop / the same loop in `app.pipelined()` / `send_many`; peers
+                                have neither)
   drain.one / drain.two         pre-queued no-op tasks, results ignored, worker with 1 / 2
                                 processes: tasks/s from spawning the worker to the last task done
   rss.one / rss.two             peak RSS of that worker, process + children, MiB
@@ -94,6 +96,10 @@ class Bench:
         system.enqueue(n)
         self.record("enqueue.call", system.name, n / (time.perf_counter() - start))
         if system.has_batch:
+            system.reset()
+            start = time.perf_counter()
+            system.enqueue_pipelined(n)
+            self.record("enqueue.pipelined", system.name, n / (time.perf_counter() - start))
             system.reset()
             start = time.perf_counter()
             system.enqueue_batch(n)

@@ -50,6 +50,9 @@ class System(ABC):
     def enqueue_batch(self, n: int, task: str = "noop") -> None:
         raise NotImplementedError
 
+    def enqueue_pipelined(self, n: int, task: str = "noop") -> None:
+        raise NotImplementedError
+
     def prequeue(self, n: int, task: str) -> None:
         """Fill the queue with `n` tasks as fast as possible (untimed set-up for a drain)."""
         self.enqueue(n, task)
@@ -121,6 +124,10 @@ class Kernel(System):
         delay = self._task(task).delay
         for _ in range(n):
             delay()
+
+    def enqueue_pipelined(self, n: int, task: str = "noop") -> None:
+        with self.app.pipelined():
+            self.enqueue(n, task)
 
     def enqueue_batch(self, n: int, task: str = "noop") -> None:
         target = self._task(task)

@@ -19,8 +19,8 @@ def test_quick_sqlite_run_writes_every_row(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
     rows = {row["id"]: row for row in report["rows"]}
-    assert set(rows) == {"enqueue.call", "enqueue.batch", "drain.one", "drain.two", "rtt.p50",
-                         "rtt.p99", "rss.one", "rss.two"}
+    assert set(rows) == {"enqueue.call", "enqueue.pipelined", "enqueue.batch", "drain.one",
+                         "drain.two", "rtt.p50", "rtt.p99", "rss.one", "rss.two"}
     for row in rows.values():
         assert row["median"]["kernel-sqlite"] > 0, row
     assert rows["rtt.p50"]["median"]["kernel-sqlite"] <= rows["rtt.p99"]["median"]["kernel-sqlite"]
