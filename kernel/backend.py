@@ -108,6 +108,11 @@ class ResultBackend:
         data = self._need_store().get(task_key(task_id))
         return None if data is None else self.decode(data)
 
+    def just_sent(self, task_id: str) -> bool:
+        """This process sent `task_id` and has not waited for it yet: its record is the PENDING
+        one written then, or newer (reading it first would only cost a round trip)."""
+        return task_id in self._sent
+
     def wait_ready(self, task_id: str, timeout: float | None) -> dict[str, Any] | None:
         """Wait until the record is in a ready state (intermediate states are skipped)."""
         store = self._need_store()

@@ -168,9 +168,10 @@ class AsyncResult(Generic[R]):
         if self._ignored:
             raise ResultNotStored(f"task {self.id} was sent with ignore_result=True; nothing "
                                   f"will be stored to wait for")
-        meta = self._fetch()
+        backend = self.app.backend
+        meta = None if self._meta is None and backend.just_sent(self.id) else self._fetch()
         if meta is None or meta.get("status") not in states.READY_STATES:
-            meta = self.app.backend.wait_ready(self.id, timeout)
+            meta = backend.wait_ready(self.id, timeout)
             if meta is None:
                 raise TimeoutError(f"task {self.id} did not finish within {timeout} s "
                                    f"(state {self.state}); is a worker consuming its queue?")

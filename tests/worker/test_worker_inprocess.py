@@ -326,6 +326,33 @@ def test_pending_means_sent_and_unknown_means_never_seen() -> None:
     quiet.close()
 
 
+def test_get_of_a_task_just_sent_waits_without_reading_first(app: App) -> None:
+    """The client wrote the PENDING record itself: reading it back before waiting would only
+    cost a round trip (the wait reads whatever is newer)."""
+    worker = run_worker(app)  # first: starting reads the revocation log in this thread
+    store, me = app.backend.store, threading.get_ident()
+    calls: list[str] = []
+    for name in ("get", "wait"):
+        real = getattr(store, name)
+
+        def traced(*args: Any, _name: str = name, _real: Any = real, **kwargs: Any) -> Any:
+            if threading.get_ident() == me:
+                calls.append(_name)
+            return _real(*args, **kwargs)
+
+        setattr(store, name, traced)
+    try:
+        result = app.tasks["add"].delay(2, 2)
+        assert result.get(timeout=10) == 4
+        assert calls[0] == "wait", calls
+        calls.clear()
+        assert result.get(timeout=10) == 4  # done and known: no store call at all
+        assert app.AsyncResult(result.id).get(timeout=10) == 4  # not sent here: read first
+        assert calls[0] == "get", calls
+    finally:
+        worker.stop()
+
+
 def test_eager_tasks_see_their_request() -> None:
     app = App("eager-req", broker="memory://eager-req", config={"task_always_eager": True})
 
