@@ -39,10 +39,11 @@ Layout (one Redis database):
   any moment loses nothing. An idle consumer does not BRPOP the ready lists (a message popped
   that way is lost if the process dies before recording it, and Redis has no multi-key blocking
   move into a held set); it blocks in BRPOP on ``kernel.wake:<queue>``, lists of tokens that our
-  publish, requeue and restore push with each message (capped at 64), then claims in Lua. A lost
-  or stale token costs one empty claim, never a message. A claim that leaves messages behind
-  pushes a token for a peer. Messages written by Celery producers carry no token: an idle
-  consumer finds them within ``sweep_interval``.
+  publish, requeue and restore push with each message (capped at 64), then claims in Lua (the
+  BRPOP and the claim go in one pipeline: one round trip). A lost or stale token costs one empty
+  claim, never a message. A claim that leaves messages behind pushes a token for a peer.
+  Messages written by Celery producers carry no token: an idle consumer finds them within
+  ``sweep_interval``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+import redis
 
 from kernel.errors import ConfigurationError, DecodeError
 from kernel.interfaces.transport import (
@@ -189,12 +191,13 @@ class RedisTransport(Transport):
                            self.visibility_timeout, *suffixes]
         wake_keys = [scripts.WAKE + queue for queue in queues]
         with reachable(self.url):
+            out = self._claim(keys=keys, args=args)
             while True:
-                out = self._claim(keys=keys, args=args)
                 if len(out) > 1:
                     deliveries = self._deliveries(out, owner)
                     if deliveries:
                         return deliveries
+                    out = self._claim(keys=keys, args=args)
                     continue
                 left = deadline - time.monotonic()
                 if left <= 0 or self._closed.is_set():
@@ -202,8 +205,21 @@ class RedisTransport(Transport):
                 wait = min(left, self.sweep_interval)
                 if out and out[0]:
                     wait = min(wait, float(out[0]))
-                # Only a token is popped here; the message is claimed by the next script call.
-                self._client.brpop(wake_keys, max(wait, 0.01))
+                out = self._wait_and_claim(wake_keys, max(wait, 0.01), keys, args)
+
+    def _wait_and_claim(self, wake_keys: list[str], wait: float, keys: list[str],
+                        args: list[Any]) -> Any:
+        """Block for a wake-up token, then claim, in one round trip: Redis runs the claim the
+        moment the BRPOP returns (only a token is popped; a claim after a timeout is the idle
+        sweep). EVALSHA directly: a pipeline holding a Script object checks it is loaded first,
+        a round trip of its own."""
+        pipe = self._client.pipeline(transaction=False)
+        pipe.brpop(wake_keys, wait)
+        pipe.evalsha(self._claim.sha, len(keys), *keys, *args)
+        try:
+            return pipe.execute()[1]
+        except redis.exceptions.NoScriptError:  # the server lost its scripts (a restart)
+            return self._claim(keys=keys, args=args)
 
     def _deliveries(self, out: list[bytes], owner: dict[str, str]) -> list[Delivery]:
         deliveries: list[Delivery] = []

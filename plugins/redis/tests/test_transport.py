@@ -244,6 +244,30 @@ def test_consumption_resumes_after_a_server_restart(queue: str, tmp_path: Path) 
         server.kill()
 
 
+def test_a_waiting_fetch_claims_after_the_server_lost_its_scripts(queue: str,
+                                                                  tmp_path: Path) -> None:
+    # A private server: on the shared one, parallel tests reload the claim script at any time.
+    server = RedisServer(tmp_path).start()
+    consumer, producer = RedisTransport(server.url), RedisTransport(server.url)
+    client = redis.Redis.from_url(server.url)
+    try:
+        assert consumer.fetch([queue], 1, 0) == []  # the claim script is loaded now
+        got: list[Delivery] = []
+        waiter = threading.Thread(target=lambda: got.extend(consumer.fetch([queue], 1, 10)))
+        waiter.start()
+        wait_for(lambda: any(c["cmd"] == "brpop" for c in client.client_list()), 5,
+                 "the consumer never blocked for a wake-up token")
+        client.script_flush()  # what a restart or a failover does to the scripts
+        producer.publish([Outgoing(queue, make_envelope(1))])
+        waiter.join(10)
+        assert ids(got) == ["m-1"], "the claim after the wake-up reloads the script"
+    finally:
+        for t in (consumer, producer):
+            t.close()
+        client.close()
+        server.kill()
+
+
 # ------------------------------------------------------------------------ Celery's sweeper
 
 
