@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 from kernel import App
+from kernel.worker import Worker
+from tests.worker.canvas_app import Book, make_canvas_app, running
 
 REDIS_URL = os.environ.get("KERNEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
@@ -76,3 +78,12 @@ def app_factory(broker_url: str) -> Iterator[Any]:
     yield make
     for app in made:
         app.close()
+
+
+@pytest.fixture
+def canvas(broker_url: str) -> Iterator[tuple[App, Book, Worker]]:
+    """A canvas app (tests/worker/canvas_app.py) with a worker running, on each broker."""
+    app, book = make_canvas_app(broker_url)
+    with running(app) as worker:
+        yield app, book, worker
+    app.close()

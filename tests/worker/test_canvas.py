@@ -3,7 +3,6 @@ task of the canvas run exactly once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,15 +10,7 @@ import pytest
 from kernel import App, GroupResult, chain, chord, group, states
 from kernel.worker import Worker
 from tests.helpers import wait_for
-from tests.worker.canvas_app import Book, drained, make_canvas_app, running
-
-
-@pytest.fixture
-def canvas(broker_url: str) -> Iterator[tuple[App, Book, Worker]]:
-    app, book = make_canvas_app(broker_url)
-    with running(app) as worker:
-        yield app, book, worker
-    app.close()
+from tests.worker.canvas_app import Book, drained, make_canvas_app
 
 
 def task(app: App, name: str) -> Any:

@@ -3,22 +3,14 @@ result, and every task run exactly once (counted by task id as each one runs).""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from kernel import App, Signature, chain, chord, group
 from kernel.worker import Worker
-from tests.worker.canvas_app import Book, make_canvas_app, running
-
-
-@pytest.fixture
-def canvas(broker_url: str) -> Iterator[tuple[App, Book, Worker]]:
-    app, book = make_canvas_app(broker_url)
-    with running(app) as worker:
-        yield app, book, worker
-    app.close()
+from tests.worker.canvas_app import Book
 
 
 def chain_of_groups_of_chains_ending_in_a_chord(t: Any) -> Signature:

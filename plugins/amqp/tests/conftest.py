@@ -7,7 +7,6 @@ When RabbitMQ cannot be reached the tests are skipped on a developer's machine, 
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from kernel.testing.processes import stop_processes
 from kernel_amqp.transport import AmqpTransport
 from tests.rabbit_node import RabbitNode, make_certificates
 
@@ -119,10 +119,4 @@ def celery_worker(celery: Any, tmp_path: Path) -> Iterator[Callable[[str, str, s
             stderr=subprocess.STDOUT))
 
     yield start
-    for worker in workers:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+    stop_processes(workers)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import pytest
 from kernel.app import App
 from kernel.errors import ConnectionFailed
 from kernel.interfaces.transport import Outgoing
+from kernel.testing.processes import stop_processes
 from kernel.testing.transport import make_envelope, wait_for
 from kernel.worker import Worker
 from kernel_amqp.transport import AmqpTransport
@@ -89,15 +89,7 @@ class Workers:
                                  f"{self.logs})") from None
 
     def close(self) -> None:
-        for worker in self.processes:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-        for worker in self.processes:
-            try:
-                worker.wait(15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait(5)
+        stop_processes(self.processes)
         self.app.close()
 
 

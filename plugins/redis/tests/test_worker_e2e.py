@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 import redis
 
 from kernel.app import App
+from kernel.testing.processes import stop_processes
 from kernel.testing.transport import wait_for
 from kernel.worker.consumer import PREFETCH_CEILING
 from kernel_redis.transport import DELAYED, UNACKED
@@ -100,15 +100,7 @@ class Cluster:
         self.wait(done, timeout, "every task to succeed")
 
     def close(self) -> None:
-        for worker in self.workers:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-        for worker in self.workers:
-            try:
-                worker.wait(15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait(5)
+        stop_processes(self.workers)
         self.app.close()
         self.raw.close()
 
