@@ -69,10 +69,11 @@ def types(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """``python -m tests.bench`` against Celery, Dramatiq and Huey on the Redis at
-    127.0.0.1:6379/9 (FLUSHed between runs): ``nox -s bench -- --quick --only kernel,celery``."""
-    session.install("-e", ".[test]", "-e", "plugins/redis")
-    session.install("celery[redis]", "dramatiq[redis]", "huey", "redis", "gevent", "psutil",
-                    "rich")
+    127.0.0.1:6379/9 (FLUSHed between runs) and the RabbitMQ at 127.0.0.1:5672:
+    ``nox -s bench -- --quick --broker redis --only kernel,celery``."""
+    session.install("-e", ".[test]", "-e", "plugins/redis", "-e", "plugins/amqp")
+    session.install("celery[redis]", "dramatiq[redis,rabbitmq]", "huey", "redis", "gevent",
+                    "psutil", "rich")
     session.run("python", "-m", "tests.bench", *session.posargs)
 
 

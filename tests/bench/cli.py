@@ -1,11 +1,17 @@
-"""``python -m tests.bench [--quick] [--json PATH] [--only kernel,celery,...]``."""
+"""``python -m tests.bench [--quick] [--json PATH] [--broker redis,rabbitmq] [--only A,B]``.
+
+With more than one broker, each broker's table is measured by a child process of its own (the
+peers' task modules bind to one broker when imported), one after the other, and this process
+prints every table at the end."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import subprocess
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,67 +20,135 @@ from rich.console import Console
 
 from tests.bench import env
 
-SYSTEMS = ("kernel", "celery", "dramatiq", "huey", "redis-py", "kernel-sqlite")
+SYSTEMS = ("kernel", "celery", "dramatiq", "huey", "kernel-sqlite", "redis-py", "py-amqp")
+BROKERS = ("redis", "rabbitmq")
+SERVER_NAMES = {"redis": "Redis", "rabbitmq": "RabbitMQ"}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tests.bench",
-        description="Benchmark kernel against Celery, Dramatiq and Huey on one Redis.")
+        description="Benchmark kernel against Celery, Dramatiq and Huey on Redis and RabbitMQ.")
     parser.add_argument("--quick", action="store_true",
                         help="small counts and one run: a smoke test in well under a minute")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
+    parser.add_argument("--broker", default=",".join(BROKERS), metavar="A,B",
+                        help=f"brokers to measure on, of: {', '.join(BROKERS)} "
+                             f"(default: both)")
     parser.add_argument("--only", metavar="A,B", help=f"systems to run, of: {', '.join(SYSTEMS)}")
     parser.add_argument("--runs", type=int, metavar="N", help="runs per measurement (median)")
     parser.add_argument("--redis-url", default=os.environ.get(env.REDIS_URL,
                                                               env.DEFAULT_REDIS_URL),
                         help="the Redis database to use; it is FLUSHed between runs "
                              "(default: %(default)s)")
+    parser.add_argument("--amqp-url", default=os.environ.get(env.AMQP_URL, env.DEFAULT_AMQP_URL),
+                        help="the RabbitMQ to use; the benchmark's queues are purged between "
+                             "runs (default: %(default)s)")
     args = parser.parse_args(argv)
-    chosen = [s.strip() for s in (args.only or ",".join(SYSTEMS)).split(",") if s.strip()]
-    unknown = sorted(set(chosen) - set(SYSTEMS))
-    if unknown or not chosen:
-        parser.error(f"unknown system(s) {', '.join(unknown) or '(none given)'}; "
-                     f"choose from {', '.join(SYSTEMS)}")
-    args.systems = chosen
+    args.systems = _choose(parser, "system", args.only or ",".join(SYSTEMS), SYSTEMS)
+    args.brokers = _choose(parser, "broker", args.broker, BROKERS)
     if args.runs is not None and args.runs < 1:
         parser.error("--runs must be at least 1")
     return args
 
 
+def _choose(parser: argparse.ArgumentParser, what: str, given: str,
+            known: tuple[str, ...]) -> list[str]:
+    chosen = [s.strip() for s in given.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(known))
+    if unknown or not chosen:
+        parser.error(f"unknown {what}(s) {', '.join(unknown) or '(none given)'}; "
+                     f"choose from {', '.join(known)}")
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    os.environ[env.REDIS_URL] = args.redis_url  # read by the task modules, here and in workers
-    from tests.bench import report, scenarios, systems
+    # Read by the task modules, here and in the workers.
+    os.environ[env.REDIS_URL] = args.redis_url
+    os.environ[env.AMQP_URL] = args.amqp_url
+    from tests.bench import report, scenarios
 
     counts = scenarios.QUICK if args.quick else scenarios.FULL
     if args.runs:
         counts = replace(counts, runs=args.runs)
     console = Console(stderr=True)
-    needs_redis = any(name != "kernel-sqlite" for name in args.systems)
-    redis_info: dict[str, Any] | None = None
-    if needs_redis:
-        try:
-            redis_info = env.redis_client().info("server")  # type: ignore[attr-defined]
-        except Exception as exc:  # noqa: BLE001 - any failure here means: no usable Redis
-            console.print(f"[red]cannot reach Redis at {args.redis_url} ({exc}); start it, give "
-                          f"--redis-url, or run --only kernel-sqlite[/red]")
+    on = [name for name in args.brokers if any(plan(name, args.systems))]
+    if not on:
+        console.print(f"[red]nothing to measure: none of {', '.join(args.systems)} runs on "
+                      f"{' or '.join(SERVER_NAMES[name] for name in args.brokers)}[/red]")
+        return 2
+    tables = []
+    for name in on:
+        table = (measure(name, args, counts, console) if len(on) == 1
+                 else measure_in_child(name, args))
+        if table is None:
             return 2
-    classes: dict[str, Any] = {"kernel": systems.KernelRedis, **systems.PEERS,
-                               "kernel-sqlite": systems.KernelSqlite}
-    chosen = [classes[name](counts.io_concurrency) for name in args.systems if name in classes]
+        tables.append(table)
+    environment = report.environment({t["broker"]: t["server"] for t in tables})
+    out = Console(width=None if sys.stdout.isatty() else 200)
+    for table in tables:
+        report.render(table, out)
+    report.render_environment(environment, out)
+    if args.json:
+        args.json.write_text(json.dumps(
+            {"environment": environment, "counts": scenarios.counts_dict(counts),
+             "tables": tables}, indent=2) + "\n")
+    return 0
+
+
+def plan(broker: str, names: list[str]) -> tuple[list[str], bool]:
+    """Of `names`, the systems that run on `broker`, and whether its bare client is wanted."""
+    from tests.bench import brokers, systems
+
+    return ([n for n in names if n in systems.ALL and broker in systems.ALL[n].brokers],
+            brokers.BROKERS[broker].bare in names)
+
+
+def measure(name: str, args: argparse.Namespace, counts: Any,
+            console: Console) -> dict[str, Any] | None:
+    """One broker's table, or None after saying why it cannot be measured."""
+    from tests.bench import brokers, report, scenarios, systems
+
+    os.environ[env.BROKER] = name
+    wanted, raw = plan(name, args.systems)
+    broker_class = brokers.BROKERS[name]
+    needs_server = raw or any(n != "kernel-sqlite" for n in wanted)
     try:
-        samples = scenarios.Bench(chosen, counts, "redis-py" in args.systems,
+        broker = broker_class()
+        server = broker.server() if needs_server else None
+        if needs_server and name != "redis":
+            brokers.Redis().server()  # the counter lives in Redis on every broker
+    except Exception as exc:  # noqa: BLE001 - any failure here means: no usable server
+        console.print(f"[red]cannot reach {SERVER_NAMES[name]} or the counter's Redis "
+                      f"({args.amqp_url if name == 'rabbitmq' else args.redis_url}, "
+                      f"{args.redis_url}): {exc}. Start it, give --redis-url / --amqp-url, or "
+                      f"leave it out with --broker[/red]")
+        return None
+    chosen = [systems.ALL[n](broker, counts.io_concurrency) for n in wanted]
+    try:
+        samples = scenarios.Bench(broker, chosen, counts, raw,
                                   lambda line: console.print(line, highlight=False)).run()
     finally:
         for system in chosen:
             system.close()
-    rows = report.build(samples)
-    environment = report.environment(redis_info)
-    configs = {s.name: s.configs for s in chosen}
-    report.render(rows, environment, configs, Console(width=None if sys.stdout.isatty() else 200))
-    if args.json:
-        args.json.write_text(json.dumps(
-            {"environment": environment, "counts": scenarios.counts_dict(counts),
-             "configs": configs, "rows": rows}, indent=2) + "\n")
-    return 0
+        broker.close()
+    return {"broker": name, "server": server, "bare": broker_class.bare,
+            "configs": {s.name: s.configs for s in chosen}
+            | ({broker_class.bare: {"all": broker_class.bare_config}} if raw else {}),
+            "rows": report.build(samples)}
+
+
+def measure_in_child(name: str, args: argparse.Namespace) -> dict[str, Any] | None:
+    """`measure` in a fresh process: its progress goes to stderr, its table comes back."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "table.json"
+        argv = [sys.executable, "-m", "tests.bench", "--broker", name, "--json", str(out),
+                "--only", ",".join(args.systems), "--redis-url", args.redis_url,
+                "--amqp-url", args.amqp_url, *(["--quick"] if args.quick else []),
+                *(["--runs", str(args.runs)] if args.runs else [])]
+        done = subprocess.run(argv, stdout=subprocess.DEVNULL, check=False)
+        if done.returncode != 0:
+            return None
+        table: dict[str, Any] = json.loads(out.read_text())["tables"][0]
+        return table

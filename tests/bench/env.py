@@ -1,24 +1,44 @@
 """What the driver tells the task modules (through the environment, so worker subprocesses
-read the same values): the Redis URL, the kernel broker URL and where the counter lives."""
+read the same values): the broker under test, its URLs, and where the counter lives."""
 
 from __future__ import annotations
 
 import os
 
 REDIS_URL = "BENCH_REDIS_URL"
+AMQP_URL = "BENCH_AMQP_URL"
+#: the broker the peers' task modules connect to: "redis" or "rabbitmq".
+BROKER = "BENCH_BROKER"
 KERNEL_URL = "BENCH_KERNEL_URL"
+KERNEL_RESULTS = "BENCH_KERNEL_RESULTS"
 #: "redis" (one INCR on BENCH_REDIS_URL) or "results" (the kernel app's result store; SQLite).
 COUNTER = "BENCH_COUNTER"
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"  # vhost "/", as pika and kombu read it
 #: the counter every task body increments once; the driver polls it to count completions.
 COUNTER_KEY = "bench.done"
-#: concurrency of the I/O-bound scenario's pools (threads, greenlets, asyncio jobs).
-IO_CONCURRENCY = "BENCH_IO_CONCURRENCY"
 
 
 def redis_url() -> str:
     return os.environ.get(REDIS_URL, DEFAULT_REDIS_URL)
+
+
+def amqp_url() -> str:
+    return os.environ.get(AMQP_URL, DEFAULT_AMQP_URL)
+
+
+def on_rabbitmq() -> bool:
+    return os.environ.get(BROKER, "redis") == "rabbitmq"
+
+
+def broker_url() -> str:
+    return amqp_url() if on_rabbitmq() else redis_url()
+
+
+def results_url() -> str:
+    """Results on the broker's own server: Redis, or RabbitMQ's reply queues (``rpc://``)."""
+    return "rpc://" if on_rabbitmq() else redis_url()
 
 
 def redis_client() -> object:
@@ -34,8 +54,8 @@ _client_pid: int | None = None
 
 
 def incr() -> None:
-    """The task body every system runs: one INCR of `COUNTER_KEY`. One client per process,
-    made after any fork (a connection must not cross a fork)."""
+    """The task body every system runs, on every broker: one INCR of `COUNTER_KEY` in Redis.
+    One client per process, made after any fork (a connection must not cross a fork)."""
     global _client, _client_pid
     if _client_pid != os.getpid():
         _client, _client_pid = redis_client(), os.getpid()

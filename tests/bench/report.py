@@ -16,8 +16,7 @@ from tests.bench.scenarios import Samples
 from tests.bench.systems import PEERS
 
 KERNEL = "kernel"
-LIMIT = "redis-py"
-SQLITE = "kernel-sqlite"
+SERVER_NAMES = {"redis": "Redis", "rabbitmq": "RabbitMQ"}
 
 
 @dataclass(frozen=True)
@@ -43,8 +42,8 @@ ROWS = (
     Row("io", "I/O-bound (50 ms sleeps)", "tasks/s", targets=(("celery", 1),)),
     Row("rss.one", "peak RSS, 1 process", "MiB", False, targets=(("celery", 1),)),
     Row("rss.two", "peak RSS, 2 processes", "MiB", False, targets=(("celery", 1),)),
-    Row("limit.brpop", "BRPOP one at a time", "msgs/s"),
-    Row("limit.brpop_pipelined", "BRPOP in pipelines of 100", "msgs/s"),
+    Row("limit.fetch", "bare client: fetch one at a time", "msgs/s"),
+    Row("limit.fetch_pipelined", "bare client: fetch 100 at a time", "msgs/s"),
 )
 
 
@@ -87,17 +86,17 @@ def build(samples: Samples) -> list[dict[str, Any]]:
     return out
 
 
-def environment(redis_info: dict[str, Any] | None) -> dict[str, Any]:
+def environment(servers: dict[str, str | None]) -> dict[str, Any]:
     versions = {}
-    for dist in ("kernel", "kernel-redis", "celery", "kombu", "dramatiq", "huey", "redis",
-                 "hiredis", "gevent"):
+    for dist in ("kernel", "kernel-redis", "kernel-amqp", "celery", "kombu", "amqp",
+                 "dramatiq", "pika", "huey", "redis", "hiredis", "gevent"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             continue
     return {"python": platform.python_version(), "platform": platform.platform(),
             "cpu_count": os.cpu_count(), "versions": versions,
-            "redis_server": (redis_info or {}).get("redis_version")}
+            "servers": {name: version for name, version in servers.items() if version}}
 
 
 def _fmt(value: float | None) -> str:
@@ -110,20 +109,23 @@ def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
-def render(rows: list[dict[str, Any]], env: dict[str, Any], configs: dict[str, dict[str, str]],
-           console: Console) -> None:
-    systems = [name for name in (KERNEL, *PEERS) if any(name in r["median"] for r in rows)]
-    extra = [name for name in (LIMIT, SQLITE) if any(name in r["median"] for r in rows)]
-    table = Table(title="kernel vs peers, median of runs")
-    table.add_column("row")
-    table.add_column("unit")
+def render(table: dict[str, Any], console: Console) -> None:
+    """One broker's rows: kernel and the peers, the ratios and targets, then the columns with
+    no peer to compare (the bare client, the embedded default)."""
+    rows = table["rows"]
+    present = {name for row in rows for name in row["median"]}
+    systems = [name for name in (KERNEL, *PEERS) if name in present]
+    extra = sorted(present - set(systems))
+    out = Table(title=f"on {SERVER_NAMES[table['broker']]}: kernel vs peers, median of runs")
+    out.add_column("row")
+    out.add_column("unit")
     for name in systems:
-        table.add_column(name, justify="right")
-    table.add_column("kernel/celery", justify="right")
-    table.add_column("kernel/best peer", justify="right")
-    table.add_column("target", justify="left")
+        out.add_column(name, justify="right")
+    out.add_column("kernel/celery", justify="right")
+    out.add_column("kernel/best peer", justify="right")
+    out.add_column("target", justify="left")
     for name in extra:
-        table.add_column(name, justify="right")
+        out.add_column(name, justify="right")
     for row in rows:
         med = row["median"]
         cells = [_fmt(med.get(name)) for name in systems]
@@ -131,12 +133,16 @@ def render(rows: list[dict[str, Any]], env: dict[str, Any], configs: dict[str, d
         target = ", ".join(
             f"{'✓' if t['met'] else '✗'} {'≥' if row['higher_is_better'] else '≤'}"
             f"{t['bound']:.2g}x {t['against']}" for t in row["targets"])
-        table.add_row(row["label"], row["unit"], *cells, _ratio(row["ratio_celery"]),
-                      _ratio(row["ratio_best_peer"]) + best, target,
-                      *[_fmt(med.get(name)) for name in extra])
-    console.print(table)
-    for name, modes in configs.items():
+        out.add_row(row["label"], row["unit"], *cells, _ratio(row["ratio_celery"]),
+                    _ratio(row["ratio_best_peer"]) + best, target,
+                    *[_fmt(med.get(name)) for name in extra])
+    console.print(out)
+    for name, modes in table["configs"].items():
         console.print(f"  {name}: " + "; ".join(f"{mode}: {desc}" for mode, desc in modes.items()))
+
+
+def render_environment(env: dict[str, Any], console: Console) -> None:
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
-    console.print(f"  Python {env['python']}, {env['cpu_count']} CPUs, redis-server "
-                  f"{env['redis_server']}; {versions}")
+    servers = ", ".join(f"{SERVER_NAMES[k]} {v}" for k, v in env["servers"].items())
+    console.print(f"  Python {env['python']}, {env['cpu_count']} CPUs; {servers or 'no server'}; "
+                  f"{versions}")

@@ -1,5 +1,6 @@
 """The measurements. Each scenario runs every system in turn, `runs` times (A B C A B C ...), on
-the same Redis, starting from an empty database; the report takes the median of the runs.
+the same broker, starting from empty queues; the report takes the median of the runs. One
+`Bench` is one broker's table.
 
 Rows (ids as in the JSON):
   enqueue.call / .pipelined / .batch
@@ -11,24 +12,22 @@ Rows (ids as in the JSON):
   rss.one / rss.two             peak RSS of that worker, process + children, MiB
   rtt.p50 / rtt.p99             submit -> result of sequential calls on a warm 1-process worker, ms
   io                            tasks that sleep 50 ms, drained at `io_concurrency`, tasks/s
-  limit.*                       redis-py alone on kernel's message bytes (the broker's ceiling)
+  limit.*                       the bare client alone (redis-py, py-amqp) on kernel's message
+                                bytes: the broker's ceiling
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
 
-from tests.bench import env
-from tests.bench.systems import KernelRedis, System, wait_count
+from tests.bench.brokers import Broker
+from tests.bench.systems import Kernel, System, wait_count
 
 MIB = 1024 * 1024
-PIPELINE = 100
 
 
 @dataclass(frozen=True)
@@ -50,8 +49,9 @@ Samples = dict[str, dict[str, list[float]]]
 
 
 class Bench:
-    def __init__(self, systems: list[System], counts: Counts, raw: bool,
+    def __init__(self, broker: Broker, systems: list[System], counts: Counts, raw: bool,
                  log: Callable[[str], None]) -> None:
+        self.broker = broker
         self.systems = systems
         self.counts = counts
         self.raw = raw
@@ -61,7 +61,7 @@ class Bench:
     def record(self, row: str, system: str, value: float) -> None:
         self.samples[row][system].append(value)
         unit = "ms" if row.startswith("rtt") else "MiB" if row.startswith("rss") else "/s"
-        self.log(f"{row:<14} {system:<14} {value:>10.1f} {unit}")
+        self.log(f"{self.broker.name:<9} {row:<17} {system:<14} {value:>10.1f} {unit}")
 
     def _turns(self) -> Iterator[System]:
         """Each system once per run, alternating (A B A B ...)."""
@@ -78,9 +78,10 @@ class Bench:
             for system in self._turns():
                 self.drain(system, mode)
         for system in self._turns():
-            self.round_trip(system)
+            if system.round_trips():
+                self.round_trip(system)
         for system in self._turns():
-            if system.name != "kernel-sqlite":  # the issue's I/O row is on Redis only
+            if system.name != "kernel-sqlite":  # the I/O row compares pools on a server
                 self.io_bound(system)
         if self.raw:
             for _ in runs:
@@ -154,42 +155,13 @@ class Bench:
         self.record("rtt.p99", system.name, percentile(latencies, 0.99))
 
     def limit(self) -> None:
-        """redis-py alone with kernel's message bytes: LPUSH and BRPOP one at a time and in
-        pipelines, and a bare consumer loop (BRPOP + json.loads + INCR)."""
-        kernel = KernelRedis(self.counts.io_concurrency)
+        """The bare client on kernel's message (one sampled from a kernel client)."""
+        kernel = Kernel(self.broker, self.counts.io_concurrency)
         try:
-            message = kernel.message_bytes()
+            message = self.broker.sample(kernel)
         finally:
             kernel.close()
-        client: Any = env.redis_client()
-        n, queue, name = self.counts.enqueue, "bench_raw", "redis-py"
-
-        def timed(row: str, body: Callable[[], None]) -> None:
-            start = time.perf_counter()
-            body()
-            self.record(row, name, n / (time.perf_counter() - start))
-
-        def pipelined(command: Callable[[Any], None]) -> None:
-            for start in range(0, n, PIPELINE):
-                pipe = client.pipeline(transaction=False)
-                for _ in range(min(PIPELINE, n - start)):
-                    command(pipe)
-                pipe.execute()
-
-        def consume() -> None:
-            for _ in range(n):
-                json.loads(client.brpop(queue, 1)[1])
-                client.incr(env.COUNTER_KEY)
-
-        client.flushdb()
-        timed("enqueue.call", lambda: [client.lpush(queue, message) for _ in range(n)])
-        timed("limit.brpop", lambda: [client.brpop(queue, 1) for _ in range(n)])
-        timed("enqueue.batch", lambda: pipelined(lambda pipe: pipe.lpush(queue, message)))
-        timed("limit.brpop_pipelined", lambda: pipelined(lambda pipe: pipe.brpop(queue, 1)))
-        pipelined(lambda pipe: pipe.lpush(queue, message))
-        timed("drain.one", consume)
-        client.flushdb()
-        client.close()
+        self.broker.limit(self.counts.enqueue, message, self.record)
 
 
 def percentile(ordered: list[float], q: float) -> float:

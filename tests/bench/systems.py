@@ -1,6 +1,7 @@
-"""One adapter per system: how to send its tasks, fill its queue fast, start its worker in each
-mode, and make one round trip. Task modules are imported when a system is first used, so a
-run with ``--only kernel`` needs neither the peers nor Redis."""
+"""One adapter per system: how to send its tasks, start its worker in each mode, make one round
+trip, and where its messages are on each broker (for the broker's fast fill, `brokers`). Task
+modules are imported when a system is first used, so a run with ``--only kernel-sqlite`` needs
+neither the peers nor a server."""
 
 from __future__ import annotations
 
@@ -8,23 +9,26 @@ import json
 import shutil
 import tempfile
 import time
-import uuid
 from abc import ABC, abstractmethod
 from importlib import import_module
 from typing import Any
 
 from tests.bench import env
+from tests.bench.brokers import CHUNK, Broker, Redis, replace_all
 from tests.bench.procs import WorkerProc
 
 #: worker modes: one process, two processes, and the I/O-bound pool at `io_concurrency`.
 MODES = ("one", "two", "io")
-CHUNK = 1000
 
 
 class System(ABC):
     name: str
     #: what each worker mode runs, shown under the table: {mode: description}.
     configs: dict[str, str]
+    #: brokers it runs on.
+    brokers: tuple[str, ...] = ("redis", "rabbitmq")
+    #: the queues its messages wait in on a broker, the first the one its tasks go to.
+    queues: tuple[str, ...]
     has_batch = False
     #: worker modes tried for the I/O-bound row; the best is recorded.
     io_modes: tuple[str, ...] = ("io",)
@@ -32,16 +36,17 @@ class System(ABC):
     #: with, so the median of several runs adds time and no fairness.
     first_run_only = False
 
-    def __init__(self, io_concurrency: int) -> None:
+    def __init__(self, broker: Broker, io_concurrency: int) -> None:
+        self.broker = broker
         self.io_concurrency = io_concurrency
 
-    @abstractmethod
     def reset(self) -> None:
-        """Empty queues and the counter (the next run starts from nothing)."""
+        """Empty its queues and the counter (the next run starts from nothing)."""
+        self.broker.reset(self)
 
-    @abstractmethod
     def count(self) -> int:
         """Tasks done so far (the counter every task body increments)."""
+        return self.broker.count()
 
     @abstractmethod
     def enqueue(self, n: int, task: str = "noop") -> None:
@@ -55,13 +60,29 @@ class System(ABC):
 
     def prequeue(self, n: int, task: str) -> None:
         """Fill the queue with `n` tasks as fast as possible (untimed set-up for a drain)."""
-        self.enqueue(n, task)
+        self.broker.prequeue(self, n, task)
+
+    def redis_prequeue(self, n: int, task: str) -> None:
+        """`prequeue` on Redis, where each system keeps its messages its own way."""
+        raise NotImplementedError
+
+    def _redis(self) -> Redis:
+        assert isinstance(self.broker, Redis)
+        return self.broker
+
+    def message_ids(self, message: Any) -> list[str]:
+        """The ids in an AMQP `message` that must differ between copies (RabbitMQ's fill)."""
+        return [message.properties["application_headers"]["id"]]
+
+    def round_trips(self) -> bool:
+        """Whether it has a result store on the broker's server (the round trip row)."""
+        return True
 
     @abstractmethod
     def worker_argv(self, mode: str) -> list[str]: ...
 
     def worker_env(self) -> dict[str, str]:
-        return {}
+        return self.broker.env()
 
     def start_worker(self, mode: str) -> WorkerProc:
         return WorkerProc(self.worker_argv(mode), self.worker_env())
@@ -74,48 +95,20 @@ class System(ABC):
         """Release the driver's connections and files."""
 
 
-class RedisSystem(System):
-    """A system on the benchmark's Redis database."""
-
-    def __init__(self, io_concurrency: int) -> None:
-        super().__init__(io_concurrency)
-        self.redis: Any = env.redis_client()
-
-    def reset(self) -> None:
-        self.redis.flushdb()
-
-    def count(self) -> int:
-        return int(self.redis.get(env.COUNTER_KEY) or 0)
-
-    def copy_messages(self, n: int, push: Any, ids: list[bytes]) -> None:
-        """Call ``push(pipe, new_ids)`` `n` times in pipelines, each with fresh uuid4s in place
-        of `ids` (same length, so pickled and JSON forms stay valid)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for i in range(n):
-            push(pipe, [str(uuid.uuid4()).encode() for _ in ids])
-            if i % CHUNK == CHUNK - 1:
-                pipe.execute()
-        pipe.execute()
-
-
-def replace_all(data: bytes, old: list[bytes], new: list[bytes]) -> bytes:
-    for a, b in zip(old, new, strict=True):
-        data = data.replace(a, b)
-    return data
-
-
 class Kernel(System):
     name = "kernel"
     has_batch = True
 
-    def __init__(self, io_concurrency: int, url: str) -> None:
-        super().__init__(io_concurrency)
-        self.url = url
+    def __init__(self, broker: Broker, io_concurrency: int, url: str | None = None) -> None:
+        super().__init__(broker, io_concurrency)
+        self.url = url or env.broker_url()
+        self.results = None if url else env.results_url()
         self.configs = {"one": "-P solo", "two": "-P prefork -c 2",
                         "io": f"-P asyncio -c {io_concurrency}"}
         self.tasks = import_module("tests.bench.tasks_kernel")
+        self.queues = (self.tasks.QUEUE,)
         self.counter = "redis"
-        self.app = self.tasks.make_app(url, self.counter)
+        self.app = self.tasks.make_app(self.url, self.results, self.counter)
 
     def _task(self, task: str) -> Any:
         return self.app.tasks[f"bench.{task}"]
@@ -144,7 +137,8 @@ class Kernel(System):
                 "-Q", self.tasks.QUEUE, "--loglevel", "WARNING"]
 
     def worker_env(self) -> dict[str, str]:
-        return {env.KERNEL_URL: self.url, env.COUNTER: self.counter}
+        return {**super().worker_env(), env.KERNEL_URL: self.url,
+                env.KERNEL_RESULTS: self.results or self.url, env.COUNTER: self.counter}
 
     def call(self, timeout: float) -> Any:
         return self._task("ping").delay().get(timeout=timeout)
@@ -153,32 +147,18 @@ class Kernel(System):
         self.app.close()
 
 
-class KernelRedis(Kernel, RedisSystem):
-    def __init__(self, io_concurrency: int) -> None:
-        super().__init__(io_concurrency, env.redis_url())
-
-    def message_bytes(self) -> bytes:
-        """One noop message exactly as kernel stores it in Redis (for the raw limit)."""
-        self.reset()
-        self._task("noop").delay()
-        # The list is the queue's priority sub-list (kombu's layout), so look it up.
-        keys = self.redis.keys(f"{self.tasks.QUEUE}*")
-        (key,) = [k for k in keys if self.redis.type(k) == b"list"]
-        raw: bytes = self.redis.lindex(key, 0)
-        self.reset()
-        return raw
-
-
 class KernelSqlite(Kernel):
-    """The embedded default: broker, results and counter in one SQLite file (a new one per run)."""
+    """The embedded default: broker, results and counter in one SQLite file (a new one per run).
+    It needs no server; its column sits in the Redis table."""
 
     name = "kernel-sqlite"
+    brokers = ("redis",)
     first_run_only = True
 
-    def __init__(self, io_concurrency: int) -> None:
+    def __init__(self, broker: Broker, io_concurrency: int) -> None:
         self.dir = tempfile.mkdtemp(prefix="kernel-bench-")
         self.runs = 0
-        super().__init__(io_concurrency, self._next_url())
+        super().__init__(broker, io_concurrency, self._next_url())
         self.counter = "results"
         self.reset()
 
@@ -189,23 +169,28 @@ class KernelSqlite(Kernel):
     def reset(self) -> None:
         self.app.close()
         self.url = self._next_url()
-        self.app = self.tasks.make_app(self.url, self.counter)
+        self.app = self.tasks.make_app(self.url, None, self.counter)
 
     def count(self) -> int:
         value = self.app.backend.store.get(env.COUNTER_KEY)
         return int(value or 0)
+
+    def worker_env(self) -> dict[str, str]:
+        return {env.KERNEL_URL: self.url, env.KERNEL_RESULTS: self.url,
+                env.COUNTER: self.counter}
 
     def close(self) -> None:
         super().close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class Celery(RedisSystem):
+class Celery(System):
     name = "celery"
 
-    def __init__(self, io_concurrency: int) -> None:
-        super().__init__(io_concurrency)
+    def __init__(self, broker: Broker, io_concurrency: int) -> None:
+        super().__init__(broker, io_concurrency)
         self.tasks = import_module("tests.bench.tasks_celery")
+        self.queues = (self.tasks.QUEUE,)
         # Celery's best I/O pool: threads, and gevent when installed (the better one counts).
         self.io_modes = ("io",)
         try:
@@ -222,14 +207,14 @@ class Celery(RedisSystem):
         for _ in range(n):
             delay()
 
-    def prequeue(self, n: int, task: str) -> None:
-        queue = self.tasks.QUEUE
+    def redis_prequeue(self, n: int, task: str) -> None:
+        queue, redis = self.tasks.QUEUE, self._redis()
         getattr(self.tasks, task).delay()
-        raw = self.redis.lpop(queue)
+        raw = redis.redis.lpop(queue)
         message = json.loads(raw)
         ids = [message["headers"]["id"].encode(), message["properties"]["delivery_tag"].encode()]
-        self.copy_messages(n, lambda pipe, new: pipe.lpush(queue, replace_all(raw, ids, new)),
-                           ids)
+        redis.copy_messages(n, lambda pipe, new: pipe.lpush(queue, replace_all(raw, ids, new)),
+                            ids)
 
     def worker_argv(self, mode: str) -> list[str]:
         pool = {"one": ["-P", "solo", "-c", "1"], "two": ["-P", "prefork", "-c", "2"],
@@ -243,12 +228,14 @@ class Celery(RedisSystem):
         return self.tasks.ping.delay().get(timeout=timeout)
 
 
-class Dramatiq(RedisSystem):
+class Dramatiq(System):
     name = "dramatiq"
 
-    def __init__(self, io_concurrency: int) -> None:
-        super().__init__(io_concurrency)
+    def __init__(self, broker: Broker, io_concurrency: int) -> None:
+        super().__init__(broker, io_concurrency)
         self.tasks = import_module("tests.bench.tasks_dramatiq")
+        queue = self.tasks.QUEUE  # and its delay and dead-letter queues on RabbitMQ
+        self.queues = (queue, f"{queue}.DQ", f"{queue}.XQ")
         self.configs = {"one": "-p 1 -t 8 (1 process, default threads)", "two": "-p 2 -t 8",
                         "io": f"-p 1 -t {io_concurrency}"}
 
@@ -257,19 +244,25 @@ class Dramatiq(RedisSystem):
         for _ in range(n):
             send()
 
-    def prequeue(self, n: int, task: str) -> None:
-        queue = f"dramatiq:{self.tasks.QUEUE}"
+    def message_ids(self, message: Any) -> list[str]:
+        return [json.loads(message.body)["message_id"]]
+
+    def round_trips(self) -> bool:
+        return self.broker.name == "redis"  # its result stores: Redis and memcached only
+
+    def redis_prequeue(self, n: int, task: str) -> None:
+        queue, redis = f"dramatiq:{self.tasks.QUEUE}", self._redis()
         messages = f"{queue}.msgs"
         getattr(self.tasks, task).send()
-        old = self.redis.lpop(queue)
-        raw = self.redis.hget(messages, old)
-        self.redis.hdel(messages, old)
+        old = redis.redis.lpop(queue)
+        raw = redis.redis.hget(messages, old)
+        redis.redis.hdel(messages, old)
 
         def push(pipe: Any, new: list[bytes]) -> None:
             pipe.hset(messages, new[0], replace_all(raw, [old], new))
             pipe.rpush(queue, new[0])
 
-        self.copy_messages(n, push, [old])
+        redis.copy_messages(n, push, [old])
 
     def worker_argv(self, mode: str) -> list[str]:
         procs, threads = {"one": (1, 8), "two": (2, 8), "io": (1, self.io_concurrency)}[mode]
@@ -280,12 +273,14 @@ class Dramatiq(RedisSystem):
         return self.tasks.ping.send().get_result(block=True, timeout=int(timeout * 1000))
 
 
-class Huey(RedisSystem):
+class Huey(System):
     name = "huey"
+    brokers = ("redis",)  # Redis, SQLite and files; no AMQP
 
-    def __init__(self, io_concurrency: int) -> None:
-        super().__init__(io_concurrency)
+    def __init__(self, broker: Broker, io_concurrency: int) -> None:
+        super().__init__(broker, io_concurrency)
         self.tasks = import_module("tests.bench.tasks_huey")
+        self.queues = (self.tasks.huey.storage.queue_key,)
         self.configs = {"one": "-k thread -w 1", "two": "-k process -w 2",
                         "io": f"-k thread -w {io_concurrency}"}
 
@@ -294,13 +289,13 @@ class Huey(RedisSystem):
         for _ in range(n):
             call()
 
-    def prequeue(self, n: int, task: str) -> None:
-        queue = self.tasks.huey.storage.queue_key
+    def redis_prequeue(self, n: int, task: str) -> None:
+        queue, redis = self.tasks.huey.storage.queue_key, self._redis()
         result = getattr(self.tasks, task)()
-        raw = self.redis.lpop(queue)
+        raw = redis.redis.lpop(queue)
         ids = [result.id.encode()]
-        self.copy_messages(n, lambda pipe, new: pipe.lpush(queue, replace_all(raw, ids, new)),
-                           ids)
+        redis.copy_messages(n, lambda pipe, new: pipe.lpush(queue, replace_all(raw, ids, new)),
+                            ids)
 
     def worker_argv(self, mode: str) -> list[str]:
         kind, workers = {"one": ("thread", 1), "two": ("process", 2),
@@ -312,7 +307,8 @@ class Huey(RedisSystem):
         return self.tasks.ping().get(blocking=True, timeout=timeout)
 
 
-PEERS: dict[str, type[RedisSystem]] = {"celery": Celery, "dramatiq": Dramatiq, "huey": Huey}
+PEERS: dict[str, type[System]] = {"celery": Celery, "dramatiq": Dramatiq, "huey": Huey}
+ALL: dict[str, type[System]] = {"kernel": Kernel, **PEERS, "kernel-sqlite": KernelSqlite}
 
 
 def wait_count(system: System, n: int, worker: WorkerProc, deadline: float) -> float:

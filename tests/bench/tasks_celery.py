@@ -1,4 +1,5 @@
-"""Celery's benchmark tasks (the same bodies as kernel's), on BENCH_REDIS_URL."""
+"""Celery's benchmark tasks (the same bodies as kernel's), on the broker under test (BENCH_BROKER)
+with results on the same server (Redis, or rpc:// on RabbitMQ)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from tests.bench import env
 
 QUEUE = "bench_celery"
 
-app = Celery("bench", broker=env.redis_url(), backend=env.redis_url())
+app = Celery("bench", broker=env.broker_url(), backend=env.results_url())
 app.conf.update(task_default_queue=QUEUE, broker_connection_retry_on_startup=True,
                 worker_hijack_root_logger=False)
 

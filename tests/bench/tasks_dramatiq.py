@@ -1,4 +1,6 @@
-"""Dramatiq's benchmark tasks (the same bodies as kernel's), on BENCH_REDIS_URL."""
+"""Dramatiq's benchmark tasks (the same bodies as kernel's), on the broker under test
+(BENCH_BROKER). Results are on Redis either way: Dramatiq has no result store on RabbitMQ, so
+the round trip is measured on Redis only."""
 
 from __future__ import annotations
 
@@ -13,7 +15,13 @@ from tests.bench import env
 
 QUEUE = "bench_dramatiq"
 
-broker = RedisBroker(url=env.redis_url())
+broker: dramatiq.Broker
+if env.on_rabbitmq():
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker  # needs pika: only here
+
+    broker = RabbitmqBroker(url=env.amqp_url())
+else:
+    broker = RedisBroker(url=env.redis_url())
 broker.add_middleware(Results(backend=RedisBackend(url=env.redis_url())))
 dramatiq.set_broker(broker)
 

@@ -1,5 +1,6 @@
-"""kernel's benchmark tasks. The worker imports ``app`` (broker and results from
-BENCH_KERNEL_URL); the driver builds its own client apps with `make_app`."""
+"""kernel's benchmark tasks. The worker imports ``app`` (broker from BENCH_KERNEL_URL, results
+from BENCH_KERNEL_RESULTS, else the broker's URL); the driver builds its own client apps with
+`make_app`."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from tests.bench import env
 QUEUE = "bench_kernel"
 
 
-def make_app(url: str, counter: str | None = None) -> App:
-    """Tasks on `url`; `counter` is "redis" or "results" (default: BENCH_COUNTER, else redis)."""
-    app = App("bench", broker=url, results=url, config={"task_default_queue": QUEUE})
+def make_app(url: str, results: str | None = None, counter: str | None = None) -> App:
+    """Tasks on broker `url`, results on `results` (default: `url`); `counter` is "redis" or
+    "results" (default: BENCH_COUNTER, else redis)."""
+    app = App("bench", broker=url, results=results or url,
+              config={"task_default_queue": QUEUE})
     on_results = (counter or os.environ.get(env.COUNTER, "redis")) == "results"
 
     def incr() -> None:
@@ -41,4 +44,5 @@ def make_app(url: str, counter: str | None = None) -> App:
     return app
 
 
-app = make_app(os.environ.get(env.KERNEL_URL, "sqlite:///kernel-bench.db"))
+app = make_app(os.environ.get(env.KERNEL_URL, "sqlite:///kernel-bench.db"),
+               os.environ.get(env.KERNEL_RESULTS))

@@ -18,7 +18,9 @@ def test_quick_sqlite_run_writes_every_row(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
-    rows = {row["id"]: row for row in report["rows"]}
+    (table,) = report["tables"]
+    assert table["broker"] == "redis"  # the embedded default's column sits in Redis's table
+    rows = {row["id"]: row for row in table["rows"]}
     assert set(rows) == {"enqueue.call", "enqueue.pipelined", "enqueue.batch", "drain.one",
                          "drain.two", "rtt.p50", "rtt.p99", "rss.one", "rss.two"}
     for row in rows.values():

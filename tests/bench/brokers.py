@@ -1,0 +1,301 @@
+"""The brokers a run is on: how to empty them between runs, fill a system's queue fast (copies
+of one message the system sent itself, with fresh ids), and the bare client's ceiling (the
+``limit`` rows). The counter every task body increments is in Redis on both brokers."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from tests.bench import env
+
+if TYPE_CHECKING:
+    from tests.bench.systems import System
+
+#: messages per pipeline (Redis) or per prefetch window (RabbitMQ) in the bare client's rows.
+PIPELINE = 100
+#: messages per Redis pipeline when filling a queue.
+CHUNK = 1000
+Record = Callable[[str, str, float], None]
+
+
+def fresh_ids(ids: list[bytes]) -> list[bytes]:
+    """New uuid4s in place of `ids` (same length, so JSON and pickled forms stay valid)."""
+    return [str(uuid.uuid4()).encode() for _ in ids]
+
+
+def replace_all(data: bytes, old: list[bytes], new: list[bytes]) -> bytes:
+    for a, b in zip(old, new, strict=True):
+        data = data.replace(a, b)
+    return data
+
+
+class Broker(ABC):
+    name: str
+    #: the bare client measured in the ``limit`` rows, and what it does there.
+    bare: str
+    bare_config: str
+
+    def __init__(self) -> None:
+        self.redis: Any = env.redis_client()
+
+    def env(self) -> dict[str, str]:
+        """What a worker subprocess needs to find this broker."""
+        return {env.BROKER: self.name}
+
+    def count(self) -> int:
+        return int(self.redis.get(env.COUNTER_KEY) or 0)
+
+    @abstractmethod
+    def server(self) -> str:
+        """The server's version (raises if it cannot be reached)."""
+
+    @abstractmethod
+    def reset(self, system: System) -> None:
+        """Empty `system`'s queues and the counter (the next run starts from nothing)."""
+
+    @abstractmethod
+    def prequeue(self, system: System, n: int, task: str) -> None:
+        """Fill `system`'s queue with `n` tasks as fast as possible (untimed set-up)."""
+
+    @abstractmethod
+    def sample(self, system: System) -> tuple[bytes, dict[str, Any]]:
+        """One noop message exactly as `system` puts it on this broker: bytes and properties."""
+
+    @abstractmethod
+    def limit(self, n: int, message: tuple[bytes, dict[str, Any]], record: Record) -> None:
+        """The bare client on `message` (see `sample`) `n` times: publish and fetch one at a
+        time and pipelined, and a bare consumer loop; `record(row, name, per second)`."""
+
+    def close(self) -> None:
+        self.redis.close()
+
+
+def timed(n: int, body: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    body()
+    return n / (time.perf_counter() - start)
+
+
+class Redis(Broker):
+    name = "redis"
+    bare = "redis-py"
+    bare_config = ("LPUSH, BRPOP, each one at a time and in pipelines of 100; drain: BRPOP + "
+                   "json.loads + INCR")
+
+    def server(self) -> str:
+        return str(self.redis.info("server")["redis_version"])
+
+    def reset(self, system: System) -> None:
+        self.redis.flushdb()
+
+    def prequeue(self, system: System, n: int, task: str) -> None:
+        system.redis_prequeue(n, task)
+
+    def copy_messages(self, n: int, push: Callable[[Any, list[bytes]], None],
+                      ids: list[bytes]) -> None:
+        """Call ``push(pipe, new_ids)`` `n` times in pipelines, each with fresh ids for `ids`."""
+        pipe = self.redis.pipeline(transaction=False)
+        for i in range(n):
+            push(pipe, fresh_ids(ids))
+            if i % CHUNK == CHUNK - 1:
+                pipe.execute()
+        pipe.execute()
+
+    def sample(self, system: System) -> tuple[bytes, dict[str, Any]]:
+        self.reset(system)
+        system.enqueue(1)
+        # kernel's queue is a priority sub-list (kombu's layout), so look the list up.
+        (key,) = [k for k in self.redis.keys(f"{system.queues[0]}*")
+                  if self.redis.type(k) == b"list"]
+        raw: bytes = self.redis.lindex(key, 0)
+        self.reset(system)
+        return raw, {}
+
+    def limit(self, n: int, message: tuple[bytes, dict[str, Any]], record: Record) -> None:
+        raw = message[0]  # Redis holds the whole envelope as one string
+        client, queue = self.redis, "bench_raw"
+
+        def pipelined(command: Callable[[Any], None]) -> None:
+            for start in range(0, n, PIPELINE):
+                pipe = client.pipeline(transaction=False)
+                for _ in range(min(PIPELINE, n - start)):
+                    command(pipe)
+                pipe.execute()
+
+        def consume() -> None:
+            for _ in range(n):
+                json.loads(client.brpop(queue, 1)[1])
+                client.incr(env.COUNTER_KEY)
+
+        client.flushdb()
+        record("enqueue.call", self.bare, timed(n, lambda: [client.lpush(queue, raw)
+                                                            for _ in range(n)]))
+        record("limit.fetch", self.bare, timed(n, lambda: [client.brpop(queue, 1)
+                                                           for _ in range(n)]))
+        record("enqueue.batch", self.bare,
+               timed(n, lambda: pipelined(lambda pipe: pipe.lpush(queue, raw))))
+        record("limit.fetch_pipelined", self.bare,
+               timed(n, lambda: pipelined(lambda pipe: pipe.brpop(queue, 1))))
+        pipelined(lambda pipe: pipe.lpush(queue, raw))
+        record("drain.one", self.bare, timed(n, consume))
+        client.flushdb()
+
+
+class RabbitMQ(Broker):
+    name = "rabbitmq"
+    bare = "py-amqp"
+    bare_config = ("publish with a confirm each / without confirms, then one round trip; "
+                   "basic_get + ack one at a time / consume with prefetch 100; drain: consume "
+                   "(prefetch 100) + json.loads + INCR + ack")
+
+    def __init__(self) -> None:
+        super().__init__()
+        from kombu import Connection
+
+        self.url = env.amqp_url()
+        self.kombu: Any = Connection(self.url, connect_timeout=4)
+        self.kombu.ensure_connection(max_retries=1)
+        self.conn: Any = self.kombu.connection  # the py-amqp connection itself
+        self.channel: Any = self.conn.channel()
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), env.AMQP_URL: self.url}
+
+    def server(self) -> str:
+        version = self.conn.server_properties.get("version", "?")
+        return version.decode() if isinstance(version, bytes) else str(version)
+
+    def _fresh_channel(self) -> Any:
+        if not self.channel.is_open:
+            self.channel = self.conn.channel()
+        return self.channel
+
+    def depth(self, queue: str) -> int | None:
+        """Messages ready in `queue`, or None if it does not exist."""
+        from amqp.exceptions import NotFound
+
+        try:
+            return int(self._fresh_channel().queue_declare(queue, passive=True).message_count)
+        except NotFound:
+            return None  # RabbitMQ closed the channel; the next call opens another
+
+    def reset(self, system: System) -> None:
+        self.redis.flushdb()
+        for queue in system.queues:
+            if self.depth(queue):
+                self._fresh_channel().queue_purge(queue)
+
+    def wait_depth(self, queue: str, n: int, what: str) -> None:
+        deadline = time.monotonic() + 60
+        while (self.depth(queue) or 0) < n:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what}: {queue} holds {self.depth(queue)} of {n} messages")
+            time.sleep(0.01)
+
+    def take(self, queue: str, what: str) -> Any:
+        """The one message `queue` holds (acked: it is gone from the queue)."""
+        self.wait_depth(queue, 1, what)
+        message = self._fresh_channel().basic_get(queue)
+        self.channel.basic_ack(message.delivery_tag)
+        return message
+
+    def sample(self, system: System) -> tuple[bytes, dict[str, Any]]:
+        self.reset(system)
+        system.enqueue(1)
+        message = self.take(system.queues[0], system.name)
+        return message.body, dict(message.properties)
+
+    def prequeue(self, system: System, n: int, task: str) -> None:
+        import amqp
+
+        queue = system.queues[0]
+        system.enqueue(1, task)
+        message = self.take(queue, system.name)
+        ids = system.message_ids(message)
+        channel = self._fresh_channel()
+        for _ in range(n):
+            pairs = [(old, str(uuid.uuid4())) for old in ids]
+            channel.basic_publish(amqp.Message(swap(message.body, pairs),
+                                               **swap(message.properties, pairs)),
+                                  exchange="", routing_key=queue)
+        self.wait_depth(queue, n, system.name)
+
+    def limit(self, n: int, message: tuple[bytes, dict[str, Any]], record: Record) -> None:
+        import amqp
+
+        body, props = message
+        queue = "bench_raw"
+        confirmed = self.conn.channel()
+        confirmed.confirm_select()  # basic_publish now waits for RabbitMQ's ack
+        confirmed.queue_declare(queue, durable=True, auto_delete=False)
+        confirmed.queue_purge(queue)
+        channel = self._fresh_channel()
+
+        def publish(on: Any) -> None:
+            for _ in range(n):
+                on.basic_publish(amqp.Message(body, **props), exchange="", routing_key=queue)
+
+        def get_each() -> None:
+            for _ in range(n):
+                got = channel.basic_get(queue)
+                channel.basic_ack(got.delivery_tag)
+
+        def consume(work: Callable[[Any], None]) -> None:
+            done = 0
+
+            def on_message(got: Any) -> None:
+                nonlocal done
+                work(got)
+                channel.basic_ack(got.delivery_tag)
+                done += 1
+
+            channel.basic_qos(0, PIPELINE, False)
+            tag = channel.basic_consume(queue, callback=on_message)
+            while done < n:
+                self.conn.drain_events(timeout=10)
+            channel.basic_cancel(tag)
+
+        def publish_unconfirmed() -> None:
+            publish(channel)
+            self.wait_depth(queue, n, self.bare)
+
+        def body_work(got: Any) -> None:
+            json.loads(got.body)
+            self.redis.incr(env.COUNTER_KEY)
+
+        record("enqueue.call", self.bare, timed(n, lambda: publish(confirmed)))
+        record("limit.fetch", self.bare, timed(n, get_each))
+        record("enqueue.batch", self.bare, timed(n, publish_unconfirmed))
+        record("limit.fetch_pipelined", self.bare, timed(n, lambda: consume(lambda got: None)))
+        publish_unconfirmed()
+        record("drain.one", self.bare, timed(n, lambda: consume(body_work)))
+        confirmed.queue_delete(queue)
+        confirmed.close()
+        self.redis.flushdb()
+
+    def close(self) -> None:
+        super().close()
+        self.kombu.release()
+
+
+def swap(value: Any, pairs: list[tuple[str, str]]) -> Any:
+    """`value` with each old id of `pairs` replaced by its new one in every string inside."""
+    if isinstance(value, str):
+        for old, new in pairs:
+            value = value.replace(old, new)
+        return value
+    if isinstance(value, bytes):
+        return replace_all(value, [a.encode() for a, _ in pairs], [b.encode() for _, b in pairs])
+    if isinstance(value, dict):
+        return {k: swap(v, pairs) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(swap(v, pairs) for v in value)
+    return value
+
+
+BROKERS: dict[str, type[Broker]] = {"redis": Redis, "rabbitmq": RabbitMQ}
