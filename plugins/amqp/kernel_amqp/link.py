@@ -209,26 +209,34 @@ class Link:
         self.declared.discard(queue)
 
     def drain(self, timeout: float) -> bool:
-        """Handle what the broker sends for up to `timeout` seconds; True if anything came."""
+        """Handle what the broker sends for up to `timeout` seconds; True if anything came.
+        With `timeout` 0 only what already arrived, without waiting (py-amqp's shortest wait
+        is a millisecond, which a worker's fetch and a client's wait would pay each time)."""
+        if timeout <= 0 and not self._readable():
+            return False
         try:
             self.raw.drain_events(timeout=max(timeout, 0.001))
         except socket.timeout:
             return False
         return True
 
+    def _readable(self) -> bool:
+        sock = self.raw.sock
+        # TLS may hold decrypted bytes that select cannot see.
+        pending = getattr(sock, "pending", None)
+        return bool(select.select([sock], [], [], 0)[0] or (pending is not None and pending()))
+
     def catch_up(self) -> None:
         """Handle what RabbitMQ sent meanwhile, without waiting: raises if it hung up (a
         restart closes every connection), so a caller can reconnect before it relies on
         this one."""
-        while select.select([self.raw.sock], [], [], 0)[0]:
-            if not self.drain(0):
-                return
+        while self.drain(0):
+            pass
 
     def keep_alive(self) -> None:
         """Read what RabbitMQ sent (its heartbeats among it) and send a heartbeat when one is
         due; raises when RabbitMQ has been silent for two intervals."""
-        while self.drain(0):
-            pass
+        self.catch_up()
         self.raw.heartbeat_tick()
 
     @property

@@ -273,8 +273,7 @@ class AmqpTransport(HoldsLink, Transport):
                         self._declare(link, queue)
                         link.subscribe(link.consumer(queue), limit)
                     # What already arrived, from every queue, before choosing by preference.
-                    while link.drain(0):
-                        pass
+                    link.catch_up()
                     taken = self._take(link, queues, limit)
                     left = deadline - time.monotonic()
                     if taken or left <= 0:
