@@ -270,8 +270,10 @@ class RpcResultStore(HoldsLink, ResultStore):
             if not self._lock.acquire(timeout=SLICE):
                 continue
             try:
+                # Reading what already arrived may bring the record: then no wait.
                 link = self._listening()
-                link.drain(SLICE if left is None else min(SLICE, left))
+                if self._fresh(key) in (None, unless):
+                    link.drain(SLICE if left is None else min(SLICE, left))
                 link.keep_alive()
                 continue
             except ERRORS as exc:
