@@ -175,19 +175,32 @@ class RabbitMQ(Broker):
             self.channel = self.conn.channel()
         return self.channel
 
-    def depth(self, queue: str) -> int | None:
-        """Messages ready in `queue`, or None if it does not exist."""
+    def _declared(self, queue: str) -> Any:
+        """`queue`'s passive declare (message and consumer counts), or None if it does not
+        exist."""
         from amqp.exceptions import NotFound
 
         try:
-            return int(self._fresh_channel().queue_declare(queue, passive=True).message_count)
+            return self._fresh_channel().queue_declare(queue, passive=True)
         except NotFound:
             return None  # RabbitMQ closed the channel; the next call opens another
 
+    def depth(self, queue: str) -> int | None:
+        """Messages ready in `queue`, or None if it does not exist."""
+        declared = self._declared(queue)
+        return None if declared is None else int(declared.message_count)
+
     def reset(self, system: System) -> None:
         self.redis.flushdb()
+        deadline = time.monotonic() + 30
         for queue in system.queues:
-            if self.depth(queue):
+            # A killed worker's deliveries return to the queue once RabbitMQ has dropped its
+            # connection: wait for that, so the purge takes them too.
+            while (declared := self._declared(queue)) and declared.consumer_count:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{queue} still has a consumer after its worker died")
+                time.sleep(0.01)
+            if declared and declared.message_count:
                 self._fresh_channel().queue_purge(queue)
 
     def wait_depth(self, queue: str, n: int, what: str) -> None:
@@ -231,10 +244,20 @@ class RabbitMQ(Broker):
         body, props = message
         queue = "bench_raw"
         confirmed = self.conn.channel()
-        confirmed.confirm_select()  # basic_publish now waits for RabbitMQ's ack
+        confirmed.confirm_select()
+        acked = [0]
+        confirmed.events["basic_ack"].add(lambda tag, multiple: acked.__setitem__(0, tag))
         confirmed.queue_declare(queue, durable=True, auto_delete=False)
         confirmed.queue_purge(queue)
         channel = self._fresh_channel()
+
+        def publish_confirmed() -> None:
+            """Each publish waits for RabbitMQ's confirm, as kernel's `delay` does."""
+            for sent in range(1, n + 1):
+                confirmed.basic_publish(amqp.Message(body, **props), exchange="",
+                                        routing_key=queue)
+                while acked[0] < sent:
+                    self.conn.drain_events(timeout=10)
 
         def publish(on: Any) -> None:
             for _ in range(n):
@@ -268,7 +291,7 @@ class RabbitMQ(Broker):
             json.loads(got.body)
             self.redis.incr(env.COUNTER_KEY)
 
-        record("enqueue.call", self.bare, timed(n, lambda: publish(confirmed)))
+        record("enqueue.call", self.bare, timed(n, publish_confirmed))
         record("limit.fetch", self.bare, timed(n, get_each))
         record("enqueue.batch", self.bare, timed(n, publish_unconfirmed))
         record("limit.fetch_pipelined", self.bare, timed(n, lambda: consume(lambda got: None)))

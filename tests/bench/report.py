@@ -116,7 +116,10 @@ def render(table: dict[str, Any], console: Console) -> None:
     present = {name for row in rows for name in row["median"]}
     systems = [name for name in (KERNEL, *PEERS) if name in present]
     extra = sorted(present - set(systems))
-    out = Table(title=f"on {SERVER_NAMES[table['broker']]}: kernel vs peers, median of runs")
+    counts = table["counts"]
+    out = Table(title=f"on {SERVER_NAMES[table['broker']]}: kernel vs peers, median of "
+                      f"{counts['runs']} run(s); {counts['enqueue']:,} tasks per enqueue row, "
+                      f"{counts['drain']:,} per drain")
     out.add_column("row")
     out.add_column("unit")
     for name in systems:
