@@ -181,9 +181,15 @@ class Link:
     def subscribe(self, consumer: Consumer, room: int) -> None:
         """Let the broker push up to `room` more messages than the consumer holds: a
         channel-wide prefetch (RabbitMQ applies a change of it at once), or on quorum queues,
-        which know no channel-wide one, the consumer's own (applied by consuming anew)."""
+        which know no channel-wide one, the consumer's own (applied by consuming anew).
+
+        The consumer holds finished tasks until their acks go out (a few milliseconds), so
+        while short tasks stream through, what it needs swings with every batch of acks. A
+        prefetch at most half again above the need stays, rather than costing a round trip
+        (or, on quorum queues, a new consumer) per fetch; the few extra messages it lets in
+        are the next fetch's. A need of one (long tasks, one slot) is met exactly."""
         want = max(1, min(MAX_PREFETCH, len(consumer.given_out) + room))
-        if want != consumer.prefetch:
+        if want > consumer.prefetch or want + want // 2 < consumer.prefetch:
             consumer.channel.basic_qos(0, want, self.channel_qos)
             if consumer.tag and not self.channel_qos:
                 consumer.channel.basic_cancel(consumer.tag)  # its deliveries stay ours
@@ -221,10 +227,21 @@ class Link:
         return True
 
     def _readable(self) -> bool:
+        return self.wait_readable(0)
+
+    def wait_readable(self, timeout: float) -> bool:
+        """Whether the broker sent something, waiting up to `timeout` seconds for it. Safe
+        without the owner's lock (it reads nothing); False if the connection was closed
+        meanwhile."""
         sock = self.raw.sock
         # TLS may hold decrypted bytes that select cannot see.
         pending = getattr(sock, "pending", None)
-        return bool(select.select([sock], [], [], 0)[0] or (pending is not None and pending()))
+        if pending is not None and pending():
+            return True
+        try:
+            return bool(select.select([sock], [], [], timeout)[0])
+        except (OSError, TypeError, ValueError):
+            return False  # closed by another thread: the next call reconnects
 
     def catch_up(self) -> None:
         """Handle what RabbitMQ sent meanwhile, without waiting: raises if it hung up (a

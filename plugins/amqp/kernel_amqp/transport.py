@@ -275,12 +275,14 @@ class AmqpTransport(HoldsLink, Transport):
                     # What already arrived, from every queue, before choosing by preference.
                     link.catch_up()
                     taken = self._take(link, queues, limit)
-                    left = deadline - time.monotonic()
-                    if taken or left <= 0:
-                        return taken
-                    link.drain(min(left, SLICE))
                 except ERRORS as exc:
                     raise self._failed(exc, "fetching") from None
+            left = deadline - time.monotonic()
+            if taken or left <= 0:
+                return taken
+            # Wait for the broker without the lock: the worker's acks (which open RabbitMQ's
+            # prefetch window) and publishes go out meanwhile instead of waiting for the slice.
+            link.wait_readable(min(left, SLICE))
 
     def _take(self, link: Link, queues: Sequence[str], limit: int) -> list[Delivery]:
         taken: list[Delivery] = []
@@ -331,16 +333,29 @@ class AmqpTransport(HoldsLink, Transport):
 
     def _settle(self, link: Link, deliveries: Sequence[Delivery],
                 requeue: bool | None = None) -> None:
+        by_channel: dict[int, tuple[Consumer, list[int]]] = {}
         for delivery in deliveries:
             consumer = self._live(link, delivery)
-            if consumer is None:
-                continue
-            tag = delivery.tag[2]
-            consumer.given_out.discard(tag)
-            if requeue is None:
-                consumer.channel.basic_ack(tag)
+            if consumer is not None:
+                by_channel.setdefault(delivery.tag[1], (consumer, []))[1].append(delivery.tag[2])
+        for consumer, tags in by_channel.values():
+            consumer.given_out.difference_update(tags)
+            if requeue is not None:
+                for tag in tags:
+                    consumer.channel.basic_reject(tag, requeue)
+            elif len(tags) > 1 and self._all_up_to(consumer, max(tags)):
+                consumer.channel.basic_ack(max(tags), multiple=True)
             else:
-                consumer.channel.basic_reject(tag, requeue)
+                for tag in tags:
+                    consumer.channel.basic_ack(tag)
+
+    @staticmethod
+    def _all_up_to(consumer: Consumer, top: int) -> bool:
+        """Whether `consumer` holds no other delivery up to tag `top`, handed out or not: then
+        one ack with AMQP's ``multiple`` flag settles the lot (a solo worker's batches)."""
+        if consumer.buffer and consumer.buffer[0].delivery_info["delivery_tag"] <= top:
+            return False
+        return all(tag > top for tag in consumer.given_out)
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:

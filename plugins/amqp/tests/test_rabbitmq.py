@@ -132,6 +132,31 @@ def test_messages_of_a_killed_consumer_are_redelivered(
     transport.ack(again)
 
 
+def test_acks_settle_exactly_the_deliveries_given(
+        url: str, other: AmqpTransport, new_queue: NewQueue) -> None:
+    """A batch of acks that covers every delivery up to its highest goes out as one AMQP ack
+    with the ``multiple`` flag; it must never settle a delivery still held below that tag, nor
+    one that arrived but was not handed out."""
+    queue = new_queue("acks")
+    other.publish([Outgoing(queue, make_envelope(n)) for n in range(8)])
+    consumer = AmqpTransport(url, {})
+    try:
+        held = drain(consumer, queue, 6)
+        assert ids(held) == [f"m-{n}" for n in range(6)]
+        # m-0 still runs while m-1..m-3 finish (threads, prefork); then m-4 and m-5 finish
+        # after m-0 did, while m-6 and m-7 may already wait in the prefetch buffer.
+        consumer.ack(held[1:4])
+        consumer.ack([held[0]])
+        consumer.ack(held[4:6])
+        consumer.ack([held[2]])  # twice: a no-op
+        assert consumer.fetch([queue], 1, 5)[0].envelope.headers["id"] == "m-6"
+    finally:
+        consumer.close()  # what it still held goes back to the queue
+    back = drain(other, queue, 2)
+    assert sorted(ids(back)) == ["m-6", "m-7"], "an ack settled more or less than it was given"
+    other.ack(back)
+
+
 def test_counts_survive_give_backs(transport: AmqpTransport, new_queue: NewQueue) -> None:
     queue = new_queue("count")
     transport.publish([Outgoing(queue, make_envelope(1))])
