@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from urllib.parse import urlparse
@@ -189,6 +190,58 @@ def test_delays_do_not_wait_behind_longer_ones(transport: AmqpTransport,
         "RabbitMQ's x-death bookkeeping must not show in the delivered headers"
     assert second[0].delivery_count == 1
     transport.ack(first + second)
+
+
+def test_catching_up_with_nothing_arrived_does_not_wait(
+        transport: AmqpTransport, new_queue: NewQueue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """py-amqp's shortest wait is a millisecond: a worker's fetch and an rpc client's wait
+    catch up on every call, so when nothing arrived they must not call into it at all."""
+    queue = new_queue("idle")
+    assert transport.fetch([queue], 1, 0) == []
+    link = transport._link
+    assert link is not None
+    calls: list[float] = []
+    real = link.raw.drain_events
+    monkeypatch.setattr(link.raw, "drain_events",
+                        lambda timeout=None: calls.append(timeout) or real(timeout=timeout))
+    for _ in range(20):
+        link.catch_up()
+    assert calls == [], "catching up on an idle connection waited for frames"
+
+
+def stack_of(thread: threading.Thread) -> set[str]:
+    """The names of the functions `thread` is in."""
+    frame = sys._current_frames().get(thread.ident or 0)
+    names = set()
+    while frame is not None:
+        names.add(frame.f_code.co_name)
+        frame = frame.f_back
+    return names
+
+
+def test_acks_do_not_wait_for_a_fetch_that_waits(
+        url: str, other: AmqpTransport, new_queue: NewQueue,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker acks from one thread while another waits in `fetch` for messages; the ack
+    goes out at once (it opens the prefetch window the fetch may be waiting on)."""
+    monkeypatch.setattr("kernel_amqp.transport.SLICE", 10.0)  # a waiting fetch held it 10 s
+    queue = new_queue("ackwait")
+    other.publish([Outgoing(queue, make_envelope(1))])
+    consumer = AmqpTransport(url, {})
+    try:
+        held = drain(consumer, queue, 1)
+        waiting = threading.Thread(target=consumer.fetch, args=([queue], 1, 5.0))
+        waiting.start()
+        wait_for(lambda: {"wait_readable", "drain"} & stack_of(waiting), 5,
+                 "the fetch to wait for the broker")
+        consumer.ack(held)
+        assert waiting.is_alive(), "the ack waited for the fetch to give up"
+        other.publish([Outgoing(queue, make_envelope(2))])  # ends the fetch
+        waiting.join(10)
+    finally:
+        consumer.close()  # the fetched m-2 goes back, unacked
+    assert ids(drain(other, queue, 1)) == ["m-2"]
+    assert other.fetch([queue], 1, 0.3) == [], "the acked message came back"
 
 
 def test_a_lost_connection_is_replaced_by_the_next_call(
