@@ -239,12 +239,14 @@ class TransportSuite:
             "publishing an empty batch must deliver nothing"
 
     def test_fetch_respects_limit(self, transport: Transport, queue: str) -> None:
+        """Up to `limit`, as the interface says: a transport the broker pushes to (RabbitMQ)
+        may return what has arrived so far rather than wait for the rest."""
         transport.publish([Outgoing(queue, make_envelope(n)) for n in range(5)])
         first = _drain(transport, [queue], 2)
         assert len(first) == 2, "fetch(limit=2) must return 2 of 5 waiting messages"
         more = transport.fetch([queue], 2, 5)
-        assert len(more) == 2, "fetch must never return more than `limit` messages; check " \
-            "the claim query's LIMIT"
+        assert 1 <= len(more) <= 2, "fetch must return a waiting message and never more " \
+            "than `limit` messages; check the claim query's LIMIT"
         rest = _drain(transport, [queue], 5 - len(first) - len(more))
         assert sorted(_ids(first + more + rest)) == sorted(f"m-{n}" for n in range(5)), \
             "the messages a limited fetch left behind must still be delivered"
