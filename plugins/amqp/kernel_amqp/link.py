@@ -218,16 +218,13 @@ class Link:
         """Handle what the broker sends for up to `timeout` seconds; True if anything came.
         With `timeout` 0 only what already arrived, without waiting (py-amqp's shortest wait
         is a millisecond, which a worker's fetch and a client's wait would pay each time)."""
-        if timeout <= 0 and not self._readable():
+        if timeout <= 0 and not self.wait_readable(0):
             return False
         try:
             self.raw.drain_events(timeout=max(timeout, 0.001))
         except socket.timeout:
             return False
         return True
-
-    def _readable(self) -> bool:
-        return self.wait_readable(0)
 
     def wait_readable(self, timeout: float) -> bool:
         """Whether the broker sent something, waiting up to `timeout` seconds for it. Safe

@@ -333,11 +333,11 @@ class AmqpTransport(HoldsLink, Transport):
 
     def _settle(self, link: Link, deliveries: Sequence[Delivery],
                 requeue: bool | None = None) -> None:
-        by_channel: dict[int, tuple[Consumer, list[int]]] = {}
+        by_channel: dict[int, tuple[Consumer, set[int]]] = {}
         for delivery in deliveries:
             consumer = self._live(link, delivery)
-            if consumer is not None:
-                by_channel.setdefault(delivery.tag[1], (consumer, []))[1].append(delivery.tag[2])
+            if consumer is not None:  # a set: the same delivery twice is settled once
+                by_channel.setdefault(delivery.tag[1], (consumer, set()))[1].add(delivery.tag[2])
         for consumer, tags in by_channel.values():
             consumer.given_out.difference_update(tags)
             if requeue is not None:

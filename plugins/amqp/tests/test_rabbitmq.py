@@ -146,7 +146,7 @@ def test_acks_settle_exactly_the_deliveries_given(
         assert ids(held) == [f"m-{n}" for n in range(6)]
         # m-0 still runs while m-1..m-3 finish (threads, prefork); then m-4 and m-5 finish
         # after m-0 did, while m-6 and m-7 may already wait in the prefetch buffer.
-        consumer.ack(held[1:4])
+        consumer.ack(held[1:4] + [held[2]])  # the same delivery twice: settled once
         consumer.ack([held[0]])
         consumer.ack(held[4:6])
         consumer.ack([held[2]])  # twice: a no-op
