@@ -17,9 +17,6 @@ from tests.bench import env
 from tests.bench.brokers import CHUNK, Broker, Redis, replace_all
 from tests.bench.procs import WorkerProc
 
-#: worker modes: one process, two processes, and the I/O-bound pool at `io_concurrency`.
-MODES = ("one", "two", "io")
-
 
 class System(ABC):
     name: str
