@@ -523,15 +523,13 @@ class Consumer:
         recording REJECTED with the reason when the task can be told."""
         self.counters.rejected += 1
         log.error("rejected message from queue %r: %s", delivery.queue, reason)
-        exc = MessageError(reason)
-        # The state first: a message in the dead-letter queue always has its REJECTED record
-        # (a worker dying in between leaves the message to be delivered and rejected again).
-        if request is not None and not request.ignore_result and self.app.conf.result_backend:
-            self._safely(lambda: self.app.backend.store_result(
-                request.id, states.REJECTED, exc, request=request))
         if settle:
             self._safely(lambda: self.transport.reject(delivery, requeue=False, reason=reason))
         if request is not None:
+            exc = MessageError(reason)
+            if not request.ignore_result and self.app.conf.result_backend:
+                self._safely(lambda: self.app.backend.store_result(
+                    request.id, states.REJECTED, exc, request=request))
             self._release_claim(request)
             self._end_canvas(request, delivery, states.REJECTED, exc)
 
