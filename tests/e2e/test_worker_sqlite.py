@@ -118,7 +118,8 @@ def test_a_poison_message_goes_to_the_dead_letter_queue_after_the_delivery_cap(
     assert dead.envelope.headers["id"] == poison.id
     assert "delivered 4 times" in dead.extra["reason"]
     assert "delivered 4 times" in worker.log
-    assert poison.state == states.REJECTED
+    # The worker dead-letters the message, then records REJECTED: wait for the record.
+    wait_for(lambda: poison.state == states.REJECTED, 10, "the REJECTED record")
     assert send(client, "add", 2, 2).get(timeout=30) == 4
 
 
