@@ -36,6 +36,8 @@ def replace_all(data: bytes, old: list[bytes], new: list[bytes]) -> bytes:
 
 class Broker(ABC):
     name: str
+    #: how tables and messages name it.
+    title: str
     #: the bare client measured in the ``limit`` rows, and what it does there.
     bare: str
     bare_config: str
@@ -83,6 +85,7 @@ def timed(n: int, body: Callable[[], Any]) -> float:
 
 class Redis(Broker):
     name = "redis"
+    title = "Redis"
     bare = "redis-py"
     bare_config = ("LPUSH, BRPOP, each one at a time and in pipelines of 100; drain: BRPOP + "
                    "json.loads + INCR")
@@ -148,6 +151,7 @@ class Redis(Broker):
 
 class RabbitMQ(Broker):
     name = "rabbitmq"
+    title = "RabbitMQ"
     bare = "py-amqp"
     bare_config = ("publish with a confirm each / without confirms, then one round trip; "
                    "basic_get + ack one at a time / consume with prefetch 100; drain: consume "

@@ -22,7 +22,6 @@ from tests.bench import env
 
 SYSTEMS = ("kernel", "celery", "dramatiq", "huey", "kernel-sqlite", "redis-py", "py-amqp")
 BROKERS = ("redis", "rabbitmq")
-SERVER_NAMES = {"redis": "Redis", "rabbitmq": "RabbitMQ"}
 #: RabbitMQ's enqueue and drain rows publish and drain this many tasks (Redis's: 20,000). Its
 #: per-call enqueue waits for a confirm on disk (~1,400/s here) and Celery's solo worker drains
 #: ~600/s there: 20,000 of each, three runs, would take the whole run past 10 minutes.
@@ -77,16 +76,18 @@ def main(argv: list[str] | None = None) -> int:
     # Read by the task modules, here and in the workers.
     os.environ[env.REDIS_URL] = args.redis_url
     os.environ[env.AMQP_URL] = args.amqp_url
-    from tests.bench import report, scenarios
+    from tests.bench import brokers, report, scenarios
 
     counts = scenarios.QUICK if args.quick else scenarios.FULL
     if args.runs:
         counts = replace(counts, runs=args.runs)
     console = Console(stderr=True)
+    # Brokers with systems to run or their bare client wanted.
     on = [name for name in args.brokers if any(plan(name, args.systems))]
     if not on:
         console.print(f"[red]nothing to measure: none of {', '.join(args.systems)} runs on "
-                      f"{' or '.join(SERVER_NAMES[name] for name in args.brokers)}[/red]")
+                      f"{' or '.join(brokers.BROKERS[name].title for name in args.brokers)}"
+                      f"[/red]")
         return 2
     tables = []
     for name in on:
@@ -132,10 +133,10 @@ def measure(name: str, args: argparse.Namespace, counts: Any,
     try:
         broker = broker_class()
         server = broker.server() if needs_server else None
-        if needs_server and name != "redis":
-            brokers.Redis().server()  # the counter lives in Redis on every broker
+        if needs_server:
+            broker.redis.ping()  # the counter lives in Redis on every broker
     except Exception as exc:  # noqa: BLE001 - any failure here means: no usable server
-        console.print(f"[red]cannot reach {SERVER_NAMES[name]} or the counter's Redis "
+        console.print(f"[red]cannot reach {broker_class.title} or the counter's Redis "
                       f"({args.amqp_url if name == 'rabbitmq' else args.redis_url}, "
                       f"{args.redis_url}): {exc}. Start it, give --redis-url / --amqp-url, or "
                       f"leave it out with --broker[/red]")

@@ -13,10 +13,10 @@ from rich.console import Console
 from rich.table import Table
 
 from tests.bench.scenarios import Samples
+from tests.bench.brokers import BROKERS
 from tests.bench.systems import PEERS
 
 KERNEL = "kernel"
-SERVER_NAMES = {"redis": "Redis", "rabbitmq": "RabbitMQ"}
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def render(table: dict[str, Any], console: Console) -> None:
     systems = [name for name in (KERNEL, *PEERS) if name in present]
     extra = sorted(present - set(systems))
     counts = table["counts"]
-    out = Table(title=f"on {SERVER_NAMES[table['broker']]}: kernel vs peers, median of "
+    out = Table(title=f"on {BROKERS[table['broker']].title}: kernel vs peers, median of "
                       f"{counts['runs']} run(s); {counts['enqueue']:,} tasks per enqueue row, "
                       f"{counts['drain']:,} per drain")
     out.add_column("row")
@@ -146,6 +146,6 @@ def render(table: dict[str, Any], console: Console) -> None:
 
 def render_environment(env: dict[str, Any], console: Console) -> None:
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
-    servers = ", ".join(f"{SERVER_NAMES[k]} {v}" for k, v in env["servers"].items())
+    servers = ", ".join(f"{BROKERS[k].title} {v}" for k, v in env["servers"].items())
     console.print(f"  Python {env['python']}, {env['cpu_count']} CPUs; {servers or 'no server'}; "
                   f"{versions}")
