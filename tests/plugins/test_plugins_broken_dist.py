@@ -1,8 +1,8 @@
 """A plugin distribution that is installed but fails to import (tests/plugins/broken_dist/, whose
 entry point raises ImportError("needs libfoo")) is reported and skipped; everything else works.
 
-It is installed for real, with pip, into one throwaway venv per test session that sees the
-system site-packages (where kernel is installed editable).
+It is installed for real, with pip, into one throwaway venv per test module layered over the
+test interpreter's packages (where kernel is installed), see `tests.venvs.child_venv`.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.venvs import child_venv
 
 BROKEN_DIST = Path(__file__).parent / "broken_dist"
 
@@ -23,12 +24,9 @@ BROKEN_DIST = Path(__file__).parent / "broken_dist"
 @pytest.fixture(scope="module")
 def venv_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("broken-plugin")
-    venv = root / "venv"
-    run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)])
-    python = venv / "bin" / "python"
+    python = child_venv(root / "venv")
     # a copy, so the build never writes into the repository
     source = shutil.copytree(BROKEN_DIST, root / "broken_dist")
-    # pip comes from the system site-packages and installs into the venv it runs in
     run([str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation",
          "--no-index", "--quiet", str(source)])
     return python
