@@ -32,8 +32,7 @@ from kernel.errors import (
     WorkerLostError,
 )
 from kernel.hookspecs import hookimpl
-from kernel.group_result import GroupResult
-from kernel.result import AsyncResult, EagerResult
+from kernel.result import AsyncResult, EagerResult, GroupResult
 from kernel.task import Task
 
 __version__ = "0.1.0"

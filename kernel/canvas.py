@@ -24,15 +24,18 @@ chord through its body, and nested groups are flattened into the header.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from typing_extensions import Self
 
+from kernel.errors import ConfigurationError, MissingCapability
 from kernel.message import new_id
+from kernel.options import SEND_OPTIONS, SendOptions
+from kernel.records import group_key
 
 if TYPE_CHECKING:
     from kernel.app import App
-    from kernel.group_result import AnyResult as Result
+    from kernel.result import AnyResult as Result
     from kernel.result import AsyncResult
 
 
@@ -43,20 +46,10 @@ _LISTS = ("link", "link_error")
 #: delay only what is sent at once.
 _DELAYS = ("countdown", "eta")
 
-#: sending options a task message takes; others (exchange, routing_key, reply_to, ... from
-#: Celery clients) are dropped, queue excepted.
-_CALL_OPTIONS = frozenset({
-    "task_id", "countdown", "eta", "expires", "queue", "priority", "headers", "serializer",
-    "compression", "time_limit", "soft_time_limit", "ignore_result", "link", "link_error",
-    "shadow", "parent_id", "root_id", "group_id", "group_index", "retries", "chain", "chord",
-    "reply_to",
-})
-
-
 class Sender(Protocol):
     """Where a signature's tasks go when it runs: the broker (`Publisher`), or, for a signature
     that will never run because what it waited for failed, the failure path
-    (`kernel.chords.Abandoner`)."""
+    (`kernel.std.canvas.chords.Abandoner`)."""
 
     def send(self, sigs: Sequence[Signature], args: Sequence[Any],
              kwargs: Mapping[str, Any]) -> list[AsyncResult[Any]]:
@@ -83,10 +76,34 @@ class Publisher:
 
     def chord(self, header: group, body: Signature, args: Sequence[Any],
               kwargs: Mapping[str, Any]) -> None:
-        from kernel.chords import prepare
-
-        prepare(self.app, header, body)
+        prepare_chord(self.app, header, body)
         header.send_members(args, kwargs, self, body)
+
+
+def prepare_chord(app: App, header: group, body: Signature) -> None:
+    """Before a chord's header is sent: its size where the store counts, else the
+    ``celery.chord_unlock`` task that waits for the header's results."""
+    store = app.backend.store
+    if store is None:
+        raise ConfigurationError("a chord needs a result store to collect its header's "
+                                 "results; set result_backend")
+    caps = store.capabilities
+    if not caps.atomic_counter and caps.multi_process and not caps.persistent:
+        raise MissingCapability(
+            f"a chord needs its header's results where a worker can read them; the result "
+            f"store {type(store).__name__} sends each result only to the caller that waits "
+            f"(rpc://) and cannot count: use a redis://, sqlite:// or database result backend")
+    gid = str(header.options["task_id"])
+    members = header.flat()
+    if caps.atomic_counter:
+        key = group_key(gid)
+        store.delete([key + ".c"])  # a finished chord's claim, should the id come back
+        store.set([(key + ".s", str(len(members)).encode())], app.conf.result_expires)
+        return
+    app.send_task("celery.chord_unlock", [gid, body],
+                  {"result": [member.freeze().as_tuple() for member in members]},
+                  countdown=app.conf.result_chord_retry_interval,
+                  queue=body.options.get("queue"))
 
 
 def signature(data: Mapping[str, Any], app: App | None = None) -> Signature:
@@ -275,13 +292,15 @@ class Signature(dict[str, Any]):
         return EagerResult(result.id, app, result.state, value, result.traceback)
 
     def call(self, args: Sequence[Any], kwargs: Mapping[str, Any]
-             ) -> tuple[str, list[Any], dict[str, Any], dict[str, Any]]:
+             ) -> tuple[str, list[Any], dict[str, Any], SendOptions]:
         """``(name, args, kwargs, options)`` of the message this plain signature sends."""
         if self.immutable:
             call_args, call_kwargs = list(self.args), dict(self.kwargs)
         else:
             call_args, call_kwargs = [*args, *self.args], {**self.kwargs, **kwargs}
-        options = {k: v for k, v in self.options.items() if k in _CALL_OPTIONS}
+        # Options from Celery clients a message does not take (exchange, ...) are dropped.
+        options = cast(SendOptions, {k: v for k, v in self.options.items()
+                                     if k in SEND_OPTIONS})
         if "queue" not in options and self.options.get("routing_key"):
             options["queue"] = self.options["routing_key"]
         options.setdefault("task_id", self.options.setdefault("task_id", new_id()))
@@ -327,7 +346,7 @@ class _Composite(Signature):
         return found
 
     def call(self, args: Sequence[Any], kwargs: Mapping[str, Any]
-             ) -> tuple[str, list[Any], dict[str, Any], dict[str, Any]]:
+             ) -> tuple[str, list[Any], dict[str, Any], SendOptions]:
         raise TypeError(f"{self['subtask_type']} is not sent as one message")
 
 
@@ -440,7 +459,7 @@ class group(_Tasks):  # noqa: N801
         return out
 
     def freeze(self, _id: str | None = None) -> Result:
-        from kernel.group_result import GroupResult
+        from kernel.result import GroupResult
 
         if _id is not None:
             self.options["task_id"] = _id
@@ -485,7 +504,7 @@ class group(_Tasks):  # noqa: N801
             sender.send(plain, args, kwargs)
 
     def apply(self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> Result:
-        from kernel.group_result import GroupResult
+        from kernel.result import GroupResult
 
         gid = self.options.setdefault("task_id", new_id())
         return GroupResult(gid, [t.apply(args, kwargs) for t in self.flat()], self._app())

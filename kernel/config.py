@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import ssl
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from difflib import get_close_matches
-from typing import Any
+from functools import cache
+from types import UnionType
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
 
 from kernel.errors import ConfigurationError
+from kernel.parsing import mask_url
+
+if TYPE_CHECKING:
+    from kernel.specs import SettingSpec
 
 DEFAULT_URL = "sqlite:///kernel.db"
 
@@ -72,10 +77,21 @@ class Config:
     #: seconds a fetched message stays leased; the worker renews it every third of that.
     worker_lease_seconds: float = 30.0
 
+    #: plugins' settings (declared with `kernel.specs.SettingSpec`), by name.
+    plugin_settings: dict[str, Any] = field(default_factory=dict, repr=False)
+
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None = None, **overrides: Any) -> Config:
+    def names(cls) -> frozenset[str]:
+        """kernel's own setting names."""
+        return frozenset(f.name for f in dataclasses.fields(cls)) - {"plugin_settings"}
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None = None, *,
+                     plugin_settings: Iterable[SettingSpec] = (), **overrides: Any) -> Config:
         """Defaults, then ``KERNEL_BROKER_URL`` / ``KERNEL_RESULT_BACKEND``, then `values`, then
-        `overrides`; an unknown name is an error that suggests the closest one."""
+        `overrides`. Names are kernel's own settings or those plugins declare
+        (`plugin_settings`); an unknown name is an error that suggests the closest one, and a
+        value of the wrong type an error naming the type wanted."""
         merged: dict[str, Any] = {}
         env = {"broker_url": "KERNEL_BROKER_URL", "result_backend": "KERNEL_RESULT_BACKEND"}
         for key, var in env.items():
@@ -83,52 +99,103 @@ class Config:
                 merged[key] = os.environ[var] or None
         merged.update(values or {})
         merged.update({k: v for k, v in overrides.items() if v is not None})
-        names = {f.name for f in dataclasses.fields(cls)}
-        for key in merged:
-            if key not in names:
-                close = get_close_matches(key, names, n=1)
+        if "accept_content" in merged and isinstance(merged["accept_content"], list):
+            merged["accept_content"] = tuple(merged["accept_content"])
+        declared = {spec.name: spec for spec in plugin_settings}
+        hints = _own_hints()
+        own: dict[str, Any] = {}
+        plugins = {name: spec.default for name, spec in declared.items()}
+        for key, value in merged.items():
+            if key in hints:
+                _check(key, value, hints[key])
+                own[key] = value
+            elif key in declared:
+                _check(key, value, declared[key].type)
+                plugins[key] = value
+            else:
+                close = get_close_matches(key, [*hints, *declared], n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise ConfigurationError(f"unknown setting {key!r}{hint}")
-        if "accept_content" in merged:
-            merged["accept_content"] = tuple(merged["accept_content"])
-        return cls(**merged)
+        return cls(**own, plugin_settings=plugins)
 
-    def public(self) -> dict[str, Any]:
-        """Settings with credentials in URLs masked, for banners, logs and `conf`."""
-        out = dataclasses.asdict(self)
+    def get(self, name: str) -> Any:
+        """A setting by name, kernel's own or a plugin's; `ConfigurationError` if neither."""
+        if name in self.plugin_settings:
+            return self.plugin_settings[name]
+        if name in self.names():
+            return getattr(self, name)
+        raise ConfigurationError(f"unknown setting {name!r}")
+
+    if not TYPE_CHECKING:  # for users (app.conf.s3_bucket); kernel's own code uses get()
+        def __getattr__(self, name: str) -> Any:
+            settings = self.__dict__.get("plugin_settings", {})
+            if name in settings:
+                return settings[name]
+            raise AttributeError(f"no setting {name!r}")
+
+    def public(self, secrets: Iterable[str] = ()) -> dict[str, Any]:
+        """Settings with credentials masked (in URLs, and the values of the plugin settings
+        named in `secrets`), for banners, logs and `conf`."""
+        out = {name: getattr(self, name) for name in sorted(self.names())}
         for key in ("broker_url", "result_backend", "rate_limit_store"):
             if out[key]:
                 out[key] = mask_url(out[key])
+        hidden = set(secrets)
+        for key, value in sorted(self.plugin_settings.items()):
+            out[key] = "**" if key in hidden and value is not None else (
+                mask_url(value) if isinstance(value, str) else value)
         return out
+
+
+@cache
+def _own_hints() -> dict[str, Any]:
+    hints = get_type_hints(Config)
+    hints.pop("plugin_settings")
+    return hints
+
+
+def _check(name: str, value: Any, hint: Any) -> None:
+    if not _matches(value, hint):
+        raise ConfigurationError(f"setting {name!r} must be {_describe(hint)}, got {value!r} "
+                                 f"({type(value).__name__})")
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether `value` fits the annotation `hint` (the subset settings use)."""
+    if hint is Any:
+        return True
+    if hint is None or hint is type(None):
+        return value is None
+    origin = get_origin(hint)
+    if origin in (Union, UnionType):
+        return any(_matches(value, arg) for arg in get_args(hint))
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin in (tuple, list):
+        args = [a for a in get_args(hint) if a is not Ellipsis]
+        return isinstance(value, (tuple, list)) and all(
+            _matches(v, args[0]) for v in value) if args else isinstance(value, (tuple, list))
+    if origin is dict:
+        return isinstance(value, dict)
+    return isinstance(value, origin or hint)
+
+
+def _describe(hint: Any) -> str:
+    if get_origin(hint) in (Union, UnionType):
+        return " or ".join(_describe(arg) for arg in get_args(hint))
+    if hint is None or hint is type(None):
+        return "None"
+    origin = get_origin(hint)
+    if origin in (tuple, list):
+        args = [a for a in get_args(hint) if a is not Ellipsis]
+        return f"a list of {_describe(args[0])}" if args else "a list"
+    if origin is dict:
+        return "a dict"
+    return getattr(hint, "__name__", str(hint))
 
 
 def first_set(*values: Any) -> Any:
     """The first value that is not None: a call's option, then the task's, then the app's."""
     return next((value for value in values if value is not None), None)
-
-
-def mask_url(url: str) -> str:
-    """``redis://user:secret@host`` → ``redis://user:**@host``; never print a password."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    creds, _, host = rest.rpartition("@")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:**@{host}" if ":" in creds else f"{scheme}://**@{host}"
-
-
-_VERIFY_MODES = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL,
-                 "none": ssl.CERT_NONE}
-
-
-def verify_mode(value: Any, setting: str) -> ssl.VerifyMode:
-    """A TLS ``cert_reqs`` setting (Celery's ``broker_use_ssl`` form): an ``ssl.CERT_*``
-    constant or its name (``required``, ``CERT_REQUIRED``, ...); `setting` names it in the
-    error."""
-    if isinstance(value, ssl.VerifyMode):
-        return value
-    name = str(value).lower().removeprefix("cert_")
-    if name not in _VERIFY_MODES:
-        raise ConfigurationError(f"{setting} must be ssl.CERT_REQUIRED, CERT_OPTIONAL or "
-                                 f"CERT_NONE (or required, optional or none), got {value!r}")
-    return _VERIFY_MODES[name]

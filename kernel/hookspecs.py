@@ -30,11 +30,12 @@ if TYPE_CHECKING:
         ResultStoreSpec,
         ScheduleStoreSpec,
         SerializerSpec,
+        SettingSpec,
         SignerSpec,
         TransportSpec,
     )
     from kernel.message import Envelope, Request
-    from kernel.worker.middleware import Call
+    from kernel.interfaces.middleware import Call
     from kernel.worker.worker import Worker
 
 PROJECT = "kernel"
@@ -76,8 +77,8 @@ def kernel_result_stores() -> Iterable[ResultStoreSpec]:
 
     :returns: records naming the URL schemes served, a lazy factory and the capabilities.
 
-    **Called** by `PluginManager.registry`, once per App. **Results**: all collected; duplicate
-    schemes are an error. **Historic**: no. **Wrappers**: no.
+    **Called** by `PluginManager` when an App first needs that registry. **Results**: all
+    collected; duplicate schemes are an error. **Historic**: no. **Wrappers**: no.
 
     **Example**::
 
@@ -94,8 +95,8 @@ def kernel_serializers() -> Iterable[SerializerSpec]:
 
     :returns: records with the short name, the content type and a factory.
 
-    **Called** by `PluginManager.registry`, once per App. **Results**: all collected; duplicate
-    names are an error. **Historic**: no. **Wrappers**: no.
+    **Called** by `PluginManager` when an App first needs that registry. **Results**: all
+    collected; duplicate names are an error. **Historic**: no. **Wrappers**: no.
 
     **Example**::
 
@@ -111,7 +112,7 @@ def kernel_compressors() -> Iterable[CompressorSpec]:
 
     :returns: records with the short name, the ``compression`` header value and a factory.
 
-    **Called** by `PluginManager.registry`, once per App. **Results**: all collected.
+    **Called** by `PluginManager` when an App first needs that registry. **Results**: all collected.
     **Historic**: no. **Wrappers**: no.
 
     **Example**::
@@ -128,7 +129,7 @@ def kernel_signers() -> Iterable[SignerSpec]:
 
     :returns: records with the short name and a factory taking the signer options.
 
-    **Called** by `PluginManager.registry`, once per App. **Results**: all collected.
+    **Called** by `PluginManager` when an App first needs that registry. **Results**: all collected.
     **Historic**: no. **Wrappers**: no.
 
     **Example**::
@@ -146,7 +147,7 @@ def kernel_pools() -> Iterable[PoolSpec]:
     :returns: records with the name (``-P NAME``), a factory ``(concurrency, **limits) -> Pool``
         and the capabilities.
 
-    **Called** by `PluginManager.registry`, once per App. **Results**: all collected.
+    **Called** by `PluginManager` when an App first needs that registry. **Results**: all collected.
     **Historic**: no. **Wrappers**: no.
 
     **Example**::
@@ -163,7 +164,7 @@ def kernel_schedule_stores() -> Iterable[ScheduleStoreSpec]:
 
     :returns: records naming the URL schemes served and a lazy factory.
 
-    **Called** by `PluginManager.registry`, once per App. **Results**: all collected.
+    **Called** by `PluginManager` when an App first needs that registry. **Results**: all collected.
     **Historic**: no. **Wrappers**: no.
 
     **Example**::
@@ -195,23 +196,25 @@ def kernel_rate_limit_stores() -> Iterable[RateLimitStoreSpec]:
 def kernel_bootsteps() -> Iterable[BootstepSpec]:
     """Declare worker components (bootsteps) to start with every worker.
 
-    :returns: records wrapping a `kernel.interfaces.Bootstep` subclass; its ``requires`` names
-        the steps it depends on, whose values it receives in ``start``.
+    :returns: records naming a `kernel.interfaces.Bootstep` subclass (or ``"module:Class"``,
+        imported when a worker starts); its ``requires`` lists the steps it depends on, whose
+        values it reads from ``deps`` in ``start``. The worker's own steps (pool, broker,
+        results, consumer, revocations) come through this hook too (std plugin ``worker``).
 
     **Called** by the worker when it builds its blueprint. **Results**: all collected; a step
     whose name is taken is an error. **Historic**: no. **Wrappers**: no.
 
     **Example**::
 
-        class Metrics(Bootstep):
+        class Metrics(Bootstep[None]):
             name = "metrics"
-            requires = ("consumer",)
-            def start(self, consumer):
-                self.server = start_http_server(9100)
+            requires = (ConsumerStep,)
+            def start(self, deps):
+                self.server = serve_metrics(deps[ConsumerStep].counters)
 
         @hookimpl
         def kernel_bootsteps():
-            yield BootstepSpec(Metrics)
+            yield BootstepSpec.of(Metrics)
     """
 
 
@@ -219,17 +222,43 @@ def kernel_bootsteps() -> Iterable[BootstepSpec]:
 def kernel_middleware() -> Iterable[MiddlewareSpec]:
     """Declare per-task middleware (retries, limits, metrics, ...).
 
-    :returns: records with a name, a factory and an ``order`` (lower runs earlier before a task
-        and later after it).
+    :returns: records with a name, a factory and the middleware's place among the others by
+        name: ``before=`` names it goes before (its before-hook runs first, its after-hook
+        last), ``after=`` names it goes after; names no installed plugin provides are ignored.
 
-    **Called** by the worker when it builds its execution pipeline, in each pool process.
-    **Results**: all collected. **Historic**: no. **Wrappers**: no.
+    **Called** by the worker when it builds its execution pipeline, in each process that ends
+    messages. **Results**: all collected; places that contradict each other are an error
+    naming the middleware. **Historic**: no. **Wrappers**: no.
 
     **Example**::
 
         @hookimpl
         def kernel_middleware():
-            yield MiddlewareSpec("timing", TimingMiddleware, order=100)
+            # outside the results middleware: its after-hook sees the stored result
+            yield MiddlewareSpec("timing", TimingMiddleware, before=("results",))
+    """
+
+
+@hookspec
+def kernel_settings() -> Iterable[SettingSpec]:
+    """Declare the settings a plugin reads (Celery's names where Celery has them).
+
+    :returns: records with the name, the type a value must have, the default and one line of
+        documentation.
+
+    **Called** by `PluginManager` when an App builds its configuration. **Results**: all
+    collected; a name declared twice, or one of kernel's own settings, is an error naming the
+    plugins. `App(config=...)` then accepts these names, checks their values' types, and
+    suggests the closest name for a typo; the plugin's factories receive its settings in their
+    options. **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_settings():
+            yield SettingSpec("s3_bucket", str, None, "the bucket results are written to")
+            yield SettingSpec("s3_secret_access_key", str | None, None, "the secret key",
+                              secret=True)
     """
 
 

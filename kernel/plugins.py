@@ -24,7 +24,21 @@ from typing import Any, Generic, TypeVar
 import pluggy
 
 from kernel import hookspecs
+from kernel.distributions import PROVIDERS
 from kernel.errors import CapabilityNotFound, PluginConflictError, PluginError
+from kernel.specs import (
+    BootstepSpec,
+    CompressorSpec,
+    MiddlewareSpec,
+    PoolSpec,
+    RateLimitStoreSpec,
+    ResultStoreSpec,
+    ScheduleStoreSpec,
+    SerializerSpec,
+    SettingSpec,
+    SignerSpec,
+    TransportSpec,
+)
 
 ENTRY_POINT_GROUP = "kernel.plugins"
 
@@ -41,33 +55,7 @@ REGISTRATION_HOOKS: Mapping[str, str] = MappingProxyType(
         "kernel_rate_limit_stores": "rate-limit store",
         "kernel_bootsteps": "bootstep",
         "kernel_middleware": "middleware",
-    }
-)
-
-#: where a capability kernel does not ship lives, for "install ..." hints.
-KNOWN_PROVIDERS: Mapping[str, str] = MappingProxyType(
-    {
-        "redis": "kernel[redis]",
-        "rediss": "kernel[redis]",
-        "redis+sentinel": "kernel[redis]",
-        "amqp": "kernel[amqp]",
-        "amqps": "kernel[amqp]",
-        "pyamqp": "kernel[amqp]",
-        "rpc": "kernel[amqp]",
-        "sqs": "kernel[sqs]",
-        "memcached": "kernel[memcached]",
-        "mongodb": "kernel[mongodb]",
-        "s3": "kernel[s3]",
-        "gs": "kernel[gcs]",
-        "azureblockblob": "kernel[azure-blob]",
-        "cosmosdbsql": "kernel[cosmosdb]",
-        "dynamodb": "kernel[dynamodb]",
-        "db+postgresql": "kernel[sqlalchemy]",
-        "db+mysql": "kernel[sqlalchemy]",
-        "gevent": "kernel[gevent]",
-        "eventlet": "kernel[eventlet]",
-        "msgpack": "kernel[msgpack]",
-        "yaml": "kernel[yaml]",
+        "kernel_settings": "setting",
     }
 )
 
@@ -96,15 +84,26 @@ class PluginInfo:
         }
 
 
-class Registry(Generic[S]):
-    """An immutable map from a key (scheme or name) to the record that serves it."""
+@dataclass(frozen=True)
+class Hints:
+    """What a registry needs to explain a miss: which plugins failed (name → error), which are
+    disabled (entry-point and distribution names), and whether entry points were read."""
 
-    def __init__(self, kind: str, items: Mapping[str, S], failed: Mapping[str, str]) -> None:
+    failed: Mapping[str, str] = field(default_factory=dict)
+    disabled: frozenset[str] = frozenset()
+    autoload: bool = True
+
+
+class Registry(Generic[S]):
+    """An immutable map from a key (scheme or name) to the record that serves it, and which
+    plugin registered each."""
+
+    def __init__(self, kind: str, items: Mapping[str, S], owners: Mapping[str, str],
+                 hints: Hints) -> None:
         self.kind = kind
         self._items = MappingProxyType(dict(items))
-        #: keys that a failed plugin would have served → its error (known only for entry points
-        #: whose name is the key; used to explain a missing capability).
-        self._failed = failed
+        self._owners = MappingProxyType(dict(owners))
+        self._hints = hints
 
     def __contains__(self, key: object) -> bool:
         return key in self._items
@@ -121,22 +120,54 @@ class Registry(Generic[S]):
     def values(self) -> Iterable[S]:
         return self._items.values()
 
+    def owner(self, key: str) -> str | None:
+        """The name of the plugin that registered `key`."""
+        return self._owners.get(key)
+
     def get(self, key: str) -> S:
-        """The record for `key`, or `CapabilityNotFound` saying what to install."""
+        """The record for `key`, or `CapabilityNotFound` saying what to do."""
         try:
             return self._items[key]
         except KeyError:
-            provider = KNOWN_PROVIDERS.get(key)
-            hint = f"install {provider}" if provider else None
-            failed = self._failed.get(key)
-            if failed is None and self._failed:
-                # a plugin's name need not be the scheme it serves: name every failed one
-                broken = ", ".join(f"{n!r} ({e})" for n, e in sorted(self._failed.items()))
-                hint = "; ".join(filter(None, [
-                    hint, f"these plugins failed to load and may provide it: {broken}"]))
-            raise CapabilityNotFound(
-                self.kind, key, self._items, hint=hint, failed=failed
-            ) from None
+            raise CapabilityNotFound(self.kind, key, self._items, hint=self._explain(key),
+                                     failed=self._hints.failed.get(key)) from None
+
+    def _explain(self, key: str) -> str | None:
+        """Why `key` is missing, as a sentence: the distribution of ours that provides it is
+        switched off, not loaded, or not installed; or none of ours does."""
+        hints = self._hints
+        known = PROVIDERS.get(self.kind, {}).get(key)
+        parts: list[str] = []
+        if known is not None:
+            entry, dist, extra = known
+            if entry in hints.disabled or dist in hints.disabled:
+                parts.append(f"the plugin {entry!r} ({dist}) that provides it is switched off; "
+                             f"switch it on by dropping -p no:{entry} (or {entry} from "
+                             f"KERNEL_DISABLE_PLUGINS / App(disable=...))")
+            elif _installed(dist) and not hints.autoload:
+                parts.append(f"{dist} is installed but plugins are not loaded from entry points "
+                             f"(KERNEL_PLUGIN_AUTOLOAD=0 or App(autoload=False)); turn that on or "
+                             f"register it with App(plugins=[...])")
+            else:
+                parts.append(f"install kernel[{extra}]")
+        else:
+            parts.append(f"no kernel plugin distribution provides a {self.kind} named {key!r}")
+        failed = {n: e for n, e in hints.failed.items() if n != key}
+        if failed and key not in hints.failed:
+            # a plugin's name need not be the scheme it serves: name every failed one
+            broken = ", ".join(f"{n!r} ({e})" for n, e in sorted(failed.items()))
+            parts.append(f"these plugins failed to load and may provide it: {broken}")
+        return "; ".join(parts)
+
+
+def _installed(distribution: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version(distribution)
+    except PackageNotFoundError:
+        return False
+    return True
 
 
 def _short_error(exc: BaseException) -> str:
@@ -266,6 +297,7 @@ class PluginManager:
                         traceback.print_exc()
         items: dict[str, dict[str, Any]] = {kind: {} for kind in REGISTRATION_HOOKS.values()}
         owners: dict[tuple[str, str], str] = {}
+        self._check_settings(per_plugin)
         for plugin_name, records in per_plugin.items():
             if records is None:
                 continue
@@ -282,8 +314,13 @@ class PluginManager:
                     items[kind][key] = record
                 keys = "" if record.keys == (record.name,) else f" ({', '.join(record.keys)})"
                 info.provides.setdefault(kind, []).append(f"{record.name}{keys}")
-        failed = {i.name: i.error or "" for i in self._infos.values() if i.status == "failed"}
-        return {kind: Registry(kind, found, failed) for kind, found in items.items()}
+        hints = Hints(
+            failed={i.name: i.error or "" for i in self._infos.values() if i.status == "failed"},
+            disabled=frozenset(self.disabled), autoload=self.autoload)
+        return {kind: Registry(kind, found,
+                               {key: owner for (k, key), owner in owners.items() if k == kind},
+                               hints)
+                for kind, found in items.items()}
 
     def _describe(self, plugin_name: str) -> str:
         info = self._infos.get(plugin_name)
@@ -291,9 +328,65 @@ class PluginManager:
             return f"plugin {plugin_name!r} (distribution {info.distribution})"
         return f"plugin {plugin_name!r}"
 
-    def registry(self, kind: str) -> Registry[Any]:
-        """The registry of one kind ("transport", "pool", ...)."""
+    def _check_settings(self, per_plugin: Mapping[str, list[Any] | None]) -> None:
+        """A plugin setting may not take a name kernel's own configuration has."""
+        from kernel.config import Config
+
+        own = Config.names()
+        for plugin_name, records in per_plugin.items():
+            for record in records or ():
+                if isinstance(record, SettingSpec) and record.name in own:
+                    raise PluginError(f"{self._describe(plugin_name)} declares the setting "
+                                      f"{record.name!r}, which is kernel's own; rename it")
+
+    def _registry(self, kind: str) -> Registry[Any]:
         return self._ensure_collected()[kind]
+
+    # Typed accessors: one per kind of record.
+
+    @property
+    def transports(self) -> Registry[TransportSpec]:
+        return self._registry("transport")
+
+    @property
+    def result_stores(self) -> Registry[ResultStoreSpec]:
+        return self._registry("result store")
+
+    @property
+    def serializers(self) -> Registry[SerializerSpec]:
+        return self._registry("serializer")
+
+    @property
+    def compressors(self) -> Registry[CompressorSpec]:
+        return self._registry("compressor")
+
+    @property
+    def signers(self) -> Registry[SignerSpec]:
+        return self._registry("signer")
+
+    @property
+    def pools(self) -> Registry[PoolSpec]:
+        return self._registry("pool")
+
+    @property
+    def schedule_stores(self) -> Registry[ScheduleStoreSpec]:
+        return self._registry("schedule store")
+
+    @property
+    def rate_limit_stores(self) -> Registry[RateLimitStoreSpec]:
+        return self._registry("rate-limit store")
+
+    @property
+    def bootsteps(self) -> Registry[BootstepSpec]:
+        return self._registry("bootstep")
+
+    @property
+    def middleware(self) -> Registry[MiddlewareSpec]:
+        return self._registry("middleware")
+
+    @property
+    def settings(self) -> Registry[SettingSpec]:
+        return self._registry("setting")
 
     def infos(self) -> list[PluginInfo]:
         """Every plugin seen, loaded or not, sorted by name."""

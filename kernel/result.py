@@ -1,93 +1,27 @@
-"""Result records (Celery's format) and the handles that read them: `AsyncResult`, `EagerResult`.
+"""The handles that read results: `AsyncResult` (one task), `EagerResult` (a task run here),
+`GroupResult` (a group's members, in order); and the result tuples Celery writes for saved
+groups and ``children``.
 
-A record is ``{"status", "result", "traceback", "children", "date_done", "task_id"}`` under the key
-``celery-task-meta-<id>``, so Celery's `AsyncResult` reads kernel results and the reverse.
+A result tuple is ``[[id, parent_tuple_or_null], null]`` for a task and
+``[[group_id, parent_tuple_or_null], [member tuples...]]`` for a group; a saved group is
+``{"result": <its tuple>}`` under ``celery-taskset-meta-<group_id>`` (`kernel.records`), so
+Celery's ``GroupResult.restore`` reads what kernel saves, and the reverse.
 """
 
 from __future__ import annotations
 
-import sys
+import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
 
 from kernel import states
-from kernel.errors import RemoteError, ResultNotStored, TimeoutError
+from kernel.errors import ResultNotStored, TimeoutError
+from kernel.records import exception_from_dict, exception_to_dict, now_iso
 
 if TYPE_CHECKING:
     from kernel.app import App
-    from kernel.group_result import AnyResult
 
 R = TypeVar("R")
-TASK_KEY_PREFIX = "celery-task-meta-"
-
-
-def task_key(task_id: str) -> str:
-    return TASK_KEY_PREFIX + task_id
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
-
-
-#: kernel errors that Celery has too, under the module Celery keeps them in, so each side's
-#: `AsyncResult` raises its own class for the other's records.
-_CELERY_NAMES = {
-    "TaskRevokedError": "celery.exceptions",
-    "ChordError": "celery.exceptions",
-    "TimeLimitExceeded": "celery.exceptions",
-    "SoftTimeLimitExceeded": "celery.exceptions",
-    "WorkerLostError": "billiard.exceptions",
-}
-
-
-def exception_to_dict(exc: BaseException) -> dict[str, Any]:
-    cls = type(exc)
-    module = cls.__module__
-    if module == "kernel.errors" and cls.__qualname__ in _CELERY_NAMES:
-        module = _CELERY_NAMES[cls.__qualname__]
-    return {
-        "exc_type": cls.__qualname__,
-        "exc_message": list(_plain_args(exc.args)),
-        "exc_module": module,
-    }
-
-
-def _plain_args(args: tuple[Any, ...]) -> list[Any]:
-    plain = (str, int, float, bool, type(None), list, dict)
-    return [a if isinstance(a, plain) else repr(a) for a in args]
-
-
-_standins: dict[tuple[str, str], type[RemoteError]] = {}
-
-
-def exception_from_dict(data: dict[str, Any]) -> BaseException:
-    """Rebuild a task's exception: the real type where its module is already imported here and
-    it is an exception class, otherwise a `RemoteError` subclass with the same name and args.
-
-    Modules are looked up, never imported: a result record must not make the reader run a
-    module's import-time code (Celery reads `sys.modules` for the same reason)."""
-    name = str(data.get("exc_type") or "Exception")
-    module = str(data.get("exc_module") or "builtins")
-    message = data.get("exc_message")
-    args = tuple(message) if isinstance(message, (list, tuple)) else (message,)
-    if _CELERY_NAMES.get(name) == module:
-        module = "kernel.errors"  # kernel's own class, even where Celery is imported too
-    cls: Any = sys.modules.get(module)
-    for part in name.split("."):
-        cls = getattr(cls, part, None)
-    if isinstance(cls, type) and issubclass(cls, BaseException):
-        try:
-            return cls(*args)
-        except Exception:  # noqa: BLE001 - a constructor with other arguments: fall back
-            pass
-    key = (module, name)
-    standin = _standins.get(key)
-    if standin is None:
-        standin = type(name.rsplit(".", 1)[-1], (RemoteError,), {
-            "exc_type": name, "exc_module": module, "__module__": "kernel.remote"})
-        _standins[key] = standin
-    return standin(*args)
 
 
 class AsyncResult(Generic[R]):
@@ -206,8 +140,6 @@ class AsyncResult(Generic[R]):
     def children(self) -> list[AnyResult]:
         """Results of the tasks this one sent (from inside, callbacks, the next chain step),
         as recorded with its result; empty until it finished."""
-        from kernel.group_result import from_tuple
-
         meta = self._fetch()
         return [from_tuple(c, self.app) for c in (meta or {}).get("children") or ()]
 
@@ -251,3 +183,124 @@ class EagerResult(AsyncResult[R]):
         if self._exc is not None and propagate:
             raise self._exc
         return self.result  # type: ignore[no-any-return]
+
+
+AnyResult = Union[AsyncResult[Any], "GroupResult"]
+
+
+class GroupResult:
+    """The members' results of a group (or a chord's header); ``join()`` waits for all of them
+    and returns their values in the group's order."""
+
+    def __init__(self, id: str, results: list[AnyResult], app: App,
+                 parent: AnyResult | None = None) -> None:
+        self.id = id
+        self.results = results
+        self.app = app
+        self.parent = parent
+
+    def __repr__(self) -> str:
+        return f"<GroupResult {self.id} [{', '.join(r.id for r in self.results)}]>"
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __iter__(self) -> Iterator[AnyResult]:
+        return iter(self.results)
+
+    def __getitem__(self, index: int) -> AnyResult:
+        return self.results[index]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GroupResult) and (other.id, other.results) == (
+            self.id, self.results)
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def children(self) -> list[AnyResult]:
+        return self.results
+
+    # ------------------------------------------------------------------ state
+
+    def completed_count(self) -> int:
+        """How many members succeeded."""
+        return sum(1 for r in self.results if r.successful())
+
+    def ready(self) -> bool:
+        """Every member has finished (succeeded, failed or was revoked)."""
+        return all(r.ready() for r in self.results)
+
+    def successful(self) -> bool:
+        return all(r.successful() for r in self.results)
+
+    def failed(self) -> bool:
+        return any(r.failed() for r in self.results)
+
+    def waiting(self) -> bool:
+        return not self.ready()
+
+    # ------------------------------------------------------------------ values
+
+    def join(self, timeout: float | None = None, propagate: bool = True) -> list[Any]:
+        """Wait for every member and return their values in order; the first failure in
+        order is raised when `propagate`; `kernel.TimeoutError` after `timeout` s in all."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        values = []
+        for result in self.results:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                values.append(result.get(timeout=left, propagate=propagate))
+            except TimeoutError:
+                raise TimeoutError(
+                    f"group {self.id}: {self.completed_count()} of {len(self)} members done "
+                    f"within {timeout} s") from None
+        return values
+
+    get = join
+
+    def revoke(self, terminate: bool = False) -> None:
+        for result in self.results:
+            result.revoke(terminate=terminate)
+
+    def forget(self) -> None:
+        for result in self.results:
+            result.forget()
+        self.delete()
+
+    # ------------------------------------------------------------------ saving
+
+    def as_tuple(self) -> list[Any]:
+        parent = None if self.parent is None else self.parent.as_tuple()
+        return [[self.id, parent], [r.as_tuple() for r in self.results]]
+
+    def save(self) -> GroupResult:
+        """Keep the member ids in the result store, so `GroupResult.restore(id)` finds them
+        from any process (for as long as results are kept)."""
+        self.app.backend.save_group(self.id, {"result": self.as_tuple()})
+        return self
+
+    def delete(self) -> None:
+        self.app.backend.delete_group(self.id)
+
+    @classmethod
+    def restore(cls, id: str, app: App) -> GroupResult | None:
+        """The saved group `id`, or None if none was saved (or it expired)."""
+        meta = app.backend.restore_group(id)
+        if meta is None:
+            return None
+        found = from_tuple(meta["result"], app)
+        return found if isinstance(found, GroupResult) else None
+
+
+def from_tuple(data: Any, app: App) -> AnyResult:
+    """The result handle for a result tuple (see the module docstring)."""
+    (result_id, parent), members = data
+    parent_result = None if parent is None else from_tuple(parent, app)
+    if members is not None:
+        return GroupResult(result_id, [from_tuple(m, app) for m in members], app, parent_result)
+    result: AsyncResult[Any] = AsyncResult(result_id, app)
+    result.parent = parent_result
+    return result
+

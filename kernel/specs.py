@@ -11,13 +11,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kernel.errors import PluginError
+from kernel.interfaces.bootstep import Bootstep
 from kernel.interfaces.pool import PoolCapabilities
 from kernel.interfaces.results import ResultStoreCapabilities
 from kernel.interfaces.transport import TransportCapabilities
 
 if TYPE_CHECKING:
     from kernel.interfaces import (
-        Bootstep,
         Compressor,
         Pool,
         RateLimitStore,
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
         Signer,
         Transport,
     )
-    from kernel.worker.middleware import Middleware
+    from kernel.interfaces.middleware import Middleware
 
 #: options from configuration (e.g. `transport_options`), passed to factories untouched.
 Options = Mapping[str, Any]
@@ -151,25 +152,74 @@ class RateLimitStoreSpec:
 
 @dataclass(frozen=True)
 class BootstepSpec:
-    step: type[Bootstep]
+    """A worker bootstep: its name and its class, or ``"module:Class"`` to import it only when
+    a worker starts (so listing plugins or making an App never imports a worker)."""
+
+    name: str
+    step: type[Bootstep[Any]] | str
     kind: str = field(default="bootstep", init=False)
 
-    @property
-    def name(self) -> str:
-        return self.step.name
+    @classmethod
+    def of(cls, step: type[Bootstep[Any]]) -> BootstepSpec:
+        return cls(step.name, step)
 
     @property
     def keys(self) -> tuple[str, ...]:
-        return (self.step.name,)
+        return (self.name,)
+
+    def load(self) -> type[Bootstep[Any]]:
+        """The step class; `PluginError` when it cannot be imported or is named otherwise."""
+        from importlib import import_module
+
+        step = self.step
+        if isinstance(step, str):
+            module, _, attr = step.partition(":")
+            try:
+                step = getattr(import_module(module), attr)
+            except (ImportError, AttributeError) as exc:
+                raise PluginError(f"bootstep {self.name!r}: cannot import {self.step} "
+                                  f"({exc})") from exc
+        if not (isinstance(step, type) and issubclass(step, Bootstep)):
+            raise PluginError(f"bootstep {self.name!r}: {step!r} is not a Bootstep class")
+        if getattr(step, "name", None) != self.name:
+            raise PluginError(f"bootstep {self.name!r} is registered with the class "
+                              f"{step.__qualname__}, whose name is "
+                              f"{getattr(step, 'name', None)!r}")
+        return step
 
 
 @dataclass(frozen=True)
 class MiddlewareSpec:
     name: str
     factory: Callable[[], Middleware]
-    #: lower runs earlier before a task (and later after it).
-    order: int = 500
+    #: names of middleware this one goes before: its before-hook runs before theirs and its
+    #: after-hook after theirs (names no installed plugin provides are ignored).
+    before: tuple[str, ...] = ()
+    #: names of middleware this one goes after.
+    after: tuple[str, ...] = ()
     kind: str = field(default="middleware", init=False)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.name,)
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """A setting a plugin reads, accepted by ``App(config=...)`` and checked like kernel's own:
+    ``SettingSpec("s3_bucket", str, None, "the bucket results go to")``.
+
+    `type` is what a value must be (a class, or a union such as ``str | None``); `secret`
+    values are masked wherever settings are shown. The App passes a plugin's own settings to
+    the factories of what that plugin registers, in their options, under these names.
+    """
+
+    name: str
+    type: Any
+    default: Any
+    doc: str
+    secret: bool = False
+    kind: str = field(default="setting", init=False)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -187,4 +237,5 @@ AnySpec = (
     | RateLimitStoreSpec
     | BootstepSpec
     | MiddlewareSpec
+    | SettingSpec
 )

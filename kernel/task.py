@@ -11,16 +11,16 @@ import random
 import sys
 import threading
 import traceback as tb_module
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
-from datetime import datetime
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
-from typing_extensions import ParamSpec
+from typing_extensions import ParamSpec, Unpack
 
 from kernel import states
 from kernel.errors import Ignore, MaxRetriesExceededError, Retry
 from kernel.message import Request, current_request, new_id
+from kernel.options import SendOptions, TaskOptions
 from kernel.result import AsyncResult, EagerResult
 
 if TYPE_CHECKING:
@@ -29,49 +29,6 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class TaskOptions:
-    """Options given to ``@app.task``; None means "the app's setting"."""
-
-    queue: str | None = None
-    max_retries: int | None = 3
-    acks_late: bool | None = None
-    reject_on_worker_lost: bool | None = None
-    ignore_result: bool | None = None
-    time_limit: float | None = None
-    soft_time_limit: float | None = None
-    #: at most this often per worker: "10/s", "100/m", "1000/h".
-    rate_limit: str | None = None
-    #: at most this often across every worker (through the result store's atomic counter).
-    global_rate_limit: str | None = None
-    serializer: str | None = None
-    compression: str | None = None
-    priority: int | None = None
-    bind: bool = False
-    #: exception types that retry the task automatically (with the backoff below).
-    autoretry_for: tuple[type[BaseException], ...] = ()
-    #: seconds before a retry when neither countdown nor eta is given (and no backoff).
-    default_retry_delay: float = 180.0
-    #: exponential backoff for automatic retries: True (factor 1 s) or the factor in seconds;
-    #: the n-th retry waits factor * 2**n, capped at retry_backoff_max.
-    retry_backoff: bool | float = False
-    retry_backoff_max: float = 600.0
-    #: full jitter: the wait is drawn uniformly from [0, backoff], so retries spread out.
-    retry_jitter: bool = True
-    #: a second send while this one is pending or running returns this one's result.
-    unique: bool = False
-    #: what makes two calls the same (default: the arguments); implies unique.
-    unique_key: Callable[..., Any] | None = None
-    #: seconds the uniqueness lasts at most (default one hour); implies unique.
-    unique_for: float | None = None
-    #: options added by plugins (`kernel_task_options`), untouched by the kernel.
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def names(cls) -> frozenset[str]:
-        return frozenset(f.name for f in fields(cls) if f.name != "extra")
 
 
 _loops = threading.local()
@@ -124,32 +81,17 @@ class Task(Generic[P, R]):
 
         return await asyncio.to_thread(self.apply_async, args, kwargs)
 
-    def apply_async(
-        self,
-        args: tuple[Any, ...] | list[Any] | None = None,
-        kwargs: dict[str, Any] | None = None,
-        *,
-        task_id: str | None = None,
-        countdown: float | None = None,
-        eta: datetime | float | None = None,
-        expires: float | datetime | None = None,
-        queue: str | None = None,
-        priority: int | None = None,
-        headers: dict[str, Any] | None = None,
-        **options: Any,
-    ) -> AsyncResult[R]:
+    def apply_async(self, args: tuple[Any, ...] | list[Any] | None = None,
+                    kwargs: dict[str, Any] | None = None,
+                    **options: Unpack[SendOptions]) -> AsyncResult[R]:
         """Send the task. `countdown` (s) or `eta` delay it at the broker; `expires` (s from now
         or a datetime) makes a worker skip it once passed; `queue`, `priority` and `headers`
-        override the task's defaults. Other options: ``time_limit``, ``soft_time_limit``,
-        ``ignore_result``, ``serializer``, ``compression``, ``link``, ``link_error``,
-        ``shadow``, ``parent_id``, ``root_id``, ``group_id``, ``group_index``, ``retries``."""
+        override the task's defaults; every option is listed in `kernel.options.SendOptions`
+        (``time_limit``, ``soft_time_limit``, ``ignore_result``, ``serializer``,
+        ``compression``, ``link``, ``link_error``, ``shadow``, ...)."""
         if self.app.conf.task_always_eager:
-            return self.apply(args, kwargs, task_id=task_id)
-        return self.app.send_task(
-            self.name, args, kwargs, task_id=task_id, countdown=countdown, eta=eta,
-            expires=expires, queue=queue, priority=priority, headers=headers, _task=self,
-            **options,
-        )
+            return self.apply(args, kwargs, task_id=options.get("task_id"))
+        return self.app.producer.send(self.name, args, kwargs, options, self)
 
     def apply(
         self,
@@ -194,16 +136,15 @@ class Task(Generic[P, R]):
             raise RuntimeError(f"{self.name}.request is only set while a worker runs the task")
         return request
 
-    def retry(self, exc: BaseException | None = None, *, countdown: float | None = None,
-              eta: datetime | float | None = None, max_retries: int | None = None,
-              **options: Any) -> Retry:
+    def retry(self, exc: BaseException | None = None, *, max_retries: int | None = None,
+              **options: Unpack[SendOptions]) -> Retry:
         """Send this task again (same id, retries + 1) and end the current run: always
-        ``raise self.retry(exc=..., countdown=...)``.
+        ``raise self.retry(exc=..., countdown=...)``; without ``countdown`` or ``eta`` the
+        task's backoff decides when.
 
         Past ``max_retries`` it raises `exc` if given, else `MaxRetriesExceededError`.
         """
-        raise self.resend(self.request, exc, countdown=countdown, eta=eta,
-                          max_retries=max_retries, **options)
+        raise self.resend(self.request, exc, max_retries=max_retries, **options)
 
     def backoff(self, retries: int) -> float:
         """Seconds before retry number `retries` + 1 under this task's backoff options."""
@@ -215,8 +156,7 @@ class Task(Generic[P, R]):
         return random.uniform(0, ceiling) if opts.retry_jitter else ceiling
 
     def resend(self, request: Request, exc: BaseException | None = None, *,
-               countdown: float | None = None, eta: datetime | float | None = None,
-               max_retries: int | None = None, **options: Any) -> Retry:
+               max_retries: int | None = None, **options: Unpack[SendOptions]) -> Retry:
         """Publish the retry of `request` and return the `Retry` to raise (shared by
         `retry` and automatic retries)."""
         limit = self.options.max_retries if max_retries is None else max_retries
@@ -226,6 +166,7 @@ class Task(Generic[P, R]):
             raise MaxRetriesExceededError(
                 f"task {self.name}[{request.id}] asked for retry {request.retries + 1}, "
                 f"more than max_retries={limit}")
+        countdown, eta = options.get("countdown"), options.get("eta")
         if countdown is None and eta is None:
             countdown = self.backoff(request.retries)
         if not request.ignore_result and self.app.conf.result_backend:
@@ -235,18 +176,19 @@ class Task(Generic[P, R]):
                                           exc if exc is not None else Retry(None, countdown),
                                           request=request)
         embed = request.embed
-        self.app.send_task(
-            self.name, request.args, request.kwargs, task_id=request.id, countdown=countdown,
-            eta=eta, retries=request.retries + 1, root_id=request.root_id,
-            parent_id=request.parent_id, group_id=request.group_id,
-            group_index=request.group_index, link=embed.get("callbacks"),
-            link_error=embed.get("errbacks"), chain=embed.get("chain"),
-            chord=embed.get("chord"), queue=options.pop("queue", request.queue),
-            time_limit=request.time_limit, soft_time_limit=request.soft_time_limit,
-            headers=_carried(request.headers),
-            reply_to=options.pop("reply_to", request.properties.get("reply_to")), _task=self,
-            **options)
-        return Retry(exc, countdown if countdown is not None else None)
+        same: SendOptions = {
+            "task_id": request.id, "countdown": countdown, "eta": eta,
+            "retries": request.retries + 1, "root_id": request.root_id,
+            "parent_id": request.parent_id, "group_id": request.group_id,
+            "group_index": request.group_index, "link": embed.get("callbacks"),
+            "link_error": embed.get("errbacks"), "chain": embed.get("chain"),
+            "chord": embed.get("chord"), "queue": request.queue,
+            "time_limit": request.time_limit, "soft_time_limit": request.soft_time_limit,
+            "headers": _carried(request.headers),
+            "reply_to": request.properties.get("reply_to")}
+        self.app.producer.send(self.name, request.args, request.kwargs, {**same, **options},
+                               self)
+        return Retry(exc, countdown)
 
     # ------------------------------------------------------------------ signatures
 

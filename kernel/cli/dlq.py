@@ -7,7 +7,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from kernel.cli import output
+from kernel import console
 from kernel.cli.root import CliState, app_option
 from kernel.cli.worker import split_queues
 from kernel.errors import MissingCapability
@@ -44,7 +44,7 @@ def list_(state: CliState, queues: str | None, limit: int) -> None:
             table.add_row(escape(queue), escape(str(headers.get("id", "?"))),
                           escape(str(headers.get("task", "?"))), str(d.delivery_count),
                           escape(str(d.extra.get("reason", ""))))
-    output.stdout().print(table if table.row_count else "no dead letters")
+    console.stdout().print(table if table.row_count else "no dead letters")
 
 
 @dlq.command("replay")
@@ -55,7 +55,7 @@ def list_(state: CliState, queues: str | None, limit: int) -> None:
 def replay(state: CliState, queues: str | None, limit: int) -> None:
     """Send dead letters back to their queue (fixed the bug? run them again), oldest first."""
     transport, default = _transport(state)
-    out = output.stdout()
+    out = console.stdout()
     for queue in split_queues(queues) or default:
         moved = 0
         while moved < limit:
@@ -84,5 +84,5 @@ def purge(state: CliState, queues: str | None, force: bool) -> None:
         click.confirm(f"Delete every dead letter of {', '.join(names)}?", abort=True)
     for queue in names:
         deleted = transport.purge(queue + DEAD_LETTER_SUFFIX)
-        output.stdout().print(f"{escape(queue)}: {deleted} dead letter"
+        console.stdout().print(f"{escape(queue)}: {deleted} dead letter"
                               f"{'' if deleted == 1 else 's'} deleted")

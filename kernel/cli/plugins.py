@@ -6,7 +6,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from kernel.cli import output
+from kernel import console
 from kernel.cli.root import CliState, app_option
 from kernel.plugins import PluginInfo
 
@@ -41,11 +41,11 @@ def list_plugins(state: CliState, as_json: bool) -> None:
     """
     infos = state.plugin_manager().infos()
     if as_json:
-        click.echo(output.to_json([info.as_dict() for info in infos], indent=2))
+        click.echo(console.to_json([info.as_dict() for info in infos], indent=2))
         return
     table = Table("plugin", "distribution", "version", "provides", "status")
     for info in infos:
         table.add_row(escape(info.name), escape(info.distribution or "-"),
                       escape(info.version or "-"), escape(describe_provides(info)),
                       describe_status(info))
-    output.stdout().print(table)
+    console.stdout().print(table)

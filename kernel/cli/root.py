@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from kernel.cli import output
+from kernel import console
 from kernel.errors import ConfigurationError, KernelError, PluginError
 
 if TYPE_CHECKING:
@@ -59,8 +59,7 @@ class CliState:
     def app(self) -> App:
         """The App of ``-A``, or without it an App configured from the environment."""
         if self._app is None:
-            from kernel.app import App
-            from kernel.loader import load_app
+            from kernel.app import App, load_app
 
             if self.app_spec:
                 app = load_app(self.app_spec)
@@ -119,15 +118,15 @@ def collect_plugin_commands(plugins: PluginManager, taken: set[str]) -> dict[str
         try:
             commands = list(impl.function() or ())
         except Exception as exc:  # noqa: BLE001 - isolation: a plugin bug must not stop the CLI
-            output.warning(f"plugin {impl.plugin_name!r} could not add its commands: "
+            console.warning(f"plugin {impl.plugin_name!r} could not add its commands: "
                            f"{type(exc).__name__}: {exc}")
             continue
         for command in commands:
             if not isinstance(command, click.Command) or not command.name:
-                output.warning(f"plugin {impl.plugin_name!r} returned {command!r} from "
+                console.warning(f"plugin {impl.plugin_name!r} returned {command!r} from "
                                f"kernel_cli_commands, which is not a named click command; skipped")
             elif command.name in taken or command.name in found:
-                output.warning(f"plugin {impl.plugin_name!r} adds the command {command.name!r}, "
+                console.warning(f"plugin {impl.plugin_name!r} adds the command {command.name!r}, "
                                f"but that name is taken; skipped")
             else:
                 found[command.name] = command
@@ -224,7 +223,7 @@ class KernelGroup(click.Group):
         except KernelError as exc:
             if ctx.params.get("show_traceback"):
                 raise
-            output.error(str(exc) or type(exc).__name__)
+            console.error(str(exc) or type(exc).__name__)
             ctx.exit(EXIT_KERNEL_ERROR)
 
 

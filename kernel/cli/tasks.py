@@ -10,12 +10,12 @@ import click
 from rich.markup import escape
 
 from kernel import states
-from kernel.cli import output
+from kernel import console
 from kernel.cli.root import CliState, app_option
 from kernel.cli.worker import split_queues
-from kernel.config import mask_url
+from kernel.parsing import mask_url
 from kernel.errors import MissingCapability
-from kernel.result import exception_from_dict
+from kernel.records import exception_from_dict
 
 if TYPE_CHECKING:
     from kernel.app import App
@@ -69,7 +69,7 @@ def result_record(app: App, task_id: str) -> dict[str, Any]:
 
 def show_failure(record: dict[str, Any]) -> None:
     """The task's own traceback (if stored), then its exception in red, on stderr."""
-    err = output.stderr()
+    err = console.stderr()
     if record.get("traceback"):
         err.print(escape(str(record["traceback"]).rstrip()), style="dim", soft_wrap=True)
     info = record.get("result")
@@ -120,7 +120,7 @@ def call(state: CliState, task_name: str, args: tuple[str, ...], kwargs: dict[st
         result.get(timeout=timeout, propagate=False)
         record = result_record(app, result.id)
         if record.get("status") == states.SUCCESS:
-            click.echo(output.to_json(record.get("result")))
+            click.echo(console.to_json(record.get("result")))
         else:
             show_failure(record)
         click.get_current_context().exit(exit_status(record))
@@ -143,12 +143,12 @@ def result(state: CliState, task_id: str, wait: bool, timeout: float | None,
     record = result_record(app, task_id)
     status = str(record.get("status"))
     if as_json:
-        click.echo(output.to_json(record, indent=2))
+        click.echo(console.to_json(record, indent=2))
     else:
-        out = output.stdout()
+        out = console.stdout()
         out.print(f"state: [{_STATE_STYLE.get(status, 'yellow')}]{status}[/]")
         if status == states.SUCCESS:
-            out.print(f"result: {escape(output.to_json(record.get('result')))}", soft_wrap=True)
+            out.print(f"result: {escape(console.to_json(record.get('result')))}", soft_wrap=True)
         elif status in states.EXCEPTION_STATES:
             show_failure(record)
         if record.get("date_done"):
@@ -172,7 +172,7 @@ def purge(state: CliState, queues: str | None, force: bool) -> None:
     if not force:
         waiting = ", ".join(f"{q} ({transport.size(q)} waiting)" for q in names)
         click.confirm(f"Delete every message in {waiting} on {broker}?", abort=True)
-    out = output.stdout()
+    out = console.stdout()
     for queue in names:
         deleted = transport.purge(queue)
         out.print(f"{escape(queue)}: {deleted} message{'' if deleted == 1 else 's'} deleted")

@@ -63,7 +63,7 @@ def worker(state: CliState, pool: str | None, concurrency: int | None, queues: s
     if soft_time_limit is not None:
         conf.task_soft_time_limit = soft_time_limit
     pool = pool or conf.worker_pool
-    app.plugins.registry("pool").get(pool)  # an unknown pool fails here, before the banner
+    app.plugins.pools.get(pool)  # an unknown pool fails here, before the banner
     w = Worker(
         app,
         pool=pool,

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from kernel import App
-from kernel.cli import output
+from kernel import console
 from kernel.demo import tasks
 from kernel.demo.worker_process import WorkerProcess
 from kernel.demo.workloads import DEFAULT_WORKLOADS, Tracked, Workload, share_out
@@ -182,10 +182,10 @@ def render(console: Console, summary: Summary) -> None:
 
 def run_demo(count: int, concurrency: int, pool: str, timeout: float,
              workloads: Sequence[Workload] = DEFAULT_WORKLOADS) -> int:
-    console = output.stdout()
-    console.print(f"[bold]kernel demo[/]: {count} tasks "
-                  f"({', '.join(w.label for w in workloads)}) on a {escape(pool)} pool of "
-                  f"{concurrency}, with a throw-away SQLite broker and result store")
+    out = console.stdout()
+    out.print(f"[bold]kernel demo[/]: {count} tasks "
+              f"({', '.join(w.label for w in workloads)}) on a {escape(pool)} pool of "
+              f"{concurrency}, with a throw-away SQLite broker and result store")
     with tempfile.TemporaryDirectory(prefix="kernel-demo-") as tmp:
         where = Path(tmp)
         url = f"sqlite:///{where / 'kernel.db'}"
@@ -197,44 +197,44 @@ def run_demo(count: int, concurrency: int, pool: str, timeout: float,
         watcher = ResultWatcher(client, [])
         try:
             worker.start()
-            console.print(f"started a worker (pid {worker.pid}); waiting for it to run a task")
+            out.print(f"started a worker (pid {worker.pid}); waiting for it to run a task")
             began = time.monotonic()
             problem = wait_until_ready(client, worker)
             if problem is None:
-                console.print(f"worker ready in {time.monotonic() - began:.1f} s; sending")
+                out.print(f"worker ready in {time.monotonic() - began:.1f} s; sending")
                 began = time.monotonic()
                 watcher.pending = submit(client, count, workloads)
                 spent = time.monotonic() - began
-                console.print(f"sent {count} tasks in {spent:.2f} s with send_many "
+                out.print(f"sent {count} tasks in {spent:.2f} s with send_many "
                               f"({count / max(spent, 1e-3):,.0f}/s)")
-                problem = watch(console, watcher, worker, timeout)
+                problem = watch(out, watcher, worker, timeout)
                 watcher.poll(budget=None)
         finally:
             # A worker that already died has been reported; only a live one is stopped here.
             dead = worker.exit_code() is not None and problem is not None
-            console.print("stopping the worker (SIGTERM)")
+            out.print("stopping the worker (SIGTERM)")
             stop_problem = None if dead else worker.stop(SHUTDOWN_DEADLINE)
             worker.close()
             client.close()
-        return report(console, Summary(workloads, watcher.outcomes, watcher.pending),
+        return report(out, Summary(workloads, watcher.outcomes, watcher.pending),
                       [p for p in (problem, stop_problem) if p], worker)
 
 
-def report(console: Console, summary: Summary, problems: list[str],
+def report(out: Console, summary: Summary, problems: list[str],
            worker: WorkerProcess) -> int:
     if summary.outcomes or summary.missing:
-        render(console, summary)
+        render(out, summary)
     wrong = summary.problems
     for line in wrong[:5]:
-        output.error(f"unexpected outcome: {line}")
+        console.error(f"unexpected outcome: {line}")
     if len(wrong) > 5:
-        output.error(f"... and {len(wrong) - 5} more unexpected outcomes")
+        console.error(f"... and {len(wrong) - 5} more unexpected outcomes")
     for line in problems:
-        output.error(line)
+        console.error(line)
     if problems:
-        output.stderr().print(f"[dim]last lines of the worker's log:\n"
+        console.stderr().print(f"[dim]last lines of the worker's log:\n"
                               f"{escape(worker.log_tail())}[/]", soft_wrap=True)
     if problems or wrong:
         return 1
-    console.print("[green]every task accounted for; the worker stopped cleanly[/]")
+    out.print("[green]every task accounted for; the worker stopped cleanly[/]")
     return 0

@@ -1,28 +1,69 @@
 """The bootstep contract: a worker component started and stopped in dependency order.
 
-A step names the steps it needs in `requires`; the blueprint starts those first and passes what
-their `start` returned as keyword arguments named after them. Steps never set attributes on
-the worker.
+A step names the steps it needs in `requires` (their classes), is started after them and
+stopped before them. `start` receives `Deps`: the app, the worker's options, and what each
+required step's `start` returned, typed by the step (``deps[ConsumerStep]`` is the
+`Consumer`). Steps never set attributes on the worker.
 
-Built-in steps and what they provide: `app` (App), `config` (Config), `broker` (Transport),
-`results` (ResultStore or None), `pool` (Pool), `consumer` (the consume loop).
+Steps are registered through the ``kernel_bootsteps`` hook, the worker's own as well
+(``pool``, ``broker``, ``results``, ``consumer``, ``revocations``, in `kernel.worker.steps`).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from kernel.app import App
+
+T = TypeVar("T")
+V = TypeVar("V")
 
 
-class Bootstep:
-    #: unique name; other steps require it by this name.
+@dataclass(frozen=True)
+class WorkerOptions:
+    """The worker's settings after command-line options were applied over the app's config."""
+
+    nodename: str
+    pool: str
+    concurrency: int
+    queues: tuple[str, ...]
+    max_tasks_per_child: int | None
+    max_memory_per_child: int | None
+    prefetch_multiplier: int
+    shutdown_timeout: float
+    lease_seconds: float
+
+
+class Deps(Protocol):
+    """What a starting step may use."""
+
+    @property
+    def app(self) -> App: ...
+
+    @property
+    def options(self) -> WorkerOptions: ...
+
+    def __getitem__(self, step: type[Bootstep[V]]) -> V:
+        """What `step` returned from `start`. MUST raise `ConfigurationError` for a step not
+        in the caller's `requires` (it may not have started yet)."""
+        ...
+
+
+class Bootstep(Generic[T]):
+    """``class Heartbeat(Bootstep[None])``: T is what `start` returns to the steps that
+    require this one."""
+
+    #: unique name: the node in ``kernel worker --graph``.
     name: ClassVar[str]
-    #: names of steps that MUST be started before this one; their values are passed to `start`.
-    requires: ClassVar[tuple[str, ...]] = ()
+    #: steps that MUST be started before this one (and stopped after it).
+    requires: ClassVar[tuple[type[Bootstep[Any]], ...]] = ()
 
-    def start(self, **deps: Any) -> Any:
-        """Start the component; return what dependent steps receive (or None)."""
-        return None
+    def start(self, deps: Deps) -> T:
+        """Start the component; return what dependent steps receive."""
+        raise NotImplementedError(f"bootstep {type(self).__name__} must implement start")
 
     def stop(self) -> None:
-        """Stop the component. Called in reverse start order, also after a failed start of a later
-        step. MUST NOT raise for a component that is already stopped."""
+        """Stop the component. Called in reverse start order, also after a failed start of a
+        later step. MUST NOT raise for a component that is already stopped."""

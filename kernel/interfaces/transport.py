@@ -9,15 +9,24 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kernel.errors import MissingCapability
-from kernel.message import Envelope
+
+if TYPE_CHECKING:
+    from kernel.message import Envelope
 
 
 #: The dead-letter queue of queue Q is the queue named Q + DEAD_LETTER_SUFFIX: it can be fetched
 #: from, acked and purged like any queue (that is how `kernel dlq replay` and `purge` work).
 DEAD_LETTER_SUFFIX = ".dead"
+#: priorities run from 0 to MAX_PRIORITY; a higher number is delivered first.
+MAX_PRIORITY = 9
+
+
+def clamp_priority(priority: int) -> int:
+    """`priority` brought into 0..MAX_PRIORITY, as a transport stores it."""
+    return max(0, min(MAX_PRIORITY, int(priority)))
 
 
 @dataclass(frozen=True)
@@ -108,7 +117,8 @@ class Transport(ABC):
     acked or rejected; if the consumer dies, the message MUST become deliverable again (after the
     lease expires, or when the broker notices the connection is gone).
 
-    Priorities: 0..9, a higher number is delivered first (when `capabilities.priorities`).
+    Priorities: 0..`MAX_PRIORITY`, a higher number is delivered first (when
+    `capabilities.priorities`).
     """
 
     capabilities: TransportCapabilities = TransportCapabilities()

@@ -6,9 +6,7 @@ import bz2
 import zlib
 from collections.abc import Iterable
 
-from kernel.errors import DecodeError
-from kernel.hookspecs import hookimpl
-from kernel.specs import CompressorSpec
+from kernel.plugin import CompressorSpec, DecodeError, hookimpl
 
 
 class ZlibCompressor:

@@ -15,9 +15,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
-from kernel.errors import DecodeError
-from kernel.hookspecs import hookimpl
-from kernel.specs import SerializerSpec
+from kernel.plugin import DecodeError, SerializerSpec, hookimpl
 
 
 def _default(value: Any) -> Any:

@@ -1,7 +1,6 @@
 """The worker: ``Worker(app, pool=..., concurrency=...).run()``."""
 
 from kernel.worker.blueprint import Blueprint
-from kernel.worker.middleware import Call, Middleware
 from kernel.worker.worker import Worker
 
-__all__ = ["Blueprint", "Call", "Middleware", "Worker"]
+__all__ = ["Blueprint", "Worker"]

@@ -16,15 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kernel import states, unique
+from kernel import states
 from kernel.config import first_set
-from kernel.errors import MessageError, TimeLimitExceeded, WorkerLostError
+from kernel.errors import MessageError, TaskRevokedError, TimeLimitExceeded, WorkerLostError
 from kernel.interfaces.pool import Job, Outcome, OutcomeKind, Pool
 from kernel.interfaces.transport import Delivery, Outgoing, Transport
 from kernel.message import Request
-from kernel.task import TaskOptions
-from kernel.worker.ratelimit import Limiter, SharedBucket, TokenBucket, parse_rate
-from kernel.worker.execute import ACK, REJECT, REQUEUE, Payload, Verdict
+from kernel.parsing import parse_rate
+from kernel.options import TaskOptions
+from kernel.worker.execute import ACK, REJECT, REQUEUE, Executor, Payload, Verdict
+from kernel.worker.ratelimit import Limiter, SharedBucket, TokenBucket
 
 if TYPE_CHECKING:
     from kernel.app import App
@@ -66,12 +67,14 @@ class Consumer:
     #: how long one fetch blocks; bounds how quickly a shutdown stops fetching.
     fetch_timeout = 1.0
 
-    def __init__(self, app: App, transport: Transport, pool: Pool, *, queues: list[str],
-                 concurrency: int, prefetch: int, lease_seconds: float,
+    def __init__(self, app: App, transport: Transport, pool: Pool, executor: Executor, *,
+                 queues: list[str], concurrency: int, prefetch: int, lease_seconds: float,
                  shutdown_timeout: float) -> None:
         self.app = app
         self.transport = transport
         self.pool = pool
+        #: ends here, through the middleware's after-hooks, the messages that end unrun.
+        self.executor = executor
         self.queues = queues
         self.concurrency = concurrency
         #: the configured prefetch (Celery's meaning); with a prefetch budget the worker holds
@@ -152,6 +155,12 @@ class Consumer:
         batch = max(1, self.prefetch // 2)
         return room > 0 and (room >= batch or not self._reserved or self._drained)
 
+    def quiesce(self) -> None:
+        """Stop fetching and starting tasks now, without waiting (the first step of a
+        shutdown: steps that require the consumer stop next, while it still exists)."""
+        self._stopping.set()
+        self._wake_all()
+
     def go_cold(self) -> None:
         """Stop waiting for running tasks (the second signal)."""
         self._cold.set()
@@ -159,7 +168,8 @@ class Consumer:
 
     def stop(self, warm: bool = True) -> None:
         """Stop fetching, give unstarted messages back, let running tasks finish (warm, up to
-        the shutdown timeout) or stop them now (cold); their messages go back to the broker."""
+        the shutdown timeout) or stop them now (cold, or after `go_cold`); their messages go
+        back to the broker."""
         if self._stopped:
             return
         self._stopped = True
@@ -247,11 +257,14 @@ class Consumer:
             self._reject(delivery, f"malformed message: {exc}")
             return
         self.app.signals.send("kernel_task_received", request=request)
+        payload = Payload(request, envelope.body, envelope.content_type,
+                          envelope.headers.get("compression"), delivery.queue)
         cap = self.app.conf.task_max_deliveries
         if delivery.delivery_count > cap:
-            self._reject(delivery, f"delivered {delivery.delivery_count} times (cap "
-                                   f"task_max_deliveries={cap}); it may crash its worker",
-                         request)
+            reason = (f"delivered {delivery.delivery_count} times (cap "
+                      f"task_max_deliveries={cap}); it may crash its worker")
+            self._end(payload, states.REJECTED, MessageError(reason))
+            self._reject(delivery, reason)
             return
         if request.eta is not None and request.eta > time.time() + 0.5 and (
                 self.transport.capabilities.delayed_delivery):
@@ -269,10 +282,7 @@ class Consumer:
                          conf.task_soft_time_limit)
         self._warn_unenforced(request.name, soft, hard)
         key = request.id if request.id not in self._running else f"{request.id}#{next(self._keys)}"
-        job = Job(key, request.name,
-                  Payload(request, envelope.body, envelope.content_type,
-                          envelope.headers.get("compression"), delivery.queue),
-                  soft_time_limit=soft, hard_time_limit=hard,
+        job = Job(key, request.name, payload, soft_time_limit=soft, hard_time_limit=hard,
                   is_async=bool(task and task.is_async))
         if not acks_late:
             self.transport.ack([delivery])  # at-most-once: settled before it runs
@@ -377,43 +387,30 @@ class Consumer:
         return True
 
     def _skip(self, held: Held, reason: Exception) -> None:
-        """A filter refused the task: record it REVOKED with the reason, settle the message."""
+        """A filter refused the task: it ends REVOKED with the reason."""
         request = held.request
         log.info("task %s[%s] not run: %s", request.name, request.id, reason)
-        self.app.signals.send("kernel_task_revoked", request=request, reason=str(reason))
         self.counters.processed += 1
         self._conclude(held, states.REVOKED, reason)
 
     def _conclude(self, held: Held, state: str, exc: Exception) -> None:
         """A task that ended without its runner finishing it (skipped, timed out, terminated,
-        lost): record the state, free a unique claim, and settle the message."""
-        request = held.request
-        if not request.ignore_result and self.app.conf.result_backend:
-            self._safely(lambda: self.app.backend.store_result(request.id, state, exc,
-                                                               request=request))
-        self._release_claim(request)
-        self._end_canvas(request, held.delivery, state, exc)
+        lost): end it through the after-hooks and settle the message."""
+        self._end(held.job.payload, state, exc)
         if held.acks_late:
             self._ack_later(held.delivery)
+
+    def _end(self, payload: Payload, state: str, exc: Exception) -> None:
+        try:
+            self.executor.end(payload, state, exc)
+        except Exception:  # noqa: BLE001 - the pipeline isolates its middleware; this is a bug
+            log.exception("failed to end task %s[%s]", payload.request.name, payload.request.id)
 
     def _ack_later(self, delivery: Delivery) -> None:
         with self._lock:
             self._acks.append(delivery)
             if len(self._acks) == 1:
                 self._ackable.notify()
-
-    def _end_canvas(self, request: Request, delivery: Delivery, state: str,
-                    exc: Exception) -> None:
-        """Chords, chains and error callbacks around a task that ended here, unrun (a rare
-        path: decoding the body again costs nothing that matters)."""
-        from kernel.chords import ended_unrun  # kernel.chords imports the worker package
-
-        self._safely(ended_unrun, self.app, request, delivery.envelope, state, exc)
-
-    def _release_claim(self, request: Request) -> None:
-        key = request.headers.get(unique.HEADER)
-        if key:
-            self._safely(unique.release, self.app, key)
 
     def terminate(self, task_id: str) -> bool:
         """Stop the running task `task_id` here (its message is settled as REVOKED)."""
@@ -475,8 +472,9 @@ class Consumer:
         if outcome.kind is OutcomeKind.FINISHED:
             verdict = outcome.value
             if not isinstance(verdict, Verdict):
-                error = outcome.extra.get("error", repr(verdict))
-                verdict = Verdict(REJECT, states.REJECTED, f"the runner crashed: {error}")
+                reason = f"the runner crashed: {outcome.extra.get('error', repr(verdict))}"
+                self._end(held.job.payload, states.REJECTED, MessageError(reason))
+                verdict = Verdict(REJECT, states.REJECTED, reason)
             if verdict.action == ACK:
                 counters.processed += 1
                 if verdict.state == states.FAILURE:
@@ -485,8 +483,8 @@ class Consumer:
                     self._ack_later(held.delivery)
             elif verdict.action == REQUEUE:
                 self._requeue(held, verdict.reason)
-            else:
-                self._reject(held.delivery, verdict.reason, held.request,
+            else:  # rejected: its record and its canvas were ended by the runner
+                self._reject(held.delivery, verdict.reason,
                              settle=held.acks_late)  # at-most-once: already settled
             return
         if outcome.kind is OutcomeKind.LOST and held.acks_late and held.reject_on_worker_lost:
@@ -500,10 +498,7 @@ class Consumer:
                 f"{held.job.hard_time_limit} s and was killed")
             state = states.FAILURE
         elif outcome.kind is OutcomeKind.TERMINATED:
-            from kernel.errors import TaskRevokedError
-
             exc, state = TaskRevokedError("terminated"), states.REVOKED
-            self.app.signals.send("kernel_task_revoked", request=request, reason="terminated")
         else:
             exc = WorkerLostError(f"the process running task {request.name}[{request.id}] died "
                                   f"(pid {outcome.pid})")
@@ -517,21 +512,13 @@ class Consumer:
         self.counters.requeued += 1
         self._safely(lambda: self.transport.reject(held.delivery, requeue=True, reason=reason))
 
-    def _reject(self, delivery: Delivery, reason: str, request: Request | None = None, *,
-                settle: bool = True) -> None:
-        """Take a message out for good (into the dead-letter queue where the broker has one),
-        recording REJECTED with the reason when the task can be told."""
+    def _reject(self, delivery: Delivery, reason: str, *, settle: bool = True) -> None:
+        """Take a message out for good (into the dead-letter queue where the broker has one);
+        what the task's record and canvas need was done by the after-hooks first."""
         self.counters.rejected += 1
         log.error("rejected message from queue %r: %s", delivery.queue, reason)
         if settle:
             self._safely(lambda: self.transport.reject(delivery, requeue=False, reason=reason))
-        if request is not None:
-            exc = MessageError(reason)
-            if not request.ignore_result and self.app.conf.result_backend:
-                self._safely(lambda: self.app.backend.store_result(
-                    request.id, states.REJECTED, exc, request=request))
-            self._release_claim(request)
-            self._end_canvas(request, delivery, states.REJECTED, exc)
 
     def _ack_loop(self) -> None:
         while True:

@@ -3,6 +3,11 @@
 `Executor` is the pool's runner. It runs in the pool's process or thread (a prefork child
 re-imports the App by its import spec), and returns a `Verdict` telling the consumer what to do
 with the message. It never raises: a task's exception is the task's result.
+
+Every message ends through the same middleware after-hooks: one that runs, one refused here
+(unknown task, undecodable body: REJECTED) or expired (REVOKED), and, through `Executor.end` in
+the worker's own process, one that ended without its runner finishing it (revoked before it
+started, killed at its hard time limit, terminated, its process lost, over its delivery cap).
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 from kernel import states
 from kernel.errors import Ignore, MessageError, Retry, TaskRevokedError, UnknownTask
+from kernel.interfaces.middleware import Call
 from kernel.interfaces.pool import Job
 from kernel.message import Request, current_request, parse_body
-from kernel.worker.middleware import Call, Pipeline
+from kernel.options import TaskOptions
+from kernel.worker.pipeline import Pipeline
 
 if TYPE_CHECKING:
     from kernel.app import App
@@ -66,18 +73,14 @@ class Executor:
     def pipeline(self) -> Pipeline:
         # Built lazily, in the process that runs tasks.
         if self._pipeline is None:
-            specs = sorted(self.app.plugins.registry("middleware").values(),
-                           key=lambda s: (s.order, s.name))
-            self._pipeline = Pipeline([spec.factory() for spec in specs])
+            self._pipeline = Pipeline.of(self.app.plugins.middleware.values())
         return self._pipeline
 
     # ------------------------------------------------------------------ sync path
 
     def __call__(self, job: Job) -> Verdict:
         call = self._start(job.payload)
-        if isinstance(call, Verdict):
-            return call
-        if not call.state:
+        if not call.state and call.task is not None:
             with _running(call):
                 call.value = call.task.run(call.args, call.kwargs)
         return self._finish(call)
@@ -87,53 +90,72 @@ class Executor:
     async def arun(self, job: Job) -> Verdict:
         """For event-loop pools: awaits an ``async def`` task on the pool's loop."""
         call = self._start(job.payload)
-        if isinstance(call, Verdict):
-            return call
-        if not call.state:
+        task = call.task
+        if not call.state and task is not None:
             with _running(call):
-                args = [call.task, *call.args] if call.task.options.bind else call.args
-                call.value = await call.task.fn(*args, **call.kwargs)
+                args = [task, *call.args] if task.options.bind else call.args
+                call.value = await task.fn(*args, **call.kwargs)
         import asyncio
 
         return await asyncio.to_thread(self._finish, call)
 
     # ------------------------------------------------------------------ shared
 
-    def _start(self, payload: Payload) -> Call | Verdict:
-        """Decode and check the message, then run the before-hooks (not for a task that will
-        not run, such as an expired one; a before-hook may itself set a final state)."""
-        call = self._prepare(payload)
-        if isinstance(call, Call) and not call.state:
+    def _start(self, payload: Payload) -> Call:
+        """Decode and check the message, then run the before-hooks. A message that will not
+        run (rejected, expired) gets its final state instead, and only the after-hooks; so
+        may one whose before-hook set a final state."""
+        call, problem = self._call(payload)
+        request = call.request
+        if problem is not None:
+            log.error("rejected task %s[%s]: %s", request.name, request.id, problem)
+            # As MessageError: what every reader can rebuild, whatever the reason's class.
+            call.state, call.value = states.REJECTED, MessageError(str(problem))
+        elif request.expires is not None and time.time() > request.expires:
+            log.info("task %s[%s] expired before it ran; not running it", request.name,
+                     request.id)
+            call.state, call.value = states.REVOKED, TaskRevokedError("expired")
+        else:
             self.pipeline.before(call)
         return call
 
-    def _prepare(self, payload: Payload) -> Call | Verdict:
+    def _call(self, payload: Payload) -> tuple[Call, MessageError | None]:
+        """The `Call` for a message, and why it cannot run (None if it can). A body that does
+        not decode leaves args, kwargs and embed empty."""
         request = payload.request
         task = self.app.tasks.get(request.name)
-        if task is None:
-            return _rejected(request, UnknownTask(request.name, self.app.tasks))
+        problem: MessageError | None = None
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        embed: dict[str, Any] = {}
         try:
             decoded = self.app.codec.decode(payload.body, payload.content_type,
                                             payload.compression)
             args, kwargs, embed = parse_body(decoded)
         except MessageError as exc:
-            return _rejected(request, exc)
+            problem = exc
+        if task is None and problem is None:
+            problem = UnknownTask(request.name, self.app.tasks)
         request.args, request.kwargs, request.embed, request.queue = (
             args, kwargs, embed, payload.queue)
-        call = Call(self.app, request, task, args, kwargs, embed, self.hostname, payload.queue,
-                    extra={"pid": os.getpid()})
-        if request.expires is not None and time.time() > request.expires:
-            call.state = states.REVOKED
-            call.value = TaskRevokedError("expired")
-            log.info("task %s[%s] expired before it ran; not running it", request.name,
-                     request.id)
-        return call
+        call = Call(self.app, request, task, task.options if task else TaskOptions(), args,
+                    kwargs, embed, self.hostname, payload.queue, extra={"pid": os.getpid()})
+        return call, problem
 
     def _finish(self, call: Call) -> Verdict:
         self.pipeline.after(call)
         if call.state == states.FAILURE:
             call.value.__traceback__ = None  # break the frame cycle early
+        if call.state == states.REJECTED:
+            return Verdict(REJECT, states.REJECTED, str(call.value))
         return Verdict(ACK, call.state)
+
+    def end(self, payload: Payload, state: str, exc: Exception) -> None:
+        """A message that ended without its runner finishing it: the after-hooks, here, with
+        `state` and `exc` as its outcome (its result, its chord, its callbacks, its claim)."""
+        call, _ = self._call(payload)
+        call.state, call.value = state, exc
+        self.pipeline.after(call)
 
 
 @contextmanager
@@ -142,6 +164,7 @@ def _running(call: Call) -> Iterator[None]:
     task's exception turned into its FAILURE result. The body sets `call.value`."""
     token = current_request.set(call.request)
     started = time.perf_counter()
+    call.ran = True
     try:
         yield
         call.state = states.SUCCESS
@@ -159,8 +182,3 @@ def _running(call: Call) -> Iterator[None]:
         call.runtime = time.perf_counter() - started
         current_request.reset(token)
 
-
-def _rejected(request: Request, exc: Exception) -> Verdict:
-    reason = str(exc)
-    log.error("rejected task %s[%s]: %s", request.name, request.id, reason)
-    return Verdict(REJECT, states.REJECTED, reason)

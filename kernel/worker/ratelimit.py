@@ -7,30 +7,10 @@ consumer holds the task aside meanwhile, so other task types keep running.
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Protocol
 
-from kernel.errors import ConfigurationError
 from kernel.interfaces.ratelimit import RateLimitStore, refill_and_take
-
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*([smh])\s*$")
-
-
-def parse_rate(text: str | float) -> float:
-    """``"10/s"``, ``"100/m"``, ``"1000/h"`` (or a number: per second) → tasks per second."""
-    if isinstance(text, (int, float)):
-        rate = float(text)
-    else:
-        match = _RATE.match(text)
-        if not match:
-            raise ConfigurationError(f"rate limit {text!r} is not N/s, N/m or N/h (e.g. '10/s')")
-        rate = float(match.group(1)) / _UNITS[match.group(2)]
-    if rate <= 0:
-        raise ConfigurationError(f"rate limit {text!r} must be above zero")
-    return rate
-
 
 class Limiter(Protocol):
     def take(self) -> float:

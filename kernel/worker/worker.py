@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from kernel.config import mask_url
+from kernel.interfaces.bootstep import WorkerOptions
+from kernel.parsing import mask_url
 from kernel.worker.blueprint import Blueprint
 from kernel.worker.consumer import PREFETCH_CEILING, Consumer
-from kernel.worker.steps import BUILTIN_STEPS, WorkerOptions, default_concurrency
+from kernel.worker.steps import ConsumerStep, default_concurrency
 
 if TYPE_CHECKING:
     from kernel.app import App
@@ -55,8 +56,7 @@ class Worker:
                               else shutdown_timeout),
             lease_seconds=conf.worker_lease_seconds,
         )
-        plugin_steps = [spec.step for spec in app.plugins.registry("bootstep").values()]
-        self.blueprint = Blueprint([*BUILTIN_STEPS, *plugin_steps], provided=("app", "options"))
+        self.blueprint = Blueprint(spec.load() for spec in app.plugins.bootsteps.values())
         self.consumer: Consumer | None = None
         self._shutdown = threading.Event()
         self._signals = 0
@@ -73,16 +73,19 @@ class Worker:
     def start(self) -> None:
         """Start every bootstep; returns once the worker consumes."""
         self.app.plugins.hook.kernel_worker_init(worker=self)
-        values = self.blueprint.start({"app": self.app, "options": self.options})
-        self.consumer = values["consumer"]
+        values = self.blueprint.start(self.app, self.options)
+        self.consumer = values[ConsumerStep]
         self.consumer.begin()
         self.app.plugins.hook.kernel_worker_ready(worker=self)
 
     def stop(self, warm: bool = True) -> None:
         """Warm: finish running tasks (up to the shutdown timeout); cold: stop them now. Either
-        way unfinished messages go back to the broker."""
+        way unfinished messages go back to the broker. Steps stop in reverse start order, so a
+        step that requires the consumer stops before it."""
         if self.consumer is not None:
-            self.consumer.stop(warm=warm)
+            self.consumer.quiesce()
+            if not warm:
+                self.consumer.go_cold()
         self.blueprint.stop()
         self.app.plugins.hook.kernel_worker_shutdown(worker=self)
         self.app.close()

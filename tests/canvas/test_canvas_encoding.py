@@ -23,7 +23,7 @@ from kernel import (
     xmap,
     xstarmap,
 )
-from kernel.backend import group_key
+from kernel.records import group_key
 
 
 @pytest.fixture
@@ -184,7 +184,7 @@ def test_a_chord_on_a_store_that_only_answers_its_caller_is_refused() -> None:
     from kernel.errors import MissingCapability
     from kernel.interfaces.results import ResultStoreCapabilities
     from kernel.specs import Options, ResultStoreSpec
-    from kernel.std.memory_impl import MemoryResultStore
+    from kernel.std.memory.results import MemoryResultStore
 
     class ReplyOnly(MemoryResultStore):
         capabilities = ResultStoreCapabilities(push_wait=True, atomic_counter=False,

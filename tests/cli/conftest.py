@@ -1,5 +1,5 @@
 """Fixtures for the command-line tests: a CliRunner pointed at a fresh SQLite file, and app
-modules written into tmp_path under unique names (load_app caches apps by their spec)."""
+modules written into tmp_path under unique names (kernel.app.load_app caches apps by their spec)."""
 
 from __future__ import annotations
 

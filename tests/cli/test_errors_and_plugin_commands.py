@@ -31,11 +31,12 @@ def test_traceback_flag_shows_the_traceback(invoke: Callable[..., Result]) -> No
     assert isinstance(result.exception, ConfigurationError)
 
 
-def test_an_unknown_broker_scheme_names_what_to_install(invoke: Callable[..., Result],
-                                                        env: dict[str, str]) -> None:
-    env["KERNEL_DISABLE_PLUGINS"] = "redis"  # as if kernel-redis were not installed
+def test_a_broker_of_a_plugin_switched_off_says_how_to_switch_it_on(
+        invoke: Callable[..., Result], env: dict[str, str]) -> None:
+    env["KERNEL_DISABLE_PLUGINS"] = "redis"
     line = one_error_line(invoke("--broker", "rediss://localhost:6380/0", "call", "x"))
-    assert "no transport for 'rediss'" in line and "kernel[redis]" in line
+    assert "no transport for 'rediss'" in line and "switched off" in line
+    assert "-p no:redis" in line and "install" not in line
 
 
 def test_a_typo_in_the_scheme_gets_a_suggestion(invoke: Callable[..., Result]) -> None:

@@ -15,7 +15,7 @@ import pytest
 import kernel.std.serializers
 from kernel import App
 from kernel.codec import Codec
-from kernel.errors import ConfigurationError, DecodeError
+from kernel.errors import ConfigurationError, DecodeError, PluginError
 from kernel.hookspecs import hookimpl
 from kernel.interfaces import Bootstep, PoolCapabilities, ResultStoreCapabilities
 from kernel.interfaces.transport import TransportCapabilities
@@ -29,9 +29,12 @@ from kernel.specs import (
     RateLimitStoreSpec,
     ScheduleStoreSpec,
     SerializerSpec,
+    SettingSpec,
     SignerSpec,
     TransportSpec,
 )
+from kernel.worker.pipeline import ordered
+from kernel.worker.steps import ConsumerStep
 
 
 def make(hook_name: str, result: Any, name: str = "") -> object:
@@ -58,6 +61,12 @@ def provides(app: App) -> dict[str, list[str]]:
     return info.provides
 
 
+def provides_of(app: App, plugin: str) -> dict[str, list[str]]:
+    [info] = [i for i in app.plugins.infos() if i.name == plugin]
+    assert info.status == "ok", info.error
+    return info.provides
+
+
 # ------------------------------------------------------------------ registration hooks
 
 
@@ -65,7 +74,7 @@ def test_hook_kernel_transports() -> None:
     spec = TransportSpec("amqp", ("amqp", "amqps"), unbuilt,
                          TransportCapabilities(delayed_delivery=True, dead_letter=True))
     app = app_with(make("kernel_transports", [spec]))
-    assert app.plugins.registry("transport").get("amqps") is spec
+    assert app.plugins.transports.get("amqps") is spec
     assert provides(app) == {"transport": ["amqp (amqp, amqps)"]}
 
 
@@ -82,7 +91,7 @@ def test_hook_kernel_result_stores() -> None:
               plugins=[make("kernel_result_stores", [spec]), kernel.std.serializers])
     # a broker scheme a result store also serves becomes the result backend by default
     assert app.conf.result_backend == "kv://h/1"
-    assert app.plugins.registry("result store").get("kv").capabilities.push_wait
+    assert app.plugins.result_stores.get("kv").capabilities.push_wait
     assert built == []  # lazily: nothing is built until results are used
     # the store's options, plus where the broker is and how to connect to it (stores such as
     # rpc:// work through it)
@@ -155,11 +164,11 @@ class XorSigner:
 def test_hook_kernel_signers() -> None:
     spec = SignerSpec("xor", lambda options: XorSigner(options["key"]))
     app = App("t", plugins=[make("kernel_signers", [spec])])
-    found = app.plugins.registry("signer").get("xor")
+    found = app.plugins.signers.get("xor")
     assert found is spec
-    sending = Codec(app.plugins.registry("serializer"), app.plugins.registry("compressor"),
+    sending = Codec(app.plugins.serializers, app.plugins.compressors,
                     signer=found.factory({"key": 7}))
-    receiving = Codec(app.plugins.registry("serializer"), app.plugins.registry("compressor"),
+    receiving = Codec(app.plugins.serializers, app.plugins.compressors,
                       signer=found.factory({"key": 9}))
     body, ctype, _, _ = sending.encode([1, 2])
     assert sending.decode(body, ctype) == [1, 2]
@@ -170,40 +179,117 @@ def test_hook_kernel_signers() -> None:
 def test_hook_kernel_pools() -> None:
     spec = PoolSpec("greenlets", unbuilt, PoolCapabilities(hard_time_limit=True, resize=True))
     app = app_with(make("kernel_pools", [spec]))
-    assert app.plugins.registry("pool").get("greenlets").capabilities.resize
+    assert app.plugins.pools.get("greenlets").capabilities.resize
     assert provides(app) == {"pool": ["greenlets"]}
 
 
 def test_hook_kernel_schedule_stores() -> None:
     spec = ScheduleStoreSpec("etcd", ("etcd", "etcds"), unbuilt)
     app = app_with(make("kernel_schedule_stores", [spec]))
-    assert app.plugins.registry("schedule store").get("etcds") is spec
+    assert app.plugins.schedule_stores.get("etcds") is spec
     assert provides(app) == {"schedule store": ["etcd (etcd, etcds)"]}
 
 
 def test_hook_kernel_rate_limit_stores() -> None:
     spec = RateLimitStoreSpec("etcd", ("etcd", "etcds"), unbuilt)
     app = app_with(make("kernel_rate_limit_stores", [spec]))
-    assert app.plugins.registry("rate-limit store").get("etcds") is spec
+    assert app.plugins.rate_limit_stores.get("etcds") is spec
     assert provides(app) == {"rate-limit store": ["etcd (etcd, etcds)"]}
 
 
-class Metrics(Bootstep):
+class Metrics(Bootstep[None]):
     name = "metrics"
-    requires = ("consumer",)
+    requires = (ConsumerStep,)
 
 
 def test_hook_kernel_bootsteps() -> None:
-    app = app_with(make("kernel_bootsteps", [BootstepSpec(Metrics)]))
-    assert app.plugins.registry("bootstep").get("metrics").step is Metrics
+    app = app_with(make("kernel_bootsteps", [BootstepSpec.of(Metrics)]))
+    assert app.plugins.bootsteps.get("metrics").load() is Metrics
     assert provides(app) == {"bootstep": ["metrics"]}
 
 
+def test_a_bootstep_named_by_path_is_imported_only_when_loaded() -> None:
+    lazy = BootstepSpec("metrics", f"{__name__}:Metrics")
+    assert lazy.load() is Metrics
+    with pytest.raises(PluginError, match="whose name is 'metrics'"):
+        BootstepSpec("other", f"{__name__}:Metrics").load()
+    with pytest.raises(PluginError, match="cannot import"):
+        BootstepSpec("gone", "tests.plugins.no_such_module:Step").load()
+
+
 def test_hook_kernel_middleware() -> None:
-    spec = MiddlewareSpec("timing", unbuilt, order=100)
+    spec = MiddlewareSpec("timing", unbuilt, before=("results",))
     app = app_with(make("kernel_middleware", [spec]))
-    assert app.plugins.registry("middleware").get("timing").order == 100
+    assert app.plugins.middleware.get("timing").before == ("results",)
     assert provides(app) == {"middleware": ["timing"]}
+
+
+def test_middleware_is_placed_by_name_whatever_the_registration_order() -> None:
+    specs = [MiddlewareSpec(name, unbuilt, before=before, after=after)
+             for name, before, after in (("c", (), ("b",)), ("a", ("b",), ()), ("b", (), ()),
+                                         ("z", ("a", "absent"), ()))]
+    assert [s.name for s in ordered(specs)] == ["z", "a", "b", "c"]
+    assert [s.name for s in ordered(reversed(specs))] == ["z", "a", "b", "c"]
+    loop = [MiddlewareSpec("x", unbuilt, before=("y",)), MiddlewareSpec("y", unbuilt,
+                                                                        before=("x",))]
+    with pytest.raises(ConfigurationError, match="contradict"):
+        ordered(loop)
+
+
+class SettingsPlugin:
+    """A plugin that declares settings and serves the ``kv`` result store with them."""
+
+    @hookimpl
+    def kernel_settings(self) -> Any:
+        yield SettingSpec("kv_bucket", str, "results", "where results go")
+        yield SettingSpec("kv_secret", str | None, None, "the password", secret=True)
+        yield SettingSpec("kv_ttl", float, 60.0, "seconds a result lives")
+
+    @hookimpl
+    def kernel_result_stores(self) -> Any:
+        yield ResultStoreSpec("kv", ("kv",), lambda url, options: ("kv-store", options))
+
+
+def test_hook_kernel_settings() -> None:
+    app = App("t", autoload=False, plugins=[SettingsPlugin()], broker="memory://",
+              config={"kv_bucket": "mine", "kv_secret": "s3cr3t", "kv_ttl": 5})
+    assert (app.conf.kv_bucket, app.conf.get("kv_ttl")) == ("mine", 5)
+    assert app.conf.get("kv_secret") == "s3cr3t"
+    assert provides_of(app, "SettingsPlugin")["setting"] == ["kv_bucket", "kv_secret", "kv_ttl"]
+    assert app.conf.public(["kv_secret"])["kv_secret"] == "**"
+
+
+def test_plugin_settings_are_checked_like_kernels_own() -> None:
+    def build(config: dict[str, Any]) -> App:
+        return App("t", autoload=False, plugins=[SettingsPlugin()], broker="memory://",
+                   config=config)
+
+    assert build({}).conf.kv_bucket == "results", "a setting not given has its default"
+    with pytest.raises(ConfigurationError, match="unknown setting 'kv_buckte'; did you mean "
+                                                 "'kv_bucket'"):
+        build({"kv_buckte": "x"})
+    with pytest.raises(ConfigurationError, match="setting 'kv_ttl' must be float, got 'soon'"):
+        build({"kv_ttl": "soon"})
+    with pytest.raises(ConfigurationError, match="'worker_concurrency' must be int"):
+        build({"worker_concurrency": "2"})
+
+
+def test_a_plugins_factories_get_its_own_settings_only() -> None:
+    other = make("kernel_settings", [SettingSpec("other_thing", int, 1, "not kv's")],
+                 name="other")
+    app = App("t", autoload=False, plugins=[SettingsPlugin(), other, kernel.std.serializers],
+              broker="memory://", results="kv://", config={"kv_bucket": "b", "other_thing": 2})
+    kind, options = app.backend.store  # type: ignore[misc]
+    assert kind == "kv-store"
+    assert (options["kv_bucket"], options["kv_secret"], options["kv_ttl"]) == ("b", None, 60.0)
+    assert "other_thing" not in options
+
+
+def test_a_plugin_may_not_take_a_setting_kernel_has() -> None:
+    greedy = make("kernel_settings", [SettingSpec("broker_url", str, "", "mine")], name="greedy")
+    with pytest.raises(PluginError, match="declares the setting 'broker_url', which is "
+                                          "kernel's own"):
+        App("t", autoload=False, plugins=[greedy])
 
 
 def test_registration_hook_may_return_a_generator_or_a_list() -> None:
@@ -213,7 +299,7 @@ def test_registration_hook_may_return_a_generator_or_a_list() -> None:
 
     for result in (gen(), [PoolSpec("a", unbuilt), PoolSpec("b", unbuilt)], None):
         app = app_with(make("kernel_pools", result))
-        assert sorted(app.plugins.registry("pool")) == ([] if result is None else ["a", "b"])
+        assert sorted(app.plugins.pools) == ([] if result is None else ["a", "b"])
 
 
 # ------------------------------------------------------------------ configuration and CLI

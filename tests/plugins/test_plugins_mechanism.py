@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 
+import kernel.plugins
+from kernel.distributions import PROVIDERS
+
 from kernel import App
 from kernel.errors import (
     CapabilityNotFound,
@@ -81,7 +84,7 @@ def test_programmatic_registration_needs_no_entry_point() -> None:
     listed = info(app.plugins, "TinyMQ")
     assert (listed.status, listed.provides) == ("ok", {"transport": ["tiny (tiny, tinys)"]})
     assert isinstance(app.transport, NullTransport) and app.transport.url == "tiny://host"
-    assert app.plugins.registry("transport").get("tinys").name == "tiny"
+    assert app.plugins.transports.get("tinys").name == "tiny"
 
 
 def test_programmatic_plugins_sit_beside_entry_points() -> None:
@@ -93,7 +96,7 @@ def test_programmatic_plugins_sit_beside_entry_points() -> None:
 def test_autoload_false_skips_entry_points() -> None:
     app = App("t", autoload=False)
     assert app.plugins.infos() == []
-    assert len(app.plugins.registry("serializer")) == 0
+    assert len(app.plugins.serializers) == 0
 
 
 def test_env_autoload_0_skips_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,7 +110,7 @@ def test_disable_by_name_removes_its_capabilities() -> None:
     app = App("t", disable=["compression"])
     listed = info(app.plugins, "compression")
     assert (listed.status, listed.provides) == ("disabled", {})
-    assert "zlib" not in app.plugins.registry("compressor")
+    assert "zlib" not in app.plugins.compressors
     with pytest.raises(CapabilityNotFound, match="no compressor for 'zlib'"):
         app.codec.encode([1], compression="zlib")
     assert info(app.plugins, "serializers").status == "ok"
@@ -118,8 +121,8 @@ def test_env_disable_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     app = App("t", plugins=[transport_plugin("TinyMQ", "tiny")])
     assert info(app.plugins, "compression").status == "disabled"
     assert info(app.plugins, "TinyMQ").status == "disabled"
-    assert "tiny" not in app.plugins.registry("transport")
-    assert "zlib" not in app.plugins.registry("compressor")
+    assert "tiny" not in app.plugins.transports
+    assert "zlib" not in app.plugins.compressors
 
 
 def test_disable_by_distribution_name() -> None:
@@ -131,7 +134,7 @@ def test_disable_by_distribution_name() -> None:
 def test_two_plugins_claiming_one_scheme_name_both() -> None:
     plugins = [transport_plugin("FirstMQ", "mq"), transport_plugin("SecondMQ", "mq", "mqs")]
     with pytest.raises(PluginConflictError) as caught:
-        PluginManager(plugins, autoload=False).registry("transport")
+        PluginManager(plugins, autoload=False).transports
     message = str(caught.value)
     assert "'FirstMQ'" in message and "'SecondMQ'" in message and "'mq'" in message
     assert "disable one" in message
@@ -147,7 +150,7 @@ def test_failing_registration_hook_is_isolated() -> None:
                             "shared object file")
     assert info(app.plugins, "TinyMQ").status == "ok"
     assert isinstance(app.transport, NullTransport)
-    assert "json" in app.plugins.registry("serializer")
+    assert "json" in app.plugins.serializers
     # none of its other hooks run: the option it would declare is unknown
     with pytest.raises(ConfigurationError, match="unknown task option"):
         app.task(broken_option=1)(lambda: None)
@@ -168,14 +171,39 @@ def test_failure_of_a_plugin_named_like_the_scheme_is_stated_plainly() -> None:
     with pytest.raises(CapabilityNotFound,
                        match="the plugin that provides it failed to load: kernel_transports "
                              "raised RuntimeError"):
-        manager.registry("transport").get("brokenmq")
+        manager.transports.get("brokenmq")
 
 
-def test_unknown_scheme_says_what_to_install() -> None:
+def test_a_scheme_of_a_plugin_switched_off_says_how_to_switch_it_on() -> None:
     with pytest.raises(CapabilityNotFound,
-                       match=r"no transport for 'rediss'; install kernel\[redis\]"):
-        # disabled, as if kernel-redis were not installed here
+                       match=r"no transport for 'rediss'; the plugin 'redis' \(kernel-redis\) "
+                             r"that provides it is switched off; switch it on by dropping "
+                             r"-p no:redis") as caught:
         App("t", broker="rediss://:secret@cache:6380/0", disable=["redis"]).transport  # noqa: B018
+    assert "install" not in str(caught.value), "installing what is installed changes nothing"
+
+
+def test_a_scheme_of_a_distribution_not_installed_names_its_extra(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kernel.plugins, "PROVIDERS", {**PROVIDERS, "transport": {
+        "faraway": ("faraway", "kernel-faraway-not-installed", "faraway")}})
+    with pytest.raises(CapabilityNotFound, match=r"no transport for 'faraway'; install "
+                                                 r"kernel\[faraway\]"):
+        App("t", broker="faraway://host").transport  # noqa: B018
+
+
+def test_a_scheme_no_distribution_of_ours_provides_names_no_extra() -> None:
+    with pytest.raises(CapabilityNotFound) as caught:
+        App("t", broker="nosuchmq://host").transport  # noqa: B018
+    message = str(caught.value)
+    assert "no kernel plugin distribution provides a transport named 'nosuchmq'" in message
+    assert "install" not in message and "available: " in message and "sqlite" in message
+
+
+def test_installed_but_not_autoloaded_says_so() -> None:
+    with pytest.raises(CapabilityNotFound, match="kernel-redis is installed but plugins are not "
+                                                 "loaded from entry points"):
+        App("t", autoload=False, broker="redis://host").transport  # noqa: B018
 
 
 def test_typo_in_scheme_suggests_the_closest() -> None:

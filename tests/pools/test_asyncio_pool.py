@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from kernel.interfaces.pool import Job, OutcomeKind
-from kernel.std.pool_asyncio import AsyncioPool
+from kernel.std.pools.asyncio import AsyncioPool
 from kernel.testing.pool import Outcomes
 from kernel.testing.pool_runners import SuiteRunner
 from tests.helpers import wait_for

@@ -18,7 +18,7 @@ import pytest
 
 from kernel.errors import ConfigurationError
 from kernel.interfaces.pool import Job, OutcomeKind
-from kernel.std.prefork.pool import EXIT_GRACE, PreforkPool
+from kernel.std.pools.prefork.pool import EXIT_GRACE, PreforkPool
 from kernel.testing.pool import Outcomes
 from kernel.testing.pool_runners import SuiteRunner
 from tests.helpers import wait_for
@@ -289,7 +289,7 @@ def test_stop_from_an_outcome_callback_does_not_deadlock(prefork: Any) -> None:
 
 EXITS_WITHOUT_STOP = """
 import sys
-from kernel.std.prefork.pool import PreforkPool
+from kernel.std.pools.prefork.pool import PreforkPool
 from kernel.interfaces.pool import Job
 from kernel.testing.pool_runners import SuiteRunner
 

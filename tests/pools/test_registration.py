@@ -30,7 +30,7 @@ def test_only_prefork_is_isolated_and_recycles() -> None:
 def test_the_entry_point_module_imports_no_pool_implementation() -> None:
     code = (
         "import sys, kernel.std.pools as p; list(p.kernel_pools());"
-        "heavy = [m for m in sys.modules if m.startswith(('kernel.std.pool_', 'kernel.std.prefork',"
+        "heavy = [m for m in sys.modules if m.startswith(('kernel.std.pools.', "
         " 'multiprocessing', 'asyncio', 'concurrent'))];"
         "print(heavy); sys.exit(bool(heavy))"
     )

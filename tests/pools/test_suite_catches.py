@@ -13,7 +13,7 @@ BROKEN_POOLS = """
 import pytest
 
 from kernel.interfaces.pool import PoolCapabilities
-from kernel.std.pool_threads import ThreadPool
+from kernel.std.pools.threads import ThreadPool
 from kernel.testing.pool import PoolSuite
 
 

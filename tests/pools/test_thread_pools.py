@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from kernel.interfaces.pool import Job, OutcomeKind
-from kernel.std.pool_solo import SoloPool
-from kernel.std.pool_threads import ThreadPool
+from kernel.std.pools.solo import SoloPool
+from kernel.std.pools.threads import ThreadPool
 from kernel.testing.pool import Outcomes
 from kernel.testing.pool_runners import SuiteRunner
 from tests.helpers import wait_for

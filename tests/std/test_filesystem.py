@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kernel.errors import ConfigurationError, ConnectionFailed
-from kernel.std.filesystem_impl import FileResultStore, directory_from_url, filename
+from kernel.std.filesystem.store import FileResultStore, directory_from_url, filename
 from kernel.testing.results import ResultStoreSuite
 
 
@@ -42,7 +42,7 @@ class TestFileResultStoreWithFsync(TestFileResultStore):
 
 COUNTER = textwrap.dedent("""
     import json, sys
-    from kernel.std.filesystem_impl import FileResultStore
+    from kernel.std.filesystem.store import FileResultStore
     store = FileResultStore(sys.argv[1], {"fsync": False})
     print(json.dumps([store.incr("chord") for _ in range(int(sys.argv[2]))]))
 """)
@@ -113,6 +113,6 @@ def test_foreign_file_is_reported(url: str, tmp_path: Path) -> None:
 
 def test_entry_module_stays_light() -> None:
     code = ("import sys, kernel.std.filesystem; "
-            "print('kernel.std.filesystem_impl' in sys.modules)")
+            "print('kernel.std.filesystem.store' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -19,8 +19,9 @@ import pytest
 from kernel.app import App
 from kernel.errors import ConfigurationError
 from kernel.interfaces.transport import Outgoing
-from kernel.std.memory_impl import MemoryResultStore, MemoryTransport
-from kernel.std.ratelimit_stores import MemoryRateLimitStore
+from kernel.std.memory.results import MemoryResultStore
+from kernel.std.memory.transport import MemoryTransport
+from kernel.std.memory.ratelimit import MemoryRateLimitStore
 from kernel.testing.broadcast import BroadcastSuite
 from kernel.testing.ratelimit import RateLimitStoreSuite
 from kernel.testing.results import ResultStoreSuite
@@ -135,7 +136,7 @@ def test_bad_url_is_a_sentence() -> None:
 
 
 def test_entry_module_stays_light() -> None:
-    code = "import sys, kernel.std.memory; print('kernel.std.memory_impl' in sys.modules)"
+    code = "import sys, kernel.std.memory; print('kernel.std.memory.transport' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -144,7 +145,8 @@ BROKEN = textwrap.dedent('''
     import time
     import uuid
     import pytest
-    from kernel.std.memory_impl import MemoryResultStore, MemoryTransport
+    from kernel.std.memory.results import MemoryResultStore
+    from kernel.std.memory.transport import MemoryTransport
     from kernel.testing import ResultStoreSuite, TransportSuite
 
     class Base(TransportSuite):

@@ -20,10 +20,10 @@ import pytest
 from kernel.app import App
 from kernel.errors import ConfigurationError, ConnectionFailed
 from kernel.interfaces.transport import Delivery, Outgoing
-from kernel.std.sqlite_db import path_from_url
-from kernel.std.sqlite_results import SqliteResultStore
-from kernel.std.sqlite_transport import SqliteTransport
-from kernel.std.ratelimit_stores import SqliteRateLimitStore
+from kernel.std.sqlite.db import path_from_url
+from kernel.std.sqlite.results import SqliteResultStore
+from kernel.std.sqlite.transport import SqliteTransport
+from kernel.std.sqlite.ratelimit import SqliteRateLimitStore
 from kernel.testing.broadcast import BroadcastSuite
 from kernel.testing.ratelimit import RateLimitStoreSuite
 from kernel.testing.results import ResultStoreSuite
@@ -85,8 +85,8 @@ class TestSqliteResultStore(ResultStoreSuite):
 
 CHILD = textwrap.dedent("""
     import json, sys, time
-    from kernel.std.sqlite_transport import SqliteTransport
-    from kernel.std.sqlite_results import SqliteResultStore
+    from kernel.std.sqlite.transport import SqliteTransport
+    from kernel.std.sqlite.results import SqliteResultStore
     from kernel.interfaces.transport import Outgoing
     from kernel.testing.transport import make_envelope
     url, queue, lease = sys.argv[1], sys.argv[2], float(sys.argv[3])
@@ -339,7 +339,7 @@ def test_app_selects_sqlite_through_the_entry_point(url: str) -> None:
 
 def test_entry_module_stays_light() -> None:
     code = ("import sys, kernel.std.sqlite; "
-            "print([m for m in ('kernel.std.sqlite_transport', 'kernel.std.sqlite_results', "
-            "'kernel.std.sqlite_db', 'sqlite3') if m in sys.modules])")
+            "print([m for m in ('kernel.std.sqlite.transport', 'kernel.std.sqlite.results', "
+            "'kernel.std.sqlite.db', 'sqlite3') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", f"importing the entry module imported {out.stdout}"

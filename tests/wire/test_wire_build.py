@@ -80,7 +80,7 @@ def sent(app: App) -> list[Outgoing]:
 def test_capture_broker_has_no_result_store_so_results_are_off(app: App) -> None:
     assert app.conf.result_backend is None
     assert isinstance(app.transport, CaptureTransport)
-    assert app.plugins.registry("transport").get("capture").name == "capture"
+    assert app.plugins.transports.get("capture").name == "capture"
 
 
 def test_apply_async_with_most_options_matches_celery(app: App) -> None:

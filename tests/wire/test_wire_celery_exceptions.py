@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kernel import TaskRevokedError, TimeLimitExceeded, WorkerLostError
-from kernel.result import exception_from_dict, exception_to_dict
+from kernel.records import exception_from_dict, exception_to_dict
 
 
 @pytest.mark.parametrize(("exc", "module"), [

@@ -11,9 +11,9 @@ import pytest
 
 import kernel.std.serializers
 from kernel import App, states
-from kernel.backend import ResultBackend
+from kernel.records import ResultBackend
 from kernel.errors import RemoteError, TaskRevokedError
-from kernel.result import exception_from_dict, exception_to_dict
+from kernel.records import exception_from_dict, exception_to_dict
 
 FULL_FORM = {"status", "result", "traceback", "children", "date_done", "task_id"}  # §3.3
 

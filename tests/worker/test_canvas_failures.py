@@ -13,7 +13,7 @@ import pytest
 from kernel import App, ChordError, chain, chord, group, hookimpl, states
 from kernel.interfaces.results import ResultStoreCapabilities
 from kernel.specs import Options, ResultStoreSpec
-from kernel.std.memory_impl import MemoryResultStore
+from kernel.std.memory.results import MemoryResultStore
 from kernel.worker import Worker
 from tests.worker.canvas_app import Book, drained, make_canvas_app, running
 from tests.helpers import wait_for

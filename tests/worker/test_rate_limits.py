@@ -11,7 +11,7 @@ import pytest
 
 from kernel import App, ConfigurationError
 from kernel.worker import Worker
-from kernel.worker.ratelimit import parse_rate
+from kernel.parsing import parse_rate
 from tests.worker.conftest import make_app
 from tests.helpers import wait_for
 

@@ -16,7 +16,10 @@ from kernel.canvas import Signature
 from kernel.errors import ConfigurationError
 from kernel.interfaces import Bootstep
 from kernel.specs import BootstepSpec, MiddlewareSpec
-from kernel.worker import Blueprint, Middleware, Worker
+from kernel.interfaces.bootstep import Deps
+from kernel.interfaces.middleware import Middleware
+from kernel.worker import Blueprint, Worker
+from kernel.worker.steps import ConsumerStep, PoolStep
 from tests.helpers import wait_for
 
 
@@ -124,38 +127,65 @@ def test_hook_kernel_worker_shutdown(lifecycle: list[tuple[str, Any]]) -> None:
 def test_hook_kernel_bootsteps_injects_what_a_step_requires() -> None:
     log: list[Any] = []
 
-    class Probe(Bootstep):
+    class Probe(Bootstep[str]):
         name = "probe"
-        requires = ("consumer", "pool")
+        requires = (ConsumerStep, PoolStep)
 
-        def start(self, consumer: Any, pool: Any) -> str:  # type: ignore[override]
-            log.append(("start", type(consumer).__name__, pool.active))
+        def start(self, deps: Deps) -> str:
+            consumer = deps[ConsumerStep]
+            log.append(("start", type(consumer).__name__, deps[PoolStep].active,
+                        consumer._stopped))
+            self.consumer = consumer
             return "probe-value"
 
         def stop(self) -> None:
-            log.append(("stop",))
+            # Stopped before the consumer it requires: it still runs here.
+            log.append(("stop", self.consumer._stopped))
 
     class Plugin:
         @hookimpl
         def kernel_bootsteps(self) -> Any:
-            yield BootstepSpec(Probe)
+            yield BootstepSpec.of(Probe)
 
     app = make_app(Plugin())
     worker = run_worker(app)
     assert '"probe" -> "consumer"' in worker.graph_dot()
     worker.stop()
-    assert log == [("start", "Consumer", 0), ("stop",)]
+    assert log == [("start", "Consumer", 0, False), ("stop", False)]
+
+
+def test_a_step_may_use_only_what_it_requires() -> None:
+    class Sneaky(Bootstep[None]):
+        name = "sneaky"
+        requires = (PoolStep,)
+
+        def start(self, deps: Deps) -> None:
+            deps[ConsumerStep]
+
+    class Plugin:
+        @hookimpl
+        def kernel_bootsteps(self) -> Any:
+            yield BootstepSpec.of(Sneaky)
+
+    worker = Worker(make_app(Plugin()), pool="threads", concurrency=1)
+    with pytest.raises(ConfigurationError, match="uses 'consumer' without requiring it"):
+        worker.start()
 
 
 def test_blueprint_refuses_cycles_and_missing_steps_with_a_sentence() -> None:
-    class A(Bootstep):
-        name, requires = "a", ("b",)
+    class A(Bootstep[None]):
+        name = "a"
 
-    class B(Bootstep):
-        name, requires = "b", ("a",)
+    class B(Bootstep[None]):
+        name, requires = "b", (A,)
 
-    class C(Bootstep):
-        name, requires = "c", ("nowhere",)
+    A.requires = (B,)
+
+    class Nowhere(Bootstep[None]):
+        name = "nowhere"
+
+    class C(Bootstep[None]):
+        name, requires = "c", (Nowhere,)
 
     with pytest.raises(ConfigurationError, match="cycle: a -> b -> a"):
         Blueprint([A, B])
@@ -184,8 +214,8 @@ def test_hook_kernel_middleware_runs_in_order_and_a_failing_one_is_isolated() ->
     class Plugin:
         @hookimpl
         def kernel_middleware(self) -> Any:
-            yield MiddlewareSpec("outer", Outer, order=10)
-            yield MiddlewareSpec("broken", Broken, order=20)
+            yield MiddlewareSpec("outer", Outer, before=("broken",))
+            yield MiddlewareSpec("broken", Broken)
 
     app = make_app(Plugin())
     worker = run_worker(app)

@@ -44,10 +44,10 @@ from typing import Any, TypeVar
 
 import amqp
 
-from kernel.config import mask_url
+from kernel.parsing import mask_url
 from kernel.errors import ConfigurationError, ConnectionFailed, MissingCapability
 from kernel.interfaces.results import ResultStore
-from kernel.result import TASK_KEY_PREFIX, task_key
+from kernel.records import TASK_KEY_PREFIX, task_key
 from kernel.specs import Options
 from kernel_amqp.link import ERRORS, HoldsLink, KeepAlive, Link, connect
 from kernel_amqp.plugin import RPC_CAPABILITIES, SCHEMES

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kernel.config import verify_mode
+from kernel.parsing import verify_mode
 from kernel.errors import ConfigurationError, ConnectionFailed
 
 #: the keys of the ``ssl`` mapping (py-amqp's names, as in Celery's broker_use_ssl).

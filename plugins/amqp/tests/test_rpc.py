@@ -19,7 +19,7 @@ from kernel import App
 from kernel.errors import ConfigurationError, MissingCapability
 from kernel.interfaces.results import ResultStore
 from kernel.interfaces.transport import Delivery
-from kernel.result import task_key
+from kernel.records import task_key
 from kernel.testing.results import ResultStoreSuite
 from kernel.testing.transport import wait_for
 from kernel.worker import Worker

@@ -30,7 +30,7 @@ from redis.client import PubSub
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from kernel.config import verify_mode
+from kernel.parsing import verify_mode
 from kernel.errors import ConfigurationError, ConnectionFailed
 from kernel.specs import Options
 

@@ -25,7 +25,7 @@ def test_app_selects_the_plugin_by_scheme(redis_url: str) -> None:
     try:
         assert isinstance(app.transport, RedisTransport)
         assert isinstance(app.backend.store, RedisResultStore)
-        spec = app.plugins.registry("transport").get("rediss")
+        spec = app.plugins.transports.get("rediss")
         assert spec.capabilities == RedisTransport.capabilities, \
             "the record must declare what the transport declares"
     finally:

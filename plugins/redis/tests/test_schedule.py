@@ -79,7 +79,7 @@ def test_lock_expires_after_its_ttl(stores: Callable[[], RedisScheduleStore]) ->
 def test_app_finds_the_schedule_store(redis_url: str) -> None:
     app = App("sched-plugin", broker=redis_url)
     try:
-        spec = app.plugins.registry("schedule store").get("redis+sentinel")
+        spec = app.plugins.schedule_stores.get("redis+sentinel")
         assert spec.name == "redis"
         store = spec.factory(redis_url, {"schedule_key": f"sched-{uuid.uuid4().hex}"})
         assert isinstance(store, RedisScheduleStore)

@@ -1,0 +1,57 @@
+"""The plugin distributions of this repository (``plugins/*``) and what each provides, so that
+a capability no installed plugin serves gets the right sentence: ``install kernel[redis]`` for
+one of ours that is not installed, "switched off" for one that is disabled, and no extra at all
+for a name none of ours provides.
+
+One source of truth: each distribution's ``pyproject.toml`` declares its extra and what it
+provides under ``[tool.kernel]``; tests/meta/test_meta_distributions.py checks this table, the
+root extras and the uv sources against those files, and each plugin's own tests check its
+``[tool.kernel]`` against what it registers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+
+@dataclass(frozen=True)
+class Distribution:
+    #: the distribution's name on PyPI, e.g. "kernel-redis".
+    name: str
+    #: the extra of ``kernel`` that installs it: ``kernel[redis]``.
+    extra: str
+    #: its entry point's name in group ``kernel.plugins`` (what ``-p no:NAME`` takes).
+    entry_point: str
+    #: kind of record ("transport", "result store", ...) → the keys it registers.
+    provides: Mapping[str, tuple[str, ...]]
+
+
+_REDIS = ("redis", "rediss", "redis+sentinel", "rediss+sentinel")
+
+DISTRIBUTIONS: tuple[Distribution, ...] = (
+    Distribution("kernel-amqp", "amqp", "amqp", {
+        "transport": ("amqp", "amqps", "pyamqp"),
+        "result store": ("rpc",),
+    }),
+    Distribution("kernel-redis", "redis", "redis", {
+        "transport": _REDIS,
+        "result store": _REDIS,
+        "schedule store": _REDIS,
+        "rate-limit store": _REDIS,
+    }),
+)
+
+
+def _providers() -> Mapping[str, Mapping[str, tuple[str, str, str]]]:
+    table: dict[str, dict[str, tuple[str, str, str]]] = {}
+    for dist in DISTRIBUTIONS:
+        for kind, keys in dist.provides.items():
+            for key in keys:
+                table.setdefault(kind, {})[key] = (dist.entry_point, dist.name, dist.extra)
+    return MappingProxyType({kind: MappingProxyType(keys) for kind, keys in table.items()})
+
+
+#: kind → key → (entry point, distribution, extra).
+PROVIDERS = _providers()

@@ -1,0 +1,46 @@
+"""The embedded default broker and result store (std plugin ``sqlite``): one SQLite file that
+every process on the host can share. Kept light: the implementation is imported on first use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from kernel.plugin import (
+    Lazy,
+    RateLimitStoreSpec,
+    ResultStoreCapabilities,
+    ResultStoreSpec,
+    TransportCapabilities,
+    TransportSpec,
+    hookimpl,
+)
+
+
+TRANSPORT_CAPABILITIES = TransportCapabilities(
+    delayed_delivery=True, priorities=True, leases=True, dead_letter=True, multi_process=True,
+    inspect_queues=True, broadcast=True)
+RESULT_STORE_CAPABILITIES = ResultStoreCapabilities(
+    push_wait=False, atomic_counter=True, persistent=True, multi_process=True)
+
+
+@hookimpl
+def kernel_transports() -> Iterable[TransportSpec]:
+    yield TransportSpec(
+        "sqlite", ("sqlite",),
+        Lazy("kernel.std.sqlite.transport:SqliteTransport"), TRANSPORT_CAPABILITIES
+    )
+
+
+@hookimpl
+def kernel_result_stores() -> Iterable[ResultStoreSpec]:
+    yield ResultStoreSpec(
+        "sqlite", ("sqlite",),
+        Lazy("kernel.std.sqlite.results:SqliteResultStore"), RESULT_STORE_CAPABILITIES
+    )
+
+
+@hookimpl
+def kernel_rate_limit_stores() -> Iterable[RateLimitStoreSpec]:
+    yield RateLimitStoreSpec(
+        "sqlite", ("sqlite",), Lazy("kernel.std.sqlite.ratelimit:SqliteRateLimitStore")
+    )
