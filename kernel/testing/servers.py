@@ -154,6 +154,12 @@ class ServerProcess:
     def tail(self, lines: int = 20) -> str:
         return "\n".join(self.output().splitlines()[-lines:])
 
+    def environment(self) -> dict[str, str]:
+        """The environment the process runs with: this process's, changed by `env` (for its
+        companion commands, such as a server's control tool)."""
+        merged = {**os.environ, **self.env}
+        return {name: value for name, value in merged.items() if value is not None}
+
     def where(self) -> str:
         """For failure messages: the command and where its output went."""
         return f"command: {shlex.join(self.command)}; its output is in {self.log}"
@@ -163,13 +169,11 @@ class ServerProcess:
     def start(self) -> Self:
         assert not self.running, f"{self.name} is already running (pid {self.pid})"
         self._sweep()  # whatever the last run left behind
-        environment = {**os.environ, **self.env}
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
                 self.command, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True,
-                env={k: v for k, v in environment.items() if v is not None})
+                stderr=subprocess.STDOUT, start_new_session=True, env=self.environment())
         self._swept = False
         if self.probe is not None:
             try:

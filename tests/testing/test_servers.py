@@ -9,6 +9,7 @@ import socket
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -46,6 +47,14 @@ LEAVES_A_CHILD = textwrap.dedent("""
 
 def python(code: str) -> list[str]:
     return [sys.executable, "-c", code]
+
+
+@pytest.fixture
+def started() -> Iterator[list[ServerProcess]]:
+    """Servers a test starts; stopped after it whatever happened."""
+    servers: list[ServerProcess] = []
+    yield servers
+    stop_all(servers, grace=0)
 
 
 def gone(pid: int) -> bool:
@@ -97,17 +106,21 @@ def test_a_server_that_never_answers_fails_and_is_killed(tmp_path: Path) -> None
     assert not server.running, "a server that failed to start must not be left running"
 
 
-def test_stop_kills_the_group_of_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
-    server = ServerProcess(python(STUBBORN), log=tmp_path / "out.log").start()
+def test_stop_kills_the_group_of_a_process_that_ignores_sigterm(
+        tmp_path: Path, started: list[ServerProcess]) -> None:
+    server = ServerProcess(python(STUBBORN), log=tmp_path / "out.log")
+    started.append(server.start())
     child = child_pid(server)
-    started = time.monotonic()
+    begun = time.monotonic()
     assert server.stop(grace=0.5) == -signal.SIGKILL, "killed after the grace"
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - begun < 5
     wait_for(lambda: gone(child), 5, "the child to be killed with its parent's group")
 
 
-def test_stop_ends_what_outlived_a_clean_exit(tmp_path: Path) -> None:
-    server = ServerProcess(python(LEAVES_A_CHILD), log=tmp_path / "out.log").start()
+def test_stop_ends_what_outlived_a_clean_exit(tmp_path: Path,
+                                              started: list[ServerProcess]) -> None:
+    server = ServerProcess(python(LEAVES_A_CHILD), log=tmp_path / "out.log")
+    started.append(server.start())
     child = child_pid(server)
     assert server.stop() == -signal.SIGTERM, "the process itself ended at SIGTERM"
     wait_for(lambda: gone(child), 5, "the child it left behind to be killed")
@@ -117,15 +130,14 @@ def test_stop_ends_what_outlived_a_clean_exit(tmp_path: Path) -> None:
 def test_kill_is_immediate_and_start_restarts(tmp_path: Path) -> None:
     server = ServerProcess(python("import os, time; print('pid', os.getpid(), flush=True); "
                                   "time.sleep(600)"), log=tmp_path / "out.log")
-    first = server.start().pid
-    wait_for(lambda: f"pid {first}" in server.output(), 10, "the first run's output")
-    server.kill()
-    assert server.returncode == -signal.SIGKILL and not server.running
-    second = server.start().pid
-    wait_for(lambda: server.output().count("pid") == 2, 10, "the second run's output")
-    assert second != first and f"pid {second}" in server.output(), \
-        "a restart appends to the same log"
-    server.stop()
+    with server:
+        first = server.pid
+        wait_for(lambda: f"pid {first}" in server.output(), 10, "the first run's output")
+        server.kill()
+        assert server.returncode == -signal.SIGKILL and not server.running
+        second = server.start().pid
+        wait_for(lambda: f"pid {second}" in server.output(), 10, "the second run's output")
+        assert f"pid {first}" in server.output(), "a restart appends to the same log"
 
 
 def test_environment_is_added_to_and_taken_from(tmp_path: Path,
@@ -141,25 +153,21 @@ def test_environment_is_added_to_and_taken_from(tmp_path: Path,
     assert server.output().strip() == "[None, 'inherited', 'x']"
 
 
-def test_stop_all_shares_one_grace(tmp_path: Path) -> None:
-    servers = [ServerProcess(python(STUBBORN), log=tmp_path / f"{n}.log").start()
-               for n in range(3)]
+def test_stop_all_shares_one_grace(tmp_path: Path, started: list[ServerProcess]) -> None:
+    servers = [ServerProcess(python(STUBBORN), log=tmp_path / f"{n}.log") for n in range(3)]
+    started.extend(server.start() for server in servers)
     for server in servers:
         child_pid(server)  # each has set its SIGTERM handler
-    started = time.monotonic()
+    begun = time.monotonic()
     stop_all(servers, grace=1.0)
-    assert time.monotonic() - started < 2.5, "three stubborn servers, one shared grace"
+    assert time.monotonic() - begun < 2.5, "three stubborn servers, one shared grace"
     assert [server.returncode for server in servers] == [-signal.SIGKILL] * 3
 
 
 def test_wait_fails_naming_the_log_when_the_process_goes_on(tmp_path: Path) -> None:
-    server = ServerProcess(python("import time; time.sleep(600)"), log=tmp_path / "out.log")
-    server.start()
-    try:
+    with ServerProcess(python("import time; time.sleep(600)"), log=tmp_path / "out.log") as server:
         with pytest.raises(AssertionError, match="still runs after 0.2s.*out.log"):
             server.wait(0.2)
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("ci", ["", "true"])
