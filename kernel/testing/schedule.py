@@ -94,14 +94,14 @@ class ScheduleStoreSuite:
 
     def test_renewing_keeps_the_token(self, store: ScheduleStore,
                                       other_store: ScheduleStore) -> None:
-        token = store.acquire("a", self.short_ttl)
+        token = store.acquire("a", 5)
         assert token is not None, "acquire on a fresh namespace must take the lease"
         assert store.acquire("a", 30) == token, "renewing by the holder must keep its token; " \
             "check acquire recognises the holder and only extends its lease"
         assert other_store.acquire("a", 30) == token, "the owner name decides who holds the " \
             "lease, not the instance: the same owner through another connection renews too"
         leader = other_store.leader()
-        assert leader is not None and leader.expires_in > self.short_ttl, \
+        assert leader is not None and leader.expires_in > 5, \
             f"a renewal for 30 s must restart the lease's ttl (it expires in " \
             f"{leader and leader.expires_in} s); check acquire sets the new ttl when renewing"
         assert other_store.acquire("b", 30) is None, "renewals must not free the lease"
