@@ -32,7 +32,14 @@ from kernel.interfaces.schedule import (
     check_ttl,
 )
 from kernel.specs import Options
-from kernel_redis.connection import as_text, close_quietly, open_client, reachable, safe_url
+from kernel_redis.connection import (
+    as_bytes,
+    as_text,
+    close_quietly,
+    open_client,
+    reachable,
+    safe_url,
+)
 
 #: KEYS: lock, fence. ARGV: owner, ttl ms. The token, or false when another owner holds it.
 ACQUIRE = """
@@ -158,7 +165,7 @@ class RedisScheduleStore(ScheduleStore):
     def entries(self) -> dict[str, bytes]:
         with reachable(self.url):
             stored = self._client.hgetall(self.entries_key)
-        return {as_text(name): bytes(data) for name, data in stored.items()}
+        return {as_text(name): as_bytes(data) for name, data in stored.items()}
 
     def put_entry(self, name: str, data: bytes) -> None:
         with reachable(self.url):
