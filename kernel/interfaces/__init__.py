@@ -6,7 +6,7 @@ from kernel.interfaces.codec import Compressor, Serializer, Signer
 from kernel.interfaces.pool import Job, Outcome, OutcomeKind, Pool, PoolCapabilities
 from kernel.interfaces.ratelimit import RateLimitStore
 from kernel.interfaces.results import ResultStore, ResultStoreCapabilities
-from kernel.interfaces.schedule import ScheduleStore
+from kernel.interfaces.schedule import EntryState, Leader, ScheduleStore
 from kernel.interfaces.transport import (
     Delivery,
     Outgoing,
@@ -19,7 +19,9 @@ __all__ = [
     "Bootstep",
     "Compressor",
     "Delivery",
+    "EntryState",
     "Job",
+    "Leader",
     "Outcome",
     "OutcomeKind",
     "Outgoing",

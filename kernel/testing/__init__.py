@@ -13,7 +13,10 @@ your implementation; tests are gated on the capabilities your record declares, n
             t.close()
 
 Suites: `TransportSuite`, `BroadcastSuite`, `ResultStoreSuite`, `RateLimitStoreSuite`,
-`SerializerSuite`, `CompressorSuite`, `PoolSuite`.
+`ScheduleStoreSuite`, `SerializerSuite`, `CompressorSuite`, `PoolSuite`.
+
+Helpers for tests that need real processes: `kernel.testing.servers` (a server binary or
+emulator on a free port) and `kernel.testing.workers` (real worker processes).
 """
 
 from __future__ import annotations
@@ -26,16 +29,18 @@ if TYPE_CHECKING:
     from kernel.testing.pool import PoolSuite
     from kernel.testing.ratelimit import RateLimitStoreSuite
     from kernel.testing.results import ResultStoreSuite
+    from kernel.testing.schedule import ScheduleStoreSuite
     from kernel.testing.transport import TransportSuite
 
 __all__ = ["BroadcastSuite", "CompressorSuite", "PoolSuite", "RateLimitStoreSuite",
-           "ResultStoreSuite", "SerializerSuite", "TransportSuite"]
+           "ResultStoreSuite", "ScheduleStoreSuite", "SerializerSuite", "TransportSuite"]
 
 _WHERE = {
     "TransportSuite": "kernel.testing.transport",
     "BroadcastSuite": "kernel.testing.broadcast",
     "ResultStoreSuite": "kernel.testing.results",
     "RateLimitStoreSuite": "kernel.testing.ratelimit",
+    "ScheduleStoreSuite": "kernel.testing.schedule",
     "SerializerSuite": "kernel.testing.codec",
     "CompressorSuite": "kernel.testing.codec",
     "PoolSuite": "kernel.testing.pool",

@@ -134,7 +134,7 @@ def test_disable_by_distribution_name() -> None:
 def test_two_plugins_claiming_one_scheme_name_both() -> None:
     plugins = [transport_plugin("FirstMQ", "mq"), transport_plugin("SecondMQ", "mq", "mqs")]
     with pytest.raises(PluginConflictError) as caught:
-        PluginManager(plugins, autoload=False).transports
+        PluginManager(plugins, autoload=False).transports  # noqa: B018
     message = str(caught.value)
     assert "'FirstMQ'" in message and "'SecondMQ'" in message and "'mq'" in message
     assert "disable one" in message

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +16,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from kernel.testing.processes import stop_processes
+from kernel.testing.servers import stop_all, unavailable
+from kernel.testing.workers import CeleryWorkerProcess
 from kernel_amqp.transport import AmqpTransport
 from tests.rabbit_node import RabbitNode, make_certificates
 
@@ -37,11 +36,8 @@ def _reachable(url: str) -> bool:
 @pytest.fixture(scope="session")
 def url() -> str:
     if not _reachable(URL):
-        message = (f"RabbitMQ is not reachable at {URL.split('@')[-1]}; start it or set "
-                   f"KERNEL_AMQP_URL")
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI is set, so these tests must run)", pytrace=False)
-        pytest.skip(message)
+        unavailable(f"RabbitMQ is not reachable at {URL.split('@')[-1]}; start it or set "
+                    f"KERNEL_AMQP_URL")
     return URL
 
 
@@ -93,30 +89,23 @@ def celery() -> Any:
     try:
         import celery as module
     except ImportError:
-        message = "needs celery (pip install -e 'plugins/amqp[test]')"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI is set, so this is a failure, not a skip)",
-                        pytrace=False)
-        pytest.skip(message)
+        unavailable("needs celery (pip install -e 'plugins/amqp[test]')")
     return module
 
 
 @pytest.fixture
-def celery_worker(celery: Any, tmp_path: Path) -> Iterator[Callable[[str, str, str], None]]:
+def celery_worker(celery: Any,
+                  tmp_path: Path) -> Iterator[Callable[[str, str, str], CeleryWorkerProcess]]:
     """Start a real Celery worker (solo pool) on `queue` from module source: call it with
-    ``(module name, source, queue)``. Stopped (SIGTERM, then SIGKILL) after the test."""
-    workers: list[subprocess.Popen[bytes]] = []
+    ``(module name, source, queue)``; its log is ``<module>.log`` in the test's tmp_path.
+    Stopped (SIGTERM, then SIGKILL) after the test."""
+    started: list[CeleryWorkerProcess] = []
 
-    def start(module: str, source: str, queue: str) -> None:
+    def start(module: str, source: str, queue: str) -> CeleryWorkerProcess:
         (tmp_path / f"{module}.py").write_text(source)
-        env = {**os.environ,
-               "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-        workers.append(subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", module, "worker", "-P", "solo", "-Q", queue,
-             "-n", f"{queue}@%h",  # its own name: two workers of one name share a pidbox queue
-             "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING"],
-            cwd=tmp_path, env=env, stdout=(tmp_path / f"{module}.log").open("wb"),
-            stderr=subprocess.STDOUT))
+        started.append(CeleryWorkerProcess(module, path=tmp_path, queue=queue,
+                                           log=tmp_path / f"{module}.log"))
+        return started[-1].start()
 
     yield start
-    stop_processes(workers)
+    stop_all(started)

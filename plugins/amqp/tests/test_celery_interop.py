@@ -14,6 +14,7 @@ from typing import Any
 
 from kernel import App
 from kernel.testing.transport import wait_for
+from kernel.testing.workers import CeleryWorkerProcess
 from kernel.worker import Worker
 
 
@@ -69,10 +70,9 @@ CELERY_TASKS = textwrap.dedent("""
 """)
 
 
-def test_kernel_client_calls_a_celery_worker(url: str, tmp_path: Path,
-                                             new_queue: Callable[[str], str],
-                                             celery_worker: Callable[[str, str, str], None]
-                                             ) -> None:
+def test_kernel_client_calls_a_celery_worker(
+        url: str, tmp_path: Path, new_queue: Callable[[str], str],
+        celery_worker: Callable[[str, str, str], CeleryWorkerProcess]) -> None:
     queue = new_queue("interop-out")
     celery_worker("celerytasks", CELERY_TASKS.format(url=url), queue)
     app = App("interop", broker=url, results=f"sqlite:///{tmp_path / 'results.db'}")

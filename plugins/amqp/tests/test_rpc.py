@@ -22,6 +22,7 @@ from kernel.interfaces.transport import Delivery
 from kernel.records import task_key
 from kernel.testing.results import ResultStoreSuite
 from kernel.testing.transport import wait_for
+from kernel.testing.workers import CeleryWorkerProcess
 from kernel.worker import Worker
 from kernel_amqp.rpc import RpcResultStore
 from kernel_amqp.transport import AmqpTransport
@@ -296,7 +297,8 @@ CELERY_TASKS = textwrap.dedent("""
 
 
 def test_kernel_client_gets_a_celery_workers_result_over_rpc(
-        rpc_app: App, url: str, celery_worker: Callable[[str, str, str], None]) -> None:
+        rpc_app: App, url: str,
+        celery_worker: Callable[[str, str, str], CeleryWorkerProcess]) -> None:
     queue = rpc_app.conf.task_default_queue
     celery_worker("celeryrpc", CELERY_TASKS.format(url=url), queue)
     assert rpc_app.send_task("interop.mul", (6, 7), queue=queue).get(timeout=60) == 42

@@ -9,14 +9,10 @@ never the shared one, so they may run beside any other test."""
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +21,8 @@ import pytest
 from kernel.app import App
 from kernel.errors import ConnectionFailed
 from kernel.interfaces.transport import Outgoing
-from kernel.testing.processes import stop_processes
 from kernel.testing.transport import make_envelope, wait_for
+from kernel.testing.workers import Workers
 from kernel.worker import Worker
 from kernel_amqp.transport import AmqpTransport
 from tests.rabbit_node import RabbitNode
@@ -34,73 +30,42 @@ from tests.rabbit_node import RabbitNode
 TESTS = Path(__file__).parent
 
 
-@dataclass
-class Workers:
-    """Worker processes and a client on one broker, with a queue of their own."""
+class Cluster(Workers):
+    """Worker processes and a client on one broker, with a queue of their own; amqp_tasks.py
+    books each run in a file (``<logs>/book``), which outlives broker restarts."""
 
-    url: str
-    logs: Path
-    max_deliveries: int = 10
-    queue_type: str = "classic"
-    results: str | None = None
-    queue: str = field(default_factory=lambda: f"e2e-{uuid.uuid4().hex[:12]}")
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.book = self.logs / "book"
-        self.app = App("e2e-client", broker=self.url, config={
-            "task_default_queue": self.queue, "result_backend": self.results,
-            "transport_options": {"queue_type": self.queue_type}})
-
-    def start(self, pool: str = "threads", concurrency: int = 2) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "KERNEL_BROKER_URL": self.url, "E2E_QUEUE": self.queue,
-               "E2E_BOOK": str(self.book), "E2E_MAX_DELIVERIES": str(self.max_deliveries),
-               "E2E_QUEUE_TYPE": self.queue_type, "E2E_RESULTS": self.results or "",
-               "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
-        log = self.log_path(len(self.processes)).open("wb")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "kernel", "worker", "-A", "amqp_tasks:app", "-P", pool,
-             "-c", str(concurrency), "-Q", self.queue, "-l", "warning",
-             "-n", f"w{len(self.processes)}@{self.queue}"],
-            env=env, stdout=log, stderr=subprocess.STDOUT)
-        self.processes.append(worker)
-        return worker
-
-    def log_path(self, n: int) -> Path:
-        return self.logs / f"worker-{n}.log"
+    def __init__(self, url: str, logs: Path, *, max_deliveries: int = 10,
+                 queue_type: str = "classic", results: str | None = None,
+                 queue: str | None = None) -> None:
+        queue = queue or f"e2e-{uuid.uuid4().hex[:12]}"
+        self.book = logs / "book"
+        super().__init__(
+            "amqp_tasks:app", broker=url, results=results, path=TESTS, logs=logs, queue=queue,
+            client_config={"transport_options": {"queue_type": queue_type}},
+            env={"E2E_QUEUE": queue, "E2E_BOOK": str(self.book),
+                 "E2E_MAX_DELIVERIES": str(max_deliveries), "E2E_QUEUE_TYPE": queue_type,
+                 "E2E_RESULTS": results or ""})
 
     def log(self, n: int) -> str:
-        return self.log_path(n).read_text(errors="replace")
-
-    def send(self, name: str, args: tuple[Any, ...], n: int) -> list[str]:
-        return [r.id for r in self.app.send_many([(name, args, {}) for _ in range(n)])]
+        return self.processes[n].output()
 
     def runs(self) -> Counter[str]:
         if not self.book.exists():
             return Counter()
         return Counter(line.split()[0] for line in self.book.read_text().splitlines())
 
-    def wait(self, predicate: Callable[[], object], timeout: float, what: str) -> None:
-        try:
-            wait_for(predicate, timeout, what, interval=0.1)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc} (ran {len(self.runs())}, workers alive "
-                                 f"{[p.poll() is None for p in self.processes]}, logs in "
-                                 f"{self.logs})") from None
-
-    def close(self) -> None:
-        stop_processes(self.processes)
-        self.app.close()
+    def describe(self) -> str:
+        return f"ran {len(self.runs())}, {super().describe()}"
 
 
 @pytest.fixture
 def workers(url: str, tmp_path: Path,
-            new_queue: Callable[[str], str]) -> Iterator[Callable[..., Workers]]:
-    """Makes a `Workers` on the shared RabbitMQ: ``workers(max_deliveries=3)``."""
-    made: list[Workers] = []
+            new_queue: Callable[[str], str]) -> Iterator[Callable[..., Cluster]]:
+    """Makes a `Cluster` on the shared RabbitMQ: ``workers(max_deliveries=3)``."""
+    made: list[Cluster] = []
 
-    def make(**options: Any) -> Workers:
-        made.append(Workers(url, tmp_path, queue=new_queue("e2e"), **options))
+    def make(**options: Any) -> Cluster:
+        made.append(Cluster(url, tmp_path, queue=new_queue("e2e"), **options))
         return made[-1]
 
     yield make
@@ -113,7 +78,7 @@ def workers(url: str, tmp_path: Path,
 
 @pytest.mark.timeout(300)
 def test_worker_rides_out_a_rabbitmq_restart(private_node: RabbitNode, tmp_path: Path) -> None:
-    w = Workers(private_node.url, tmp_path)
+    w = Cluster(private_node.url, tmp_path)
     try:
         worker = w.start()
         before = w.send("e2e.work", (0.02,), 200)
@@ -126,15 +91,15 @@ def test_worker_rides_out_a_rabbitmq_restart(private_node: RabbitNode, tmp_path:
             # Whatever happened, the node runs again for the tests after this one.
             private_node.ctl("start_app")
             private_node.wait_until_up(60)
-        assert worker.poll() is None, "the worker must outlive the outage"
+        assert worker.running, "the worker must outlive the outage"
         # The client's own connection died too: its next publish reconnects by itself.
         after = w.send("e2e.work", (0.0,), 20)
         w.wait(lambda: set(before + after) <= set(w.runs()), 120,
                "every task to run: the 200 persisted before the restart and 20 sent after")
-        w.wait(lambda: w.app.transport.size(w.queue) == 0, 30, "the queue to be empty")
+        w.wait(lambda: w.client.transport.size(w.queue) == 0, 30, "the queue to be empty")
         runs = w.runs()
         assert max(runs.values()) <= 2, "only tasks running at the restart may run again"
-        assert worker.poll() is None
+        assert worker.running
     finally:
         w.close()
 
@@ -215,13 +180,13 @@ def test_eta_tasks_longer_than_consumer_timeout_run_once_on_time(
 
 
 def test_a_task_that_kills_its_prefork_child_is_dead_lettered_after_the_cap(
-        workers: Callable[..., Workers]) -> None:
+        workers: Callable[..., Cluster]) -> None:
     w = workers(max_deliveries=3)
     worker = w.start(pool="prefork", concurrency=1)
     (poison,) = w.send("e2e.crash", (), 1)
-    w.wait(lambda: w.app.transport.dead_letters(w.queue), 90,
+    w.wait(lambda: w.client.transport.dead_letters(w.queue), 90,
            "the poison message to reach the dead-letter queue")
-    (dead,) = w.app.transport.dead_letters(w.queue)
+    (dead,) = w.client.transport.dead_letters(w.queue)
     assert dead.envelope.headers["id"] == poison
     assert "cap task_max_deliveries=3" in dead.extra["reason"]
     assert w.runs() == {poison: 3}, "it runs at most task_max_deliveries times"
@@ -229,12 +194,12 @@ def test_a_task_that_kills_its_prefork_child_is_dead_lettered_after_the_cap(
     assert f"rejected message from queue {w.queue!r}: delivered 4 times" in w.log(0)
     (fine,) = w.send("e2e.work", (0.0,), 1)
     w.wait(lambda: fine in w.runs(), 30, "the worker to go on with other tasks")
-    assert worker.poll() is None
+    assert worker.running
 
 
 @pytest.mark.parametrize("queue_type", ["classic", "quorum"])
 def test_a_task_that_kills_the_whole_worker_is_dead_lettered_after_the_cap(
-        workers: Callable[..., Workers], queue_type: str) -> None:
+        workers: Callable[..., Cluster], queue_type: str) -> None:
     """Under the solo pool the task kills the worker itself, so RabbitMQ redelivers when the
     connection drops: a classic queue only flags that (the transport counts it), a quorum
     queue counts it (x-delivery-count)."""
@@ -244,11 +209,11 @@ def test_a_task_that_kills_the_whole_worker_is_dead_lettered_after_the_cap(
         worker = w.start(pool="solo", concurrency=1)
         assert worker.wait(60) != 0, f"worker {n} should have been killed by the task"
     survivor = w.start(pool="solo", concurrency=1)
-    w.wait(lambda: w.app.transport.dead_letters(w.queue), 60,
+    w.wait(lambda: w.client.transport.dead_letters(w.queue), 60,
            "the poison message to reach the dead-letter queue")
     assert w.runs() == {poison: 2}, "it runs at most task_max_deliveries times"
     w.wait(lambda: "task_max_deliveries=2" in w.log(2), 10, "the log line")
-    assert survivor.poll() is None, "the worker that met it after the cap must live"
+    assert survivor.running, "the worker that met it after the cap must live"
 
 
 # ---------------------------------------------------------------------------- heartbeats
@@ -292,10 +257,10 @@ def test_a_long_task_does_not_cost_the_worker_its_connection(
 
 @pytest.mark.timeout(90)
 def test_a_kernel_client_gets_results_from_a_prefork_worker_over_rpc(
-        workers: Callable[..., Workers]) -> None:
+        workers: Callable[..., Cluster]) -> None:
     """The results are written in the pool's child processes, each with a connection of its
     own, and reach the client's reply queue."""
     w = workers(results="rpc://")
     w.start(pool="prefork", concurrency=2)
-    results = w.app.send_many([("e2e.add", (n, n), {}) for n in range(20)])
+    results = w.client.send_many([("e2e.add", (n, n), {}) for n in range(20)])
     assert [r.get(timeout=60) for r in results] == [2 * n for n in range(20)]

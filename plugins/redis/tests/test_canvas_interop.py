@@ -4,18 +4,15 @@ chord run on a real Celery worker and come back through kernel's."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from kernel import App, Signature, chain, chord
+from kernel.testing.workers import CeleryWorkerProcess
 from kernel.worker.worker import Worker
 
 from celery_or_skip import celery
@@ -105,28 +102,15 @@ CELERY_TASKS = textwrap.dedent("""
 
 
 @pytest.fixture
-def celery_worker(redis_url: str, queue: str, tmp_path: Path) -> Iterator[None]:
-    (tmp_path / "ctasks.py").write_text(CELERY_TASKS.format(url=redis_url, queue=queue))
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "ctasks", "worker", "-P", "solo", "-Q", queue,
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning",
-         "-n", f"{queue}@%h"],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    yield
-    worker.terminate()
-    try:
-        _, err = worker.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        _, err = worker.communicate()
-    if worker.returncode not in (0, -15):
-        print(err.decode(errors="replace")[-3000:])
+def celery_on_queue(redis_url: str, queue: str,
+                    celery_worker: Callable[[str, str, str], CeleryWorkerProcess]) -> None:
+    """A Celery worker with interop.add and interop.tsum on `queue`."""
+    celery_worker("ctasks", CELERY_TASKS.format(url=redis_url, queue=queue), queue)
 
 
 @pytest.mark.timeout(120)
 def test_kernel_canvas_runs_on_a_celery_worker(redis_url: str, queue: str,
-                                               celery_worker: None) -> None:
+                                               celery_on_queue: None) -> None:
     kapp = App("kernel-client", broker=redis_url, results=redis_url,
                config={"task_default_queue": queue})
 
@@ -144,7 +128,7 @@ def test_kernel_canvas_runs_on_a_celery_worker(redis_url: str, queue: str,
 
 @pytest.mark.timeout(120)
 def test_one_chord_counted_by_celery_and_kernel_workers_together(
-        redis_url: str, queue: str, celery_worker: None) -> None:
+        redis_url: str, queue: str, celery_on_queue: None) -> None:
     """Half the header runs on a Celery worker, half on a kernel worker: both count in
     Celery's keys (``.j``, ``.s``), and whichever finishes last sends the body, once."""
     kernel_queue = queue + "-kernel"

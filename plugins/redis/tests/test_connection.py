@@ -16,12 +16,13 @@ import redis
 from kernel.app import App
 from kernel.errors import ConfigurationError, ConnectionFailed
 from kernel.interfaces.transport import Outgoing
+from kernel.testing.servers import free_port, need_binary
 from kernel.testing.transport import make_envelope, wait_for
 from kernel_redis.connection import parse_url
 from kernel_redis.results import RedisResultStore
 from kernel_redis.schedule import RedisScheduleStore
 from kernel_redis.transport import RedisTransport
-from redis_servers import RedisServer, free_port, need
+from redis_servers import RedisServer
 
 # ------------------------------------------------------------------------ parsing
 
@@ -67,7 +68,7 @@ def test_ssl_settings_map_to_redis_py() -> None:
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A throwaway CA and a server certificate for 127.0.0.1, made with openssl."""
-    openssl = need("openssl")
+    openssl = need_binary("openssl")
     d = tmp_path_factory.mktemp("tls")
     (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
     for command in (

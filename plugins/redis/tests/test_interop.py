@@ -3,17 +3,15 @@ calls a Celery worker, each reading the result through its own AsyncResult."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
-import sys
 import textwrap
 import uuid
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from kernel.app import App
+from kernel.testing.workers import CeleryWorkerProcess
 from kernel.worker.worker import Worker
 
 from celery_or_skip import celery
@@ -65,28 +63,17 @@ CELERY_TASKS = textwrap.dedent("""
 
 
 @pytest.mark.timeout(90)
-def test_kernel_client_calls_celery_worker(redis_url: str, queue: str, tmp_path: Path) -> None:
-    (tmp_path / "ctasks.py").write_text(CELERY_TASKS.format(url=redis_url, queue=queue))
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "ctasks", "worker", "-P", "solo", "-Q", queue,
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning",
-         "-n", f"{queue}@%h"],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def test_kernel_client_calls_celery_worker(
+        redis_url: str, queue: str,
+        celery_worker: Callable[[str, str, str], CeleryWorkerProcess]) -> None:
+    worker = celery_worker("ctasks", CELERY_TASKS.format(url=redis_url, queue=queue), queue)
     kapp = App("kernel-client", broker=redis_url, results=redis_url)
     try:
         result = kapp.send_task("interop.mul", (6, 7), queue=queue)
-        assert result.get(timeout=40) == 42, "a kernel client must read the Celery worker's result"
+        assert result.get(timeout=40) == 42, \
+            f"a kernel client must read the Celery worker's result; see {worker.log}"
     finally:
         kapp.close()
-        worker.terminate()
-        try:
-            _, err = worker.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            _, err = worker.communicate()
-        if worker.returncode not in (0, -15):
-            print(err.decode(errors="replace")[-3000:])
 
 
 def test_broadcasts_travel_on_kombus_fanout_channels(redis_url: str) -> None:
