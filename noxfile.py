@@ -3,7 +3,9 @@
 - tests: the kernel's test suite, in parallel.
 - plugins: each distribution under plugins/ in its own virtualenv (session plugin-<name>), so a
   plugin cannot lean on another plugin's dependencies; template: contrib/plugin-template alike.
-- lint (ruff), types (mypy --strict), bench (tests/bench), docs (every Markdown link resolves).
+- lint (ruff, one configuration for the whole tree), types (mypy --strict over kernel and every
+  distribution's package, one configuration), bench (tests/bench), docs (every Markdown link
+  resolves).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ nox.options.sessions = ["tests"]
 
 ROOT = Path(__file__).resolve().parent
 PLUGIN_DIRS = sorted(p.parent for p in ROOT.glob("plugins/*/pyproject.toml"))
+TEMPLATE = ROOT / "contrib" / "plugin-template"
 
 
 @nox.session
@@ -51,7 +54,7 @@ def _define_plugin_session(name: str, path: Path) -> None:
 
 for _path in PLUGIN_DIRS:
     _define_plugin_session(f"plugin-{_path.name}", _path)
-_define_plugin_session("template", ROOT / "contrib" / "plugin-template")
+_define_plugin_session("template", TEMPLATE)
 
 
 @nox.session
@@ -62,8 +65,13 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def types(session: nox.Session) -> None:
-    session.install("-e", ".[test]")
-    session.run("mypy", "--strict", "kernel", *session.posargs)
+    """mypy --strict over kernel and the package of every distribution, all installed in one
+    venv so each is checked against the others' real types."""
+    session.install("-e", ".[test]", *(arg for p in [*PLUGIN_DIRS, TEMPLATE] for arg in
+                                       ("-e", str(p))))
+    packages = [str(pkg.relative_to(ROOT)) for p in [*PLUGIN_DIRS, TEMPLATE]
+                for pkg in sorted(p.glob("kernel_*"))]
+    session.run("mypy", "--strict", "kernel", *packages, *session.posargs)
 
 
 @nox.session

@@ -342,6 +342,11 @@ class PluginManager:
     def _registry(self, kind: str) -> Registry[Any]:
         return self._ensure_collected()[kind]
 
+    def keys_of(self, plugin: str) -> dict[str, tuple[str, ...]]:
+        """What the plugin named `plugin` registered: kind → its keys (schemes, names)."""
+        return {kind: keys for kind, registry in self._ensure_collected().items()
+                if (keys := tuple(sorted(k for k in registry if registry.owner(k) == plugin)))}
+
     # Typed accessors: one per kind of record.
 
     @property

@@ -3,7 +3,15 @@ through pluggy."""
 
 from kernel.interfaces.bootstep import Bootstep
 from kernel.interfaces.codec import Compressor, Serializer, Signer
-from kernel.interfaces.pool import Job, Outcome, OutcomeKind, Pool, PoolCapabilities
+from kernel.interfaces.pool import (
+    Job,
+    OnDone,
+    Outcome,
+    OutcomeKind,
+    Pool,
+    PoolCapabilities,
+    Runner,
+)
 from kernel.interfaces.ratelimit import RateLimitStore
 from kernel.interfaces.results import ResultStore, ResultStoreCapabilities
 from kernel.interfaces.schedule import EntryState, Leader, ScheduleStore
@@ -21,6 +29,7 @@ __all__ = [
     "Delivery",
     "EntryState",
     "Job",
+    "OnDone",
     "Leader",
     "Outcome",
     "OutcomeKind",
@@ -30,6 +39,7 @@ __all__ = [
     "RateLimitStore",
     "ResultStore",
     "ResultStoreCapabilities",
+    "Runner",
     "ScheduleStore",
     "Serializer",
     "Signer",

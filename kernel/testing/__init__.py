@@ -13,7 +13,9 @@ your implementation; tests are gated on the capabilities your record declares, n
             t.close()
 
 Suites: `TransportSuite`, `BroadcastSuite`, `ResultStoreSuite`, `RateLimitStoreSuite`,
-`ScheduleStoreSuite`, `SerializerSuite`, `CompressorSuite`, `PoolSuite`.
+`ScheduleStoreSuite`, `SerializerSuite`, `CompressorSuite`, `SignerSuite`, `PoolSuite`.
+`check_distribution(pyproject)` checks that what a distribution declares under
+``[tool.kernel]`` is what its plugin registers.
 
 Helpers for tests that need real processes: `kernel.testing.servers` (a server binary or
 emulator on a free port) and `kernel.testing.workers` (real worker processes).
@@ -24,7 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kernel.testing.codec import CompressorSuite, SerializerSuite
+    from kernel.testing.codec import CompressorSuite, SerializerSuite, SignerSuite
     from kernel.testing.broadcast import BroadcastSuite
     from kernel.testing.pool import PoolSuite
     from kernel.testing.ratelimit import RateLimitStoreSuite
@@ -33,7 +35,8 @@ if TYPE_CHECKING:
     from kernel.testing.transport import TransportSuite
 
 __all__ = ["BroadcastSuite", "CompressorSuite", "PoolSuite", "RateLimitStoreSuite",
-           "ResultStoreSuite", "ScheduleStoreSuite", "SerializerSuite", "TransportSuite"]
+           "ResultStoreSuite", "ScheduleStoreSuite", "SerializerSuite", "SignerSuite",
+           "TransportSuite", "check_distribution"]
 
 _WHERE = {
     "TransportSuite": "kernel.testing.transport",
@@ -43,6 +46,8 @@ _WHERE = {
     "ScheduleStoreSuite": "kernel.testing.schedule",
     "SerializerSuite": "kernel.testing.codec",
     "CompressorSuite": "kernel.testing.codec",
+    "SignerSuite": "kernel.testing.codec",
+    "check_distribution": "kernel.testing.distribution",
     "PoolSuite": "kernel.testing.pool",
 }
 

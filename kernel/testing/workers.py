@@ -16,6 +16,12 @@ interop tests) on the broker under test, each with a log file of its own.
 `path` is the directory holding the task module (put first on the workers' PYTHONPATH). The
 workers are `ServerProcess` objects: `kill` one to crash it, read its log with `output`, and
 `failures` for what it logged as an error.
+
+`running_worker(app)` runs a worker inside the test's own process instead (its threads), for
+tests that need no process boundary::
+
+    with running_worker(app, concurrency=2, queues=[queue]):
+        assert add.delay(2, 2).get(timeout=10) == 4
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ import re
 import socket
 import sys
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -39,8 +46,10 @@ from kernel.testing.transport import wait_for
 
 if TYPE_CHECKING:
     from kernel.result import AsyncResult
+    from kernel.worker import Worker
 
-__all__ = ["CeleryWorkerProcess", "WorkerProcess", "Workers", "wait_succeeded"]
+__all__ = ["CeleryWorkerProcess", "WorkerProcess", "Workers", "running_worker",
+           "wait_succeeded"]
 
 T = TypeVar("T")
 
@@ -235,3 +244,19 @@ class Workers:
     def close(self) -> None:
         stop_all(self.processes, self.grace)
         self.client.close()
+
+
+@contextmanager
+def running_worker(app: App, *, pool: str = "threads", concurrency: int = 2,
+                   shutdown_timeout: float = 5.0, **options: Any) -> Iterator[Worker]:
+    """A worker of `app` running in this process (started, consuming) for the block, stopped
+    warm after it. `options` are `kernel.worker.Worker`'s (queues, prefetch_multiplier, ...)."""
+    from kernel.worker import Worker
+
+    worker = Worker(app, pool=pool, concurrency=concurrency, shutdown_timeout=shutdown_timeout,
+                    **options)
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()

@@ -31,9 +31,8 @@ from typing import Any
 
 from amqp.exceptions import NotFound, PreconditionFailed
 
-from kernel.errors import ConfigurationError, ConnectionFailed
+from kernel.plugin import ConfigurationError, ConnectionFailed, Envelope
 from kernel.interfaces.transport import Subscription, topic_matches
-from kernel.message import Envelope
 from kernel_amqp.link import ERRORS, Link, connect
 from kernel_amqp.wire import TRANSIENT, from_message, to_message
 

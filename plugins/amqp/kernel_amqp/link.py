@@ -30,7 +30,7 @@ import amqp
 from amqp.exceptions import ChannelError, NotFound, PreconditionFailed
 from kombu import connection as kombu_connection
 
-from kernel.errors import ConfigurationError, ConnectionFailed
+from kernel.plugin import ConnectionFailed, OptionReader
 from kernel_amqp.tls import handshake_failed, ssl_option
 
 T = TypeVar("T")
@@ -324,21 +324,18 @@ class KeepAlive:
 
 
 def heartbeat_option(options: dict[str, Any]) -> float:
-    try:
-        value = float(options.get("heartbeat", DEFAULT_HEARTBEAT))
-    except (TypeError, ValueError):
-        value = -1.0
-    if value < 0:
-        raise ConfigurationError(f"transport option heartbeat must be a number of seconds (0 "
-                                 f"turns heartbeats off), got {options.get('heartbeat')!r}")
-    return value
+    """Seconds between heartbeats (0 turns them off)."""
+    return OptionReader(options, "RabbitMQ transport").number("heartbeat", DEFAULT_HEARTBEAT,
+                                                              minimum=0)
 
 
 def connect(url: str, options: dict[str, Any]) -> Link:
     """Open a Link, retrying the connect a few times (transport option ``max_retries``), but not
     after the broker's certificate was refused: that fails the same way every time."""
     tls = ssl_option(options)
-    conn: Any = Connection(url, connect_timeout=float(options.get("connect_timeout", 4.0)),
+    reader = OptionReader(options, "RabbitMQ transport")
+    conn: Any = Connection(url, connect_timeout=reader.number("connect_timeout", 4.0,
+                                                              positive=True),
                            heartbeat=heartbeat_option(options), **({"ssl": tls} if tls else {}))
 
     def give_up_on_certificates(exc: BaseException, interval: float) -> None:
@@ -347,10 +344,10 @@ def connect(url: str, options: dict[str, Any]) -> Link:
 
     try:
         # Not as kombu's own errors: ERRORS are py-amqp's and the socket's.
-        conn.ensure_connection(max_retries=int(options.get("max_retries", 3)),
+        conn.ensure_connection(max_retries=reader.integer("max_retries", 3, minimum=0),
                                errback=give_up_on_certificates, reraise_as_library_errors=False,
                                interval_start=0.2, interval_step=0.5, interval_max=2.0)
-        return Link(conn, float(options.get("confirm_timeout", 30.0)))
+        return Link(conn, reader.number("confirm_timeout", 30.0, positive=True))
     except ssl.SSLError as exc:
         conn.release()
         raise handshake_failed(exc, conn.as_uri()) from None

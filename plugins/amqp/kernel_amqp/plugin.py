@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from kernel.hookspecs import hookimpl
+from kernel.plugin import Lazy, ResultStoreSpec, TransportSpec, hookimpl
 from kernel.interfaces.results import ResultStoreCapabilities
 from kernel.interfaces.transport import TransportCapabilities
-from kernel.specs import Lazy, ResultStoreSpec, TransportSpec
 
 #: leases=False: RabbitMQ has no per-message lease. An unacked delivery stays with its consumer
 #: for as long as the channel lives and comes back when the connection dies; the only clock is

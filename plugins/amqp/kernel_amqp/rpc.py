@@ -44,11 +44,17 @@ from typing import Any, TypeVar
 
 import amqp
 
-from kernel.parsing import mask_url
-from kernel.errors import ConfigurationError, ConnectionFailed, MissingCapability
+from kernel.plugin import (
+    TASK_KEY_PREFIX,
+    ConfigurationError,
+    ConnectionFailed,
+    MissingCapability,
+    OptionReader,
+    Options,
+    mask_url,
+    task_key,
+)
 from kernel.interfaces.results import ResultStore
-from kernel.records import TASK_KEY_PREFIX, task_key
-from kernel.specs import Options
 from kernel_amqp.link import ERRORS, HoldsLink, KeepAlive, Link, connect
 from kernel_amqp.plugin import RPC_CAPABILITIES, SCHEMES
 from kernel_amqp.tls import ssl_option
@@ -96,13 +102,8 @@ class RpcResultStore(HoldsLink, ResultStore):
         ssl_option(options)  # a bad value is an error now, not at the first connect
         self.content_type = str(options.get("content_type") or "application/json")
         self.content_encoding = "utf-8" if self.content_type.endswith("json") else "binary"
-        try:
-            expires = float(options.get("reply_queue_expires", DEFAULT_QUEUE_EXPIRES))
-        except (TypeError, ValueError):
-            expires = 0.0
-        if expires < 1:
-            raise ConfigurationError("result backend option reply_queue_expires must be a "
-                                     "number of seconds, at least 1")
+        expires = OptionReader(options, "rpc:// result store").number(
+            "reply_queue_expires", DEFAULT_QUEUE_EXPIRES, minimum=1)
         self.queue_arguments = {"x-expires": int(expires * 1000)}
         #: this process's reply queue (Celery calls it the oid).
         self.queue = f"kernel.rpc.{uuid.uuid4().hex}"

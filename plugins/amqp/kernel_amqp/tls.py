@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from kernel.parsing import verify_mode
-from kernel.errors import ConfigurationError, ConnectionFailed
+from kernel.plugin import ConfigurationError, ConnectionFailed, tls_settings
 
 #: the keys of the ``ssl`` mapping (py-amqp's names, as in Celery's broker_use_ssl).
 KEYS = ("ca_certs", "certfile", "keyfile", "cert_reqs", "server_hostname", "ciphers")
-FILES = ("ca_certs", "certfile", "keyfile")
+
+
 def ssl_option(options: Mapping[str, Any]) -> bool | dict[str, Any]:
     """The ``ssl`` option checked and ready for py-amqp: False (the URL decides), True, or a
     fresh mapping (kombu fills in ``server_hostname`` in place). Raises `ConfigurationError`
@@ -30,23 +29,7 @@ def ssl_option(options: Mapping[str, Any]) -> bool | dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigurationError(f"option ssl must be True or a mapping of {', '.join(KEYS)} "
                                  f"(Celery's broker_use_ssl form), got {value!r}")
-    unknown = sorted(set(value) - set(KEYS))
-    if unknown:
-        raise ConfigurationError(f"unknown ssl option {unknown[0]!r}; use {', '.join(KEYS)}")
-    settings = dict(value)
-    for key in FILES:
-        if settings.get(key) is not None and not Path(settings[key]).is_file():
-            raise ConfigurationError(f"ssl option {key} names {settings[key]!r}, which is not "
-                                     f"a readable file")
-    if settings.get("keyfile") and not settings.get("certfile"):
-        raise ConfigurationError("ssl option keyfile needs certfile (the client certificate "
-                                 "the key belongs to)")
-    if "cert_reqs" in settings:
-        settings["cert_reqs"] = verify_mode(settings["cert_reqs"], "ssl option cert_reqs")
-        if settings["cert_reqs"] == ssl.CERT_NONE and "server_hostname" in settings:
-            raise ConfigurationError("ssl option server_hostname checks the broker's "
-                                     "certificate, which cert_reqs CERT_NONE skips: drop one")
-    return settings
+    return tls_settings(value, "option ssl", accept=KEYS)
 
 
 def handshake_failed(exc: ssl.SSLError, where: str) -> ConnectionFailed:

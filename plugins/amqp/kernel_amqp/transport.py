@@ -49,21 +49,11 @@ import dataclasses
 import amqp
 from amqp.exceptions import ChannelError, PreconditionFailed
 
-from kernel.errors import ConfigurationError, ConnectionFailed
+from kernel.plugin import ConfigurationError, ConnectionFailed, Envelope, OptionReader, Options
 from kernel.interfaces.transport import Delivery, Outgoing, Subscription, Transport
-from kernel.message import Envelope
-from kernel.specs import Options
 from kernel_amqp import topology as topo
 from kernel_amqp.broadcast import AmqpSubscription, Broadcaster
-from kernel_amqp.link import (
-    ERRORS,
-    Consumer,
-    HoldsLink,
-    KeepAlive,
-    Link,
-    connect,
-    heartbeat_option,
-)
+from kernel_amqp.link import Consumer, ERRORS, HoldsLink, KeepAlive, Link, connect, heartbeat_option
 from kernel_amqp.plugin import CAPABILITIES
 from kernel_amqp.tls import ssl_option
 from kernel_amqp.wire import DEAD_REASON, PREVIOUS_DELIVERIES, from_message, to_message
@@ -95,15 +85,12 @@ class AmqpTransport(HoldsLink, Transport):
         # Bad values are errors now, not at the first connect.
         heartbeat_option(self.options)
         ssl_option(self.options)
+        reader = OptionReader(self.options, "RabbitMQ transport")
         queue_type = self.options.get("queue_type", "classic")
         if queue_type not in topo.QUEUE_TYPES:
             raise ConfigurationError(f"transport option queue_type must be one of "
                                      f"{', '.join(topo.QUEUE_TYPES)}, got {queue_type!r}")
-        try:
-            max_priority = int(self.options.get("max_priority", topo.DEFAULT_MAX_PRIORITY))
-        except (TypeError, ValueError):
-            raise ConfigurationError("transport option max_priority must be a whole number "
-                                     "from 0 to 255") from None
+        max_priority = reader.integer("max_priority", topo.DEFAULT_MAX_PRIORITY, minimum=0)
         if queue_type == "quorum":
             if "max_priority" in self.options and max_priority:
                 raise ConfigurationError("quorum queues have no priorities (RabbitMQ refuses "

@@ -14,7 +14,7 @@ from typing import Any
 
 from amqp import Message
 
-from kernel.message import Envelope
+from kernel.plugin import Envelope
 
 #: AMQP basic properties an Envelope may carry (content type/encoding and headers have fields).
 AMQP_PROPERTIES = ("delivery_mode", "priority", "correlation_id", "reply_to", "expiration",

@@ -11,7 +11,7 @@ import os
 import time
 from typing import Any
 
-from kernel.app import App
+from kernel import App
 
 app = App("amqp-e2e", config={
     "task_default_queue": os.environ.get("E2E_QUEUE", "e2e"),

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kernel.errors import ConfigurationError
+from kernel.plugin import ConfigurationError
 from kernel.testing.broadcast import BroadcastSuite, collect
 from kernel.testing.transport import make_envelope, wait_for
 from kernel_amqp.transport import AmqpTransport

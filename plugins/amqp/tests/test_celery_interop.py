@@ -15,7 +15,7 @@ from typing import Any
 from kernel import App
 from kernel.testing.transport import wait_for
 from kernel.testing.workers import CeleryWorkerProcess
-from kernel.worker import Worker
+from kernel.testing.workers import running_worker
 
 
 def touch(path: str, text: str) -> None:
@@ -36,22 +36,20 @@ def test_celery_client_calls_a_kernel_worker(url: str, tmp_path: Path,
 
     client = celery.Celery("client", broker=url)
     client.conf.task_queue_max_priority = 10
-    worker = Worker(app, pool="threads", concurrency=2, queues=[queue], shutdown_timeout=5)
-    worker.start()
     try:
-        now, later = tmp_path / "now", tmp_path / "later"
-        client.send_task("interop.add", args=(2, 3, str(now)), queue=queue)
-        sent = time.time()
-        client.send_task("interop.add", args=(4, 5, str(later)), queue=queue, countdown=1)
-        wait_for(now.exists, 15, "the kernel worker ran add(2, 3) sent by Celery")
-        assert now.read_text().split()[0] == "5"
-        # Celery's countdown is an ETA header: the kernel worker hands it to the broker's
-        # delay cascade instead of holding it, and runs it once due.
-        wait_for(later.exists, 15, "the kernel worker ran the countdown task sent by Celery")
-        result, ran_at = later.read_text().split()
-        assert result == "9" and float(ran_at) >= sent + 1, "a countdown task ran early"
+        with running_worker(app, concurrency=2, queues=[queue]):
+            now, later = tmp_path / "now", tmp_path / "later"
+            client.send_task("interop.add", args=(2, 3, str(now)), queue=queue)
+            sent = time.time()
+            client.send_task("interop.add", args=(4, 5, str(later)), queue=queue, countdown=1)
+            wait_for(now.exists, 15, "the kernel worker ran add(2, 3) sent by Celery")
+            assert now.read_text().split()[0] == "5"
+            # Celery's countdown is an ETA header: the kernel worker hands it to the broker's
+            # delay cascade instead of holding it, and runs it once due.
+            wait_for(later.exists, 15, "the kernel worker ran the countdown task sent by Celery")
+            result, ran_at = later.read_text().split()
+            assert result == "9" and float(ran_at) >= sent + 1, "a countdown task ran early"
     finally:
-        worker.stop()
         client.close()
         app.close()
 

@@ -17,9 +17,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from kernel.errors import ConfigurationError, ConnectionFailed
+from kernel.plugin import ConfigurationError, ConnectionFailed, Envelope
 from kernel.interfaces.transport import Delivery, Outgoing
-from kernel.message import Envelope
 from kernel.testing.transport import make_envelope, wait_for
 from kernel_amqp.transport import AmqpTransport
 

@@ -16,14 +16,13 @@ from typing import Any
 import pytest
 
 from kernel import App
-from kernel.errors import ConfigurationError, MissingCapability
+from kernel.plugin import ConfigurationError, MissingCapability, task_key
 from kernel.interfaces.results import ResultStore
 from kernel.interfaces.transport import Delivery
-from kernel.records import task_key
 from kernel.testing.results import ResultStoreSuite
 from kernel.testing.transport import wait_for
 from kernel.testing.workers import CeleryWorkerProcess
-from kernel.worker import Worker
+from kernel.testing.workers import running_worker
 from kernel_amqp.rpc import RpcResultStore
 from kernel_amqp.transport import AmqpTransport
 
@@ -235,10 +234,7 @@ def test_kernel_client_gets_results_from_a_kernel_worker(rpc_app: App) -> None:
     def fail() -> None:
         raise ValueError("boom")
 
-    worker = Worker(app, pool="threads", concurrency=2,
-                    queues=[app.conf.task_default_queue], shutdown_timeout=5)
-    worker.start()
-    try:
+    with running_worker(app, concurrency=2, queues=[app.conf.task_default_queue]):
         assert add_task.delay(2, 3).get(timeout=15) == 5
         assert flaky.delay().get(timeout=15) == "second time lucky", \
             "a retry must keep the caller's reply_to"
@@ -247,8 +243,6 @@ def test_kernel_client_gets_results_from_a_kernel_worker(rpc_app: App) -> None:
             "the last step of a chain must answer the client that sent the chain"
         with pytest.raises(ValueError, match="boom"):
             fail.delay().get(timeout=15)
-    finally:
-        worker.stop()
 
 
 # ---------------------------------------------------------------------------- Celery
@@ -268,19 +262,17 @@ def test_celery_client_gets_a_kernel_workers_result_over_rpc(rpc_app: App, celer
 
     client = celery.Celery("client", broker=app.conf.broker_url, backend="rpc://")
     client.conf.task_queue_max_priority = 10
-    worker = Worker(app, pool="threads", concurrency=2, queues=[queue], shutdown_timeout=5)
-    worker.start()
     try:
-        result = client.send_task("interop.add", args=(2, 3), queue=queue)
-        assert result.get(timeout=15) == 5
-        assert result.state == "SUCCESS"
-        failed = client.send_task("interop.fail", queue=queue)
-        with pytest.raises(Exception, match="missing") as raised:
-            failed.get(timeout=15)
-        assert type(raised.value).__name__ == "KeyError"
-        assert failed.state == "FAILURE"
+        with running_worker(app, concurrency=2, queues=[queue]):
+            result = client.send_task("interop.add", args=(2, 3), queue=queue)
+            assert result.get(timeout=15) == 5
+            assert result.state == "SUCCESS"
+            failed = client.send_task("interop.fail", queue=queue)
+            with pytest.raises(Exception, match="missing") as raised:
+                failed.get(timeout=15)
+            assert type(raised.value).__name__ == "KeyError"
+            assert failed.state == "FAILURE"
     finally:
-        worker.stop()
         client.close()
 
 

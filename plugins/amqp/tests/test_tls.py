@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from kernel.app import App
-from kernel.errors import ConfigurationError, ConnectionFailed
+from kernel import App
+from kernel.plugin import ConfigurationError, ConnectionFailed
 from kernel.interfaces.transport import Outgoing
 from kernel.testing.transport import make_envelope
-from kernel.worker import Worker
+from kernel.testing.workers import running_worker
 from kernel_amqp.rpc import RpcResultStore
 from kernel_amqp.transport import AmqpTransport
 from tests.rabbit_node import RabbitNode
@@ -64,14 +64,12 @@ def test_a_worker_runs_a_task_over_amqps_and_rpc_brings_the_result(
     def add(x: int, y: int) -> int:
         return x + y
 
-    worker = Worker(app, pool="threads", concurrency=1, queues=[queue], shutdown_timeout=5)
-    worker.start()
     try:
-        assert add.delay(2, 3).get(timeout=20) == 5
-        store = app.backend.store
-        assert isinstance(store, RpcResultStore) and store.broker == private_node.tls_url
+        with running_worker(app, concurrency=1, queues=[queue]):
+            assert add.delay(2, 3).get(timeout=20) == 5
+            store = app.backend.store
+            assert isinstance(store, RpcResultStore) and store.broker == private_node.tls_url
     finally:
-        worker.stop()
         app.close()
 
 
@@ -121,7 +119,7 @@ def test_amqps_on_the_plain_port_says_so(private_node: RabbitNode) -> None:
 
 @pytest.mark.parametrize(("ssl_option", "complaint"), [
     ("yes", "option ssl must be True or a mapping"),
-    ({"ca_cert": "x"}, "unknown ssl option 'ca_cert'"),
+    ({"ca_cert": "x"}, "unknown TLS setting 'ca_cert' in option ssl"),
     ({"ca_certs": "/nonexistent/ca.crt"}, "ca_certs names '/nonexistent/ca.crt', which is not"),
     ({"cert_reqs": "sometimes"}, "cert_reqs must be ssl.CERT_REQUIRED"),
     ({"keyfile": __file__}, "keyfile needs certfile"),
@@ -133,3 +131,24 @@ def test_bad_ssl_settings_are_refused_before_connecting(ssl_option: object,
         AmqpTransport("amqps://127.0.0.1:1//", {"ssl": ssl_option})
     with pytest.raises(ConfigurationError, match=complaint):
         RpcResultStore("rpc://", {"broker_url": "amqps://127.0.0.1:1//", "ssl": ssl_option})
+
+
+@pytest.mark.parametrize(("options", "complaint"), [
+    ({"heartbeat": "often"}, "RabbitMQ transport option 'heartbeat' must be a number of at "
+                             "least 0, got 'often'"),
+    ({"heartbeat": -1}, "option 'heartbeat' must be a number of at least 0"),
+    ({"max_priority": "high"}, "option 'max_priority' must be a whole number"),
+    ({"queue_type": "stream"}, "queue_type must be one of"),
+])
+def test_bad_transport_options_are_refused_with_a_sentence(options: dict[str, object],
+                                                           complaint: str) -> None:
+    with pytest.raises(ConfigurationError, match=complaint):
+        AmqpTransport("amqp://127.0.0.1:1//", options)
+
+
+def test_a_bad_reply_queue_expiry_is_refused_with_a_sentence() -> None:
+    with pytest.raises(ConfigurationError, match="rpc:// result store option "
+                                                 "'reply_queue_expires' must be a number of at "
+                                                 "least 1"):
+        RpcResultStore("rpc://", {"broker_url": "amqp://127.0.0.1:1//",
+                                  "reply_queue_expires": 0})

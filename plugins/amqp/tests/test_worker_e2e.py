@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from kernel.app import App
-from kernel.errors import ConnectionFailed
+from kernel import App
+from kernel.plugin import ConnectionFailed
 from kernel.interfaces.transport import Outgoing
 from kernel.testing.transport import make_envelope, wait_for
 from kernel.testing.workers import Workers
-from kernel.worker import Worker
+from kernel.testing.workers import running_worker
 from kernel_amqp.transport import AmqpTransport
 from tests.rabbit_node import RabbitNode
 
@@ -151,27 +151,25 @@ def test_eta_tasks_longer_than_consumer_timeout_run_once_on_time(
 
     client = celery.Celery("eta-client", broker=private_node.url)
     client.conf.task_queue_max_priority = 10
-    worker = Worker(app, pool="threads", concurrency=2, queues=[queue], shutdown_timeout=5)
     transport = app.transport
     assert isinstance(transport, AmqpTransport)
-    worker.start()
     try:
-        generation = wait_for(lambda: transport._link, 10, "the worker to connect").generation
-        # 5 s and 4 s: longer than the 2 s consumer_timeout. Celery's countdown arrives at once
-        # with an ETA header (the worker hands it to the broker's delay queues); kernel's waits
-        # in the delay queues from the start.
-        ids = [r.id for r in app.send_many([("e2e.timed", (), {})] * 3, countdown=5)]
-        ids += [client.send_task("e2e.timed", queue=queue, countdown=4).id for _ in range(2)]
-        wait_for(lambda: len(ran) >= len(ids), 30, "every delayed task to run", interval=0.1)
-        runs = Counter(task_id for task_id, _ in ran)
-        assert set(runs) == set(ids) and set(runs.values()) == {1}, "each runs once"
-        late = [lateness for _, lateness in ran]
-        assert min(late) >= 0, f"a task ran before its ETA: {late}"
-        assert max(late) < 3, f"a task ran more than 3 s late: {late}"
-        assert transport._link is not None and transport._link.generation == generation, \
-            "the worker reconnected: RabbitMQ closed a channel (consumer_timeout)"
+        with running_worker(app, concurrency=2, queues=[queue]):
+            generation = wait_for(lambda: transport._link, 10, "the worker to connect").generation
+            # 5 s and 4 s: longer than the 2 s consumer_timeout. Celery's countdown arrives at once
+            # with an ETA header (the worker hands it to the broker's delay queues); kernel's waits
+            # in the delay queues from the start.
+            ids = [r.id for r in app.send_many([("e2e.timed", (), {})] * 3, countdown=5)]
+            ids += [client.send_task("e2e.timed", queue=queue, countdown=4).id for _ in range(2)]
+            wait_for(lambda: len(ran) >= len(ids), 30, "every delayed task to run", interval=0.1)
+            runs = Counter(task_id for task_id, _ in ran)
+            assert set(runs) == set(ids) and set(runs.values()) == {1}, "each runs once"
+            late = [lateness for _, lateness in ran]
+            assert min(late) >= 0, f"a task ran before its ETA: {late}"
+            assert max(late) < 3, f"a task ran more than 3 s late: {late}"
+            assert transport._link is not None and transport._link.generation == generation, \
+                "the worker reconnected: RabbitMQ closed a channel (consumer_timeout)"
     finally:
-        worker.stop()
         client.close()
         app.close()
 
@@ -236,19 +234,16 @@ def test_a_long_task_does_not_cost_the_worker_its_connection(
 
     transport = app.transport
     assert isinstance(transport, AmqpTransport)
-    worker = Worker(app, pool="threads", concurrency=1, prefetch_multiplier=1, queues=[queue],
-                    shutdown_timeout=5)
-    worker.start()
     try:
-        task_id = app.send_task("e2e.long").id
-        generation = wait_for(lambda: transport._link, 10, "the worker to connect").generation
-        wait_for(lambda: ran, 30, "the long task to finish", interval=0.1)
-        wait_for(lambda: transport.size(queue) == 0, 10, "the queue to be empty")
-        assert ran == [task_id], "the task ran again: its connection was dropped"
-        assert transport._link is not None and transport._link.generation == generation, \
-            "the worker lost its connection while the task ran"
+        with running_worker(app, concurrency=1, prefetch_multiplier=1, queues=[queue]):
+            task_id = app.send_task("e2e.long").id
+            generation = wait_for(lambda: transport._link, 10, "the worker to connect").generation
+            wait_for(lambda: ran, 30, "the long task to finish", interval=0.1)
+            wait_for(lambda: transport.size(queue) == 0, 10, "the queue to be empty")
+            assert ran == [task_id], "the task ran again: its connection was dropped"
+            assert transport._link is not None and transport._link.generation == generation, \
+                "the worker lost its connection while the task ran"
     finally:
-        worker.stop()
         app.close()
 
 

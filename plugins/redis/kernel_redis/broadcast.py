@@ -14,9 +14,8 @@ import time
 import redis
 from redis.client import PubSub
 
-from kernel.errors import ConnectionFailed, DecodeError
+from kernel.plugin import ConnectionFailed, DecodeError, Envelope
 from kernel.interfaces.transport import Subscription, topic_matches
-from kernel.message import Envelope
 from kernel_redis.connection import as_text, close_quietly
 
 #: how long a subscription waits between attempts to reach a Redis that went away.

@@ -30,19 +30,14 @@ from redis.client import PubSub
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from kernel.parsing import verify_mode
-from kernel.errors import ConfigurationError, ConnectionFailed
-from kernel.specs import Options
-
-
-def safe_url(url: str) -> str:
-    """`url` without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+from kernel.plugin import (
+    ConfigurationError,
+    ConnectionFailed,
+    OptionReader,
+    Options,
+    mask_url,
+    tls_settings,
+)
 
 
 def as_bytes(value: bytes | str) -> bytes:
@@ -54,33 +49,8 @@ def as_text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def number(options: Options, name: str, default: float) -> float:
-    value = options.get(name, default)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"Redis option {name!r} must be a number, got {value!r}") from None
-
-
-SSL_KEYS = ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname")
-
-
-def ssl_settings(values: Any, url: str) -> dict[str, Any]:
-    """Celery-style TLS settings as redis-py keyword arguments."""
-    if not isinstance(values, dict):
-        raise ConfigurationError(f"Redis option 'ssl' must be a mapping of {', '.join(SSL_KEYS)}, "
-                                 f"got {values!r}")
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if key not in SSL_KEYS:
-            raise ConfigurationError(f"unknown TLS setting {key!r} for {safe_url(url)}; use "
-                                     f"{', '.join(SSL_KEYS)}")
-        if key == "ssl_cert_reqs":
-            value = verify_mode(value, "ssl_cert_reqs")
-        elif key == "ssl_check_hostname" and isinstance(value, str):
-            value = value.lower() in ("1", "true", "yes", "on")
-        out[key] = value
-    return out
+#: the TLS settings a Redis URL or the ``ssl`` option takes (redis-py's names).
+SSL_KEYS = ("ca_certs", "certfile", "keyfile", "cert_reqs", "check_hostname")
 
 
 @dataclass
@@ -100,14 +70,20 @@ def parse_url(url: str, options: Options) -> Target:
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss", "redis+sentinel", "rediss+sentinel"):
         raise ConfigurationError(
-            f"{safe_url(url)!r} is not a Redis URL; write redis://host:port/db, "
+            f"{mask_url(url)!r} is not a Redis URL; write redis://host:port/db, "
             f"rediss://host:port/db or redis+sentinel://host:port/service?db=N")
     query = dict(parse_qsl(parts.query))
-    settings = {k: query.pop(k) for k in SSL_KEYS if k in query}
-    settings.update(options.get("ssl") or {})
-    target = Target(tls=parts.scheme.startswith("rediss"), ssl=ssl_settings(settings, url))
+    settings = {k: query.pop(k) for k in [f"ssl_{key}" for key in SSL_KEYS] if k in query}
+    given = options.get("ssl") or {}
+    if not isinstance(given, dict):
+        raise ConfigurationError(f"Redis option 'ssl' must be a mapping of "
+                                 f"{', '.join('ssl_' + k for k in SSL_KEYS)}, got {given!r}")
+    settings.update(given)
+    target = Target(tls=parts.scheme.startswith("rediss"),
+                    ssl=tls_settings(settings, f"the TLS settings of {mask_url(url)}",
+                                     accept=SSL_KEYS, prefix="ssl_"))
     if target.ssl and not target.tls:
-        raise ConfigurationError(f"TLS settings need a rediss:// URL, not {safe_url(url)!r}")
+        raise ConfigurationError(f"TLS settings need a rediss:// URL, not {mask_url(url)!r}")
     if not parts.scheme.endswith("+sentinel"):
         return target
     creds, _, hosts = parts.netloc.rpartition("@")
@@ -123,11 +99,11 @@ def parse_url(url: str, options: Options) -> Target:
                 name, port = host, ""
             target.sentinels.append((name.strip("[]"), int(port or 26379)))
     except ValueError:
-        raise ConfigurationError(f"bad Sentinel URL {safe_url(url)!r}: the db and the ports "
+        raise ConfigurationError(f"bad Sentinel URL {mask_url(url)!r}: the db and the ports "
                                  f"must be numbers") from None
     if not target.service or not target.sentinels or query:
         raise ConfigurationError(
-            f"bad Sentinel URL {safe_url(url)!r}: write redis+sentinel://host:port[,host:port]/"
+            f"bad Sentinel URL {mask_url(url)!r}: write redis+sentinel://host:port[,host:port]/"
             f"service[?db=N]" + (f" (unknown parameters {sorted(query)})" if query else ""))
     return target
 
@@ -141,21 +117,22 @@ def open_client(url: str, options: Options) -> redis.Redis:
     ``sentinel_password``.
     """
     target = parse_url(url, options)
-    retry = Retry(ExponentialBackoff(cap=number(options, "retry_backoff_cap", 2.0), base=0.05),
-                  int(number(options, "retries", 6)))
-    timeout = options.get("socket_timeout")
-    connect_timeout = number(options, "socket_connect_timeout", 5.0)
+    reader = OptionReader(options, "Redis")
+    retry = Retry(ExponentialBackoff(cap=reader.number("retry_backoff_cap", 2.0), base=0.05),
+                  reader.integer("retries", 6, minimum=0))
+    timeout = reader.duration("socket_timeout", None)
+    connect_timeout = reader.number("socket_connect_timeout", 5.0, positive=True)
     common: dict[str, Any] = dict(
         retry=retry, retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         socket_connect_timeout=connect_timeout,
-        socket_timeout=None if timeout is None else float(timeout),
+        socket_timeout=timeout,
         socket_keepalive=True, health_check_interval=30, **target.ssl)
     if not target.sentinels:
         direct = urlunsplit(urlsplit(url)._replace(query=""))
         try:
             return redis.Redis.from_url(direct, **common)
         except ValueError as exc:
-            raise ConfigurationError(f"bad Redis URL {safe_url(url)!r}: {exc}") from None
+            raise ConfigurationError(f"bad Redis URL {mask_url(url)!r}: {exc}") from None
     tls = {"ssl": True, **target.ssl} if target.tls else {}
     sentinel = Sentinel(target.sentinels, sentinel_kwargs={  # type: ignore[no-untyped-call]
         "socket_connect_timeout": connect_timeout, "socket_timeout": connect_timeout,
@@ -173,7 +150,7 @@ def reachable(url: str) -> Iterator[None]:
         yield
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise ConnectionFailed(
-            f"cannot reach Redis at {safe_url(url)} ({exc}); check the server is up and the URL "
+            f"cannot reach Redis at {mask_url(url)} ({exc}); check the server is up and the URL "
             f"is right (a worker keeps retrying)") from exc
 
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from kernel.hookspecs import hookimpl
-from kernel.interfaces.results import ResultStoreCapabilities
-from kernel.interfaces.transport import TransportCapabilities
-from kernel.specs import (
+from kernel.plugin import (
     Lazy,
     RateLimitStoreSpec,
     ResultStoreSpec,
     ScheduleStoreSpec,
     TransportSpec,
+    hookimpl,
 )
+from kernel.interfaces.results import ResultStoreCapabilities
+from kernel.interfaces.transport import TransportCapabilities
 
 
 SCHEMES = ("redis", "rediss", "redis+sentinel", "rediss+sentinel")

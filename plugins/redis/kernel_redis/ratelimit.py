@@ -10,10 +10,9 @@ from __future__ import annotations
 import math
 
 
-from kernel.errors import ConfigurationError
+from kernel.plugin import ConfigurationError, Options, mask_url
 from kernel.interfaces.ratelimit import RateLimitStore
-from kernel.specs import Options
-from kernel_redis.connection import close_quietly, open_client, reachable, safe_url
+from kernel_redis.connection import close_quietly, open_client, reachable
 
 #: KEYS: bucket. ARGV: rate (tokens/s), capacity. 0 when a token was taken, else the wait in
 #: microseconds. The same step as `kernel.interfaces.ratelimit.refill_and_take`.
@@ -48,7 +47,7 @@ class RedisRateLimitStore(RateLimitStore):
         self._take = self._client.register_script(TAKE)
 
     def __repr__(self) -> str:
-        return f"<RedisRateLimitStore {safe_url(self.url)} {self.prefix}>"
+        return f"<RedisRateLimitStore {mask_url(self.url)} {self.prefix}>"
 
     def take(self, key: str, rate: float, capacity: float = 1.0) -> float:
         if not (rate > 0 and math.isfinite(rate) and capacity >= 1):

@@ -22,8 +22,8 @@ import redis
 from redis.client import PubSub
 
 from kernel.interfaces.results import ResultStore
-from kernel.specs import Options
-from kernel_redis.connection import as_bytes, close_quietly, open_client, reachable, safe_url
+from kernel.plugin import Options, mask_url
+from kernel_redis.connection import as_bytes, close_quietly, open_client, reachable
 from kernel_redis.plugin import RESULT_STORE_CAPABILITIES
 
 #: subscriber connections kept for later waits (one per thread that waits at once).
@@ -86,7 +86,7 @@ class RedisResultStore(ResultStore):
         self._set = self._client.register_script(SET)
 
     def __repr__(self) -> str:
-        return f"<RedisResultStore {safe_url(self.url)}>"
+        return f"<RedisResultStore {mask_url(self.url)}>"
 
     def set(self, items: Sequence[tuple[str, bytes]], expires: float | None) -> None:
         if not items:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 
-from kernel.errors import ConfigurationError
+from kernel.plugin import ConfigurationError, Options, mask_url
 from kernel.interfaces.schedule import (
     EntryState,
     Leader,
@@ -31,14 +31,12 @@ from kernel.interfaces.schedule import (
     check_due,
     check_ttl,
 )
-from kernel.specs import Options
 from kernel_redis.connection import (
     as_bytes,
     as_text,
     close_quietly,
     open_client,
     reachable,
-    safe_url,
 )
 
 #: KEYS: lock, fence. ARGV: owner, ttl ms. The token, or false when another owner holds it.
@@ -120,7 +118,7 @@ class RedisScheduleStore(ScheduleStore):
         self._remove_entry = self._client.register_script(REMOVE_ENTRY)
 
     def __repr__(self) -> str:
-        return f"<RedisScheduleStore {safe_url(self.url)} {self.prefix}>"
+        return f"<RedisScheduleStore {mask_url(self.url)} {self.prefix}>"
 
     # ------------------------------------------------------------------ the leader lease
 

@@ -59,7 +59,7 @@ from typing import Any
 
 import redis
 
-from kernel.errors import ConfigurationError, DecodeError
+from kernel.plugin import ConfigurationError, DecodeError, Envelope, OptionReader, Options, mask_url
 from kernel.interfaces.transport import (
     DEAD_LETTER_SUFFIX,
     Delivery,
@@ -67,16 +67,12 @@ from kernel.interfaces.transport import (
     Subscription,
     Transport,
 )
-from kernel.message import Envelope
-from kernel.specs import Options
 from kernel_redis import broadcast, scripts
 from kernel_redis.connection import (
     as_bytes,
     close_quietly,
-    number,
     open_client,
     reachable,
-    safe_url,
 )
 from kernel_redis.plugin import TRANSPORT_CAPABILITIES
 
@@ -119,9 +115,10 @@ class RedisTransport(Transport):
     def __init__(self, url: str, options: Options | None = None) -> None:
         options = options or {}
         self.url = url
-        self.lease_seconds = number(options, "lease_seconds", 30.0)
-        self.sweep_interval = number(options, "sweep_interval", 1.0)
-        self.visibility_timeout = number(options, "visibility_timeout", 3600.0)
+        reader = OptionReader(options, "Redis transport")
+        self.lease_seconds = reader.number("lease_seconds", 30.0, positive=True)
+        self.sweep_interval = reader.number("sweep_interval", 1.0, positive=True)
+        self.visibility_timeout = reader.number("visibility_timeout", 3600.0, positive=True)
         steps = options.get("priority_steps", [0, 3, 6, 9])
         if (not isinstance(steps, (list, tuple)) or not steps or len(steps) > 10
                 or sorted(set(steps)) != list(steps) or steps[0] != 0
@@ -138,7 +135,7 @@ class RedisTransport(Transport):
         self._closed = threading.Event()
 
     def __repr__(self) -> str:
-        return f"<RedisTransport {safe_url(self.url)}>"
+        return f"<RedisTransport {mask_url(self.url)}>"
 
     # ------------------------------------------------------------------ keys
 

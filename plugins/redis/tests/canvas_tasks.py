@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from kernel.app import App
+from kernel import App
 
 app = App("canvas-e2e", config={"task_default_queue": os.environ.get("E2E_QUEUE", "e2e")})
 KEYS = os.environ.get("E2E_KEYS", "e2e")

@@ -14,7 +14,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from kernel.app import App
+from kernel import App
 
 app = App("e2e", config={"task_default_queue": os.environ.get("E2E_QUEUE", "e2e"),
                          "worker_lease_seconds": float(os.environ.get("E2E_LEASE", "30")),

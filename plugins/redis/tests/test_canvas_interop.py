@@ -13,7 +13,7 @@ import pytest
 
 from kernel import App, Signature, chain, chord
 from kernel.testing.workers import CeleryWorkerProcess
-from kernel.worker.worker import Worker
+from kernel.testing.workers import running_worker
 
 from celery_or_skip import celery
 
@@ -49,10 +49,8 @@ def kernel_worker(redis_url: str, queue: str) -> Iterator[list[str]]:
         ran.append(self.request.id)
         return sum(values)
 
-    worker = Worker(kapp, pool="threads", concurrency=4)
-    worker.start()
-    yield ran
-    worker.stop()
+    with running_worker(kapp, concurrency=4):
+        yield ran
     kapp.close()
 
 
@@ -145,13 +143,11 @@ def test_one_chord_counted_by_celery_and_kernel_workers_together(
         bodies.append(self.request.id)
         return sum(values)
 
-    worker = Worker(kapp, pool="threads", concurrency=2)
-    worker.start()
     try:
-        header = [add.s(i, i).set(queue=queue if i % 2 else kernel_queue) for i in range(10)]
-        result = chord(header, tsum.s().set(queue=kernel_queue)).apply_async()
-        assert result.get(timeout=60) == 90
-        assert bodies == [result.id], "the body ran once, on the kernel worker"
+        with running_worker(kapp, concurrency=2):
+            header = [add.s(i, i).set(queue=queue if i % 2 else kernel_queue) for i in range(10)]
+            result = chord(header, tsum.s().set(queue=kernel_queue)).apply_async()
+            assert result.get(timeout=60) == 90
+            assert bodies == [result.id], "the body ran once, on the kernel worker"
     finally:
-        worker.stop()
         kapp.close()

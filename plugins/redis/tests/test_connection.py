@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from kernel.app import App
-from kernel.errors import ConfigurationError, ConnectionFailed
+from kernel import App
+from kernel.plugin import ConfigurationError, ConnectionFailed
 from kernel.interfaces.transport import Outgoing
 from kernel.testing.servers import free_port, need_binary
 from kernel.testing.transport import make_envelope, wait_for
@@ -47,11 +47,16 @@ def test_bad_urls_are_refused_with_a_sentence(url: str, complaint: str) -> None:
         parse_url(url, {})
 
 
-def test_ssl_settings_map_to_redis_py() -> None:
+def test_ssl_settings_map_to_redis_py(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not checked here")
     target = parse_url("rediss://h:6380/0?ssl_cert_reqs=CERT_OPTIONAL",
-                       {"ssl": {"ssl_ca_certs": "/ca.pem", "ssl_check_hostname": "false"}})
-    assert target.ssl == {"ssl_cert_reqs": ssl.CERT_OPTIONAL, "ssl_ca_certs": "/ca.pem",
+                       {"ssl": {"ssl_ca_certs": str(ca), "ssl_check_hostname": "false"}})
+    assert target.ssl == {"ssl_cert_reqs": ssl.CERT_OPTIONAL, "ssl_ca_certs": str(ca),
                           "ssl_check_hostname": False}
+    with pytest.raises(ConfigurationError, match="ssl_ca_certs names '/no/ca.pem', which is "
+                                                 "not a readable file"):
+        parse_url("rediss://h", {"ssl": {"ssl_ca_certs": "/no/ca.pem"}})
     assert parse_url("rediss://h", {"ssl": {"ssl_cert_reqs": ssl.CERT_NONE}}).ssl == {
         "ssl_cert_reqs": ssl.CERT_NONE}
     with pytest.raises(ConfigurationError, match="required, optional or none"):

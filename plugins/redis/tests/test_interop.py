@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import pytest
 
-from kernel.app import App
+from kernel import App
 from kernel.testing.workers import CeleryWorkerProcess
-from kernel.worker.worker import Worker
+from kernel.testing.workers import running_worker
 
 from celery_or_skip import celery
 
@@ -31,8 +31,6 @@ def test_celery_client_calls_kernel_worker(redis_url: str, queue: str) -> None:
     def add(x: int, y: int) -> int:
         return x + y
 
-    worker = Worker(kapp, pool="threads", concurrency=2)
-    worker.start()
     capp = celery.Celery("celery-side", broker=redis_url, backend=redis_url)
     capp.conf.task_default_queue = queue
 
@@ -41,11 +39,12 @@ def test_celery_client_calls_kernel_worker(redis_url: str, queue: str) -> None:
         raise AssertionError("runs on the kernel worker, never here")
 
     try:
-        result = celery_add.delay(2, 3)
-        assert result.get(timeout=15) == 5, "a Celery client must read the kernel worker's result"
-        assert result.status == "SUCCESS"
+        with running_worker(kapp, concurrency=2):
+            result = celery_add.delay(2, 3)
+            assert result.get(timeout=15) == 5, \
+                "a Celery client must read the kernel worker's result"
+            assert result.status == "SUCCESS"
     finally:
-        worker.stop()
         kapp.close()
         capp.close()
 

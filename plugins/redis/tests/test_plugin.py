@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from kernel.app import App
-from kernel.errors import ConfigurationError
+from kernel import App
+from kernel.plugin import ConfigurationError
+from kernel.testing import check_distribution
 from kernel_redis.results import RedisResultStore
 from kernel_redis.transport import RedisTransport
 
@@ -37,3 +39,7 @@ def test_bad_options_are_refused_with_a_sentence(redis_url: str) -> None:
         RedisTransport(redis_url, {"priority_steps": [3, 6]})
     with pytest.raises(ConfigurationError, match="lease_seconds"):
         RedisTransport(redis_url, {"lease_seconds": "soon"})
+
+
+def test_the_distribution_declares_what_it_registers() -> None:
+    check_distribution(Path(__file__).parents[1] / "pyproject.toml")

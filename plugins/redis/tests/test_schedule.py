@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from kernel.app import App
-from kernel.errors import ConfigurationError
+from kernel import App
+from kernel.plugin import ConfigurationError
 from kernel.interfaces.schedule import EntryState
 from kernel.testing import ScheduleStoreSuite
 from kernel_redis.schedule import RedisScheduleStore

@@ -16,11 +16,17 @@ from pathlib import Path
 import pytest
 import redis
 
-from kernel.errors import ConnectionFailed
+from kernel.plugin import ConnectionFailed
 from kernel.interfaces.transport import Delivery, Outgoing
 from kernel.testing.transport import make_envelope, wait_for
 from kernel_redis.transport import (
-    LEASES, SEP, UNACKED, UNACKED_INDEX, RedisTransport, wire_priority)
+    LEASES,
+    RedisTransport,
+    SEP,
+    UNACKED,
+    UNACKED_INDEX,
+    wire_priority,
+)
 from redis_servers import RedisServer
 
 

@@ -14,7 +14,6 @@ import redis
 
 from kernel.testing.transport import wait_for
 from kernel.testing.workers import WorkerProcess, Workers
-from kernel.worker.consumer import PREFETCH_CEILING
 from kernel_redis.transport import DELAYED, UNACKED
 from redis_servers import RedisServer
 
@@ -120,8 +119,9 @@ def test_delayed_tasks_wait_in_redis_and_never_start_early(cluster: Cluster) -> 
     cluster.wait(all_ran, 90, "every delayed task to run")
     cluster.wait(cluster.settled, 30, "the queue to be empty and nothing held")
     assert most_delayed >= 900, "waiting messages must sit in the broker's delayed ZSET"
-    # The prefetch adapts to short tasks, up to PREFETCH_CEILING a slot: far below the 1,000.
-    ceiling = 3 * 2 * PREFETCH_CEILING
+    # The prefetch adapts to short tasks, up to 32 messages a slot (worker_prefetch_budget):
+    # far below the 1,000.
+    ceiling = 3 * 2 * 32
     assert most_held <= ceiling, \
         f"workers may hold only their prefetch ({ceiling}), never the waiting tasks: {most_held}"
     runs = cluster.runs()
