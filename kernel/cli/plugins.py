@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from rich.markup import escape
 from rich.table import Table
@@ -49,3 +51,27 @@ def list_plugins(state: CliState, as_json: bool) -> None:
                       escape(info.version or "-"), escape(describe_provides(info)),
                       describe_status(info))
     console.stdout().print(table)
+
+
+@plugins.command("new")
+@click.argument("name")
+@click.option("--provides", "kind", required=True, metavar="KIND",
+              type=click.Choice(["result-store", "transport", "pool", "serializer",
+                                 "compressor", "signer", "schedule-store"]),
+              help="What the plugin provides.")
+@click.option("--path", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write it (default: ./kernel-NAME).")
+def new_plugin(name: str, kind: str, path: Path | None) -> None:
+    """Write a new plugin distribution NAME providing KIND: pyproject, README, a light entry
+    module, a small working implementation and its tests (kernel's conformance suite). It
+    installs as it is (pip install -e DIR) and passes its tests; then make it yours."""
+    from kernel.scaffold import write_distribution
+
+    target = path or Path(f"kernel-{name}")
+    written = write_distribution(name, kind, target)
+    out = console.stdout()
+    out.print(f"wrote {len(written)} files to {escape(str(target))}:")
+    for file in written:
+        out.print(f"  {escape(str(file.relative_to(target)))}")
+    out.print(escape(f"next: pip install -e '{target}[test]' && (cd {target} && pytest)"),
+              soft_wrap=True)

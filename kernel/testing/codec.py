@@ -1,4 +1,4 @@
-"""Conformance suites for serializers and compressors (`kernel.interfaces.codec`).
+"""Conformance suites for serializers, compressors and signers (`kernel.interfaces.codec`).
 
 Subclass a suite in your plugin's tests and give it a fixture returning a fresh instance::
 
@@ -19,6 +19,15 @@ Subclass a suite in your plugin's tests and give it a fixture returning a fresh 
         def compressor(self):
             return ZstdCompressor()
 
+    class TestHmac(SignerSuite):
+        @pytest.fixture
+        def signer(self):
+            return HmacSigner(b"key")
+
+        @pytest.fixture
+        def other_signer(self):     # the same scheme with a key the first one does not trust
+            return HmacSigner(b"another key")
+
 Override ``unsupported`` (a value your serializer refuses) and ``garbage`` (bytes that are not
 your format) when the defaults do not fit. Every failure message ends with what to fix.
 """
@@ -33,10 +42,10 @@ from typing import Any
 import pytest
 
 from kernel.errors import DecodeError, KernelError
-from kernel.interfaces.codec import Compressor, Serializer
+from kernel.interfaces.codec import Compressor, Serializer, Signer
 from kernel.testing.transport import at_once
 
-__all__ = ["JSON_LIKE_SAMPLES", "CompressorSuite", "SerializerSuite"]
+__all__ = ["JSON_LIKE_SAMPLES", "CompressorSuite", "SerializerSuite", "SignerSuite"]
 
 #: values every serializer that claims to carry JSON's data model must return unchanged.
 JSON_LIKE_SAMPLES: tuple[Any, ...] = (
@@ -259,3 +268,62 @@ class CompressorSuite:
         wrong = _in_threads(round_trip)
         assert not wrong, (f"{len(wrong)} round trips failed on 8 threads at once → fix: keep no "
                            f"shared (de)compression state on the instance")
+
+
+class SignerSuite:
+    """The guarantees of `kernel.interfaces.codec.Signer`, one test each."""
+
+    @pytest.fixture
+    def signer(self) -> Signer:
+        pytest.fail("override the `signer` fixture to return your signer")
+
+    @pytest.fixture
+    def other_signer(self) -> Signer:
+        pytest.fail("override the `other_signer` fixture to return a signer of the same kind "
+                    "whose key `signer` does not accept")
+
+    @staticmethod
+    def _payloads() -> list[bytes]:
+        return [b"", b"x", b'[[2, 40], {}, {"callbacks": null}]', bytes(range(256)) * 40]
+
+    def test_declares_a_name(self, signer: Signer) -> None:
+        assert isinstance(signer, Signer), (
+            "the object lacks part of the Signer protocol (name, sign, verify) → fix: define "
+            "all three")
+        assert isinstance(signer.name, str) and signer.name, "name must be a non-empty string"
+
+    def test_verify_returns_what_was_signed(self, signer: Signer) -> None:
+        for data in self._payloads():
+            signed = signer.sign(data)
+            assert isinstance(signed, bytes) and signed != data, (
+                "sign must return bytes that carry a signature → fix the return value")
+            assert signer.verify(signed) == data, (
+                f"{len(data)} bytes did not survive sign/verify → fix verify to strip exactly "
+                f"what sign added")
+
+    def test_unsigned_and_tampered_bodies_are_refused(self, signer: Signer) -> None:
+        signed = signer.sign(b'{"task": "transfer", "amount": 10}')
+        flipped = bytes([signed[-1] ^ 1])
+        tampered = [b'{"task": "transfer", "amount": 10}', signed[:-1] + flipped,
+                    signed.replace(b"10", b"99"), signed[: len(signed) // 2], b""]
+        wrong = _not_decode_errors(signer.verify, [t for t in tampered if t != signed],
+                                   "verified")
+        assert not wrong, ("verify must raise kernel.errors.DecodeError for an unsigned, "
+                           "tampered or truncated body → fix: check the whole signature before "
+                           "returning anything: " + "; ".join(wrong))
+
+    def test_another_key_is_refused(self, signer: Signer, other_signer: Signer) -> None:
+        wrong = _not_decode_errors(signer.verify, [other_signer.sign(b"payload")], "verified")
+        assert not wrong, ("a body signed with a key the signer does not trust was accepted → "
+                           "fix: verify with the signer's own key(s) only: " + "; ".join(wrong))
+
+    def test_is_thread_safe(self, signer: Signer) -> None:
+        payloads = self._payloads()
+
+        def round_trip(i: int) -> bool:
+            data = payloads[i % len(payloads)]
+            return signer.verify(signer.sign(data)) == data
+
+        wrong = _in_threads(round_trip)
+        assert not wrong, (f"{len(wrong)} sign/verify round trips failed on 8 threads at once "
+                           f"→ fix: keep no shared hashing state on the instance")

@@ -1,1 +1,0 @@
-"""LZMA (xz) compression for kernel."""
