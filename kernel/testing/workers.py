@@ -48,8 +48,8 @@ if TYPE_CHECKING:
     from kernel.result import AsyncResult
     from kernel.worker import Worker
 
-__all__ = ["CeleryWorkerProcess", "WorkerProcess", "Workers", "running_worker",
-           "wait_succeeded"]
+__all__ = ["CeleryWorkerProcess", "WorkerProcess", "Workers", "celery_workers",
+           "running_worker", "wait_succeeded"]
 
 T = TypeVar("T")
 
@@ -260,3 +260,22 @@ def running_worker(app: App, *, pool: str = "threads", concurrency: int = 2,
         yield worker
     finally:
         worker.stop()
+
+
+@contextmanager
+def celery_workers(directory: Path) -> Iterator[Callable[[str, str, str], CeleryWorkerProcess]]:
+    """Start real Celery workers (solo pool) from module source for the block: call what it
+    gives with ``(module name, source, queue)``; the module is written to `directory`, its log
+    is ``<module>.log`` there. Every worker is stopped (SIGTERM, then SIGKILL) at the end."""
+    started: list[CeleryWorkerProcess] = []
+
+    def start(module: str, source: str, queue: str) -> CeleryWorkerProcess:
+        (directory / f"{module}.py").write_text(source)
+        started.append(CeleryWorkerProcess(module, path=directory, queue=queue,
+                                           log=directory / f"{module}.log"))
+        return started[-1].start()
+
+    try:
+        yield start
+    finally:
+        stop_all(started)

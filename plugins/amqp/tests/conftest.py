@@ -16,8 +16,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from kernel.testing.servers import stop_all, unavailable
-from kernel.testing.workers import CeleryWorkerProcess
+from kernel.testing.servers import unavailable
+from kernel.testing.workers import CeleryWorkerProcess, celery_workers
 from kernel_amqp.transport import AmqpTransport
 from tests.rabbit_node import RabbitNode, make_certificates
 
@@ -96,16 +96,7 @@ def celery() -> Any:
 @pytest.fixture
 def celery_worker(celery: Any,
                   tmp_path: Path) -> Iterator[Callable[[str, str, str], CeleryWorkerProcess]]:
-    """Start a real Celery worker (solo pool) on `queue` from module source: call it with
-    ``(module name, source, queue)``; its log is ``<module>.log`` in the test's tmp_path.
-    Stopped (SIGTERM, then SIGKILL) after the test."""
-    started: list[CeleryWorkerProcess] = []
-
-    def start(module: str, source: str, queue: str) -> CeleryWorkerProcess:
-        (tmp_path / f"{module}.py").write_text(source)
-        started.append(CeleryWorkerProcess(module, path=tmp_path, queue=queue,
-                                           log=tmp_path / f"{module}.log"))
-        return started[-1].start()
-
-    yield start
-    stop_all(started)
+    """Start a real Celery worker (solo pool) on a queue from module source: call it with
+    ``(module name, source, queue)``; its log is ``<module>.log`` in the test's tmp_path."""
+    with celery_workers(tmp_path) as start:
+        yield start

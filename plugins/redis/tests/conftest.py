@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from kernel.testing.servers import stop_all, unavailable
-from kernel.testing.workers import CeleryWorkerProcess
+from kernel.testing.servers import unavailable
+from kernel.testing.workers import CeleryWorkerProcess, celery_workers
 
 URL = os.environ.get("KERNEL_REDIS_TEST_URL", "redis://127.0.0.1:6379/13")
 
@@ -40,15 +40,6 @@ def raw_redis(redis_url: str) -> Iterator[redis.Redis]:
 @pytest.fixture
 def celery_worker(tmp_path: Path) -> Iterator[Callable[[str, str, str], CeleryWorkerProcess]]:
     """Start a real Celery worker (solo pool) on a queue from module source: call it with
-    ``(module name, source, queue)``; its log is ``<module>.log`` in the test's tmp_path.
-    Stopped (SIGTERM, then SIGKILL) after the test."""
-    started: list[CeleryWorkerProcess] = []
-
-    def start(module: str, source: str, queue: str) -> CeleryWorkerProcess:
-        (tmp_path / f"{module}.py").write_text(source)
-        started.append(CeleryWorkerProcess(module, path=tmp_path, queue=queue,
-                                           log=tmp_path / f"{module}.log"))
-        return started[-1].start()
-
-    yield start
-    stop_all(started)
+    ``(module name, source, queue)``; its log is ``<module>.log`` in the test's tmp_path."""
+    with celery_workers(tmp_path) as start:
+        yield start
