@@ -27,7 +27,8 @@ TEMPLATE = ROOT / "contrib" / "plugin-template"
 def tests(session: nox.Session) -> None:
     """The kernel's tests: ``nox -s tests -- -k cli`` passes arguments to pytest. kernel-redis
     is installed too: the worker features are proven on Redis as well as on the std brokers."""
-    session.install("-e", ".[test,redis]")
+    # The plugin by path, not as the extra: without uv, pip does not see the workspace.
+    session.install("-e", ".[test]", "-e", "plugins/redis")
     session.run("pytest", "-n", "auto", *session.posargs)
 
 
