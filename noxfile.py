@@ -76,6 +76,15 @@ def types(session: nox.Session) -> None:
 
 
 @nox.session
+def fuzz(session: nox.Session) -> None:
+    """Coverage-guided fuzzing of the message decoding path (tests/fuzz/fuzz_atheris.py) for
+    a bounded time: ``nox -s fuzz -- -max_total_time=600`` for longer."""
+    session.install("-e", ".", "atheris")
+    session.run("python", "tests/fuzz/fuzz_atheris.py", "-rss_limit_mb=2048",
+                *(session.posargs or ["-max_total_time=60"]), env={"PYTHONPATH": str(ROOT)})
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """``python -m tests.bench`` against Celery, Dramatiq and Huey on the Redis at
     127.0.0.1:6379/9 (FLUSHed between runs) and the RabbitMQ at 127.0.0.1:5672:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from kernel.errors import ContentDisallowed, DecodeError
+from kernel.errors import ContentDisallowed, DecodeError, MessageError
 from kernel.interfaces.codec import Compressor, Serializer, Signer
 from kernel.plugins import Registry
 from kernel.specs import CompressorSpec, SerializerSpec
@@ -62,7 +62,21 @@ class Codec:
         return data, ser.content_type, ser.content_encoding, mime
 
     def decode(self, body: bytes, content_type: str, compression: str | None = None) -> Any:
-        """Decode a body; `ContentDisallowed` or `DecodeError` with the reason when it can't."""
+        """Decode a body; `ContentDisallowed` or `DecodeError` with the reason when it can't,
+        never another error: a serializer, compressor or signer that breaks its contract and
+        raises something else is reported as such."""
+        try:
+            return self._decode(body, content_type, compression)
+        except MessageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug must not stop a worker thread
+            raise DecodeError(f"decoding a {content_type!r} body failed with "
+                              f"{type(exc).__name__}: {exc} (a codec plugin should raise "
+                              f"DecodeError here)") from None
+
+    def _decode(self, body: bytes, content_type: str, compression: str | None) -> Any:
+        if not isinstance(content_type, str) or not isinstance(compression, (str, type(None))):
+            raise DecodeError("content type and compression header must be strings")
         if content_type not in self.accept:
             raise ContentDisallowed(content_type, self.accept)
         spec = self._by_type.get(content_type)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextvars
 import json
+import math
 import os
 import socket
 import uuid
@@ -68,7 +69,7 @@ class Envelope:
         """Parse a kombu envelope; `DecodeError` with the reason when it is not one."""
         try:
             raw = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError, TypeError) as exc:
             raise DecodeError(f"message is not a JSON envelope ({exc}); it was not sent by a "
                               f"kernel or Celery producer") from None
         if not isinstance(raw, dict) or "body" not in raw:
@@ -91,8 +92,10 @@ class Envelope:
                     body_bytes = body.encode("utf-8")
             else:
                 body_bytes = json.dumps(body).encode()
-        except ValueError as exc:
-            raise DecodeError(f"message body is not valid base64 ({exc})") from None
+        except (ValueError, RecursionError) as exc:
+            # A lone surrogate cannot be UTF-8, a deep body not be re-encoded.
+            raise DecodeError(f"message body cannot be read ({type(exc).__name__}: "
+                              f"{exc})") from None
         return cls(
             body=body_bytes,
             headers=headers,
@@ -117,15 +120,17 @@ def to_iso(value: datetime | float | None) -> str | None:
 
 def from_iso(value: str | None) -> float | None:
     """ISO-8601 (Celery writes `+00:00`, kombu < 5.3 `Z`) to unix time; None stays None."""
-    if not value:
+    if value is None or value == "":
         return None
     try:
+        if not isinstance(value, str):
+            raise TypeError
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (ValueError, TypeError, AttributeError):
-        raise DecodeError(f"bad timestamp {value!r}: expected ISO-8601") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return dt.timestamp()
+    except (ValueError, TypeError, OverflowError, OSError):
+        raise DecodeError(f"bad timestamp {_short(value)}: expected ISO-8601") from None
 
 
 def absolute_time(
@@ -255,42 +260,77 @@ class Request:
 
     @classmethod
     def from_envelope(cls, envelope: Envelope) -> Request:
-        h = envelope.headers
+        """Read and check the headers; `MessageError` (never another error) with the reason
+        when a header a worker relies on is missing or of the wrong type."""
+        h, props = envelope.headers, envelope.properties
+        if not isinstance(h, dict) or not isinstance(props, dict):
+            raise MessageError("message headers and properties must be objects")
         if "task" not in h:
             raise MessageError("message has no 'task' header: protocol v1 and foreign messages "
                                "are not supported; send with a Celery 4+ or kernel client")
         if "id" not in h:
             raise MessageError("message has no 'id' header; send with a Celery 4+ or kernel client")
+        name, task_id = _text(h, "task"), _text(h, "id")
+        if not name or not task_id:
+            raise MessageError("headers 'task' and 'id' must not be empty")
         limits = h.get("timelimit") or (None, None)
-        try:
-            hard, soft = limits
-            if not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-                       for v in (hard, soft)):
-                raise ValueError
-        except (TypeError, ValueError):
+        if not (isinstance(limits, (list, tuple)) and len(limits) == 2
+                and all(v is None or _seconds(v) for v in limits)):
             raise MessageError(f"header 'timelimit' must be [hard, soft] in seconds or null, "
-                               f"got {limits!r}") from None
-        try:
-            retries = int(h.get("retries") or 0)
-        except (TypeError, ValueError):
-            raise MessageError(f"header 'retries' must be an integer, got "
-                               f"{h.get('retries')!r}") from None
+                               f"got {_short(limits)}")
+        hard, soft = limits
+        retries = h.get("retries") or 0
+        if isinstance(retries, str) and retries.isdigit():
+            retries = int(retries)
+        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+            raise MessageError(f"header 'retries' must be a whole number, got {_short(retries)}")
+        group_index = h.get("group_index")
+        if group_index is not None and (not isinstance(group_index, int)
+                                        or isinstance(group_index, bool)):
+            raise MessageError(f"header 'group_index' must be a whole number or null, got "
+                               f"{_short(group_index)}")
+        for key in ("delivery_info",):
+            if props.get(key) is not None and not isinstance(props[key], dict):
+                raise MessageError(f"property {key!r} must be an object, got {_short(props[key])}")
+        for key in ("reply_to", "correlation_id"):
+            if props.get(key) is not None and not isinstance(props[key], str):
+                raise MessageError(f"property {key!r} must be a string, got {_short(props[key])}")
         return cls(
-            id=str(h["id"]),
-            name=str(h["task"]),
+            id=task_id,
+            name=name,
             headers=h,
-            properties=envelope.properties,
+            properties=props,
             eta=_time_header(h, "eta"),
             expires=_time_header(h, "expires"),
             retries=retries,
             time_limit=hard,
             soft_time_limit=soft,
-            root_id=h.get("root_id"),
-            parent_id=h.get("parent_id"),
-            group_id=h.get("group"),
-            group_index=h.get("group_index"),
+            root_id=_text(h, "root_id", optional=True),
+            parent_id=_text(h, "parent_id", optional=True),
+            group_id=_text(h, "group", optional=True),
+            group_index=group_index,
             ignore_result=bool(h.get("ignore_result")),
         )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _seconds(value: Any) -> bool:
+    """A number of seconds: finite, not negative, not a bool."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value >= 0)
+
+
+def _text(headers: dict[str, Any], name: str, *, optional: bool = False) -> Any:
+    value = headers.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise MessageError(f"header {name!r} must be a string, got {_short(value)}")
+    return value
 
 
 def _time_header(headers: dict[str, Any], name: str) -> float | None:
@@ -307,7 +347,9 @@ current_request: contextvars.ContextVar[Request | None] = contextvars.ContextVar
 
 
 def parse_body(payload: Any) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
-    """Check the decoded body is ``[args, kwargs, embed]`` and return it."""
+    """Check the decoded body is ``[args, kwargs, embed]``, the embed's canvas included (each
+    callback, error callback, chain step and chord body a signature dict), and return it;
+    `MessageError` with the reason otherwise."""
     if not isinstance(payload, (list, tuple)) or len(payload) != 3:
         kind = f"a {len(payload)}-element list" if isinstance(payload, (list, tuple)) else (
             type(payload).__name__)
@@ -316,6 +358,65 @@ def parse_body(payload: Any) -> tuple[list[Any], dict[str, Any], dict[str, Any]]
     if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
         raise MessageError("task body must be [list, dict, dict]: args is not a list or kwargs "
                            "not an object")
+    if not all(isinstance(key, str) for key in kwargs):
+        raise MessageError("task body: every keyword argument's name must be a string")
     if embed is not None and not isinstance(embed, dict):
         raise MessageError("task body must be [args, kwargs, embed]: embed is not an object")
-    return list(args), kwargs, dict(embed or {})
+    embed = dict(embed or {})
+    for key in ("callbacks", "errbacks", "chain"):
+        steps = embed.get(key)
+        if steps is not None:
+            if not isinstance(steps, (list, tuple)):
+                raise MessageError(f"embed {key!r} must be a list of signatures, got "
+                                   f"{_short(steps)}")
+            for step in steps:
+                check_signature(step, f"embed {key!r}")
+    if embed.get("chord") is not None:
+        check_signature(embed["chord"], "embed 'chord'")
+    return list(args), kwargs, embed
+
+
+#: how deep a canvas may nest in one message (Celery's own recursion limit is far lower).
+MAX_CANVAS_DEPTH = 64
+
+
+def check_signature(data: Any, where: str, depth: int = 0) -> None:
+    """`MessageError` unless `data` is a signature dict a worker can act on (Celery's form:
+    ``task``, and ``args`` / ``kwargs`` / ``options`` of the right types), its members too."""
+    if depth > MAX_CANVAS_DEPTH:
+        raise MessageError(f"{where}: the canvas nests deeper than {MAX_CANVAS_DEPTH} levels")
+    if not isinstance(data, dict) or not isinstance(data.get("task"), str):
+        raise MessageError(f"{where} must be a signature (an object with a 'task' name), got "
+                           f"{_short(data)}")
+    for key, kinds in (("args", (list, tuple)), ("kwargs", dict), ("options", dict)):
+        if data.get(key) is not None and not isinstance(data[key], kinds):
+            raise MessageError(f"{where}: signature {data['task']!r} has {key} of the wrong "
+                               f"type, {_short(data[key])}")
+    kind = data.get("subtask_type")
+    if kind is not None and not isinstance(kind, str):
+        raise MessageError(f"{where}: signature {data['task']!r} has a subtask_type that is "
+                           f"not a string")
+    kwargs = data.get("kwargs") or {}
+    inner = f"{where} > {data['task']}"
+    members: list[Any] = []
+    if kind in ("chain", "group"):
+        members = kwargs.get("tasks") or []
+        if not isinstance(members, (list, tuple)):
+            raise MessageError(f"{inner}: 'tasks' must be a list of signatures")
+    elif kind == "chord":
+        header = kwargs.get("header") or []
+        members = [*(header if isinstance(header, (list, tuple)) else [header]),
+                   kwargs.get("body")]
+    elif kind in ("xmap", "xstarmap", "chunks"):
+        members = [kwargs.get("task")]
+        if not isinstance(kwargs.get("it"), (list, tuple)) or (
+                kind == "chunks" and not (isinstance(kwargs.get("n"), int) and kwargs["n"] > 0)):
+            raise MessageError(f"{inner}: needs 'it' (a list) and, for chunks, 'n' (a positive "
+                               f"whole number)")
+    options = data.get("options") or {}
+    for key in ("link", "link_error"):
+        linked = options.get(key)
+        if linked is not None:
+            members += linked if isinstance(linked, (list, tuple)) else [linked]
+    for member in members:
+        check_signature(member, inner, depth + 1)

@@ -43,13 +43,16 @@ def split_queues(value: str | None) -> list[str] | None:
 @click.option("-l", "--loglevel", type=click.Choice(LOG_LEVELS, case_sensitive=False),
               default="INFO", show_default=True)
 @click.option("-n", "--nodename", metavar="NAME", help="Worker name (default: kernel@HOST).")
+@click.option("--heartbeat-file", metavar="PATH",
+              help="Touch PATH every 2 s while the worker is alive and not stuck (for a "
+                   "liveness probe: the file's age tells a stuck worker from a live one).")
 @click.option("--graph", is_flag=True, help="Print the bootstep graph as DOT and exit.")
 @click.pass_obj
 def worker(state: CliState, pool: str | None, concurrency: int | None, queues: str | None,
            max_tasks_per_child: int | None, max_memory_per_child: int | None,
            prefetch_multiplier: int | None, shutdown_timeout: float | None,
            time_limit: float | None, soft_time_limit: float | None, loglevel: str,
-           nodename: str | None, graph: bool) -> None:
+           nodename: str | None, heartbeat_file: str | None, graph: bool) -> None:
     """Consume tasks and run them. SIGTERM stops warmly (running tasks finish); a second
     SIGTERM or Ctrl+C stops at once and gives unfinished tasks back to the broker."""
     app = state.require_app("worker")
@@ -75,6 +78,7 @@ def worker(state: CliState, pool: str | None, concurrency: int | None, queues: s
         shutdown_timeout=shutdown_timeout,
         nodename=nodename,
         loglevel=loglevel.upper(),
+        heartbeat_file=heartbeat_file,
     )
     if graph:
         click.echo(w.graph_dot())

@@ -6,7 +6,7 @@ required step's `start` returned, typed by the step (``deps[ConsumerStep]`` is t
 `Consumer`). Steps never set attributes on the worker.
 
 Steps are registered through the ``kernel_bootsteps`` hook, the worker's own as well
-(``pool``, ``broker``, ``results``, ``consumer``, ``revocations``, in `kernel.worker.steps`).
+(``pool``, ``broker``, ``results``, ``consumer``, ``revocations``, ``liveness``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ class WorkerOptions:
     prefetch_multiplier: int
     shutdown_timeout: float
     lease_seconds: float
+    #: a file touched while the worker is alive (``--heartbeat-file``), or None.
+    heartbeat_file: str | None = None
 
 
 class Deps(Protocol):

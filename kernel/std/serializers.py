@@ -81,8 +81,8 @@ class JsonSerializer:
     def loads(self, data: bytes) -> Any:
         try:
             return self._decoder.decode(data.decode("utf-8") if isinstance(data, bytes) else data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise DecodeError(f"body is not valid JSON: {exc}") from None
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise DecodeError(f"body is not valid JSON: {type(exc).__name__}: {exc}") from None
 
 
 class PickleSerializer:

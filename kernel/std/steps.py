@@ -1,6 +1,6 @@
 """The worker's own bootsteps (std plugin ``worker``), registered through the same hook as a
-user's: pool, broker, results, consumer and revocations. Light: the steps are imported when a
-worker starts, never when an App is made."""
+user's: pool, broker, results, consumer, revocations and liveness. Light: the steps are
+imported when a worker starts, never when an App is made."""
 
 from __future__ import annotations
 
@@ -15,5 +15,6 @@ def kernel_bootsteps() -> Iterable[BootstepSpec]:
                        ("broker", "kernel.worker.steps:BrokerStep"),
                        ("results", "kernel.worker.steps:ResultsStep"),
                        ("consumer", "kernel.worker.steps:ConsumerStep"),
-                       ("revocations", "kernel.worker.revocations:Revocations")):
+                       ("revocations", "kernel.worker.revocations:Revocations"),
+                       ("liveness", "kernel.worker.liveness:Liveness")):
         yield BootstepSpec(name, path)

@@ -20,9 +20,10 @@ from kernel import states
 from kernel.config import first_set
 from kernel.errors import MessageError, TaskRevokedError, TimeLimitExceeded, WorkerLostError
 from kernel.interfaces.pool import Job, Outcome, OutcomeKind, Pool
-from kernel.interfaces.transport import Delivery, Outgoing, Transport
+from kernel.interfaces.transport import Delivery, Outgoing, Transport, clamp_priority
 from kernel.message import Request
 from kernel.parsing import parse_rate
+from kernel.supervision import start_supervised
 from kernel.options import TaskOptions
 from kernel.worker.execute import ACK, REJECT, REQUEUE, Executor, Payload, Verdict
 from kernel.worker.ratelimit import Limiter, SharedBucket, TokenBucket
@@ -41,6 +42,9 @@ PREFETCH_CEILING = 32
 #: ack is delayed this long run again only if the worker dies within that window.
 ACK_LINGER = 0.002
 ACK_BATCH = 64
+#: seconds one fetch may take (it waits up to `fetch_timeout`, plus the broker client's own
+#: retries) before the worker counts as stuck (`Consumer.alive`).
+STUCK_AFTER = 120.0
 
 
 @dataclass
@@ -111,6 +115,11 @@ class Consumer:
         self._warned: set[str] = set()
         self._stopped = False
         self._settling = 0
+        #: what the fetcher does and since when (monotonic): waiting, fetching, reserving.
+        self._fetch_state = ("waiting", time.monotonic())
+        #: fetches that returned nothing: a caller that saw `idle` and then one more of these
+        #: knows nothing was between a fetch and the consumer's books.
+        self.empty_fetches = 0
         #: checks run before a task starts; one returning an exception skips the task, which
         #: is recorded REVOKED with it (revocations plug in here).
         self.filters: list[Callable[[Request], Exception | None]] = []
@@ -124,10 +133,16 @@ class Consumer:
         if self.transport.capabilities.leases:
             targets.append(self._lease_loop)
         for target in targets:
-            thread = threading.Thread(target=target, name=f"kernel-{target.__name__[1:]}",
-                                      daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._threads.append(start_supervised(f"kernel-{target.__name__[1:]}", target,
+                                                  self._stopping))
+
+    def alive(self, now: float | None = None) -> bool:
+        """Every thread runs, and the fetcher is not stuck: it waits for room (tasks run), or
+        its last call into the broker began less than `STUCK_AFTER` seconds ago."""
+        if not all(thread.is_alive() for thread in self._threads):
+            return False
+        state, since = self._fetch_state
+        return state != "fetching" or (now or time.monotonic()) - since < STUCK_AFTER
 
     @property
     def held(self) -> int:
@@ -223,11 +238,13 @@ class Consumer:
                 return
         while not self._stopping.is_set():
             with self._room:
+                self._fetch_state = ("waiting", time.monotonic())
                 while not self._stopping.is_set() and not self._fetch_may_go():
                     self._room.wait()
                 room = self.prefetch - self.held
             if self._stopping.is_set():
                 return
+            self._fetch_state = ("fetching", time.monotonic())
             try:
                 deliveries = self.transport.fetch(self.queues, room, self.fetch_timeout)
                 backoff = 0.1
@@ -238,8 +255,15 @@ class Consumer:
                 continue
             with self._lock:
                 self._drained = len(deliveries) < room
+                self.empty_fetches += not deliveries
+            self._fetch_state = ("reserving", time.monotonic())
             for delivery in deliveries:
-                self._reserve(delivery)
+                try:
+                    self._reserve(delivery)
+                except Exception as exc:  # noqa: BLE001 - one message never stops the fetcher
+                    log.exception("cannot take message %s from queue %r", delivery.tag,
+                                  delivery.queue)
+                    self._reject(delivery, f"could not be read: {type(exc).__name__}: {exc}")
             self._dispatch()
 
     def _task_options(self, task: Task[Any, Any] | None) -> tuple[TaskOptions, bool, bool]:
@@ -269,10 +293,15 @@ class Consumer:
         if request.eta is not None and request.eta > time.time() + 0.5 and (
                 self.transport.capabilities.delayed_delivery):
             # Not due: the delay belongs at the broker, not in this worker's memory.
-            self.transport.publish([Outgoing(delivery.queue, envelope,
-                                             int(envelope.properties.get("priority") or 0),
-                                             request.eta)])
-            self.transport.ack([delivery])
+            try:
+                self.transport.publish([Outgoing(delivery.queue, envelope,
+                                                 clamp_priority(envelope.properties.get(
+                                                     "priority") or 0), request.eta)])
+            except Exception as exc:  # noqa: BLE001 - the broker is down: it comes back
+                log.error("cannot delay task %s[%s] at the broker (%s); it comes back when "
+                          "its lease ends", request.name, request.id, exc)
+                return
+            self._safely(self.transport.ack, [delivery])
             return
         task = self.app.tasks.get(request.name)
         topts, acks_late, lost = self._task_options(task)

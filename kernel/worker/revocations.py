@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from kernel.control import COUNTER, ENTRY, READ_BACK
 from kernel.errors import TaskRevokedError
 from kernel.interfaces.bootstep import Bootstep, Deps
+from kernel.supervision import start_supervised
 from kernel.worker.steps import ConsumerStep, ResultsStep
 
 if TYPE_CHECKING:
@@ -41,8 +42,7 @@ class Revocations(Bootstep["Revocations"]):
             return self  # no result store: nothing to read revocations from
         self.poll()
         self.consumer.filters.append(self.check)
-        self._thread = threading.Thread(target=self._run, name="kernel-revocations", daemon=True)
-        self._thread.start()
+        self._thread = start_supervised("kernel-revocations", self._run, self._stop)
         return self
 
     def check(self, request: Request) -> Exception | None:

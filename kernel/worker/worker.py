@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from kernel.interfaces.bootstep import WorkerOptions
 from kernel.parsing import mask_url
+from kernel.supervision import FATAL
 from kernel.worker.blueprint import Blueprint
 from kernel.worker.consumer import PREFETCH_CEILING, Consumer
 from kernel.worker.steps import ConsumerStep, default_concurrency
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from kernel.app import App
 
 log = logging.getLogger("kernel.worker")
+
+#: the exit status of a worker that stopped because one of its threads kept failing.
+EXIT_FATAL = 1
 
 
 class Worker:
@@ -40,6 +44,7 @@ class Worker:
         shutdown_timeout: float | None = None,
         nodename: str | None = None,
         loglevel: str = "INFO",
+        heartbeat_file: str | None = None,
     ) -> None:
         conf = app.conf
         self.app = app
@@ -55,6 +60,7 @@ class Worker:
             shutdown_timeout=(conf.worker_shutdown_timeout if shutdown_timeout is None
                               else shutdown_timeout),
             lease_seconds=conf.worker_lease_seconds,
+            heartbeat_file=heartbeat_file,
         )
         self.blueprint = Blueprint(spec.load() for spec in app.plugins.bootsteps.values())
         self.consumer: Consumer | None = None
@@ -102,14 +108,18 @@ class Worker:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
+        FATAL.clear()
         self.start()
         log.info("%s ready.", self.nodename)
         while not self._shutdown.wait(1.0):
-            pass
+            if FATAL.is_set():
+                log.critical("%s: %s; shutting down (exit status 1) so that its supervisor "
+                             "starts a fresh worker", self.nodename, FATAL.reason)
+                break
         cold = self._signals > 1
         log.info("%s shutdown: %s", "cold" if cold else "warm", self.nodename)
         self.stop(warm=not cold)
-        return 0
+        return EXIT_FATAL if FATAL.is_set() else 0
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1

@@ -108,5 +108,13 @@ def drained(app: App, worker: Worker) -> None:
     a second error callback, had one been sent, would have run already."""
     assert worker.consumer is not None
     consumer = worker.consumer
-    wait_for(lambda: app.transport.size(app.conf.task_default_queue) == 0
-             and consumer.idle, 20, "the worker never went idle")
+
+    def quiet() -> bool:
+        return app.transport.size(app.conf.task_default_queue) == 0 and consumer.idle
+
+    wait_for(quiet, 20, "the worker never went idle")
+    # A message the last fetch took is neither waiting nor on the consumer's books until
+    # `_reserve` has run: quiet through one more fetch that found nothing, it was none.
+    seen = consumer.empty_fetches
+    wait_for(lambda: quiet() and consumer.empty_fetches > seen, 20,
+             "the worker never went idle")

@@ -156,6 +156,24 @@ def test_idle_fetch_claims_messages_other_producers_write(connect: Callable[...,
     t.ack(got)
 
 
+def test_an_unreadable_message_in_a_batch_is_dead_lettered_alone(
+        connect: Callable[..., RedisTransport], raw_redis: redis.Redis, queue: str) -> None:
+    """A message nested deeper than the JSON decoder's recursion limit, beside valid ones, in
+    one claim: the valid ones are delivered, it goes to the dead-letter queue at once with the
+    reason (before: the claim raised, the batch came back when its lease ended, and again,
+    forever)."""
+    t = connect()
+    t.publish([Outgoing(queue, make_envelope(1))])
+    raw_redis.lpush(queue, b'{"body": ' + b"[" * 50_000 + b"]" * 50_000 + b"}")
+    t.publish([Outgoing(queue, make_envelope(2))])
+    got = t.fetch([queue], 10, 1)
+    assert sorted(ids(got)) == ["m-1", "m-2"], "the readable messages are delivered"
+    [dead] = t.dead_letters(queue)
+    assert "JSON envelope" in dead.extra["reason"], dead.extra
+    assert t.fetch([queue], 10, 0.5) == [], "the unreadable one never comes back"
+    t.ack(got)
+
+
 # ------------------------------------------------------------------------ leases
 
 

@@ -33,6 +33,7 @@ from kernel.interfaces.pool import Job, OnDone, Outcome, OutcomeKind, Runner
 from kernel.std.pools.base import Entry, Report, StdPool, finished, lost
 from kernel.std.pools import PREFORK_CAPABILITIES
 from kernel.std.pools.prefork import child as child_module
+from kernel.supervision import Failures
 
 log = logging.getLogger(__name__)
 
@@ -315,6 +316,7 @@ class PreforkPool(StdPool):
             "conn": self._on_message,
             "sentinel": self._on_exit,
         }
+        failures = Failures("kernel-prefork-supervisor")
         try:
             while True:
                 with self._lock:
@@ -323,8 +325,10 @@ class PreforkPool(StdPool):
                     timeout = self._timeout()
                 try:
                     self._serve(self._selector.select(timeout), handlers)
-                except Exception:  # noqa: BLE001 - a dead supervisor would hang every job
-                    log.exception("prefork supervisor error; carrying on")
+                except Exception as exc:  # noqa: BLE001 - a dead supervisor would hang every job
+                    if not failures.note(exc):
+                        return  # the worker shuts down: its jobs are reported LOST at stop
+                    time.sleep(failures.pause())
         finally:
             self._close_fds()
 
