@@ -62,6 +62,14 @@ class Config:
     #: seconds between the checks of ``celery.chord_unlock``, the chord fallback for result
     #: stores that cannot count.
     result_chord_retry_interval: float = 1.0
+    #: a worker that cannot reach the result store keeps the result and retries storing it
+    #: (Celery's names; Celery's default is not to retry): with backoff from the base to the
+    #: max sleep, up to max_retries times (None: until the worker stops). Meanwhile the message
+    #: stays leased; if the worker gives up, the message goes back to the broker unacked.
+    result_backend_always_retry: bool = True
+    result_backend_max_retries: int | None = None
+    result_backend_base_sleep_between_retries_ms: int = 10
+    result_backend_max_sleep_between_retries_ms: int = 10_000
 
     worker_pool: str = "prefork"
     worker_concurrency: int = 0  # 0: the number of CPUs

@@ -12,7 +12,7 @@ through the same after-hooks, so a feature written once holds on every path.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from kernel.app import App
@@ -56,6 +56,14 @@ class Middleware:
     """
 
     name = "middleware"
+    #: True for a middleware whose after-hook keeps a promise (results, chord counts, unique
+    #: claims, callbacks, retries): when it raises `kernel.errors.ConnectionFailed` it is run
+    #: again with backoff (``result_backend_*retr*`` settings); if it still cannot finish,
+    #: the remaining after-hooks are skipped and the message is not acknowledged: it goes back
+    #: to the broker and the task runs again. Its after-hook MUST therefore be safe to run
+    #: again. False (the default) for one whose failure breaks nothing (signals, events,
+    #: metrics): it is logged and the others go on.
+    critical: ClassVar[bool] = False
 
     def before(self, call: Call) -> None:
         """Before the task runs (not called for a message that ends without running)."""

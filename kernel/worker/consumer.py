@@ -42,8 +42,8 @@ PREFETCH_CEILING = 32
 #: ack is delayed this long run again only if the worker dies within that window.
 ACK_LINGER = 0.002
 ACK_BATCH = 64
-#: seconds one fetch may take (it waits up to `fetch_timeout`, plus the broker client's own
-#: retries) before the worker counts as stuck (`Consumer.alive`).
+#: seconds one fetch may take beyond the `fetch_timeout` it waits for messages (the broker
+#: client's own retries) before the worker counts as stuck (`Consumer.alive`).
 STUCK_AFTER = 120.0
 
 
@@ -138,11 +138,13 @@ class Consumer:
 
     def alive(self, now: float | None = None) -> bool:
         """Every thread runs, and the fetcher is not stuck: it waits for room (tasks run), or
-        its last call into the broker began less than `STUCK_AFTER` seconds ago."""
+        its last call into the broker began less than `fetch_timeout` + `STUCK_AFTER` seconds
+        ago."""
         if not all(thread.is_alive() for thread in self._threads):
             return False
         state, since = self._fetch_state
-        return state != "fetching" or (now or time.monotonic()) - since < STUCK_AFTER
+        limit = self.fetch_timeout + STUCK_AFTER
+        return state != "fetching" or (now or time.monotonic()) - since < limit
 
     @property
     def held(self) -> int:
@@ -188,6 +190,7 @@ class Consumer:
         if self._stopped:
             return
         self._stopped = True
+        self.executor.stop()
         if not warm:
             self._cold.set()
         self._stopping.set()
@@ -287,6 +290,7 @@ class Consumer:
         if delivery.delivery_count > cap:
             reason = (f"delivered {delivery.delivery_count} times (cap "
                       f"task_max_deliveries={cap}); it may crash its worker")
+            # Out for good even if its record cannot be written: it must stop coming back.
             self._end(payload, states.REJECTED, MessageError(reason))
             self._reject(delivery, reason)
             return
@@ -424,16 +428,21 @@ class Consumer:
 
     def _conclude(self, held: Held, state: str, exc: Exception) -> None:
         """A task that ended without its runner finishing it (skipped, timed out, terminated,
-        lost): end it through the after-hooks and settle the message."""
-        self._end(held.job.payload, state, exc)
-        if held.acks_late:
+        lost): end it through the after-hooks and settle the message; if they could not
+        finish (its result could not be stored), it goes back to the broker instead."""
+        if not self._end(held.job.payload, state, exc):
+            # It did not run: given back uncounted, so an outage cannot dead-letter it.
+            self.counters.requeued += 1
+            self._safely(self.transport.release, [held.delivery])
+        elif held.acks_late:
             self._ack_later(held.delivery)
 
-    def _end(self, payload: Payload, state: str, exc: Exception) -> None:
+    def _end(self, payload: Payload, state: str, exc: Exception) -> bool:
         try:
-            self.executor.end(payload, state, exc)
+            return self.executor.end(payload, state, exc)
         except Exception:  # noqa: BLE001 - the pipeline isolates its middleware; this is a bug
             log.exception("failed to end task %s[%s]", payload.request.name, payload.request.id)
+            return False
 
     def _ack_later(self, delivery: Delivery) -> None:
         with self._lock:
@@ -510,8 +519,12 @@ class Consumer:
                     counters.failed += 1
                 if held.acks_late:
                     self._ack_later(held.delivery)
-            elif verdict.action == REQUEUE:
+            elif verdict.action == REQUEUE and held.acks_late:
                 self._requeue(held, verdict.reason)
+            elif verdict.action == REQUEUE:
+                log.error("task %s[%s] (acks_late=False) was acknowledged before it ran; "
+                          "what could not be recorded is lost: %s", request.name, request.id,
+                          verdict.reason)
             else:  # rejected: its record and its canvas were ended by the runner
                 self._reject(held.delivery, verdict.reason,
                              settle=held.acks_late)  # at-most-once: already settled

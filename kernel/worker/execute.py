@@ -28,7 +28,7 @@ from kernel.interfaces.middleware import Call
 from kernel.interfaces.pool import Job
 from kernel.message import Request, current_request, parse_body
 from kernel.options import TaskOptions
-from kernel.worker.pipeline import Pipeline
+from kernel.worker.pipeline import Pipeline, Unfinished
 
 if TYPE_CHECKING:
     from kernel.app import App
@@ -73,7 +73,7 @@ class Executor:
     def pipeline(self) -> Pipeline:
         # Built lazily, in the process that runs tasks.
         if self._pipeline is None:
-            self._pipeline = Pipeline.of(self.app.plugins.middleware.values())
+            self._pipeline = Pipeline.of(self.app.plugins.middleware.values(), self.app.conf)
         return self._pipeline
 
     # ------------------------------------------------------------------ sync path
@@ -143,19 +143,35 @@ class Executor:
         return call, problem
 
     def _finish(self, call: Call) -> Verdict:
-        self.pipeline.after(call)
+        try:
+            self.pipeline.after(call)
+        except Unfinished as exc:
+            log.error("task %s[%s] ended %s but %s", call.request.name, call.request.id,
+                      call.state, exc)
+            return Verdict(REQUEUE, call.state, str(exc))
         if call.state == states.FAILURE:
             call.value.__traceback__ = None  # break the frame cycle early
         if call.state == states.REJECTED:
             return Verdict(REJECT, states.REJECTED, str(call.value))
         return Verdict(ACK, call.state)
 
-    def end(self, payload: Payload, state: str, exc: Exception) -> None:
+    def end(self, payload: Payload, state: str, exc: Exception) -> bool:
         """A message that ended without its runner finishing it: the after-hooks, here, with
-        `state` and `exc` as its outcome (its result, its chord, its callbacks, its claim)."""
+        `state` and `exc` as its outcome (its result, its chord, its callbacks, its claim).
+        False when a critical one could not finish: the message must not be acked."""
         call, _ = self._call(payload)
         call.state, call.value = state, exc
-        self.pipeline.after(call)
+        try:
+            self.pipeline.after(call)
+        except Unfinished as unfinished:
+            log.error("task %s[%s] ended %s but %s", call.request.name, call.request.id,
+                      state, unfinished)
+            return False
+        return True
+
+    def stop(self) -> None:
+        """The worker stops: retries of after-hooks end, their messages go back unacked."""
+        self.pipeline.stopping.set()
 
 
 @contextmanager

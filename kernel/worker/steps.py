@@ -28,11 +28,13 @@ class PoolStep(Bootstep[Pool]):
         pool: Pool = spec.factory(options.concurrency,
                                   max_tasks_per_child=options.max_tasks_per_child,
                                   max_memory_per_child=options.max_memory_per_child)
-        pool.start(Executor(app, options.nodename))
+        self.executor = Executor(app, options.nodename)
+        pool.start(self.executor)
         self.pool = pool
         return pool
 
     def stop(self) -> None:
+        self.executor.stop()  # in-process pools: after-hooks still retrying give up
         self.pool.stop(wait=False)
 
 

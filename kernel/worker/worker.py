@@ -78,6 +78,7 @@ class Worker:
 
     def start(self) -> None:
         """Start every bootstep; returns once the worker consumes."""
+        FATAL.clear()  # a failure of an earlier worker in this process is not this one's
         self.app.plugins.hook.kernel_worker_init(worker=self)
         values = self.blueprint.start(self.app, self.options)
         self.consumer = values[ConsumerStep]
@@ -108,7 +109,6 @@ class Worker:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
-        FATAL.clear()
         self.start()
         log.info("%s ready.", self.nodename)
         while not self._shutdown.wait(1.0):

@@ -130,14 +130,14 @@ def test_the_heartbeat_file_is_touched_while_the_worker_is_alive_and_not_when_st
     from kernel.worker import liveness
 
     monkeypatch.setattr(liveness, "PERIOD", 0.1)
-    monkeypatch.setattr(consumer_module, "STUCK_AFTER", 0.5)
+    monkeypatch.setattr(consumer_module, "STUCK_AFTER", 2.0)
     beat = tmp_path / "alive"
     release = threading.Event()
     with running_worker(app, concurrency=1, heartbeat_file=str(beat)) as worker:
         first = wait_for(lambda: beat.exists() and beat.stat().st_mtime_ns, 10, "the file")
-        wait_for(lambda: beat.stat().st_mtime_ns > first, 10, "a second touch")
         consumer = worker.consumer
         assert consumer is not None
+        wait_for(lambda: beat.stat().st_mtime_ns > first, 10, "a second touch")
         [step] = [s for s in worker.blueprint.started if s.name == "liveness"]
 
         def hang(*args: object) -> list[object]:

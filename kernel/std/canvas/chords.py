@@ -124,6 +124,7 @@ class CountChords(Middleware):
     the rest of its chain if it did not succeed."""
 
     name = "chord"
+    critical = True
 
     def after(self, call: Call) -> None:
         if call.state not in states.READY_STATES:

@@ -14,6 +14,7 @@ log = logging.getLogger("kernel.worker")
 
 class AutoRetry(Middleware):
     name = "autoretry"
+    critical = True
 
     def after(self, call: Call) -> None:
         # Only a body that ran and raised: a task killed at its hard time limit or lost with

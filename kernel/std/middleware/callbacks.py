@@ -21,6 +21,7 @@ ERROR_STATES = frozenset({states.FAILURE, states.REJECTED})
 
 class SendCallbacks(Middleware):
     name = "callbacks"
+    critical = True
 
     def after(self, call: Call) -> None:
         request, embed = call.request, call.embed

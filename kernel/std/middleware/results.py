@@ -14,6 +14,7 @@ class StoreResults(Middleware):
     result is ignored; a RETRY is recorded by `Task.resend`, before the retry is sent."""
 
     name = "results"
+    critical = True
 
     @staticmethod
     def _ignored(call: Call) -> bool:

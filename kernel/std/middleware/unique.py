@@ -9,6 +9,7 @@ from kernel.interfaces.middleware import Call, Middleware
 
 class ReleaseUnique(Middleware):
     name = "unique"
+    critical = True
 
     def after(self, call: Call) -> None:
         key = call.request.headers.get(unique.HEADER)
