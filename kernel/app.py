@@ -162,6 +162,7 @@ class App:
             # The worker renews leases every third of worker_lease_seconds; transports with
             # leases take their length from the same setting unless told otherwise.
             options = {"lease_seconds": self.conf.worker_lease_seconds,
+                       "connection_timeout": self.conf.broker_connection_timeout,
                        **self._settings_of(registry, url), **self.conf.transport_options}
             self._transport = spec.factory(url, options)
         return self._transport

@@ -84,6 +84,10 @@ class Config:
     worker_shutdown_timeout: float = 30.0
     #: seconds a fetched message stays leased; the worker renews it every third of that.
     worker_lease_seconds: float = 30.0
+    #: seconds a send may spend reaching an unreachable broker (connecting, retrying) before it
+    #: raises `kernel.errors.ConnectionFailed`; given to transports as option
+    #: ``connection_timeout``.
+    broker_connection_timeout: float = 4.0
 
     #: plugins' settings (declared with `kernel.specs.SettingSpec`), by name.
     plugin_settings: dict[str, Any] = field(default_factory=dict, repr=False)

@@ -130,7 +130,10 @@ class Transport(ABC):
         MUST return only when every message is durably held by the broker (as durable as the
         broker gets). MUST NOT publish a message twice. Order within one queue and one priority
         is preserved. Raises `kernel.errors.ConnectionFailed` if the broker cannot be reached
-        after the transport's own reconnect attempts.
+        after the transport's own reconnect attempts; a transport of a server broker MUST
+        raise it within its option ``connection_timeout`` (``broker_connection_timeout``)
+        when the broker cannot be reached, and a batch it raised for MUST NOT have been
+        delivered, or else (the broker's reply was lost) its docs MUST say so.
         """
 
     @abstractmethod

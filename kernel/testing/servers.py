@@ -28,7 +28,8 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import NoReturn
@@ -38,7 +39,8 @@ from typing_extensions import Self
 
 from kernel.testing.transport import wait_for
 
-__all__ = ["ServerProcess", "free_port", "listening", "need_binary", "stop_all", "unavailable"]
+__all__ = ["ServerProcess", "free_port", "listening", "need_binary", "silent_server", "stop_all",
+           "unavailable"]
 
 
 def free_port() -> int:
@@ -48,6 +50,17 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+@contextmanager
+def silent_server() -> Iterator[int]:
+    """A port on 127.0.0.1 that takes connections and never answers, for the block: a server
+    hung, or cut off by the network behind connections that still look open. It never accepts,
+    so the operating system completes a few handshakes and then lets connects hang too."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        yield listener.getsockname()[1]
 
 
 def unavailable(message: str) -> NoReturn:

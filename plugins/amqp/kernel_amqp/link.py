@@ -141,6 +141,11 @@ class Link:
         self._pending -= done
         return done
 
+    @property
+    def published(self) -> int:
+        """How many messages went out on this connection (a failed write not counted)."""
+        return self._published
+
     def publish(self, batch: list[tuple[amqp.Message, str, str]], *,
                 mandatory: bool = True) -> list[str]:
         """Publish (message, exchange, routing key) triples and return once RabbitMQ confirmed
@@ -330,22 +335,30 @@ def heartbeat_option(options: dict[str, Any]) -> float:
 
 
 def connect(url: str, options: dict[str, Any]) -> Link:
-    """Open a Link, retrying the connect a few times (transport option ``max_retries``), but not
-    after the broker's certificate was refused: that fails the same way every time."""
+    """Open a Link, retrying the connect a few times (transport option ``max_retries``) within
+    ``connection_timeout`` seconds in all, but not after the broker's certificate was refused:
+    that fails the same way every time."""
     tls = ssl_option(options)
     reader = OptionReader(options, "RabbitMQ transport")
-    conn: Any = Connection(url, connect_timeout=reader.number("connect_timeout", 4.0,
-                                                              positive=True),
-                           heartbeat=heartbeat_option(options), **({"ssl": tls} if tls else {}))
+    total = reader.number("connection_timeout", 4.0, positive=True)
+    # An attempt waits for the TCP connect and then for the handshake, each up to
+    # connect_timeout: by default two attempts fit in the total.
+    attempt = reader.number("connect_timeout", total / 4, positive=True)
+    conn: Any = Connection(url, connect_timeout=attempt, heartbeat=heartbeat_option(options),
+                           **({"ssl": tls} if tls else {}))
+    deadline = time.monotonic() + total
 
-    def give_up_on_certificates(exc: BaseException, interval: float) -> None:
-        if isinstance(exc, ssl.SSLCertVerificationError):
+    def give_up(exc: BaseException, interval: float) -> None:
+        # Not after the broker's certificate was refused, nor when the pause and the next
+        # attempt would end past the deadline (kombu's own timeout does not count them).
+        if (isinstance(exc, ssl.SSLCertVerificationError)
+                or time.monotonic() + interval + 2 * attempt > deadline):
             raise exc
 
     try:
         # Not as kombu's own errors: ERRORS are py-amqp's and the socket's.
         conn.ensure_connection(max_retries=reader.integer("max_retries", 3, minimum=0),
-                               errback=give_up_on_certificates, reraise_as_library_errors=False,
+                               errback=give_up, reraise_as_library_errors=False,
                                interval_start=0.2, interval_step=0.5, interval_max=2.0)
         return Link(conn, reader.number("confirm_timeout", 30.0, positive=True))
     except ssl.SSLError as exc:
@@ -353,5 +366,6 @@ def connect(url: str, options: dict[str, Any]) -> Link:
         raise handshake_failed(exc, conn.as_uri()) from None
     except ERRORS as exc:
         conn.release()
-        raise ConnectionFailed(f"cannot connect to RabbitMQ at {conn.as_uri()} ({exc}); check "
-                               f"that it runs and the URL, user and vhost are right") from None
+        raise ConnectionFailed(f"cannot connect to RabbitMQ at {conn.as_uri()} within {total:g} "
+                               f"s ({exc}); check that it runs and the URL, user and vhost are "
+                               f"right, or allow longer (broker_connection_timeout)") from None

@@ -71,10 +71,12 @@ class AmqpTransport(HoldsLink, Transport):
     Options: ``max_priority`` (10; 0 declares queues without priorities, as Celery does unless
     ``task_queue_max_priority`` is set), ``queue_type`` (``classic``, or ``quorum``: replicated
     queues that count deliveries themselves but have no priorities), ``heartbeat`` (60 s; 0
-    turns heartbeats off), ``confirm_timeout`` (30 s), ``connect_timeout`` (4 s),
-    ``max_retries`` (3 connection attempts per call), ``ssl`` (TLS: True or a mapping of
-    ``ca_certs``, ``certfile``, ``keyfile``, ``cert_reqs``, ``server_hostname``, ``ciphers``;
-    see `kernel_amqp.tls`).
+    turns heartbeats off), ``confirm_timeout`` (30 s), ``connection_timeout`` (4 s,
+    the app's ``broker_connection_timeout``: the most a call spends connecting, attempts and
+    pauses included), ``connect_timeout`` (a quarter of that: one attempt's TCP connect,
+    and then its handshake), ``max_retries`` (3 connection attempts per call), ``ssl`` (TLS:
+    True or a mapping of ``ca_certs``, ``certfile``, ``keyfile``, ``cert_reqs``,
+    ``server_hostname``, ``ciphers``; see `kernel_amqp.tls`).
     """
 
     capabilities = CAPABILITIES
@@ -189,35 +191,54 @@ class AmqpTransport(HoldsLink, Transport):
 
     def publish(self, messages: Sequence[Outgoing]) -> None:
         """Delayed messages (``not_before``) go through the delay cascade (see
-        `kernel_amqp.topology`), due to the second rounded up."""
+        `kernel_amqp.topology`), due to the second rounded up.
+
+        A connection found broken before the first message went out (RabbitMQ restarted since
+        the last call) is replaced and the batch sent on the new one; one that breaks later
+        raises: some messages may have reached the broker, and sending them again could
+        deliver them twice. RabbitMQ's confirms say which did, so a publish that raised
+        after it was connected may still have delivered part of the batch."""
         if not messages:
             return
+        for attempt in (1, 2):
+            with self._lock:
+                link = self._connected()
+                before = link.published
+                try:
+                    self._publish_on(link, messages)
+                    return
+                except ConnectionFailed:
+                    # Again only if the connection was dropped before any message left.
+                    if attempt == 2 or self._link is not None or link.published != before:
+                        raise
+                    log.warning("the connection to RabbitMQ was broken before the publish; "
+                                "publishing on a new one")
+
+    def _publish_on(self, link: Link, messages: Sequence[Outgoing]) -> None:
         now = time.time()
-        with self._lock:
-            link = self._connected()
-            try:
-                batch = []
-                for m in messages:
-                    self._declare(link, m.queue)
-                    priority = self._priority(m.priority or m.envelope.properties.get("priority"))
-                    message = to_message(m.envelope, priority)
-                    delay = topo.delay_seconds(m.not_before, now) if m.not_before else 0
-                    if delay:
-                        levels = topo.delay_bits(delay)
-                        self._declare_delays(link, m.queue, levels)
-                        batch.append((message, topo.delay_exchange(levels[-1]),
-                                      topo.delay_routing_key(m.queue, delay)))
-                    else:
-                        batch.append((message, topo.exchange_for(m.queue), m.queue))
-                self._send(link, batch)
-            except ChannelError as exc:
-                # The broker closed the publishing channel (e.g. an exchange was deleted under
-                # us): start afresh, declarations included, on the next call.
-                self._failed(exc, "publishing")
-                raise ConnectionFailed(f"RabbitMQ refused the publish ({exc}); the next call "
-                                       f"declares the queues again") from None
-            except ERRORS as exc:
-                raise self._failed(exc, "publishing") from None
+        try:
+            batch = []
+            for m in messages:
+                self._declare(link, m.queue)
+                priority = self._priority(m.priority or m.envelope.properties.get("priority"))
+                message = to_message(m.envelope, priority)
+                delay = topo.delay_seconds(m.not_before, now) if m.not_before else 0
+                if delay:
+                    levels = topo.delay_bits(delay)
+                    self._declare_delays(link, m.queue, levels)
+                    batch.append((message, topo.delay_exchange(levels[-1]),
+                                  topo.delay_routing_key(m.queue, delay)))
+                else:
+                    batch.append((message, topo.exchange_for(m.queue), m.queue))
+            self._send(link, batch)
+        except ChannelError as exc:
+            # The broker closed the publishing channel (e.g. an exchange was deleted under
+            # us): start afresh, declarations included, on the next call.
+            self._failed(exc, "publishing")
+            raise ConnectionFailed(f"RabbitMQ refused the publish ({exc}); the next call "
+                                   f"declares the queues again") from None
+        except ERRORS as exc:
+            raise self._failed(exc, "publishing") from None
 
     @staticmethod
     def _send(link: Link, batch: list[tuple[amqp.Message, str, str]]) -> None:

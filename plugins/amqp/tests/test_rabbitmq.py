@@ -276,6 +276,41 @@ def test_a_broker_that_does_not_answer_is_connection_failed() -> None:
             t.close()
 
 
+@pytest.mark.parametrize("silent", [False, True], ids=["refused", "never-answers"])
+def test_a_send_to_an_unreachable_broker_raises_within_broker_connection_timeout(
+        silent: bool) -> None:
+    from kernel import App
+    from kernel.testing.servers import free_port, silent_server
+
+    timeout = 1.0
+    with silent_server() as quiet:
+        port = quiet if silent else free_port()
+        app = App("outage", broker=f"amqp://guest:guest@127.0.0.1:{port}//",
+                  config={"broker_connection_timeout": timeout, "result_backend": None})
+        began = time.monotonic()
+        with pytest.raises(ConnectionFailed, match="broker_connection_timeout"):
+            app.send_task("outage.add", (1, 2), queue="never")
+        assert time.monotonic() - began <= timeout + 0.5
+        app.close()
+
+
+def test_a_connection_found_dead_by_the_publish_is_replaced_and_the_batch_sent_once(
+        transport: AmqpTransport, other: AmqpTransport, new_queue: NewQueue,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    queue = new_queue("stale")
+    transport.publish([Outgoing(queue, make_envelope(0))])
+    assert transport._link is not None
+    link = transport._link
+    # A connection whose death the pre-publish check cannot see yet (the broker went away
+    # an instant ago): the first write fails, before any message left.
+    monkeypatch.setattr(link, "catch_up", lambda: None)
+    link.raw.sock.shutdown(socket.SHUT_RDWR)
+    transport.publish([Outgoing(queue, make_envelope(1))])
+    assert transport._link is not None and transport._link is not link
+    assert sorted(ids(drain(other, queue, 2))) == ["m-0", "m-1"]
+    assert other.fetch([queue], 1, 0.3) == [], "sent once"
+
+
 def test_plugin_registers_the_schemes() -> None:
     from kernel_amqp import plugin
 

@@ -18,10 +18,11 @@ query: ``ssl_cert_reqs`` (``required`` | ``optional`` | ``none``, or an ``ssl.CE
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import redis
@@ -38,6 +39,9 @@ from kernel.plugin import (
     mask_url,
     tls_settings,
 )
+
+
+T = TypeVar("T")
 
 
 def as_bytes(value: bytes | str) -> bytes:
@@ -141,6 +145,35 @@ def open_client(url: str, options: Options) -> redis.Redis:
         target.service, redis_class=redis.Redis, db=target.db, username=target.username,
         password=target.password, **{**common, **tls})
     return client
+
+
+def open_bounded_client(url: str, options: Options, timeout: float) -> redis.Redis:
+    """A client for calls that must end within `timeout` seconds (`within`): no retries of
+    its own, and each attempt's connect and read wait a quarter of it, so that two attempts
+    fit and a silent server (a network cut) fails an attempt instead of hanging it."""
+    return open_client(url, {**options, "retries": 0, "socket_timeout": timeout / 4,
+                             "socket_connect_timeout": timeout / 4})
+
+
+def within(timeout: float, url: str, attempt: Callable[[], T]) -> T:
+    """`attempt()` (on an `open_bounded_client`), tried again with backoff on connection
+    errors while another attempt fits before `timeout` seconds; then `ConnectionFailed`."""
+    deadline = time.monotonic() + timeout
+    pause = 0.05
+    while True:
+        try:
+            return attempt()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            # An attempt takes at most half the timeout (connect, then read): start one only
+            # if it ends in time.
+            room = deadline - time.monotonic() - timeout / 2
+            if room < 0:
+                raise ConnectionFailed(
+                    f"cannot reach Redis at {mask_url(url)} within {timeout:g} s ({exc}); "
+                    f"check the server is up and the URL is right, or allow longer "
+                    f"(broker_connection_timeout)") from exc
+            time.sleep(min(pause, room))
+            pause = min(pause * 2, 0.5)
 
 
 @contextmanager

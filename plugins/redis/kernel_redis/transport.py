@@ -71,8 +71,10 @@ from kernel_redis import broadcast, scripts
 from kernel_redis.connection import (
     as_bytes,
     close_quietly,
+    open_bounded_client,
     open_client,
     reachable,
+    within,
 )
 from kernel_redis.plugin import TRANSPORT_CAPABILITIES
 
@@ -106,8 +108,14 @@ class RedisTransport(Transport):
     Options: ``lease_seconds`` (30) a fetched message stays with its consumer unless extended;
     ``priority_steps`` ([0, 3, 6, 9]); ``sweep_interval`` (1 s) how often an idle fetch looks
     for expired leases and messages other producers wrote; ``visibility_timeout`` (3600) the
-    Celery workers' setting on this Redis; plus the connection options of
-    `kernel_redis.connection.open_client`.
+    Celery workers' setting on this Redis; ``connection_timeout`` (4 s, the app's
+    ``broker_connection_timeout``) the most a publish spends on an unreachable Redis before
+    `ConnectionFailed`; plus the connection options of `kernel_redis.connection.open_client`.
+
+    A publish that raised was not delivered, with one exception: Redis ran it but its reply was
+    lost, and every retry within ``connection_timeout`` failed to reach it. Retries carry the
+    first attempt's token, so a publish retried (by the transport or by the caller with the same
+    task id) is never delivered twice.
     """
 
     capabilities = TRANSPORT_CAPABILITIES
@@ -126,8 +134,12 @@ class RedisTransport(Transport):
             raise ConfigurationError(f"Redis option 'priority_steps' must be increasing integers "
                                      f"0..9 starting at 0, got {steps!r}")
         self.steps: tuple[int, ...] = tuple(steps)
+        self.connection_timeout = reader.number("connection_timeout", 4.0, positive=True)
         self._client = open_client(url, options)
-        self._publish = self._client.register_script(scripts.PUBLISH)
+        # Publishing must give up in time (a caller's delay() waits on it); fetching, which
+        # blocks on purpose, keeps the retrying client.
+        self._sender = open_bounded_client(url, options, self.connection_timeout)
+        self._publish = self._sender.register_script(scripts.PUBLISH)
         self._claim = self._client.register_script(scripts.CLAIM)
         self._return = self._client.register_script(scripts.RETURN)
         self._extend = self._client.register_script(scripts.EXTEND)
@@ -153,7 +165,7 @@ class RedisTransport(Transport):
         if not messages:
             return
         keys: list[str] = [f"kernel.publish:{uuid.uuid4().hex}"]
-        # The token outlives redis-py's retries, so a retried call cannot publish twice.
+        # The token outlives the retries (`within`), so a retried call cannot publish twice.
         args: list[Any] = [60]
         for m in messages:
             envelope = replace(m.envelope, properties=_flip_property(
@@ -167,8 +179,7 @@ class RedisTransport(Transport):
             else:
                 keys.append(self.ready_keys(m.queue)[step])
                 args += ["", raw]
-        with reachable(self.url):
-            self._publish(keys=keys, args=args)
+        within(self.connection_timeout, self.url, lambda: self._publish(keys=keys, args=args))
 
     # ------------------------------------------------------------------ consume
 
@@ -339,6 +350,7 @@ class RedisTransport(Transport):
     def close(self) -> None:
         self._closed.set()
         close_quietly(self._client)
+        close_quietly(self._sender)
 
 
 __all__ = ["RedisTransport", "wire_priority"]
