@@ -178,8 +178,11 @@ class App:
                 spec = registry.get(scheme_of(url))
                 # Stores that work through the broker (rpc://) find it, and how to connect to
                 # it (TLS settings, timeouts), here.
+                # A send writes its PENDING record here first: it gives up in the same time.
                 store = spec.factory(url, {"broker_url": self.conf.broker_url,
                                            "broker_options": dict(self.conf.transport_options),
+                                           "connection_timeout":
+                                               self.conf.broker_connection_timeout,
                                            **self._settings_of(registry, url),
                                            **self.conf.result_backend_options})
             self._backend = ResultBackend(store, self.codec, self.conf.result_serializer,

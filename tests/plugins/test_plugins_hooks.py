@@ -94,9 +94,10 @@ def test_hook_kernel_result_stores() -> None:
     assert app.plugins.result_stores.get("kv").capabilities.push_wait
     assert built == []  # lazily: nothing is built until results are used
     # the store's options, plus where the broker is and how to connect to it (stores such as
-    # rpc:// work through it)
+    # rpc:// work through it), and how long a write may wait for an unreachable server
     assert app.backend.store is None and built == [
-        ("kv://h/1", {"broker_url": "kv://h/1", "broker_options": {"tls": 1}, "ttl": 5})]
+        ("kv://h/1", {"broker_url": "kv://h/1", "broker_options": {"tls": 1},
+                      "connection_timeout": app.conf.broker_connection_timeout, "ttl": 5})]
 
 
 class ReversedJson:

@@ -22,8 +22,15 @@ import redis
 from redis.client import PubSub
 
 from kernel.interfaces.results import ResultStore
-from kernel.plugin import Options, mask_url
-from kernel_redis.connection import as_bytes, close_quietly, open_client, reachable
+from kernel.plugin import OptionReader, Options, mask_url
+from kernel_redis.connection import (
+    as_bytes,
+    close_quietly,
+    open_bounded_client,
+    open_client,
+    reachable,
+    within,
+)
 from kernel_redis.plugin import RESULT_STORE_CAPABILITIES
 
 #: subscriber connections kept for later waits (one per thread that waits at once).
@@ -72,18 +79,25 @@ def _millis(expires: float) -> int:
 
 
 class RedisResultStore(ResultStore):
-    """``redis://[:password@]host[:port][/db]`` or ``rediss://``; the connection options of
-    `kernel_redis.connection.open_client`."""
+    """``redis://[:password@]host[:port][/db]`` or ``rediss://``; ``connection_timeout`` (4 s,
+    the app's ``broker_connection_timeout``) the most storing a record spends on an unreachable
+    Redis, and the connection options of `kernel_redis.connection.open_client`."""
 
     capabilities = RESULT_STORE_CAPABILITIES
 
     def __init__(self, url: str, options: Options | None = None) -> None:
         self.url = url
-        self._client = open_client(url, options or {})
+        options = options or {}
+        self.connection_timeout = OptionReader(options, "Redis result store").number(
+            "connection_timeout", 4.0, positive=True)
+        self._client = open_client(url, options)
+        # Storing gives up in time (a send writes its PENDING record first; a worker retries
+        # on its own); a SET written twice is written once.
+        self._writer = open_bounded_client(url, options, self.connection_timeout)
         self._lock = threading.Lock()
         self._idle: list[PubSub] = []
         self._chord_part = self._client.register_script(CHORD_PART)
-        self._set = self._client.register_script(SET)
+        self._set = self._writer.register_script(SET)
 
     def __repr__(self) -> str:
         return f"<RedisResultStore {mask_url(self.url)}>"
@@ -92,9 +106,9 @@ class RedisResultStore(ResultStore):
         if not items:
             return
         keys = [key for key, _ in items]
-        with reachable(self.url):
-            self._set(keys, [0 if expires is None else _millis(expires),
-                             *(value for _, value in items)])
+        args: list[int | bytes] = [0 if expires is None else _millis(expires),
+                                   *(value for _, value in items)]
+        within(self.connection_timeout, self.url, lambda: self._set(keys, args))
 
     def get(self, key: str) -> bytes | None:
         with reachable(self.url):
@@ -188,6 +202,7 @@ class RedisResultStore(ResultStore):
         for pubsub in idle:
             self._give_back(pubsub, "", False)
         close_quietly(self._client)
+        close_quietly(self._writer)
 
 
 __all__ = ["RedisResultStore"]

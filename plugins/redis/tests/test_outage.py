@@ -76,3 +76,17 @@ def test_a_send_during_a_restart_waits_for_the_server_and_is_delivered_once(
     finally:
         app.close()
         server.kill()
+
+
+def test_a_send_whose_result_store_never_answers_raises_within_the_timeout(
+        redis_url: str) -> None:
+    with silent_server() as port:
+        app = App("outage", broker=redis_url, config={
+            "broker_connection_timeout": TIMEOUT, "result_backend": f"redis://127.0.0.1:{port}/0"})
+        queue = f"q-{uuid.uuid4().hex}"
+        began = time.monotonic()
+        with pytest.raises(ConnectionFailed, match="broker_connection_timeout"):
+            app.send_task("outage.add", (1, 2), queue=queue)  # its PENDING record comes first
+        assert time.monotonic() - began <= TIMEOUT + SLACK
+        assert app.transport.fetch([queue], 10, 0) == [], "a send that raised is not delivered"
+        app.close()
