@@ -15,7 +15,7 @@ import redis
 from kernel.testing.transport import wait_for
 from kernel.testing.workers import WorkerProcess, Workers
 from kernel_redis.transport import DELAYED, UNACKED
-from redis_servers import RedisServer
+from kernel_redis.testing import RedisServer
 
 TESTS = Path(__file__).parent
 
