@@ -130,3 +130,13 @@ class RabbitNode(ServerProcess):
                               timeout=120)
         assert done.returncode == 0, f"rabbitmqctl {' '.join(args)} failed: {done.stderr}"
         return done.stdout
+
+    def messages(self, queue: str) -> int:
+        """Messages the node has in `queue`, ready or delivered and not yet acknowledged (0 if
+        there is no such queue). A call of rabbitmqctl: a second or two."""
+        for line in self.ctl("list_queues", "--quiet", "--no-table-headers",
+                             "name", "messages").splitlines():
+            name, _, count = line.rpartition("\t")
+            if name == queue:
+                return int(count)
+        return 0

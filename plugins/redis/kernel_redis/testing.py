@@ -14,14 +14,23 @@ It needs the ``redis-server`` binary: without it the test skips, or fails under 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import redis
 
 from kernel.testing.servers import ServerProcess, free_port, need_binary
+from kernel_redis.transport import UNACKED
 
-__all__ = ["RedisServer"]
+__all__ = ["RedisServer", "held"]
+
+
+def held(client: redis.Redis, queue: str) -> int:
+    """Messages of `queue` some consumer holds (kombu's ``unacked`` hash), whether its lease
+    runs or has run out and the message waits to be restored."""
+    suffix = f',"",{json.dumps(queue)}]'.encode()
+    return sum(1 for entry in client.hvals(UNACKED) if entry.endswith(suffix))
 
 
 class RedisServer(ServerProcess):
