@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 import pytest
 import redis
 
@@ -46,6 +46,11 @@ T = TypeVar("T")
 
 #: completed runs before the fault: work flows on every worker.
 WARM_UP = 40
+#: tasks sent at once just before the fault, per pool slot of the scenario's workers: twice
+#: what they prefetch (4 a slot, worker_prefetch_multiplier), so that they hold a full prefetch
+#: when the fault comes (at the steady pace, far below their capacity, they hold next to
+#: nothing), and little is left to drain after it.
+BURST_PER_SLOT = 8
 #: tasks sent after recovery that must run before the client stops: the pace is back.
 AFTER = 40
 #: seconds a scenario may take to recover once its fault is over.
@@ -142,18 +147,26 @@ class Scenario:
             "task_default_queue": self.queue, "result_backend": broker.results})
         self.sender = Sender(self.client, self.queue, rate=rate, work=work)
         self.killed: set[WorkerProcess] = set()
+        self.slots = 0
         self.started = self.ended = 0.0
         self.outage = 0.0
 
     # ------------------------------------------------------------------ before the fault
 
     def start_worker(self, pool: str = "threads", concurrency: int = 4) -> WorkerProcess:
+        self.slots += concurrency
         return self.workers.start(pool, concurrency, loglevel="info").wait_ready()
 
     def load(self) -> None:
-        """Start the client; return once work flows (`WARM_UP` tasks ran to their end)."""
+        """Start the client; once work flows (`WARM_UP` tasks ran to their end), send a burst
+        (`BURST_PER_SLOT`) and return when it is sent: the fault comes now."""
         self.sender.start()
         self.wait(lambda: len(self.book.completed()) >= WARM_UP, 60, f"{WARM_UP} tasks to run")
+        burst = BURST_PER_SLOT * self.slots
+        mark = len(self.sender.sends())
+        self.sender.burst(burst)
+        self.wait(lambda: len([s for s in self.sender.sends()[mark:] if s.sent]) >= burst, 60,
+                  f"a burst of {burst} tasks to be sent")
 
     def wait(self, predicate: Callable[[], T], timeout: float, what: str,
              interval: float = 0.1) -> T:
@@ -239,9 +252,11 @@ class Scenario:
         self.workers.close()
         self.client.close()
         runs = self.book.runs()
+        slowest = max((s.sent - s.first_try for s in self.sender.sends() if s.sent), default=0)
         row = Row(self.title, self.broker.name, round(self.outage, 2), len(sent),
-                  self.sender.raised, sum(1 for i in sent if i in runs), len(self.lost(sent)),
-                  len(self.twice()), None if recover is None else round(recover, 2), note)
+                  self.sender.raised, round(slowest, 2), sum(1 for i in sent if i in runs),
+                  len(self.lost(sent)), len(self.twice()),
+                  None if recover is None else round(recover, 2), note)
         record(row)
         if failure is not None:
             raise failure

@@ -50,11 +50,17 @@ class Sender:
         self._stop = threading.Event()
         self._trying_since: float | None = None
         self._failure: BaseException | None = None
+        self._burst = 0
         self._thread = threading.Thread(target=self._run, name="faults-sender", daemon=True)
 
     def start(self) -> Self:
         self._thread.start()
         return self
+
+    def burst(self, n: int) -> None:
+        """Send `n` tasks at once, in one call, then go on at the steady rate."""
+        with self._lock:
+            self._burst += n
 
     def sends(self) -> list[Send]:
         """Every task tried so far, in the order of their first try (copies)."""
@@ -92,30 +98,42 @@ class Sender:
         try:
             due = time.monotonic()
             while not self._stop.wait(max(0.0, due - time.monotonic())):
-                self._send_one()
+                with self._lock:
+                    n, self._burst = max(1, self._burst), 0
+                self._send(n)
                 # Steady: no burst to catch up after a send that waited out an outage.
                 due = max(due + self.interval, time.monotonic())
         except BaseException as exc:  # noqa: BLE001 - shown by check()
             self._failure = exc
 
-    def _send_one(self) -> None:
-        send = Send(uuid.uuid4().hex, time.monotonic())
+    def _send(self, n: int) -> None:
+        """Send `n` new tasks in one call (`send_many` for a burst), trying again until one
+        try returns."""
+        now = time.monotonic()
+        sends = [Send(uuid.uuid4().hex, now) for _ in range(n)]
         with self._lock:
-            self._sends.append(send)
+            self._sends += sends
         while True:
             self._trying_since = time.monotonic()
             try:
-                self.app.send_task("faults.work", (self.work,), task_id=send.task_id,
-                                   queue=self.queue)
+                if n == 1:
+                    self.app.send_task("faults.work", (self.work,), task_id=sends[0].task_id,
+                                       queue=self.queue)
+                else:
+                    self.app.send_many([("faults.work", (self.work,), {},
+                                         {"task_id": s.task_id}) for s in sends],
+                                       queue=self.queue)
             except ConnectionFailed:
                 pass
             except Exception as exc:  # noqa: BLE001 - recorded: sends must raise ConnectionFailed
                 self.errors.append(f"{type(exc).__module__}.{type(exc).__name__}: {exc}")
             else:
                 with self._lock:
-                    send.sent = time.monotonic()
+                    for send in sends:
+                        send.sent = time.monotonic()
                 self._trying_since = None
                 return
             with self._lock:
-                send.raised += 1
+                for send in sends:
+                    send.raised += 1
             time.sleep(RETRY_AFTER)  # a pause between tries, not a wait for a condition

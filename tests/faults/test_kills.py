@@ -35,9 +35,9 @@ def test_kill_9_of_a_prefork_child(broker: Broker, tmp_path: Path) -> None:
     worker = scenario.start_worker("prefork", 2)
     scenario.load()
     children = processes_of(worker) - {worker.pid}
-    run = scenario.wait(lambda: next((r for r in scenario.book.running() if r.pid in children),
-                                     None), 30, "a child to be running a task")
+    pid = scenario.wait(lambda: next((r.pid for r in scenario.book.running()
+                                      if r.pid in children), 0), 30, "a child to be running a task")
     scenario.fault_begins()
-    os.kill(run.pid, signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)
     scenario.fault_over()
-    scenario.finish(ran_in({run.pid}))
+    scenario.finish(ran_in({pid}))

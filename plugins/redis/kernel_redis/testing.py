@@ -21,16 +21,20 @@ from pathlib import Path
 import redis
 
 from kernel.testing.servers import ServerProcess, free_port, need_binary
+from kernel_redis.connection import as_bytes
 from kernel_redis.transport import UNACKED
 
 __all__ = ["RedisServer", "held"]
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def held(client: redis.Redis, queue: str) -> int:
     """Messages of `queue` some consumer holds (kombu's ``unacked`` hash), whether its lease
     runs or has run out and the message waits to be restored."""
     suffix = f',"",{json.dumps(queue)}]'.encode()
-    return sum(1 for entry in client.hvals(UNACKED) if entry.endswith(suffix))
+    entries: list[bytes | str] = client.hvals(UNACKED)
+    return sum(1 for entry in entries if as_bytes(entry).endswith(suffix))
 
 
 class RedisServer(ServerProcess):
@@ -52,9 +56,12 @@ class RedisServer(ServerProcess):
         self.port = port or free_port()
         self.ping = probe or {"host": host, "port": self.port}
         directory.mkdir(parents=True, exist_ok=True)
+        # Protected mode would refuse every client but loopback ones: a test's own address
+        # (a namespace's, say) is no public one.
+        protected = () if host in LOOPBACK else ("--protected-mode", "no")
         super().__init__(
             [*prefix, need_binary("redis-server"), *([str(config)] if config else []),
-             "--port", str(self.port), "--bind", host, "--save", "",
+             "--port", str(self.port), "--bind", host, *protected, "--save", "",
              "--dir", str(directory), "--appendonly", "yes" if persist else "no", *extra],
             log=directory / "redis.log", probe=self.answers, start_timeout=15,
             name=f"redis-server on {host}:{self.port}")
