@@ -329,8 +329,7 @@ class Consumer:
         soft = first_set(request.soft_time_limit, topts.soft_time_limit,
                          conf.task_soft_time_limit)
         self._warn_unenforced(request.name, soft, hard)
-        key = request.id if request.id not in self._running else f"{request.id}#{next(self._keys)}"
-        job = Job(key, request.name, payload, soft_time_limit=soft, hard_time_limit=hard,
+        job = Job(request.id, request.name, payload, soft_time_limit=soft, hard_time_limit=hard,
                   is_async=bool(task and task.is_async))
         if not acks_late:
             self.transport.ack([delivery])  # at-most-once: settled before it runs
@@ -435,6 +434,10 @@ class Consumer:
             self._skip(held, skip)
             return False
         with self._lock:
+            if held.job.id in self._running:
+                # Two deliveries of one task (a redelivery, a producer that sent it twice) are
+                # two jobs: each under a key of its own, so each settles its own message.
+                held.job.id = f"{held.request.id}#{next(self._keys)}"
             held.started = time.monotonic()
             self._running[held.job.id] = held
         return True
