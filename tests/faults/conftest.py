@@ -6,7 +6,7 @@ is emptied when the run starts, and the table printed at its end."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ import pytest
 from kernel_amqp.testing import RabbitNode
 from kernel_redis.testing import RedisServer
 from tests.faults.figures import figures_file, load, table
-from tests.faults.harness import Broker, broker_on_redis, durable_redis
+from tests.faults.harness import Broker, Scenario, broker_on_redis, durable_redis
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -76,3 +76,19 @@ def broker(request: pytest.FixtureRequest) -> Broker:
     """The broker a test is parametrized with (indirectly: SQLITE, REDIS, RABBITMQ)."""
     found: Broker = request.getfixturevalue(request.param)
     return found
+
+
+@pytest.fixture
+def new_scenario(tmp_path: Path) -> Iterator[Callable[..., Scenario]]:
+    """``new_scenario(title, broker, **options)``: a `Scenario` logging to the test's tmp_path,
+    whose workers and client are stopped at the end whatever happened (list this fixture after
+    the broker's, so it ends first)."""
+    made: list[Scenario] = []
+
+    def make(title: str, broker: Broker, **options: Any) -> Scenario:
+        made.append(Scenario(title, broker, tmp_path, **options))
+        return made[-1]
+
+    yield make
+    for scenario in made:
+        scenario.close()

@@ -3,18 +3,18 @@ client sending throughout, the fault in the middle, and the accounting at the en
 
 ::
 
-    scenario = Scenario("kill -9 of a worker", broker, tmp_path)
+    scenario = new_scenario("kill -9 of a worker", broker)   # conftest.py's fixture
     victim = scenario.start_worker()
     scenario.start_worker()
     scenario.load()                   # the client sends; wait until work flows
     scenario.kill(victim)             # the fault: it begins and ends here
     scenario.finish(ran_in({victim.pid}))
 
-`finish` waits for recovery, stops the client, waits until every task sent has run and the
-broker holds nothing more of the queue, stops the workers, records the figures (`figures.Row`)
-and then asserts: nothing lost, every result SUCCESS, a task run twice only where `forced`
-says the fault forced it, every worker not killed alive, working after the fault, and stopped
-cleanly at the end.
+`finish` waits for recovery, stops the client, waits until every task sent has run, the
+broker holds nothing more of the queue and every result is SUCCESS, stops the workers, records
+the figures (`figures.Row`) and then asserts: nothing lost, a task run twice only where
+`forced` says the fault forced it, every worker not killed alive, working after the fault, and
+stopped cleanly at the end.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import psutil  # type: ignore[import-untyped]
 import pytest
 import redis
 
-from kernel import App
+from kernel import App, states
 from kernel.testing.servers import ServerProcess
 from kernel.testing.transport import wait_for
 from kernel.testing.workers import WorkerProcess, Workers, wait_succeeded
@@ -99,6 +99,8 @@ def broker_on_redis(server: RedisServer, results: str | None = None) -> Iterator
 
 
 Forced = Callable[[str, list[Run], Send], bool]
+#: conftest.py's ``new_scenario`` fixture: ``new_scenario(title, broker, **options)``.
+NewScenario = Callable[..., "Scenario"]
 
 
 def processes_of(worker: WorkerProcess) -> set[int]:
@@ -220,9 +222,10 @@ class Scenario:
         return max(0.0, max(e for e in ends if e is not None) - self.ended)
 
     def finish(self, forced: Forced, *, note: str = "") -> Row:
-        """Wait for the end, record the figures, then assert what the module says."""
+        """Wait for the end, record the figures (whatever happened), then assert what the
+        module says."""
         recover: float | None = None
-        failure: AssertionError | None = None
+        failures: list[AssertionError] = []
 
         def over() -> bool:
             nonlocal recover
@@ -235,9 +238,13 @@ class Scenario:
             self.wait(lambda: self.ran_since(mark) >= AFTER, 60,
                       f"{AFTER} more tasks to run after the recovery")
         except AssertionError as exc:
-            failure = exc
-        self.sender.stop()
+            failures.append(exc)
+        try:
+            self.sender.stop()
+        except AssertionError as exc:
+            failures.append(exc)
         sent = self.sender.sent()
+        unsettled: set[str] = set()
         try:
             self.wait(lambda: set(sent) <= set(self.book.completed()), 60,
                       "every task sent to run to its end")
@@ -245,23 +252,30 @@ class Scenario:
                       "the broker to hold nothing more of the queue", interval=self.broker.poll)
             wait_succeeded(self.workers.client, sent, 60, self.describe)
         except AssertionError as exc:
-            failure = failure or exc
+            failures.append(exc)
+            unsettled = {i for i in sent
+                         if self.workers.client.AsyncResult(i).state != states.SUCCESS}
         alive = [w for w in self.workers.processes if w not in self.killed]
         crashed = [w for w in alive if not w.running]
         pids = {w: processes_of(w) for w in alive}
-        self.workers.close()
-        self.client.close()
+        self.close()
         runs = self.book.runs()
         slowest = max((s.sent - s.first_try for s in self.sender.sends() if s.sent), default=0)
         row = Row(self.title, self.broker.name, round(self.outage, 2), len(sent),
                   self.sender.raised, round(slowest, 2), sum(1 for i in sent if i in runs),
-                  len(self.lost(sent)), len(self.twice()),
+                  len(set(self.lost(sent)) | unsettled), len(self.twice()),
                   None if recover is None else round(recover, 2), note)
         record(row)
-        if failure is not None:
-            raise failure
+        if failures:
+            raise failures[0]
         self.check(row, forced, crashed, pids)
         return row
+
+    def close(self) -> None:
+        """Stop the workers (warm, then by force) and the client; safe to call again."""
+        self.sender.halt()
+        self.workers.close()
+        self.client.close()
 
     def ran_since(self, mark: int) -> int:
         """Tasks first tried after the `mark`-th that ran to their end."""
@@ -269,7 +283,8 @@ class Scenario:
         return sum(1 for s in self.sender.sends()[mark:] if s.task_id in completed)
 
     def lost(self, sent: list[str]) -> list[str]:
-        """Sent tasks that never ran to their end."""
+        """Sent tasks that never ran to their end (`finish` adds those whose result is not
+        SUCCESS)."""
         completed = self.book.completed()
         return [i for i in sent if i not in completed]
 

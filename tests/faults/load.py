@@ -94,6 +94,10 @@ class Sender:
             raise AssertionError(f"the client still sends after {self.send_deadline} s")
         self.check()
 
+    def halt(self) -> None:
+        """Send nothing new, without waiting (the thread ends after the send under way)."""
+        self._stop.set()
+
     def _run(self) -> None:
         try:
             due = time.monotonic()

@@ -6,19 +6,26 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import RABBITMQ, REDIS, SQLITE, Broker, Scenario, processes_of, ran_in
+from tests.faults.harness import (
+    RABBITMQ,
+    REDIS,
+    SQLITE,
+    Broker,
+    NewScenario,
+    processes_of,
+    ran_in,
+)
 
 BROKERS = [SQLITE, REDIS, RABBITMQ]
 
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("broker", BROKERS, indirect=True)
-def test_kill_9_of_a_worker(broker: Broker, tmp_path: Path) -> None:
-    scenario = Scenario("kill -9 of a worker", broker, tmp_path)
+def test_kill_9_of_a_worker(broker: Broker, new_scenario: NewScenario) -> None:
+    scenario = new_scenario("kill -9 of a worker", broker)
     victim = scenario.start_worker()
     scenario.start_worker()
     scenario.load()
@@ -30,8 +37,8 @@ def test_kill_9_of_a_worker(broker: Broker, tmp_path: Path) -> None:
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("broker", BROKERS, indirect=True)
-def test_kill_9_of_a_prefork_child(broker: Broker, tmp_path: Path) -> None:
-    scenario = Scenario("kill -9 of a prefork child", broker, tmp_path)
+def test_kill_9_of_a_prefork_child(broker: Broker, new_scenario: NewScenario) -> None:
+    scenario = new_scenario("kill -9 of a prefork child", broker)
     worker = scenario.start_worker("prefork", 2)
     scenario.load()
     children = processes_of(worker) - {worker.pid}

@@ -14,7 +14,7 @@ from tests.faults.harness import (
     REDIS,
     SQLITE,
     Broker,
-    Scenario,
+    NewScenario,
     around,
     broker_on_redis,
     durable_redis,
@@ -25,7 +25,7 @@ from tests.faults.netns import Namespace
 
 
 @pytest.mark.timeout(300)
-def test_result_store_down(tmp_path: Path) -> None:
+def test_result_store_down(tmp_path: Path, new_scenario: NewScenario) -> None:
     """The broker is fine; results go to a Redis of their own, killed for 10 s: workers keep
     each result and retry storing it, the message unacknowledged (and leased) meanwhile, so no
     task runs twice and no result is lost."""
@@ -33,7 +33,7 @@ def test_result_store_down(tmp_path: Path) -> None:
     server = durable_redis(tmp_path / "broker").start()
     try:
         with broker_on_redis(server, results=results.url) as broker:
-            scenario = Scenario("result store down, 10 s", broker, tmp_path)
+            scenario = new_scenario("result store down, 10 s", broker)
             scenario.start_worker()
             scenario.start_worker()
             scenario.load()
@@ -49,7 +49,7 @@ def test_result_store_down(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(300)
-def test_network_cut(tmp_path: Path) -> None:
+def test_network_cut(tmp_path: Path, new_scenario: NewScenario) -> None:
     """Redis (broker and results) runs in a network namespace of the test's own; the workers
     and the client, on the host, reach it over a veth link that is taken down for 20 s."""
     with Namespace() as ns:
@@ -57,7 +57,7 @@ def test_network_cut(tmp_path: Path) -> None:
         try:
             server.start()
             with broker_on_redis(server) as broker:
-                scenario = Scenario("network cut, 20 s", broker, tmp_path)
+                scenario = new_scenario("network cut, 20 s", broker)
                 scenario.start_worker()
                 scenario.start_worker()
                 scenario.load()
@@ -77,11 +77,11 @@ LEASE, STOPPED = 3.0, 10.0
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("broker", [SQLITE, REDIS], indirect=True)
-def test_sigstop_past_the_lease(broker: Broker, tmp_path: Path) -> None:
+def test_sigstop_past_the_lease(broker: Broker, new_scenario: NewScenario) -> None:
     """A worker stopped for longer than its lease: the other worker runs what the stopped one
     held once the leases run out; resumed, the stopped one finishes what it was running (run
     twice: forced by the lease's end) and goes on working."""
-    scenario = Scenario("SIGSTOP past the lease", broker, tmp_path, lease=LEASE)
+    scenario = new_scenario("SIGSTOP past the lease", broker, lease=LEASE)
     stopped = scenario.start_worker()
     scenario.start_worker()
     scenario.load()

@@ -6,20 +6,20 @@ run and the client sends throughout."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import RABBITMQ, REDIS, Broker, Scenario, around
+from tests.faults.harness import RABBITMQ, REDIS, Broker, NewScenario, around
 
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("seconds", [30, 3])
 @pytest.mark.parametrize("broker", [RABBITMQ, REDIS], indirect=True)
-def test_broker_restart(broker: Broker, seconds: int, tmp_path: Path) -> None:
+def test_broker_restart(broker: Broker, seconds: int,
+                        new_scenario: NewScenario) -> None:
     server = broker.server
     assert server is not None
-    scenario = Scenario(f"broker restart, {seconds} s", broker, tmp_path)
+    scenario = new_scenario(f"broker restart, {seconds} s", broker)
     scenario.start_worker()
     scenario.start_worker()
     scenario.load()
