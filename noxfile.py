@@ -6,6 +6,8 @@
 - lint (ruff, one configuration for the whole tree), types (mypy --strict over kernel and every
   distribution's package, one configuration), bench (tests/bench), docs (every Markdown link
   resolves).
+- faults: the fault suite (tests/faults): real brokers killed, restarted and cut off under load,
+  each scenario's figures printed as the table docs/reliability.md holds.
 """
 
 from __future__ import annotations
@@ -30,6 +32,16 @@ def tests(session: nox.Session) -> None:
     # The plugin by path, not as the extra: without uv, pip does not see the workspace.
     session.install("-e", ".[test]", "-e", "plugins/redis")
     session.run("pytest", "-n", "auto", *session.posargs)
+
+
+@nox.session
+def faults(session: nox.Session) -> None:
+    """The fault suite: kill -9 of workers and prefork children, broker restarts, the result
+    store going away, a network cut, a paused worker; on SQLite, Redis and RabbitMQ servers of
+    its own. Scenarios share nothing, so they run two at a time. The figures go to
+    build/faults/figures.jsonl (``KERNEL_FAULTS_FIGURES``) and the table ends the output."""
+    session.install("-e", ".[test]", "-e", "plugins/redis", "-e", "plugins/amqp")
+    session.run("pytest", "tests/faults", "-n", "2", *session.posargs)
 
 
 @nox.session(venv_backend="none")

@@ -161,6 +161,8 @@ class Transport(ABC):
         """Return prefetched messages that were never started, without counting a delivery.
 
         The default requeues each one; transports that count deliveries SHOULD undo the count.
+        A delivery that is no longer this consumer's (its lease ran out and the message went
+        to another, or its connection dropped) MUST be left alone, as `ack` leaves it.
         """
         for delivery in deliveries:
             self.reject(delivery, requeue=True, reason="released unstarted")
@@ -172,6 +174,18 @@ class Transport(ABC):
         before the lease ends for every message it holds, so a long task is never redelivered
         while its worker lives.
         """
+
+    def holds(self, delivery: Delivery) -> bool:
+        """False when the transport knows `delivery` is no longer this consumer's: the broker
+        took the message back (the connection it came on dropped, so the broker requeued it).
+        The worker asks before it starts a prefetched task, and gives back instead of running
+        one it no longer holds (the broker delivers it again: running it would run it twice).
+
+        Called for every task the worker starts: MUST answer from what the transport knows,
+        without a call to the broker. The default, True, is right for transports with leases
+        (the worker keeps track of those itself).
+        """
+        return True
 
     def size(self, queue: str) -> int:
         """Number of messages waiting in `queue` (delayed ones included)."""

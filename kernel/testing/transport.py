@@ -345,6 +345,29 @@ class TransportSuite:
             "; check release undoes the count the fetch added"
         transport.ack(again)
 
+    def test_settling_a_lapsed_delivery_changes_nothing(
+            self, transport: Transport, short_lease_transport: Transport, queue: str) -> None:
+        holder = short_lease_transport
+        transport.publish([Outgoing(queue, make_envelope(1))])
+        stale = _drain(holder, [queue], 1)
+        assert stale and holder.holds(stale[0]), "holds() must be true for a delivery the " \
+            "consumer holds: the worker gives back, unrun, every message it says is not held"
+        if not transport.capabilities.leases:
+            holder.ack(stale)  # without leases a delivery lapses only with its connection
+            return
+        # The holder stops renewing (paused, or cut off): the message goes to another.
+        again = _drain(transport, [queue], 1, timeout=self.lease_seconds * 6)
+        assert _ids(again) == ["m-1"], "a message whose lease ran out was not delivered again"
+        holder.release(stale)
+        holder.ack(stale)
+        assert _drain(holder, [queue], 1, timeout=self.lease_seconds * 2) == [], \
+            "releasing a delivery whose lease ran out (the message went to another consumer " \
+            "since) put the message back; check release only acts on the delivery it was given"
+        transport.extend_lease(again, 60)
+        transport.ack(again)
+        assert _drain(transport, [queue], 1, timeout=0.3) == [], \
+            "acking the live delivery after a stale one was settled must remove the message"
+
     def test_close_twice(self, transport: Transport) -> None:
         transport.close()
         transport.close()

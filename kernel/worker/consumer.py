@@ -3,12 +3,20 @@
 Threads: the fetcher (fetch → reserve → dispatch), the acker (batches acks), the leaser (renews
 leases of every held message while its task waits or runs). Messages are acked after the task
 ran (at-least-once) unless the task says ``acks_late=False``.
+
+A prefetched message starts only while it is surely still this worker's: where the transport
+has leases, the worker knows until when each lease surely runs (from the fetch, then each renewal
+that returned in time), and a message whose lease may have lapsed while it waited here (the
+worker was paused, or cut off from the broker past the lease) has gone, or will go, to another
+consumer; the transport may also know (`Transport.holds`: a connection that dropped). Such a
+message is given back, not run: running it would run the task twice.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -56,6 +64,10 @@ class Held:
     reject_on_worker_lost: bool
     #: when the job went to the pool (monotonic), to learn how long tasks take.
     started: float = 0.0
+    #: until when (monotonic) the message is surely leased to this worker: its lease began no
+    #: earlier than the fetch that brought it, and each renewal that returned before this
+    #: time moved it on; once past, it stays past (the message may be another's by then).
+    leased_until: float = math.inf
 
 
 @dataclass
@@ -91,6 +103,7 @@ class Consumer:
         #: jobs the pool may hold: one per slot, plus one queued per slot where it says so.
         self._pool_room = concurrency * (2 if pool.capabilities.queue_ahead else 1)
         self.lease_seconds = lease_seconds
+        self._leases = transport.capabilities.leases
         self.shutdown_timeout = shutdown_timeout
         self.counters = Counters()
         self._reserved: deque[Held] = deque()
@@ -247,7 +260,8 @@ class Consumer:
                 room = self.prefetch - self.held
             if self._stopping.is_set():
                 return
-            self._fetch_state = ("fetching", time.monotonic())
+            began = time.monotonic()
+            self._fetch_state = ("fetching", began)
             try:
                 deliveries = self.transport.fetch(self.queues, room, self.fetch_timeout)
                 backoff = 0.1
@@ -260,9 +274,10 @@ class Consumer:
                 self._drained = len(deliveries) < room
                 self.empty_fetches += not deliveries
             self._fetch_state = ("reserving", time.monotonic())
+            leased_until = began + self.lease_seconds if self._leases else math.inf
             for delivery in deliveries:
                 try:
-                    self._reserve(delivery)
+                    self._reserve(delivery, leased_until)
                 except Exception as exc:  # noqa: BLE001 - one message never stops the fetcher
                     log.exception("cannot take message %s from queue %r", delivery.tag,
                                   delivery.queue)
@@ -276,7 +291,7 @@ class Consumer:
         return (opts, first_set(opts.acks_late, conf.task_acks_late),
                 first_set(opts.reject_on_worker_lost, conf.task_reject_on_worker_lost))
 
-    def _reserve(self, delivery: Delivery) -> None:
+    def _reserve(self, delivery: Delivery, leased_until: float = math.inf) -> None:
         envelope = delivery.envelope
         try:
             request = Request.from_envelope(envelope)
@@ -314,13 +329,13 @@ class Consumer:
         soft = first_set(request.soft_time_limit, topts.soft_time_limit,
                          conf.task_soft_time_limit)
         self._warn_unenforced(request.name, soft, hard)
-        key = request.id if request.id not in self._running else f"{request.id}#{next(self._keys)}"
-        job = Job(key, request.name, payload, soft_time_limit=soft, hard_time_limit=hard,
+        job = Job(request.id, request.name, payload, soft_time_limit=soft, hard_time_limit=hard,
                   is_async=bool(task and task.is_async))
         if not acks_late:
             self.transport.ack([delivery])  # at-most-once: settled before it runs
         with self._lock:
-            self._reserved.append(Held(delivery, request, job, acks_late, lost))
+            self._reserved.append(Held(delivery, request, job, acks_late, lost,
+                                       leased_until=leased_until))
 
     def _warn_unenforced(self, name: str, soft: float | None, hard: float | None) -> None:
         if not (soft or hard) or name in self._warned:
@@ -404,7 +419,11 @@ class Consumer:
                     self._settling -= 1
 
     def _hand_over(self, held: Held) -> bool:
-        """Throttle or skip `held`, or record it running; True if it is to be submitted."""
+        """Give back, throttle or skip `held`, or record it running; True if it is to be
+        submitted."""
+        if time.monotonic() >= held.leased_until or not self.transport.holds(held.delivery):
+            self._give_back(held)
+            return False
         wait = max((limiter.take() for limiter in self._limiters_for(held.request.name)),
                    default=0.0)
         if wait > 0:
@@ -415,9 +434,23 @@ class Consumer:
             self._skip(held, skip)
             return False
         with self._lock:
+            if held.job.id in self._running:
+                # Two deliveries of one task (a redelivery, a producer that sent it twice) are
+                # two jobs: each under a key of its own, so each settles its own message.
+                held.job.id = f"{held.request.id}#{next(self._keys)}"
             held.started = time.monotonic()
             self._running[held.job.id] = held
         return True
+
+    def _give_back(self, held: Held) -> None:
+        """`held` may be another consumer's by now (see the module): give it back unrun. A
+        transport ignores the release of a delivery it gave to someone else since."""
+        request = held.request
+        log.warning("task %s[%s] not started: its message may no longer be this worker's (its "
+                    "lease ran out or its connection dropped while it waited here); given back "
+                    "to the broker", request.name, request.id)
+        self.counters.requeued += 1
+        self._safely(self.transport.release, [held.delivery])
 
     def _skip(self, held: Held, reason: Exception) -> None:
         """A filter refused the task: it ends REVOKED with the reason."""
@@ -585,15 +618,25 @@ class Consumer:
         period = max(self.lease_seconds / 3, 0.05)
         while not self._stopping.wait(period):
             with self._changed:
-                held = [h.delivery for h in self._all_waiting()] + [
-                    h.delivery for h in self._running.values()]
-            if held:
-                self._safely(self.transport.extend_lease, held, self.lease_seconds)
+                held = [*self._all_waiting(), *self._running.values()]
+            if not held:
+                continue
+            began = time.monotonic()
+            if self._safely(self.transport.extend_lease, [h.delivery for h in held],
+                            self.lease_seconds):
+                returned = time.monotonic()
+                with self._lock:
+                    for h in held:
+                        if returned < h.leased_until:  # renewed before it could lapse
+                            h.leased_until = began + self.lease_seconds
 
     @staticmethod
-    def _safely(fn: Any, *args: Any) -> None:
+    def _safely(fn: Any, *args: Any) -> bool:
+        """Call `fn`; False (the failure logged) if it raised."""
         try:
             fn(*args)
         except Exception as exc:  # noqa: BLE001 - logged; the lease brings the message back
             log.error("broker operation %s failed: %s", getattr(fn, "__name__", fn), exc)
+            return False
+        return True
 

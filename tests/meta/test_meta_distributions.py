@@ -2,7 +2,8 @@
 extras, the uv workspace sources and the install hints kernel gives (kernel.distributions)
 all agree with what each distribution's pyproject.toml declares; every one builds with the
 same backend, shares the root's ruff and mypy configuration, and imports kernel only through
-its doors (kernel.plugin, kernel.interfaces, kernel.testing; tests also the public `kernel`)."""
+its doors (kernel.plugin, kernel.interfaces; a package's ``testing`` module also
+kernel.testing; tests kernel.testing and the public `kernel`)."""
 
 from __future__ import annotations
 
@@ -76,6 +77,8 @@ def test_install_hints_are_what_the_distributions_declare() -> None:
 
 
 ALLOWED_IN_PACKAGES = re.compile(r"^kernel\.(plugin|interfaces)(\.\w+)?$")
+#: a package's ``testing`` module (servers and fixtures it ships for tests) builds on kernel's.
+ALLOWED_IN_TESTING = re.compile(r"^kernel\.(plugin|interfaces|testing)(\.\w+)?$")
 ALLOWED_ELSEWHERE = re.compile(r"^kernel(\.plugin|\.interfaces(\.\w+)?|\.testing(\.\w+)?)?$")
 
 
@@ -95,10 +98,13 @@ def _kernel_imports(source: str) -> list[str]:
 def test_distributions_import_kernel_only_through_its_doors(path: Path) -> None:
     wrong = []
     for source in path.rglob("*.py"):
-        in_package = source.relative_to(path).parts[0].startswith("kernel_")
-        rule = ALLOWED_IN_PACKAGES if in_package else ALLOWED_ELSEWHERE
+        parts = source.relative_to(path).with_suffix("").parts
+        rule = ALLOWED_ELSEWHERE
+        if parts[0].startswith("kernel_"):
+            rule = ALLOWED_IN_TESTING if "testing" in parts[1:] else ALLOWED_IN_PACKAGES
         wrong += [f"{source.relative_to(ROOT)}: {module}"
                   for module in _kernel_imports(source.read_text(encoding="utf-8"))
                   if not rule.match(module)]
-    assert not wrong, ("import kernel through kernel.plugin and kernel.interfaces (and, in "
-                       "tests, kernel.testing and the public kernel): " + "; ".join(wrong))
+    assert not wrong, ("import kernel through kernel.plugin and kernel.interfaces (and, in a "
+                       "package's testing module, kernel.testing; in tests, kernel.testing "
+                       "and the public kernel): " + "; ".join(wrong))

@@ -365,6 +365,13 @@ class AmqpTransport(HoldsLink, Transport):
             return False
         return all(tag > top for tag in consumer.given_out)
 
+    def holds(self, delivery: Delivery) -> bool:
+        """False once the connection (or channel) `delivery` came on is gone: RabbitMQ requeued
+        it. Without the lock (the worker asks for every task it starts, and a fetch holds the
+        lock for up to `SLICE`): a stale answer only lets a task start as it would have anyway."""
+        link = self._link
+        return link is not None and self._live(link, delivery) is not None
+
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
             return

@@ -19,7 +19,7 @@ import pytest
 from kernel.testing.servers import unavailable
 from kernel.testing.workers import CeleryWorkerProcess, celery_workers
 from kernel_amqp.transport import AmqpTransport
-from tests.rabbit_node import RabbitNode, make_certificates
+from kernel_amqp.testing import RabbitNode, make_certificates
 
 URL = os.environ.get("KERNEL_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 

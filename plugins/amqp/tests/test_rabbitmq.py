@@ -249,12 +249,16 @@ def test_a_lost_connection_is_replaced_by_the_next_call(
     other.publish([Outgoing(queue, make_envelope(n)) for n in range(2)])
     held = drain(transport, queue, 1)
     assert transport._link is not None
+    assert transport.holds(held[0])
     generation = transport._link.generation
     # What a broker restart looks like from here: the socket dies under the connection. The
     # next call notices before it relies on it, and connects again instead of failing.
     transport._link.raw.sock.shutdown(socket.SHUT_RDWR)
     again = drain(transport, queue, 2)
     assert transport._link is not None and transport._link.generation != generation
+    assert not transport.holds(held[0]), \
+        "a delivery of the dropped connection is RabbitMQ's again: a worker must not start it"
+    assert all(transport.holds(d) for d in again)
     transport.ack(held)  # settled by the broker already: a no-op, not an error
     assert sorted(ids(again)) == ["m-0", "m-1"]
     assert {d.delivery_count for d in again if d.envelope.headers["id"] == ids(held)[0]} == {2}

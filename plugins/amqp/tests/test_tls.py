@@ -20,7 +20,7 @@ from kernel.testing.transport import make_envelope
 from kernel.testing.workers import running_worker
 from kernel_amqp.rpc import RpcResultStore
 from kernel_amqp.transport import AmqpTransport
-from tests.rabbit_node import RabbitNode
+from kernel_amqp.testing import RabbitNode
 
 
 def trusting(certificates: Path, **overrides: Any) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from kernel.testing.transport import make_envelope, wait_for
 from kernel.testing.workers import Workers
 from kernel.testing.workers import running_worker
 from kernel_amqp.transport import AmqpTransport
-from tests.rabbit_node import RabbitNode
+from kernel_amqp.testing import RabbitNode
 
 TESTS = Path(__file__).parent
 

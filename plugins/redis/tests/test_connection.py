@@ -22,7 +22,7 @@ from kernel_redis.connection import parse_url
 from kernel_redis.results import RedisResultStore
 from kernel_redis.schedule import RedisScheduleStore
 from kernel_redis.transport import RedisTransport
-from redis_servers import RedisServer
+from kernel_redis.testing import RedisServer
 
 # ------------------------------------------------------------------------ parsing
 

@@ -16,7 +16,7 @@ from kernel.plugin import ConfigurationError
 from kernel.interfaces.schedule import EntryState
 from kernel.testing import ScheduleStoreSuite
 from kernel_redis.schedule import RedisScheduleStore
-from redis_servers import RedisServer
+from kernel_redis.testing import RedisServer
 
 
 class TestRedisScheduleStore(ScheduleStoreSuite):

@@ -27,7 +27,7 @@ from kernel_redis.transport import (
     UNACKED_INDEX,
     wire_priority,
 )
-from redis_servers import RedisServer
+from kernel_redis.testing import RedisServer
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ early, and a worker rides out a Redis restart. Tasks live in e2e_tasks.py."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +13,8 @@ import redis
 
 from kernel.testing.transport import wait_for
 from kernel.testing.workers import WorkerProcess, Workers
-from kernel_redis.transport import DELAYED, UNACKED
-from redis_servers import RedisServer
+from kernel_redis.transport import DELAYED
+from kernel_redis.testing import RedisServer, held
 
 TESTS = Path(__file__).parent
 
@@ -44,8 +43,7 @@ class Cluster(Workers):
 
     def held(self) -> int:
         """Messages of our queue some consumer holds (kombu's ``unacked`` hash)."""
-        suffix = f',"",{json.dumps(self.queue)}]'.encode()
-        return sum(1 for entry in self.raw.hvals(UNACKED) if entry.endswith(suffix))
+        return held(self.raw, self.queue)
 
     def describe(self) -> str:
         return (f"ran {len(self.runs())}, waiting {self.client.transport.size(self.queue)}, "

@@ -4,7 +4,11 @@ and configuration, started with RabbitMQ's own scripts as the current user (the 
 in /usr/sbin would switch to the rabbitmq user and its directories). A node may also listen for
 TLS (`make_certificates` makes a throwaway CA with the ``openssl`` binary). Tests that need one
 skip when the scripts or openssl are missing, except under CI (``CI`` set), where that is a
-failure (`kernel.testing.servers.unavailable`)."""
+failure (`kernel.testing.servers.unavailable`).
+
+Shipped with kernel-amqp, so that kernel's own fault suite and other distributions' tests start
+a private node the same way: ``RabbitNode(tmp_path).start()``, then ``kill`` / ``start`` it.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ from pathlib import Path
 import amqp
 
 from kernel.testing.servers import ServerProcess, free_port, listening, need_binary, unavailable
+
+__all__ = ["RabbitNode", "make_certificates", "scripts"]
 
 #: where the scripts live (Debian, Ubuntu and RabbitMQ's generic unix package).
 SCRIPT_DIRS = (os.environ.get("RABBITMQ_SCRIPTS", ""), "/usr/lib/rabbitmq/bin",
@@ -124,3 +130,13 @@ class RabbitNode(ServerProcess):
                               timeout=120)
         assert done.returncode == 0, f"rabbitmqctl {' '.join(args)} failed: {done.stderr}"
         return done.stdout
+
+    def messages(self, queue: str) -> int:
+        """Messages the node has in `queue`, ready or delivered and not yet acknowledged (0 if
+        there is no such queue). A call of rabbitmqctl: a second or two."""
+        for line in self.ctl("list_queues", "--quiet", "--no-table-headers",
+                             "name", "messages").splitlines():
+            name, _, count = line.rpartition("\t")
+            if name == queue:
+                return int(count)
+        return 0

@@ -1,0 +1,37 @@
+"""The task the fault scenarios run, in real ``kernel worker`` processes, configured through the
+environment: ``KERNEL_BROKER_URL`` / ``KERNEL_RESULT_BACKEND`` (read by App), ``FAULTS_QUEUE``,
+``FAULTS_LEASE`` (worker_lease_seconds) and ``FAULTS_BOOK``, the file each run writes to (see
+`tests.faults.book`)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from kernel import App
+
+app = App("faults", config={
+    "task_default_queue": os.environ.get("FAULTS_QUEUE", "faults"),
+    "worker_lease_seconds": float(os.environ.get("FAULTS_LEASE", "30")),
+})
+
+
+def book(kind: str, task_id: str) -> None:
+    """One line, ``<kind> <task id> <pid> <time.monotonic()>``, appended in one write: appends
+    of a short line are atomic, and a file outlives every broker and store the scenarios fault.
+    (CLOCK_MONOTONIC is the machine's: the test reads the same clock.)"""
+    fd = os.open(os.environ["FAULTS_BOOK"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, f"{kind} {task_id} {os.getpid()} {time.monotonic():.6f}\n".encode())
+    finally:
+        os.close(fd)
+
+
+@app.task(name="faults.work", bind=True)
+def work(self: Any, seconds: float) -> str:
+    """Books its start (S) and its end (E), working `seconds` between them."""
+    book("S", self.request.id)
+    time.sleep(seconds)
+    book("E", self.request.id)
+    return str(self.request.id)

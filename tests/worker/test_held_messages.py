@@ -1,0 +1,159 @@
+"""Each message a worker holds is settled as its own. A prefetched message starts only while it
+is surely still the worker's: one whose lease ran out while it waited in the worker (the worker
+was paused, or could not renew it: the broker was away) has gone to another consumer, and one
+the transport says it no longer holds (its connection dropped) is the broker's again. Either is
+given back, not run: running it would run the task twice. Two deliveries of one task id held at
+once (a producer that sent it twice) are two jobs, each acknowledged. tests/faults shows these
+with real processes (SIGSTOP past the lease, broker restarts); here the broker is the in-memory
+one behind switches."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import pytest
+
+from kernel import App
+from kernel.errors import ConnectionFailed
+from kernel.interfaces.transport import Delivery
+from kernel.plugin import TransportSpec, hookimpl
+from kernel.std.memory.transport import MemoryTransport
+from kernel.testing.transport import wait_for
+from kernel.testing.workers import running_worker
+
+#: while set, renewing a lease fails, as it does while the broker cannot be reached.
+CUT = threading.Event()
+#: deliveries `holds` answers False for, once each: the message ids.
+DROPPED: set[str] = set()
+FETCHED: list[tuple[str, int]] = []
+ACKED: list[str] = []
+
+
+class SwitchedTransport(MemoryTransport):
+    """``switched://NAME``: the memory transport, its renewals failing while `CUT` is set, and
+    its deliveries of the messages in `DROPPED` not held (once); what it hands out and what is
+    acknowledged are recorded (`FETCHED`, `ACKED`)."""
+
+    def __init__(self, url: str, options: Any = None) -> None:
+        super().__init__(url.replace("switched://", "memory://"), options)
+
+    def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
+        got = super().fetch(queues, limit, timeout)
+        FETCHED.extend((d.envelope.headers["id"], d.delivery_count) for d in got)
+        return got
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        ACKED.extend(d.envelope.headers["id"] for d in deliveries)
+        super().ack(deliveries)
+
+    def extend_lease(self, deliveries: Sequence[Delivery], seconds: float) -> None:
+        if CUT.is_set():
+            raise ConnectionFailed("cannot reach the switched broker (cut by the test)")
+        super().extend_lease(deliveries, seconds)
+
+    def holds(self, delivery: Delivery) -> bool:
+        task_id = delivery.envelope.headers["id"]
+        if task_id in DROPPED:
+            DROPPED.discard(task_id)
+            return False
+        return True
+
+
+class Switched:
+    @hookimpl
+    def kernel_transports(self) -> Iterable[TransportSpec]:
+        yield TransportSpec("switched", ("switched",), SwitchedTransport,
+                            SwitchedTransport.capabilities)
+
+
+@pytest.fixture
+def app() -> Iterator[App]:
+    CUT.clear()
+    DROPPED.clear()
+    FETCHED.clear()
+    ACKED.clear()
+    name = uuid.uuid4().hex
+    app = App("lapsed", broker=f"switched://{name}", results=f"memory://{name}",
+              plugins=[Switched()], config={"task_default_queue": "q",
+                                            "worker_lease_seconds": 0.6})
+    app.runs = []  # type: ignore[attr-defined]
+    app.go = threading.Event()  # type: ignore[attr-defined]
+    app.again = threading.Event()  # type: ignore[attr-defined]
+
+    @app.task(name="hold")
+    def hold() -> None:
+        app.runs.append("hold")  # type: ignore[attr-defined]
+        app.go.wait(10)  # type: ignore[attr-defined]
+
+    @app.task(name="count")
+    def count() -> None:
+        app.runs.append("count")  # type: ignore[attr-defined]
+
+    @app.task(name="hold_again")
+    def hold_again() -> None:
+        app.runs.append("hold_again")  # type: ignore[attr-defined]
+        app.again.wait(10)  # type: ignore[attr-defined]
+
+    yield app
+    CUT.clear()
+    app.go.set()  # type: ignore[attr-defined]
+    app.again.set()  # type: ignore[attr-defined]
+    app.close()
+
+
+def test_a_message_whose_lease_lapsed_while_it_waited_is_given_back_not_run(app: App) -> None:
+    with running_worker(app, concurrency=1) as worker:
+        consumer = worker.consumer
+        assert consumer is not None
+        app.tasks["hold"].delay()
+        wait_for(lambda: app.runs == ["hold"], 10, "the first task to take the only slot")
+        waiting = app.tasks["count"].delay()
+        wait_for(lambda: (waiting.id, 1) in FETCHED, 10, "the second task, prefetched")
+        CUT.set()
+        # Unrenewed, its lease runs out; the broker hands it out again (to this worker's
+        # fetcher, the only consumer), while the stale copy still waits for the slot.
+        wait_for(lambda: (waiting.id, 2) in FETCHED, 10, "the message delivered again")
+        CUT.clear()
+        app.go.set()  # type: ignore[attr-defined]
+        assert waiting.get(timeout=10) is None
+        wait_for(lambda: consumer.idle, 10, "everything settled")
+    assert app.runs.count("count") == 1, \
+        f"the stale copy must be given back, not run: {app.runs}"  # type: ignore[attr-defined]
+    assert consumer.counters.requeued >= 1
+
+
+def test_a_message_the_transport_no_longer_holds_is_given_back_not_run(app: App) -> None:
+    with running_worker(app, concurrency=1) as worker:
+        consumer = worker.consumer
+        assert consumer is not None
+        task_id = uuid.uuid4().hex
+        DROPPED.add(task_id)
+        assert app.send_task("count", task_id=task_id).get(timeout=10) is None
+        wait_for(lambda: consumer.idle, 10, "everything settled")
+    assert app.runs == ["count"], app.runs  # type: ignore[attr-defined]
+    assert [n for fetched, n in FETCHED if fetched == task_id] == [1, 1], \
+        "given back unstarted (its delivery not counted), then fetched and run"
+
+
+def test_two_deliveries_of_one_task_held_at_once_are_each_run_and_acknowledged(app: App) -> None:
+    app.conf.worker_lease_seconds = 30  # no redelivery to settle what the worker forgot
+    with running_worker(app, concurrency=2) as worker:
+        consumer = worker.consumer
+        assert consumer is not None
+        blockers = [app.tasks["hold"].delay() for _ in range(2)]
+        wait_for(lambda: app.runs == ["hold", "hold"], 10, "two tasks to take both slots")
+        task_id = uuid.uuid4().hex
+        for _ in range(2):  # a client that sent it again after a send that raised, say
+            app.send_task("hold_again", task_id=task_id)
+        wait_for(lambda: [i for i, _ in FETCHED].count(task_id) == 2, 10,
+                 "both copies prefetched, waiting together for a slot")
+        app.go.set()  # type: ignore[attr-defined]
+        wait_for(lambda: app.runs.count("hold_again") == 2, 10, "both copies running at once")
+        app.again.set()  # type: ignore[attr-defined]
+        wait_for(lambda: ACKED.count(task_id) == 2, 10, "both copies acknowledged")
+        wait_for(lambda: consumer.idle, 10, "everything settled")
+        assert all(b.get(timeout=1) is None for b in blockers)
+    assert app.runs.count("hold_again") == 2, app.runs  # type: ignore[attr-defined]
