@@ -15,7 +15,7 @@ import pytest
 from kernel import App
 from kernel.plugin import ConnectionFailed
 from kernel.testing.servers import silent_server
-from redis_servers import RedisServer
+from kernel_redis.testing import RedisServer
 
 TIMEOUT = 1.0
 #: what the clock may add to the promise on a loaded machine (scheduling, one round trip).
