@@ -51,6 +51,8 @@ class Sender:
         self._trying_since: float | None = None
         self._failure: BaseException | None = None
         self._burst = 0
+        #: seconds the longest single try took (returned or raised).
+        self.longest_try = 0.0
         self._thread = threading.Thread(target=self._run, name="faults-sender", daemon=True)
 
     def start(self) -> Self:
@@ -118,7 +120,7 @@ class Sender:
         with self._lock:
             self._sends += sends
         while True:
-            self._trying_since = time.monotonic()
+            self._trying_since = began = time.monotonic()
             try:
                 if n == 1:
                     self.app.send_task("faults.work", (self.work,), task_id=sends[0].task_id,
@@ -137,6 +139,8 @@ class Sender:
                         send.sent = time.monotonic()
                 self._trying_since = None
                 return
+            finally:
+                self.longest_try = max(self.longest_try, time.monotonic() - began)
             with self._lock:
                 for send in sends:
                     send.raised += 1
