@@ -159,13 +159,19 @@ class App:
             url = self.conf.broker_url
             registry = self.plugins.transports
             spec = registry.get(scheme_of(url))
-            # The worker renews leases every third of worker_lease_seconds; transports with
-            # leases take their length from the same setting unless told otherwise.
-            options = {"lease_seconds": self.conf.worker_lease_seconds,
-                       "connection_timeout": self.conf.broker_connection_timeout,
-                       **self._settings_of(registry, url), **self.conf.transport_options}
+            options = {"connection_timeout": self.conf.broker_connection_timeout,
+                       **self._settings_of(registry, url), "lease_seconds": self.lease_seconds,
+                       **self.conf.transport_options}
             self._transport = spec.factory(url, options)
         return self._transport
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long the transport leases a fetched message: ``worker_lease_seconds`` unless
+        ``transport_options`` say otherwise. The worker renews every third of it and counts a
+        message as its own no longer than that after the last renewal."""
+        return float(self.conf.transport_options.get("lease_seconds",
+                                                      self.conf.worker_lease_seconds))
 
     @property
     def backend(self) -> ResultBackend:

@@ -59,7 +59,7 @@ class Worker:
             prefetch_multiplier=prefetch_multiplier or conf.worker_prefetch_multiplier,
             shutdown_timeout=(conf.worker_shutdown_timeout if shutdown_timeout is None
                               else shutdown_timeout),
-            lease_seconds=conf.worker_lease_seconds,
+            lease_seconds=app.lease_seconds,
             heartbeat_file=heartbeat_file,
         )
         self.blueprint = Blueprint(spec.load() for spec in app.plugins.bootsteps.values())

@@ -10,6 +10,7 @@ one behind switches."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -157,3 +158,26 @@ def test_two_deliveries_of_one_task_held_at_once_are_each_run_and_acknowledged(a
         wait_for(lambda: consumer.idle, 10, "everything settled")
         assert all(b.get(timeout=1) is None for b in blockers)
     assert app.runs.count("hold_again") == 2, app.runs  # type: ignore[attr-defined]
+
+
+def test_the_worker_renews_at_the_lease_the_transport_was_given() -> None:
+    # transport_options can shorten the lease below worker_lease_seconds: the worker must
+    # renew at that pace (and count a message its own that long), or the lease lapses under a
+    # running task and the message runs twice.
+    name = uuid.uuid4().hex
+    app = App("short-lease", broker=f"memory://{name}", results=f"memory://{name}",
+              config={"task_default_queue": "q", "worker_lease_seconds": 30,
+                      "transport_options": {"lease_seconds": 0.3}})
+    runs: list[str] = []
+
+    @app.task(name="slow")
+    def slow() -> None:
+        runs.append("slow")
+        time.sleep(1.5)  # the task's work: five leases long
+
+    with running_worker(app, concurrency=2) as worker:
+        assert worker.consumer is not None and worker.consumer.lease_seconds == 0.3
+        result = slow.delay()
+        assert result.get(timeout=10) is None
+    assert runs == ["slow"], "the message ran again when its lease lapsed under the task"
+    app.close()
