@@ -449,6 +449,10 @@ class Consumer:
         log.warning("task %s[%s] not started: its message may no longer be this worker's (its "
                     "lease ran out or its connection dropped while it waited here); given back "
                     "to the broker", request.name, request.id)
+        self._release(held)
+
+    def _release(self, held: Held) -> None:
+        """Back to the broker unrun, its delivery uncounted."""
         self.counters.requeued += 1
         self._safely(self.transport.release, [held.delivery])
 
@@ -464,9 +468,8 @@ class Consumer:
         lost): end it through the after-hooks and settle the message; if they could not
         finish (its result could not be stored), it goes back to the broker instead."""
         if not self._end(held.job.payload, state, exc):
-            # It did not run: given back uncounted, so an outage cannot dead-letter it.
-            self.counters.requeued += 1
-            self._safely(self.transport.release, [held.delivery])
+            # It did not run: uncounted, so an outage cannot dead-letter it.
+            self._release(held)
         elif held.acks_late:
             self._ack_later(held.delivery)
 

@@ -142,13 +142,19 @@ class Executor:
                     kwargs, embed, self.hostname, payload.queue, extra={"pid": os.getpid()})
         return call, problem
 
-    def _finish(self, call: Call) -> Verdict:
+    def _after(self, call: Call) -> Unfinished | None:
+        """The after-hooks; what could not finish, if anything (logged)."""
         try:
             self.pipeline.after(call)
-        except Unfinished as exc:
+        except Unfinished as unfinished:
             log.error("task %s[%s] ended %s but %s", call.request.name, call.request.id,
-                      call.state, exc)
-            return Verdict(REQUEUE, call.state, str(exc))
+                      call.state, unfinished)
+            return unfinished
+        return None
+
+    def _finish(self, call: Call) -> Verdict:
+        if (unfinished := self._after(call)) is not None:
+            return Verdict(REQUEUE, call.state, str(unfinished))
         if call.state == states.FAILURE:
             call.value.__traceback__ = None  # break the frame cycle early
         if call.state == states.REJECTED:
@@ -161,13 +167,7 @@ class Executor:
         False when a critical one could not finish: the message must not be acked."""
         call, _ = self._call(payload)
         call.state, call.value = state, exc
-        try:
-            self.pipeline.after(call)
-        except Unfinished as unfinished:
-            log.error("task %s[%s] ended %s but %s", call.request.name, call.request.id,
-                      state, unfinished)
-            return False
-        return True
+        return self._after(call) is None
 
     def stop(self) -> None:
         """The worker stops: retries of after-hooks end, their messages go back unacked."""

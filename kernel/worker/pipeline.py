@@ -53,10 +53,9 @@ class Unfinished(Exception):  # noqa: N818 - a state, not a failure of the calle
 
 
 class Pipeline:
-    def __init__(self, middleware: Sequence[Middleware], conf: Config | None = None) -> None:
+    def __init__(self, middleware: Sequence[Middleware], conf: Config) -> None:
         self.middleware = list(middleware)
         self._reversed = list(reversed(self.middleware))
-        conf = conf or Config()
         self._retry = conf.result_backend_always_retry
         self._max_retries = conf.result_backend_max_retries
         self._base = conf.result_backend_base_sleep_between_retries_ms / 1000
@@ -65,7 +64,7 @@ class Pipeline:
         self.stopping = threading.Event()
 
     @classmethod
-    def of(cls, specs: Iterable[MiddlewareSpec], conf: Config | None = None) -> Pipeline:
+    def of(cls, specs: Iterable[MiddlewareSpec], conf: Config) -> Pipeline:
         return cls([spec.factory() for spec in ordered(specs)], conf)
 
     def before(self, call: Call) -> None:

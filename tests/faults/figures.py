@@ -11,6 +11,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from kernel.testing.files import append_line
+
 ROOT = Path(__file__).resolve().parents[2]
 
 #: the scenarios in the order the table lists them (the suite's modules use these titles).
@@ -61,11 +63,7 @@ def record(row: Row, path: Path | None = None) -> None:
     """Append `row` in one write (the suite's parallel processes share the file)."""
     path = path or figures_file()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-    try:
-        os.write(fd, (json.dumps(dataclasses.asdict(row)) + "\n").encode())
-    finally:
-        os.close(fd)
+    append_line(path, json.dumps(dataclasses.asdict(row)))
 
 
 def load(path: Path | None = None) -> list[Row]:

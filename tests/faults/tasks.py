@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from kernel import App
+from kernel.testing.files import append_line
 
 app = App("faults", config={
     "task_default_queue": os.environ.get("FAULTS_QUEUE", "faults"),
@@ -18,14 +19,10 @@ app = App("faults", config={
 
 
 def book(kind: str, task_id: str) -> None:
-    """One line, ``<kind> <task id> <pid> <time.monotonic()>``, appended in one write: appends
-    of a short line are atomic, and a file outlives every broker and store the scenarios fault.
-    (CLOCK_MONOTONIC is the machine's: the test reads the same clock.)"""
-    fd = os.open(os.environ["FAULTS_BOOK"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-    try:
-        os.write(fd, f"{kind} {task_id} {os.getpid()} {time.monotonic():.6f}\n".encode())
-    finally:
-        os.close(fd)
+    """One line, ``<kind> <task id> <pid> <time.monotonic()>`` (CLOCK_MONOTONIC is the
+    machine's: the test reads the same clock)."""
+    append_line(os.environ["FAULTS_BOOK"], f"{kind} {task_id} {os.getpid()} "
+                                           f"{time.monotonic():.6f}")
 
 
 @app.task(name="faults.work", bind=True)

@@ -2,8 +2,8 @@
 environment: ``KERNEL_BROKER_URL`` (read by App), ``E2E_RESULTS`` (the result backend; none
 unless set), ``E2E_QUEUE``, ``E2E_MAX_DELIVERIES``, ``E2E_QUEUE_TYPE`` (transport option
 queue_type) and ``E2E_BOOK``, a file each run appends
-``<task id> <pid>`` to, so a test can tell how often and where each task ran (appends of a
-short line are atomic, and a file outlives the broker restarts these tests cause)."""
+``<task id> <pid>`` to (`kernel.testing.files.append_line`), so a test can tell how often and
+where each task ran."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from kernel import App
+from kernel.testing.files import append_line
 
 app = App("amqp-e2e", config={
     "task_default_queue": os.environ.get("E2E_QUEUE", "e2e"),
@@ -22,11 +23,7 @@ app = App("amqp-e2e", config={
 
 
 def book(task_id: str) -> None:
-    fd = os.open(os.environ["E2E_BOOK"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-    try:
-        os.write(fd, f"{task_id} {os.getpid()}\n".encode())
-    finally:
-        os.close(fd)
+    append_line(os.environ["E2E_BOOK"], f"{task_id} {os.getpid()}")
 
 
 @app.task(name="e2e.work", bind=True)
