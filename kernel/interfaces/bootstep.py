@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from kernel.app import App
+    from kernel.interfaces.pool import ChildLink
 
 T = TypeVar("T")
 V = TypeVar("V")
@@ -36,6 +37,9 @@ class WorkerOptions:
     lease_seconds: float
     #: a file touched while the worker is alive (``--heartbeat-file``), or None.
     heartbeat_file: str | None = None
+    #: in a consumer process of a process pool (prefork): its line to the pool supervising
+    #: it, which gives the process its pool. None in the worker's own process.
+    child_link: ChildLink | None = None
 
 
 class Deps(Protocol):

@@ -32,6 +32,11 @@ class PoolCapabilities:
     #: settle the last one. Worth it where handing a job over is slow (a pipe to a process).
     #: Such a pool MUST implement `withdraw`.
     queue_ahead: bool = False
+    #: each of the pool's processes runs a consumer of its own, fetching, running and settling
+    #: on its own broker connection, while the worker's process only supervises them: the
+    #: worker calls `start_consumers` instead of `start` and submits nothing. Such a pool MUST
+    #: implement `start_consumers`.
+    consumers: bool = False
 
 
 @dataclass
@@ -70,6 +75,54 @@ class Outcome:
 
 Runner = Callable[[Job], Any]
 OnDone = Callable[[Outcome], None]
+
+
+class ChildLink(ABC):
+    """A consumer process's line to the pool that supervises it (pools with the `consumers`
+    capability). The process reports each job it starts and ends, so that the pool can report
+    the ones the process never ends itself: its death, its hard time limit, a termination."""
+
+    @abstractmethod
+    def began(self, job: Job) -> None:
+        """`job` starts now, in this process. `job.payload` MUST be bytes: what `on_done`
+        receives as the job's payload if the job ends without `ended`."""
+
+    @abstractmethod
+    def ended(self, job_id: str) -> None:
+        """The job reported by `began` ended and was settled by this process."""
+
+    @abstractmethod
+    def terminate(self, job_id: str) -> None:
+        """Ask the pool to stop the running job `job_id` (it stops this process)."""
+
+    @abstractmethod
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """Call `callback` in this process before the pool stops it with its job (the job
+        passed its hard limit, or is terminated), when the process can still run it: the
+        consumer gives back the messages it holds, so that none waits for a lease."""
+
+    @abstractmethod
+    def pool(self) -> Pool:
+        """The pool for this process's consumer: one job at a time, each reported through
+        this link with the pickled job as its payload; soft limits raised in the job, hard
+        limits and `terminate_job` carried out by the supervising pool (which stops this
+        process), the process retired by that pool's max_tasks_per_child and
+        max_memory_per_child."""
+
+
+class ChildMain(ABC):
+    """What each consumer process runs. MUST be picklable: it is sent to every process."""
+
+    @abstractmethod
+    def start(self, link: ChildLink) -> None:
+        """Start consuming, with the pool `link.pool` gives, and return; the process's main
+        thread then runs that pool's jobs."""
+
+    @abstractmethod
+    def stop(self, warm: bool) -> None:
+        """Stop consuming; warm: let the running job finish (up to the shutdown timeout).
+        Whatever the job's state, every message this process holds MUST be settled or given
+        back before it returns: the process exits right after."""
 
 
 class Pool(ABC):
@@ -123,6 +176,16 @@ class Pool(ABC):
     @abstractmethod
     def active(self) -> int:
         """Jobs submitted and not yet reported."""
+
+    def start_consumers(self, child: ChildMain, on_done: OnDone) -> None:
+        """Start `concurrency` processes, each running `child`, and keep that many running.
+        A job a process reported started (`ChildLink.began`) and did not end gets exactly one
+        `on_done` call, its ``extra["payload"]`` the bytes given with the job: LOST when the
+        process died, TIMEOUT when the pool stopped it at its hard limit, TERMINATED on
+        `ChildLink.terminate`; it is made before the process is stopped. `stop(wait=True)`
+        stops every process warm, `stop(wait=False)` cold; `active` counts the jobs running
+        in them. Pools with the `consumers` capability only."""
+        raise NotImplementedError(f"{type(self).__name__} does not run consumer processes")
 
     def terminate_job(self, job_id: str) -> bool:
         """Stop a running job; True if it was running here."""

@@ -48,6 +48,10 @@ class TransportCapabilities:
     inspect_queues: bool = True
     #: `broadcast` and `subscribe` work (fanout, for events and remote control).
     broadcast: bool = False
+    #: `ack`, `reject` and `release` work from any connection, in any process, given a
+    #: delivery's tag, queue and count: a prefork worker's process settles what a child it
+    #: lost held. Not AMQP, where a tag belongs to the channel that received the message.
+    settle_anywhere: bool = False
 
 
 @dataclass(frozen=True)

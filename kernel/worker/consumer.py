@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import pickle
 import threading
 import time
 from collections import deque
@@ -29,7 +30,7 @@ from kernel.config import first_set
 from kernel.errors import MessageError, TaskRevokedError, TimeLimitExceeded, WorkerLostError
 from kernel.interfaces.pool import Job, Outcome, OutcomeKind, Pool
 from kernel.interfaces.transport import Delivery, Outgoing, Transport, clamp_priority
-from kernel.message import Request
+from kernel.message import Envelope, Request
 from kernel.parsing import parse_rate
 from kernel.supervision import start_supervised
 from kernel.options import TaskOptions
@@ -50,6 +51,9 @@ PREFETCH_CEILING = 32
 #: ack is delayed this long run again only if the worker dies within that window.
 ACK_LINGER = 0.002
 ACK_BATCH = 64
+#: the states after which a redelivered message is not run again (not REJECTED: a dead
+#: letter may be sent back to be run).
+ENDED = frozenset({states.SUCCESS, states.FAILURE, states.REVOKED})
 #: seconds one fetch may take beyond the `fetch_timeout` it waits for messages (the broker
 #: client's own retries) before the worker counts as stuck (`Consumer.alive`).
 STUCK_AFTER = 120.0
@@ -68,6 +72,9 @@ class Held:
     #: earlier than the fetch that brought it, and each renewal that returned before this
     #: time moved it on; once past, it stays past (the message may be another's by then).
     leased_until: float = math.inf
+    #: this consumer may settle the message (not so for one `adopt`ed from a process whose
+    #: broker connection owned it: the broker gives it back by itself).
+    here: bool = True
 
 
 @dataclass
@@ -206,19 +213,7 @@ class Consumer:
         self.executor.stop()
         if not warm:
             self._cold.set()
-        self._stopping.set()
-        self._wake_all()
-        # The fetcher may be inside a fetch: once it has returned, nothing new arrives.
-        self._threads[0].join(timeout=max(self.fetch_timeout * 5, 5))
-        queued = {job.id for job in self.pool.withdraw()}
-        with self._changed:
-            unstarted = [h.delivery for h in self._all_waiting()]
-            unstarted += [h.delivery for key in queued if (h := self._running.pop(key, None))]
-            self._reserved.clear()
-            self._throttled.clear()
-        if unstarted:
-            self._safely(self.transport.release, unstarted)
-            log.info("gave %d prefetched task(s) back to the broker", len(unstarted))
+        self._give_back_unstarted()
         deadline = time.monotonic() + self.shutdown_timeout
         with self._changed:
             while self._running and not self._cold.is_set():
@@ -239,6 +234,28 @@ class Consumer:
         for thread in self._threads[1:]:
             thread.join(timeout=5)
         self._flush_acks()
+
+    def surrender(self) -> None:
+        """This process is about to be stopped with the task it runs (past its hard limit, or
+        terminated: a prefork child): stop fetching and give back every message waiting here,
+        so that none waits for its lease to run out."""
+        self._give_back_unstarted()
+        self._flush_acks()
+
+    def _give_back_unstarted(self) -> None:
+        self._stopping.set()
+        self._wake_all()
+        # The fetcher may be inside a fetch: once it has returned, nothing new arrives.
+        self._threads[0].join(timeout=max(self.fetch_timeout * 5, 5))
+        queued = {job.id for job in self.pool.withdraw()}
+        with self._changed:
+            unstarted = [h.delivery for h in self._all_waiting()]
+            unstarted += [h.delivery for key in queued if (h := self._running.pop(key, None))]
+            self._reserved.clear()
+            self._throttled.clear()
+        if unstarted:
+            self._safely(self.transport.release, unstarted)
+            log.info("gave %d prefetched task(s) back to the broker", len(unstarted))
 
     # ------------------------------------------------------------------ fetching
 
@@ -300,7 +317,8 @@ class Consumer:
             return
         self.app.signals.send("kernel_task_received", request=request)
         payload = Payload(request, envelope.body, envelope.content_type,
-                          envelope.headers.get("compression"), delivery.queue)
+                          envelope.headers.get("compression"), delivery.queue, delivery.tag,
+                          delivery.delivery_count)
         cap = self.app.conf.task_max_deliveries
         if delivery.delivery_count > cap:
             reason = (f"delivered {delivery.delivery_count} times (cap "
@@ -424,6 +442,12 @@ class Consumer:
         if time.monotonic() >= held.leased_until or not self.transport.holds(held.delivery):
             self._give_back(held)
             return False
+        if held.delivery.redelivered and self._ended_before(held.request):
+            log.warning("task %s[%s] delivered again though it already ended: acknowledged, not "
+                        "run again", held.request.name, held.request.id)
+            if held.acks_late:
+                self._ack_later(held.delivery)
+            return False
         wait = max((limiter.take() for limiter in self._limiters_for(held.request.name)),
                    default=0.0)
         if wait > 0:
@@ -442,6 +466,20 @@ class Consumer:
             self._running[held.job.id] = held
         return True
 
+    def _ended_before(self, request: Request) -> bool:
+        """The task's record says it ended (SUCCESS, FAILURE, REVOKED): an earlier delivery ran
+        it and its ack was lost, or the worker's process ended it for a process that died or
+        was stopped at its hard limit. Asked of redelivered messages only."""
+        if not self.app.conf.result_backend:
+            return False
+        try:
+            meta = self.app.backend.get_meta(request.id)
+        except Exception as exc:  # noqa: BLE001 - the store is down: run it, as without this
+            log.warning("cannot read the record of redelivered task %s (%s); running it",
+                        request.id, exc)
+            return False
+        return meta is not None and meta.get("status") in ENDED
+
     def _give_back(self, held: Held) -> None:
         """`held` may be another consumer's by now (see the module): give it back unrun. A
         transport ignores the release of a delivery it gave to someone else since."""
@@ -454,7 +492,8 @@ class Consumer:
     def _release(self, held: Held) -> None:
         """Back to the broker unrun, its delivery uncounted."""
         self.counters.requeued += 1
-        self._safely(self.transport.release, [held.delivery])
+        if held.here:
+            self._safely(self.transport.release, [held.delivery])
 
     def _skip(self, held: Held, reason: Exception) -> None:
         """A filter refused the task: it ends REVOKED with the reason."""
@@ -470,7 +509,7 @@ class Consumer:
         if not self._end(held.job.payload, state, exc):
             # It did not run: uncounted, so an outage cannot dead-letter it.
             self._release(held)
-        elif held.acks_late:
+        elif held.acks_late and held.here:
             self._ack_later(held.delivery)
 
     def _end(self, payload: Payload, state: str, exc: Exception) -> bool:
@@ -588,7 +627,29 @@ class Consumer:
 
     def _requeue(self, held: Held, reason: str) -> None:
         self.counters.requeued += 1
-        self._safely(lambda: self.transport.reject(held.delivery, requeue=True, reason=reason))
+        if held.here:
+            self._safely(lambda: self.transport.reject(held.delivery, requeue=True,
+                                                       reason=reason))
+
+    def adopt(self, outcome: Outcome) -> None:
+        """Settle, here, a job that a consumer process of the pool began and never ended: the
+        process died, or was stopped at the job's hard limit or to terminate it. The outcome
+        carries the pickled job (``extra["payload"]``). Where the transport settles from any
+        connection, the message is acked or requeued here; else the broker gives it back as
+        the process's connection closes, and whoever gets it finds the record written here
+        and acknowledges it unrun (`_ended_before`) — or runs it, when it was to be
+        requeued."""
+        job: Job = pickle.loads(outcome.extra["payload"])
+        payload: Payload = job.payload
+        envelope = Envelope(payload.body, {}, content_type=payload.content_type)
+        delivery = Delivery(payload.tag, payload.queue, envelope, payload.delivery_count)
+        _, acks_late, lost = self._task_options(self.app.tasks.get(job.name))
+        held = Held(delivery, payload.request, job, acks_late, lost,
+                    here=self.transport.capabilities.settle_anywhere)
+        with self._lock:
+            self._running[job.id] = held
+        self._on_done(outcome)
+        self._flush_acks()
 
     def _reject(self, delivery: Delivery, reason: str, *, settle: bool = True) -> None:
         """Take a message out for good (into the dead-letter queue where the broker has one);

@@ -56,6 +56,10 @@ class Payload:
     content_type: str
     compression: str | None
     queue: str
+    #: the delivery's tag and count: how a prefork worker's process settles the message of a
+    #: consumer child that died running it.
+    tag: Any = None
+    delivery_count: int = 1
 
 
 class Executor:

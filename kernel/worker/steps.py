@@ -22,12 +22,16 @@ class PoolStep(Bootstep[Pool]):
 
     def start(self, deps: Deps) -> Pool:
         app, options = deps.app, deps.options
-        spec = app.plugins.pools.get(options.pool)
-        if spec.capabilities.isolated:
-            app.require_multi_process()
-        pool: Pool = spec.factory(options.concurrency,
-                                  max_tasks_per_child=options.max_tasks_per_child,
-                                  max_memory_per_child=options.max_memory_per_child)
+        pool: Pool
+        if options.child_link is not None:  # a prefork child: its supervisor's pool
+            pool = options.child_link.pool()
+        else:
+            spec = app.plugins.pools.get(options.pool)
+            if spec.capabilities.isolated:
+                app.require_multi_process()
+            pool = spec.factory(options.concurrency,
+                                max_tasks_per_child=options.max_tasks_per_child,
+                                max_memory_per_child=options.max_memory_per_child)
         self.executor = Executor(app, options.nodename)
         pool.start(self.executor)
         self.pool = pool

@@ -1,4 +1,12 @@
-"""The worker: a blueprint of bootsteps, signal handling and the start-up banner."""
+"""The worker: a blueprint of bootsteps, signal handling and the start-up banner.
+
+With a pool whose processes consume on their own (prefork), the worker's process only
+supervises: each child process runs a worker of its own (`ConsumerProcess`: the blueprint, a
+consumer of concurrency 1 on its own connections), and this process settles what a child
+began and never ended (`Consumer.adopt`). Measured in docs/benchmarks.md: handing every task
+over from one consuming process cost that process as much as running the task, so two
+children drained slower than one process alone.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +18,15 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kernel.interfaces.bootstep import WorkerOptions
+from kernel.interfaces.pool import ChildLink, ChildMain, Outcome, Pool
 from kernel.parsing import mask_url
 from kernel.supervision import FATAL
 from kernel.worker.blueprint import Blueprint
 from kernel.worker.consumer import PREFETCH_CEILING, Consumer
+from kernel.worker.execute import Executor
 from kernel.worker.steps import ConsumerStep, default_concurrency
 
 if TYPE_CHECKING:
@@ -26,6 +36,9 @@ log = logging.getLogger("kernel.worker")
 
 #: the exit status of a worker that stopped because one of its threads kept failing.
 EXIT_FATAL = 1
+#: seconds a warm shutdown waits for consumer children beyond their own shutdown timeout
+#: (they give their prefetched messages back and flush their acks).
+CHILD_STOP_MARGIN = 5.0
 
 
 class Worker:
@@ -45,6 +58,7 @@ class Worker:
         nodename: str | None = None,
         loglevel: str = "INFO",
         heartbeat_file: str | None = None,
+        child_link: ChildLink | None = None,
     ) -> None:
         conf = app.conf
         self.app = app
@@ -61,9 +75,16 @@ class Worker:
                               else shutdown_timeout),
             lease_seconds=app.lease_seconds,
             heartbeat_file=heartbeat_file,
+            child_link=child_link,
         )
         self.blueprint = Blueprint(spec.load() for spec in app.plugins.bootsteps.values())
         self.consumer: Consumer | None = None
+        #: the pool of consumer children, when this process only supervises.
+        self.children: Pool | None = None
+        self._adopter: Consumer | None = None
+        #: `stop` began.
+        self.stopping = False
+        self._adopting = threading.Lock()
         self._shutdown = threading.Event()
         self._signals = 0
 
@@ -80,6 +101,17 @@ class Worker:
         """Start every bootstep; returns once the worker consumes."""
         FATAL.clear()  # a failure of an earlier worker in this process is not this one's
         self.app.plugins.hook.kernel_worker_init(worker=self)
+        opts = self.options
+        spec = None if opts.child_link is not None else self.app.plugins.pools.get(opts.pool)
+        if spec is not None and spec.capabilities.consumers:
+            self.app.require_multi_process()
+            self.children = spec.factory(opts.concurrency,
+                                         max_tasks_per_child=opts.max_tasks_per_child,
+                                         max_memory_per_child=opts.max_memory_per_child)
+            self.children.start_consumers(ConsumerProcess(self.app, opts, self.loglevel),
+                                          self._adopt)
+            self.app.plugins.hook.kernel_worker_ready(worker=self)
+            return
         values = self.blueprint.start(self.app, self.options)
         self.consumer = values[ConsumerStep]
         self.consumer.begin()
@@ -89,6 +121,10 @@ class Worker:
         """Warm: finish running tasks (up to the shutdown timeout); cold: stop them now. Either
         way unfinished messages go back to the broker. Steps stop in reverse start order, so a
         step that requires the consumer stops before it."""
+        self.stopping = True
+        if self.children is not None:
+            self.children.stop(wait=warm, timeout=self.options.shutdown_timeout
+                               + CHILD_STOP_MARGIN)
         if self.consumer is not None:
             self.consumer.quiesce()
             if not warm:
@@ -97,9 +133,25 @@ class Worker:
         self.app.plugins.hook.kernel_worker_shutdown(worker=self)
         self.app.close()
 
+    def _adopt(self, outcome: Outcome) -> None:
+        """A child's job that the child never ended: settled here by a consumer that fetches
+        nothing (made on first use: no connection is opened before the children start)."""
+        with self._adopting:
+            if self._adopter is None:
+                opts, app = self.options, self.app
+                assert self.children is not None
+                self._adopter = Consumer(
+                    app, app.transport, self.children, Executor(app, opts.nodename),
+                    queues=list(opts.queues), concurrency=opts.concurrency,
+                    prefetch=opts.concurrency, lease_seconds=opts.lease_seconds,
+                    shutdown_timeout=opts.shutdown_timeout)
+            self._adopter.adopt(outcome)
+
     def request_shutdown(self, cold: bool = False) -> None:
         if cold and self.consumer is not None:
             self.consumer.go_cold()
+        if cold and self.children is not None:
+            self.children.stop(wait=False)  # during a warm stop: the children go cold
         self._shutdown.set()
 
     def run(self) -> int:
@@ -179,3 +231,45 @@ def setup_logging(level: str) -> None:
     root.setLevel(level.upper())
 
 
+
+
+class ConsumerProcess(ChildMain):
+    """What each consumer child of a process pool runs: a worker of its own, of concurrency 1,
+    with the pool its supervisor gives (the child's main thread runs the tasks)."""
+
+    def __init__(self, app: App, options: WorkerOptions, loglevel: str) -> None:
+        self.app = app
+        self.options = options
+        self.loglevel = loglevel
+        self.worker: Worker | None = None
+
+    def __getstate__(self) -> dict[str, object]:
+        # The app goes by import spec, its settings by value: the worker's command line
+        # (and code run after the import) may have changed them.
+        return {"app": self.app, "conf": self.app.conf, "options": self.options,
+                "loglevel": self.loglevel, "worker": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.app.conf = state.pop("conf")
+        del self.__dict__["conf"]
+
+    def start(self, link: ChildLink) -> None:
+        setup_logging(self.loglevel)
+        opts = self.options
+        self.worker = Worker(
+            self.app, pool=opts.pool, concurrency=1, queues=opts.queues,
+            prefetch_multiplier=opts.prefetch_multiplier,
+            shutdown_timeout=opts.shutdown_timeout, nodename=opts.nodename,
+            loglevel=self.loglevel, heartbeat_file=opts.heartbeat_file, child_link=link)
+        self.worker.start()
+        assert self.worker.consumer is not None
+        link.on_stop(self.worker.consumer.surrender)
+
+    def stop(self, warm: bool) -> None:
+        if self.worker is None:
+            return
+        if self.worker.stopping:  # a cold request during a warm stop
+            self.worker.request_shutdown(cold=not warm)
+            return
+        self.worker.stop(warm=warm)

@@ -3,9 +3,13 @@ prefork children)."""
 
 from __future__ import annotations
 
+import os
+import pickle
+import threading
+from pathlib import Path
 from typing import Any
 
-from kernel.interfaces.pool import Job
+from kernel.interfaces.pool import ChildLink, ChildMain, Job, Outcome
 from kernel.testing.pool_runners import SuiteRunner
 
 
@@ -26,3 +30,47 @@ class Unloadable:
 
     def __call__(self, job: Job) -> Any:
         return None
+
+
+class ScriptedChild(ChildMain):
+    """A consumer child for the prefork pool's `start_consumers` tests: it runs the jobs a test
+    drops into `inbox` (pickled `Job`s, one file each) with the suite's runner, writes each
+    outcome to ``<job id>.outcome`` there, terminates the job named in a ``terminate`` file,
+    and marks ``surrendered`` when the pool is about to stop it."""
+
+    def __init__(self, inbox: str) -> None:
+        self.inbox = inbox
+
+    def start(self, link: ChildLink) -> None:
+        self.pool = link.pool()
+        self.pool.start(SuiteRunner())
+        link.on_stop(lambda: Path(self.inbox, "surrendered").touch())
+        self._stopped = threading.Event()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(0.01):
+            for name in sorted(os.listdir(self.inbox)):
+                path = os.path.join(self.inbox, name)
+                if name.endswith(".job"):
+                    try:  # taken by one child only, as a broker gives a message to one
+                        os.rename(path, path + ".taken")
+                    except FileNotFoundError:
+                        continue
+                    job = pickle.loads(Path(path + ".taken").read_bytes())
+                    self.pool.submit(job, self._done)
+                elif name == "terminate":
+                    job_id = Path(path).read_text()
+                    os.unlink(path)
+                    self.pool.terminate_job(job_id)
+
+    def _done(self, outcome: Outcome) -> None:
+        Path(self.inbox, f"{outcome.job_id}.outcome").write_text(
+            f"{outcome.kind.value} {outcome.value}")
+
+    def stop(self, warm: bool) -> None:
+        self._stopped.set()
+        for job in self.pool.withdraw():  # not started: back for another child
+            path = os.path.join(self.inbox, f"{job.id}.job")
+            os.rename(path + ".taken", path)
+        self.pool.stop(wait=warm)

@@ -31,6 +31,8 @@ CUT = threading.Event()
 DROPPED: set[str] = set()
 FETCHED: list[tuple[str, int]] = []
 ACKED: list[str] = []
+#: message ids whose ack is lost, once each (the worker died between storing and acking).
+ACK_LOST: set[str] = set()
 
 
 class SwitchedTransport(MemoryTransport):
@@ -47,6 +49,9 @@ class SwitchedTransport(MemoryTransport):
         return got
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
+        lost = [d for d in deliveries if d.envelope.headers["id"] in ACK_LOST]
+        ACK_LOST.difference_update(d.envelope.headers["id"] for d in lost)
+        deliveries = [d for d in deliveries if d not in lost]
         ACKED.extend(d.envelope.headers["id"] for d in deliveries)
         super().ack(deliveries)
 
@@ -76,6 +81,7 @@ def app() -> Iterator[App]:
     DROPPED.clear()
     FETCHED.clear()
     ACKED.clear()
+    ACK_LOST.clear()
     name = uuid.uuid4().hex
     app = App("lapsed", broker=f"switched://{name}", results=f"memory://{name}",
               plugins=[Switched()], config={"task_default_queue": "q",
@@ -137,6 +143,24 @@ def test_a_message_the_transport_no_longer_holds_is_given_back_not_run(app: App)
     assert app.runs == ["count"], app.runs  # type: ignore[attr-defined]
     assert [n for fetched, n in FETCHED if fetched == task_id] == [1, 1], \
         "given back unstarted (its delivery not counted), then fetched and run"
+
+
+def test_a_message_delivered_again_after_its_task_ended_is_acknowledged_not_run(
+        app: App) -> None:
+    # The first delivery ran and stored its result, but its ack was lost: the lease brings
+    # the message back. Its record says it ended, so it is not run a second time. (A prefork
+    # worker's process relies on this too: it records the task of a child it stopped, and
+    # on AMQP the broker hands that child's message out again.)
+    with running_worker(app, concurrency=1) as worker:
+        consumer = worker.consumer
+        assert consumer is not None
+        task_id = uuid.uuid4().hex
+        ACK_LOST.add(task_id)
+        assert app.send_task("count", task_id=task_id).get(timeout=10) is None
+        wait_for(lambda: (task_id, 2) in FETCHED, 10, "the message delivered again")
+        wait_for(lambda: task_id in ACKED, 10, "the second delivery acknowledged")
+        wait_for(lambda: consumer.idle, 10, "everything settled")
+    assert app.runs == ["count"], app.runs  # type: ignore[attr-defined]
 
 
 def test_two_deliveries_of_one_task_held_at_once_are_each_run_and_acknowledged(app: App) -> None:

@@ -21,6 +21,7 @@ PREFORK_CAPABILITIES = PoolCapabilities(
     resize=True,
     isolated=True,
     queue_ahead=True,
+    consumers=True,
 )
 
 

@@ -18,7 +18,7 @@ from kernel.plugin import (
 
 TRANSPORT_CAPABILITIES = TransportCapabilities(
     delayed_delivery=True, priorities=True, leases=True, dead_letter=True, multi_process=True,
-    inspect_queues=True, broadcast=True)
+    inspect_queues=True, broadcast=True, settle_anywhere=True)
 RESULT_STORE_CAPABILITIES = ResultStoreCapabilities(
     push_wait=False, atomic_counter=True, persistent=True, multi_process=True)
 

@@ -21,7 +21,7 @@ SCHEMES = ("redis", "rediss", "redis+sentinel", "rediss+sentinel")
 
 TRANSPORT_CAPABILITIES = TransportCapabilities(
     delayed_delivery=True, priorities=True, leases=True, dead_letter=True, multi_process=True,
-    inspect_queues=True, broadcast=True)
+    inspect_queues=True, broadcast=True, settle_anywhere=True)
 RESULT_STORE_CAPABILITIES = ResultStoreCapabilities(
     push_wait=True, atomic_counter=True, persistent=True, multi_process=True)
 

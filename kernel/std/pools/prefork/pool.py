@@ -9,11 +9,16 @@ idle; otherwise one supervisor thread does, as soon as a child reports. The supe
 every child's pipe and process sentinel plus a wake-up pipe, with a timeout set by the nearest hard
 deadline. It kills a child past its hard limit (TIMEOUT) or on `terminate_job` (TERMINATED),
 reports LOST for a child that died mid-job, and starts a replacement for every child that ends.
+
+With `start_consumers`, each child runs a consumer of its own instead (see `child.consume`) and
+tells the parent only which job it runs: the parent keeps that one entry per child, so the same
+supervisor reports its death, kills it at the hard limit and on `terminate_job`, and replaces it.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -23,13 +28,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection
+from functools import partial
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 from kernel.errors import ConfigurationError
-from kernel.interfaces.pool import Job, OnDone, Outcome, OutcomeKind, Runner
+from kernel.interfaces.pool import ChildMain, Job, OnDone, Outcome, OutcomeKind, Runner
 from kernel.std.pools.base import Entry, Report, StdPool, finished, lost
 from kernel.std.pools import PREFORK_CAPABILITIES
 from kernel.std.pools.prefork import child as child_module
@@ -41,8 +47,16 @@ log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0
 #: seconds children get to exit on request at `stop` before they are killed.
 EXIT_GRACE = 3.0
+#: seconds past a job's hard limit a consumer child gets to give back the messages it holds
+#: (it asks to be stopped when done) before it is killed regardless.
+HARD_GRACE = 2.0
 
-_EXIT = pickle.dumps(None)  # tells a child to exit
+_EXIT = pickle.dumps(None)  # tells a child to exit (a consumer child: after its job)
+_COLD = pickle.dumps("cold")  # tells a consumer child to give its job back and exit now
+
+
+#: what a consumer child says of its jobs (see `PreforkPool._on_child_job`).
+_CHILD_JOB = frozenset("BETHX")
 
 
 def _context() -> BaseContext:
@@ -59,11 +73,13 @@ def _context() -> BaseContext:
 
 
 class _Child:
-    __slots__ = ("conn", "deadline", "entry", "pid", "process", "ready", "retiring")
+    __slots__ = ("conn", "deadline", "entry", "pid", "process", "ready", "retiring", "slot")
 
-    def __init__(self, process: BaseProcess, conn: Connection) -> None:
+    def __init__(self, process: BaseProcess, conn: Connection,
+                 slot: tuple[child_module.Slot, str] | None = None) -> None:
         self.process = process
         self.conn = conn
+        self.slot = slot  # a consumer child's job slot and the path of its file
         self.pid: int = process.pid or 0
         self.ready = False  # loaded the runner; may receive jobs
         self.retiring = False  # will exit: receives no job
@@ -83,6 +99,7 @@ class PreforkPool(StdPool):
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # a child got ready, free or gone
         self._children: list[_Child] = []
+        self._doomed: list[_Child] = []  # to kill once their stopped jobs are reported
         self._idle: deque[_Child] = deque()
         self._pending: deque[Entry] = deque()
         self._deadlines = 0  # busy children with a hard deadline
@@ -95,6 +112,9 @@ class PreforkPool(StdPool):
         self._shutdown = False  # the supervisor exits once every child is gone...
         self._abandon = False  # ...or at once, when children outlive even SIGKILL
         self._runner_data: bytes | None = None
+        #: start_consumers: what a job a child began and never ended is reported to.
+        self._orphans: OnDone | None = None
+        self._cold = False  # consumer children were told to stop cold
         self._ctx: BaseContext | None = None
         # Opened by start: every child's pipe and sentinel, and a wake-up pipe.
         self._selector: selectors.BaseSelector
@@ -104,6 +124,13 @@ class PreforkPool(StdPool):
     # ------------------------------------------------------------------ Pool API
 
     def start(self, runner: Runner) -> None:
+        self._begin(runner)
+
+    def start_consumers(self, child: ChildMain, on_done: OnDone) -> None:
+        self._orphans = on_done
+        self._begin(child)
+
+    def _begin(self, runner: Runner | ChildMain) -> None:
         self._refuse_restart(self._runner_data is not None)
         try:
             self._runner_data = pickle.dumps(runner, pickle.HIGHEST_PROTOCOL)
@@ -169,15 +196,24 @@ class PreforkPool(StdPool):
         with self._lock:
             reports = self._close(self._pending)
             if reports is None:
+                if not wait and self._orphans is not None and not self._cold:
+                    self._stop_consumers(warm=False)  # a warm stop goes cold
+                    self._changed.notify_all()
                 return
             while self._idle:
                 self._retire(self._idle.popleft())
+            if self._orphans is not None:
+                self._stop_consumers(warm=wait)
             if wait and self._supervisor is not None:
+                # A consumer child exits once its job is done (the slot's jobs have no entry).
                 self._changed.wait_for(
-                    lambda: all(c.entry is None for c in self._children), timeout
+                    lambda: all(c.entry is None for c in self._children) if self._orphans is None
+                    else not self._children or self._cold, timeout
                 )
             self._shutdown = True
-            for c in self._children:
+            # Consumer children settle their own jobs as they stop; what one still holds when
+            # it is gone (killed below after EXIT_GRACE) is reported LOST by the supervisor.
+            for c in self._children if self._orphans is None else ():
                 if c.entry is not None:
                     reports.append(lost(c.entry, "the pool stopped while the job ran", c.pid))
                     self._stop_job(c)
@@ -185,14 +221,15 @@ class PreforkPool(StdPool):
                     self._kill(c)
                 elif not c.retiring:
                     self._retire(c)
-        self._ledger.settle_all(reports)
+        self._settle(reports)
         self._wake()
         atexit.unregister(self._at_exit)
         supervisor = self._supervisor
         if supervisor is threading.current_thread():
             return  # stop from an on_done callback: the supervisor finishes once children exit
         if supervisor is not None:
-            supervisor.join(EXIT_GRACE)
+            # Consumer children give their prefetched messages back and flush acks first.
+            supervisor.join(EXIT_GRACE * (3 if self._orphans is not None else 1))
             if supervisor.is_alive():  # a child ignores the exit request: kill it
                 with self._lock:
                     for c in self._children:
@@ -215,8 +252,22 @@ class PreforkPool(StdPool):
                 self._pending.remove(entry)
                 outcome = Outcome(job_id, OutcomeKind.TERMINATED, "terminated before it started")
                 reports.append((entry, outcome))
-        self._ledger.settle_all(reports)
+        self._settle(reports)
         return bool(reports)
+
+    def _stop_consumers(self, warm: bool) -> None:
+        """Under the lock: ask every consumer child to stop (warm: after its job; cold: now,
+        giving its job back). Cold ones get EXIT_GRACE before they are killed."""
+        self._cold = self._cold or not warm
+        message = _EXIT if warm else _COLD
+        for c in self._children:
+            c.retiring = True
+            if c.ready:
+                try:
+                    c.conn.send_bytes(message)
+                except OSError:  # already gone
+                    pass
+        self._reconcile = True
 
     def withdraw(self, job_ids: Collection[str] | None = None) -> list[Job]:
         with self._lock:
@@ -259,15 +310,27 @@ class PreforkPool(StdPool):
         return entry
 
     def _stop_job(self, c: _Child) -> None:
-        """Kill `c` now: its job is reported by the caller."""
+        """Forget `c`'s job, which the caller reports, and kill `c` once it has (`_settle`):
+        a consumer child's job is recorded before its message can go to another consumer."""
         self._free(c)
-        self._kill(c)
+        c.retiring = True  # takes no job meanwhile
+        self._reconcile = True
+        self._doomed.append(c)
+
+    def _settle(self, reports: list[Report]) -> None:
+        """Outside the lock: report, then kill the children whose jobs were stopped."""
+        self._ledger.settle_all(reports)
+        if self._doomed:
+            with self._lock:
+                doomed, self._doomed = self._doomed, []
+                for c in doomed:
+                    self._kill(c)
 
     def _retire(self, c: _Child) -> None:
         """Ask `c` to exit: now if it is idle, after its job if busy, once ready if starting."""
         c.retiring = True
         self._reconcile = True
-        if c.entry is None and c.ready:
+        if (c.entry is None or self._orphans is not None) and c.ready:
             try:
                 c.conn.send_bytes(_EXIT)
             except OSError:  # already gone
@@ -279,6 +342,8 @@ class PreforkPool(StdPool):
         if c.retiring or self._closing:
             self._retire(c)
             return False
+        if self._orphans is not None:
+            return False  # a consumer child takes no job from here
         self._idle.append(c)
         return self._dispatch()
 
@@ -399,13 +464,57 @@ class PreforkPool(StdPool):
                 self._start_failures = 0
                 self._changed.notify_all()
                 wake = self._take_back(c)
+            elif message[0] in _CHILD_JOB:
+                wake = self._on_child_job(c, message, reports)
             elif message[0] == "F":
                 self._fatal = message[1]
                 self._changed.notify_all()
                 log.error("a prefork child cannot load the runner:\n%s", message[1])
-        self._ledger.settle_all(reports)
+        self._settle(reports)
         if wake:
             self._wake()
+
+    def _on_child_job(self, c: _Child, message: tuple[Any, ...], reports: list[Report]) -> bool:
+        """Under the lock: a consumer child began ("B", id, name, payload, hard limit) or
+        ended ("E", id) a job, asks that it be terminated ("T", id) or stopped at its hard
+        limit ("H", id), or to be replaced ("X"); True if the supervisor must wake for a
+        deadline."""
+        kind = message[0]
+        if kind == "B":
+            assert self._orphans is not None
+            _, job_id, name, payload, hard = message
+            c.entry = self._ledger.add(Job(job_id, name, payload, None, hard),
+                                       partial(self._orphan, payload))
+            if hard is not None:
+                c.deadline = time.monotonic() + hard + HARD_GRACE
+                self._deadlines += 1
+                return c.deadline < self._next_wake
+        elif kind == "E" and c.entry is not None and c.entry.job.id == message[1]:
+            self._ledger.drop(self._free(c))  # type: ignore[arg-type]
+        elif kind == "T":
+            entry = c.entry if c.entry is not None and c.entry.job.id == message[1] \
+                else self._slot_entry(c, message[1])
+            if entry is not None:
+                why = "terminated on request"
+                reports.append((entry, Outcome(message[1], OutcomeKind.TERMINATED, why, c.pid)))
+                self._stop_job(c)
+        elif kind == "H" and c.entry is not None and c.entry.job.id == message[1]:
+            reports.append(self._timed_out(c, c.entry))
+        elif kind == "X":
+            self._retire(c)
+        return False
+
+    def _timed_out(self, c: _Child, entry: Entry) -> Report:
+        """Under the lock: `c`'s job passed its hard limit; `c` is killed once it is reported."""
+        why = f"hard time limit ({entry.job.hard_time_limit} s) exceeded"
+        self._stop_job(c)
+        return entry, Outcome(entry.job.id, OutcomeKind.TIMEOUT, why, c.pid)
+
+    def _orphan(self, payload: bytes, outcome: Outcome) -> None:
+        """A job a consumer child began and never ended: reported with the child's payload."""
+        assert self._orphans is not None
+        outcome.extra["payload"] = payload
+        self._orphans(outcome)
 
     def _on_exit(self, c: _Child) -> None:
         with self._lock:
@@ -428,10 +537,11 @@ class PreforkPool(StdPool):
             self._children.remove(c)
             if c in self._idle:
                 self._idle.remove(c)
-            entry = self._free(c)
+            entry = self._free(c) or self._slot_entry(c)
             if entry is not None:
                 why = f"the child process {c.pid} died (exit code {code}) while running the job"
                 reports.append(lost(entry, why, c.pid))
+            self._close_slot(c)
             if not c.ready:
                 if self._starting and self._fatal is None:
                     self._fatal = f"a child exited with code {code} before it was ready"
@@ -440,7 +550,28 @@ class PreforkPool(StdPool):
         c.conn.close()
         if code is not None:
             c.process.close()
-        self._ledger.settle_all(reports)
+        self._settle(reports)
+
+    def _slot_entry(self, c: _Child, job_id: str | None = None) -> Entry | None:
+        """Under the lock: an entry for the job a consumer child's slot says it runs (if it is
+        `job_id`, when given); the slot is cleared, so the job is reported once."""
+        data = c.slot[0].read() if c.slot is not None else None
+        if data is None:
+            return None
+        job = pickle.loads(data)
+        if job_id is not None and job.id != job_id:
+            return None
+        c.slot[0].clear()  # type: ignore[index]
+        return self._ledger.add(Job(job.id, job.name, data), partial(self._orphan, data))
+
+    @staticmethod
+    def _close_slot(c: _Child) -> None:
+        if c.slot is not None:
+            slot, path = c.slot
+            c.slot = None
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)  # the child unlinks it once it maps it, unless it died first
+            slot.close()
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -451,11 +582,8 @@ class PreforkPool(StdPool):
                     continue
                 if c.conn.poll():
                     continue  # it reported just in time: the message is handled next round
-                limit = c.entry.job.hard_time_limit
-                why = f"hard time limit ({limit} s) exceeded"
-                reports.append((c.entry, Outcome(c.entry.job.id, OutcomeKind.TIMEOUT, why, c.pid)))
-                self._stop_job(c)
-        self._ledger.settle_all(reports)
+                reports.append(self._timed_out(c, c.entry))
+        self._settle(reports)
 
     def _live(self) -> list[_Child]:
         return [c for c in self._children if not c.retiring]
@@ -495,19 +623,27 @@ class PreforkPool(StdPool):
         assert self._ctx is not None and self._runner_data is not None
         parent_end, child_end = self._ctx.Pipe(duplex=True)
         limits = (self.max_tasks_per_child, self.max_memory_per_child)
+        slot = None
+        target: Callable[..., None]
+        args: tuple[Any, ...]
+        if self._orphans is None:
+            target, args = child_module.main, (child_end, self._runner_data, *limits)
+        else:
+            slot = child_module.Slot.create()
+            target, args = child_module.consume, (child_end, self._runner_data, slot[1], *limits)
         process = self._ctx.Process(  # type: ignore[attr-defined]
-            target=child_module.main,
-            args=(child_end, self._runner_data, *limits),
-            name="kernel-prefork-child",
-        )
+            target=target, args=args, name="kernel-prefork-child")
         try:
             process.start()
         except BaseException:
             parent_end.close()
+            if slot is not None:
+                slot[0].close()
+                os.unlink(slot[1])
             raise
         finally:
             child_end.close()
-        return _Child(process, parent_end)
+        return _Child(process, parent_end, slot)
 
     def _add(self, c: _Child) -> None:
         self._selector.register(c.conn.fileno(), selectors.EVENT_READ, ("conn", c))

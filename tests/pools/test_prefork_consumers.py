@@ -1,0 +1,170 @@
+"""The prefork pool's consumer children (`start_consumers`): each child runs its own jobs, and
+the pool reports exactly the ones a child began and never ended — its death, its hard limit,
+a termination — with the payload the child gave, then replaces the child."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil  # type: ignore[import-untyped]
+import pytest
+
+from kernel.interfaces.pool import Job, Outcome, OutcomeKind
+from kernel.std.pools.prefork.child import Slot
+from kernel.std.pools.prefork.pool import HARD_GRACE, PreforkPool
+from kernel.testing.pool import Outcomes
+from tests.helpers import wait_for
+from tests.pools.runners import ScriptedChild
+
+pytestmark = pytest.mark.timeout(60)
+
+T = 20.0  # bound for what should take well under a second
+
+
+class Inbox:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def put(self, *payload: Any, name: str = "test.job", **options: Any) -> Job:
+        job = Job(uuid.uuid4().hex, name, payload, **options)
+        tmp = self.path / f"{job.id}.tmp"
+        tmp.write_bytes(pickle.dumps(job))
+        tmp.rename(self.path / f"{job.id}.job")
+        return job
+
+    def outcome(self, job: Job) -> str:
+        path = self.path / f"{job.id}.outcome"
+        return str(wait_for(lambda: path.exists() and path.read_text(), T, f"{job.id} done"))
+
+
+@pytest.fixture
+def consumers(tmp_path: Path) -> Iterator[Any]:
+    pools: list[PreforkPool] = []
+
+    def build(concurrency: int = 1, **limits: Any) -> tuple[PreforkPool, Inbox, Outcomes]:
+        inbox = tmp_path / f"inbox{len(pools)}"
+        inbox.mkdir()
+        pool, orphans = PreforkPool(concurrency, **limits), Outcomes()
+        pool.start_consumers(ScriptedChild(str(inbox)), orphans)
+        pools.append(pool)
+        return pool, Inbox(inbox), orphans
+
+    yield build
+    for pool in pools:
+        pool.stop(wait=False)
+
+
+def the_job(outcome: Outcome) -> Job:
+    job = pickle.loads(outcome.extra["payload"])
+    assert isinstance(job, Job)
+    return job
+
+
+def children(pool: PreforkPool, n: int) -> list[int]:
+    wait_for(lambda: len(pool.info()["processes"]) == n, T, f"{n} children")
+    return list(pool.info()["processes"])
+
+
+def test_a_child_killed_mid_job_is_reported_with_that_job_and_replaced(consumers: Any,
+                                                                        tmp_path: Path) -> None:
+    pool, inbox, orphans = consumers(1)
+    done = inbox.put("echo", "before")
+    assert inbox.outcome(done) == "finished before"
+    marker = tmp_path / "running"
+    victim = inbox.put("mark-wait", str(marker), str(tmp_path / "never"), T)
+    pid = int(wait_for(lambda: marker.exists() and marker.read_text(), T, "the job to start"))
+
+    os.kill(pid, signal.SIGKILL)
+    lost = orphans.one(victim.id)
+    assert (lost.kind, lost.pid) == (OutcomeKind.LOST, pid) and str(pid) in lost.value
+    assert the_job(lost).payload == victim.payload, "the payload is the job the child ran"
+    assert [o.job_id for o in orphans.all] == [victim.id], "a job the child ended is not"
+    assert children(pool, 1) != [pid]
+
+
+def test_a_child_that_dies_between_jobs_leaves_nothing_to_report(consumers: Any) -> None:
+    pool, inbox, orphans = consumers(1)
+    assert inbox.outcome(inbox.put("echo", 1)) == "finished 1"
+    [pid] = children(pool, 1)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: children(pool, 1) != [pid], T, "a replacement")
+    assert orphans.all == []
+
+
+def test_a_job_too_big_for_the_slot_is_reported_all_the_same(consumers: Any,
+                                                              tmp_path: Path) -> None:
+    pool, inbox, orphans = consumers(1)
+    marker = tmp_path / "running"
+    big = inbox.put("mark-wait", str(marker), str(tmp_path / "never"), T, name="x" * Slot.SIZE)
+    pid = int(wait_for(lambda: marker.exists() and marker.read_text(), T, "the job to start"))
+    os.kill(pid, signal.SIGKILL)
+    assert the_job(orphans.one(big.id)).name == big.name
+
+
+def test_a_job_past_its_hard_limit_gives_its_messages_back_then_is_stopped(
+        consumers: Any, tmp_path: Path) -> None:
+    pool, inbox, orphans = consumers(1)
+    began = time.monotonic()
+    loop = inbox.put("spin", 600, hard_time_limit=0.5)
+    timeout = orphans.one(loop.id)
+    assert timeout.kind is OutcomeKind.TIMEOUT and "0.5" in timeout.value
+    # The child asked to be stopped once it gave back what it held: no wait for HARD_GRACE.
+    assert 0.5 <= time.monotonic() - began < 0.5 + HARD_GRACE
+    assert (tmp_path / "inbox0" / "surrendered").exists()
+    wait_for(lambda: not psutil.pid_exists(timeout.pid), T, "the child to be gone")
+    after = inbox.put("echo", "after")
+    assert inbox.outcome(after) == "finished after", "a replacement serves"
+
+
+def test_terminate_reports_the_running_job_and_replaces_the_child(consumers: Any,
+                                                                  tmp_path: Path) -> None:
+    pool, inbox, orphans = consumers(1)
+    marker = tmp_path / "running"
+    victim = inbox.put("mark-wait", str(marker), str(tmp_path / "never"), T)
+    pid = int(wait_for(lambda: marker.exists() and marker.read_text(), T, "the job to start"))
+    (tmp_path / "inbox0" / "terminate").write_text(victim.id)
+    terminated = orphans.one(victim.id)
+    assert (terminated.kind, terminated.pid) == (OutcomeKind.TERMINATED, pid)
+    assert (tmp_path / "inbox0" / "surrendered").exists()
+    wait_for(lambda: not psutil.pid_exists(pid), T, "the child to be gone")
+    assert children(pool, 1) != [pid]
+
+
+def test_max_tasks_per_child_replaces_the_child_and_loses_nothing(consumers: Any) -> None:
+    pool, inbox, orphans = consumers(1, max_tasks_per_child=2)
+    pids = set()
+    for n in range(5):
+        pids.add(int(inbox.outcome(inbox.put("pid")).split()[1]))
+        assert inbox.outcome(inbox.put("echo", n)) == f"finished {n}"
+    assert len(pids) >= 3, f"a child runs at most 2 jobs, got pids {pids}"
+    assert orphans.all == []
+
+
+def test_a_warm_stop_lets_the_running_job_finish(consumers: Any, tmp_path: Path) -> None:
+    pool, inbox, orphans = consumers(1)
+    marker, release = tmp_path / "running", tmp_path / "release"
+    running = inbox.put("mark-wait", str(marker), str(release), T)
+    wait_for(marker.exists, T, "the job to start")
+    release.touch()
+    pool.stop(wait=True, timeout=T)
+    assert inbox.outcome(running) == "finished released" and orphans.all == []
+
+
+def test_a_cold_stop_gives_the_running_job_up_at_once(consumers: Any, tmp_path: Path) -> None:
+    pool, inbox, orphans = consumers(1)
+    marker = tmp_path / "running"
+    running = inbox.put("mark-wait", str(marker), str(tmp_path / "never"), T)
+    pid = int(wait_for(lambda: marker.exists() and marker.read_text(), T, "the job to start"))
+    began = time.monotonic()
+    pool.stop(wait=False)
+    assert time.monotonic() - began < T
+    # The child settled it itself (its consumer gives it back), so the pool does not.
+    assert inbox.outcome(running).startswith("lost") and orphans.all == []
+    assert not psutil.pid_exists(pid)
