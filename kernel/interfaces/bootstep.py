@@ -40,6 +40,10 @@ class WorkerOptions:
     #: in a consumer process of a process pool (prefork): its line to the pool supervising
     #: it, which gives the process its pool. None in the worker's own process.
     child_link: ChildLink | None = None
+    #: how many such processes consume as this one worker, and the worker's own key: they
+    #: keep to a per-worker rate limit together (a bucket in the rate-limit store).
+    processes: int = 1
+    worker_key: str = ""
 
 
 class Deps(Protocol):

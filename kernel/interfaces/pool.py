@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kernel.interfaces.transport import Delivery
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,13 @@ class ChildLink(ABC):
         """Ask the pool to stop the running job `job_id` (it stops this process)."""
 
     @abstractmethod
+    def holding(self, deliveries: Sequence[Delivery]) -> None:
+        """This process now holds `deliveries` (with those it settled since the last call, if
+        the caller likes: giving back a settled one changes nothing). If the process dies, the
+        pool passes ``(tag, queue, delivery_count)`` of each to `on_gone`, so they can be given
+        back at once rather than when their leases run out."""
+
+    @abstractmethod
     def on_stop(self, callback: Callable[[], None]) -> None:
         """Call `callback` in this process before the pool stops it with its job (the job
         passed its hard limit, or is terminated), when the process can still run it: the
@@ -177,12 +187,15 @@ class Pool(ABC):
     def active(self) -> int:
         """Jobs submitted and not yet reported."""
 
-    def start_consumers(self, child: ChildMain, on_done: OnDone) -> None:
+    def start_consumers(self, child: ChildMain, on_done: OnDone,
+                        on_gone: Callable[[list[tuple[Any, str, int]]], None]) -> None:
         """Start `concurrency` processes, each running `child`, and keep that many running.
         A job a process reported started (`ChildLink.began`) and did not end gets exactly one
         `on_done` call, its ``extra["payload"]`` the bytes given with the job: LOST when the
         process died, TIMEOUT when the pool stopped it at its hard limit, TERMINATED on
-        `ChildLink.terminate`; it is made before the process is stopped. `stop(wait=True)`
+        `ChildLink.terminate`; it is made before the process is stopped. When a process ends
+        without giving back what it held, `on_gone` gets its last `ChildLink.holding`, after
+        the process's own job was reported. `stop(wait=True)`
         stops every process warm, `stop(wait=False)` cold; `active` counts the jobs running
         in them. Pools with the `consumers` capability only."""
         raise NotImplementedError(f"{type(self).__name__} does not run consumer processes")

@@ -92,7 +92,7 @@ class Consumer:
 
     def __init__(self, app: App, transport: Transport, pool: Pool, executor: Executor, *,
                  queues: list[str], concurrency: int, prefetch: int, lease_seconds: float,
-                 shutdown_timeout: float) -> None:
+                 shutdown_timeout: float, processes: int = 1, worker_key: str = "") -> None:
         self.app = app
         self.transport = transport
         self.pool = pool
@@ -112,6 +112,11 @@ class Consumer:
         self.lease_seconds = lease_seconds
         self._leases = transport.capabilities.leases
         self.shutdown_timeout = shutdown_timeout
+        #: consumer processes of one worker (prefork children) keep to a per-worker rate
+        #: limit together, in a bucket of the rate-limit store under the worker's key (each to
+        #: its share of it where there is no store).
+        self.processes = processes
+        self.worker_key = worker_key
         self.counters = Counters()
         self._reserved: deque[Held] = deque()
         #: tasks a rate limit holds aside, per task name, and when each queue may go next.
@@ -145,6 +150,10 @@ class Consumer:
         self.filters: list[Callable[[Request], Exception | None]] = []
         self._threads: list[threading.Thread] = []
         self._keys = itertools.count()
+        #: told every message this consumer holds after each fetch (a prefork child tells its
+        #: parent, which gives them back if the child dies: `ChildLink.holding`).
+        self.holding: Callable[[list[Delivery]], None] | None = None
+        self._adopted: set[Any] = set()  # tags `adopt` settled, until `give_back`
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -299,6 +308,10 @@ class Consumer:
                     log.exception("cannot take message %s from queue %r", delivery.tag,
                                   delivery.queue)
                     self._reject(delivery, f"could not be read: {type(exc).__name__}: {exc}")
+            if self.holding is not None and deliveries:
+                with self._lock:
+                    held = [h.delivery for h in (*self._all_waiting(), *self._running.values())]
+                self.holding(held)
             self._dispatch()
 
     def _task_options(self, task: Task[Any, Any] | None) -> tuple[TaskOptions, bool, bool]:
@@ -377,12 +390,21 @@ class Consumer:
             found = []
             task = self.app.tasks.get(name)
             if task is not None and task.options.rate_limit:
-                found.append(TokenBucket(parse_rate(task.options.rate_limit)))
+                found.append(self._worker_bucket(name, parse_rate(task.options.rate_limit)))
             if task is not None and task.options.global_rate_limit:
                 found.append(SharedBucket(self.app.rate_limits, name,
                                           parse_rate(task.options.global_rate_limit)))
             self._limiters[name] = found
         return found
+
+    def _worker_bucket(self, name: str, rate: float) -> Limiter:
+        """The per-worker limit of task `name`: this process's, or shared by its siblings."""
+        if self.processes == 1:
+            return TokenBucket(rate)
+        conf = self.app.conf
+        if conf.rate_limit_store or conf.result_backend:
+            return SharedBucket(self.app.rate_limits, f"{name}@{self.worker_key}", rate)
+        return TokenBucket(rate / self.processes)
 
     def _next_waiting(self) -> Held | None:
         """Under the lock: a throttled task whose wait is over, else the next reserved one."""
@@ -631,6 +653,21 @@ class Consumer:
             self._safely(lambda: self.transport.reject(held.delivery, requeue=True,
                                                        reason=reason))
 
+    def give_back(self, held: list[tuple[Any, str, int]]) -> None:
+        """Give back unrun the messages a consumer process of the pool held when it died,
+        ``(tag, queue, delivery_count)`` each, where the transport settles from any connection
+        (elsewhere the broker does as the process's connection closes). One this process just
+        `adopt`ed stays as it was settled: given back, its delivery would not count."""
+        if not self.transport.capabilities.settle_anywhere:
+            return
+        with self._lock:
+            adopted, self._adopted = self._adopted, set()
+        back = [Delivery(tag, queue, Envelope(b"", {}), count)
+                for tag, queue, count in held if tag not in adopted]
+        if back:
+            self._safely(self.transport.release, back)
+            log.info("gave back %d task(s) a lost process held", len(back))
+
     def adopt(self, outcome: Outcome) -> None:
         """Settle, here, a job that a consumer process of the pool began and never ended: the
         process died, or was stopped at the job's hard limit or to terminate it. The outcome
@@ -648,6 +685,7 @@ class Consumer:
                     here=self.transport.capabilities.settle_anywhere)
         with self._lock:
             self._running[job.id] = held
+            self._adopted.add(payload.tag)
         self._on_done(outcome)
         self._flush_acks()
 

@@ -1,4 +1,5 @@
-"""Rate limits: ``rate_limit="10/s"`` per task type per worker (a token bucket), and
+"""Rate limits: ``rate_limit="10/s"`` per task type per worker (a token bucket; a prefork
+worker's children share one in the rate-limit store), and
 ``global_rate_limit="10/s"`` across every worker (a token bucket in the rate-limit store).
 
 A limiter never sleeps: `take` answers "go" (0) or how many seconds until the next try, and the

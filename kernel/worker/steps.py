@@ -68,7 +68,8 @@ class ConsumerStep(Bootstep[Consumer]):
             app, deps[BrokerStep], deps[PoolStep], Executor(app, options.nodename),
             queues=list(options.queues), concurrency=options.concurrency,
             prefetch=options.concurrency * options.prefetch_multiplier,
-            lease_seconds=options.lease_seconds, shutdown_timeout=options.shutdown_timeout)
+            lease_seconds=options.lease_seconds, shutdown_timeout=options.shutdown_timeout,
+            processes=options.processes, worker_key=options.worker_key)
         self.consumer.start()
         return self.consumer
 

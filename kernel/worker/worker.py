@@ -59,6 +59,8 @@ class Worker:
         loglevel: str = "INFO",
         heartbeat_file: str | None = None,
         child_link: ChildLink | None = None,
+        processes: int = 1,
+        worker_key: str = "",
     ) -> None:
         conf = app.conf
         self.app = app
@@ -76,6 +78,8 @@ class Worker:
             lease_seconds=app.lease_seconds,
             heartbeat_file=heartbeat_file,
             child_link=child_link,
+            processes=processes,
+            worker_key=worker_key,
         )
         self.blueprint = Blueprint(spec.load() for spec in app.plugins.bootsteps.values())
         self.consumer: Consumer | None = None
@@ -109,7 +113,7 @@ class Worker:
                                          max_tasks_per_child=opts.max_tasks_per_child,
                                          max_memory_per_child=opts.max_memory_per_child)
             self.children.start_consumers(ConsumerProcess(self.app, opts, self.loglevel),
-                                          self._adopt)
+                                          self._adopt, self._give_back)
             self.app.plugins.hook.kernel_worker_ready(worker=self)
             return
         values = self.blueprint.start(self.app, self.options)
@@ -134,8 +138,16 @@ class Worker:
         self.app.close()
 
     def _adopt(self, outcome: Outcome) -> None:
-        """A child's job that the child never ended: settled here by a consumer that fetches
-        nothing (made on first use: no connection is opened before the children start)."""
+        """A child's job that the child never ended: settled here."""
+        self._settler().adopt(outcome)
+
+    def _give_back(self, held: list[tuple[Any, str, int]]) -> None:
+        """What a child held when it died: given back here."""
+        self._settler().give_back(held)
+
+    def _settler(self) -> Consumer:
+        """The consumer that settles for lost children: it fetches nothing (made on first
+        use: no connection is opened before the children start)."""
         with self._adopting:
             if self._adopter is None:
                 opts, app = self.options, self.app
@@ -145,7 +157,7 @@ class Worker:
                     queues=list(opts.queues), concurrency=opts.concurrency,
                     prefetch=opts.concurrency, lease_seconds=opts.lease_seconds,
                     shutdown_timeout=opts.shutdown_timeout)
-            self._adopter.adopt(outcome)
+            return self._adopter
 
     def request_shutdown(self, cold: bool = False) -> None:
         if cold and self.consumer is not None:
@@ -241,13 +253,15 @@ class ConsumerProcess(ChildMain):
         self.app = app
         self.options = options
         self.loglevel = loglevel
+        #: this worker among others, even of one node name: node name and process id.
+        self.key = f"{options.nodename}:{os.getpid()}"
         self.worker: Worker | None = None
 
     def __getstate__(self) -> dict[str, object]:
         # The app goes by import spec, its settings by value: the worker's command line
         # (and code run after the import) may have changed them.
         return {"app": self.app, "conf": self.app.conf, "options": self.options,
-                "loglevel": self.loglevel, "worker": None}
+                "loglevel": self.loglevel, "key": self.key, "worker": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -261,10 +275,13 @@ class ConsumerProcess(ChildMain):
             self.app, pool=opts.pool, concurrency=1, queues=opts.queues,
             prefetch_multiplier=opts.prefetch_multiplier,
             shutdown_timeout=opts.shutdown_timeout, nodename=opts.nodename,
-            loglevel=self.loglevel, heartbeat_file=opts.heartbeat_file, child_link=link)
+            loglevel=self.loglevel, heartbeat_file=opts.heartbeat_file, child_link=link,
+            processes=opts.concurrency, worker_key=self.key)
         self.worker.start()
-        assert self.worker.consumer is not None
-        link.on_stop(self.worker.consumer.surrender)
+        consumer = self.worker.consumer
+        assert consumer is not None
+        link.on_stop(consumer.surrender)
+        consumer.holding = link.holding
 
     def stop(self, warm: bool) -> None:
         if self.worker is None:

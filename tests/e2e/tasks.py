@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from kernel import App, SoftTimeLimitExceeded
+from kernel.testing.files import append_line
 
 app = App("e2e", config={"worker_lease_seconds": float(os.environ.get("E2E_LEASE", "30")),
                          "task_max_deliveries": int(os.environ.get("E2E_MAX_DELIVERIES", "10"))})
@@ -127,3 +128,9 @@ def soft_without_limit() -> str:
             time.sleep(0.01)
     except SoftTimeLimitExceeded:
         return "the worker's soft limit raised inside the task"
+
+
+@app.task(rate_limit="20/s", ignore_result=True)
+def stamp(path: str) -> None:
+    """Notes when it ran: the per-worker rate limit is the worker's, however many processes."""
+    append_line(path, f"{time.time()} {os.getpid()}")

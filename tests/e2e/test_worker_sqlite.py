@@ -222,3 +222,17 @@ def test_the_banner_shows_the_setup_and_never_a_password(tmp_path: Path) -> None
     assert "s3cret" not in log
     for expected in ("threads, concurrency 3", "a, b", "tests.e2e.tasks.async_add"):
         assert expected in log, f"banner lacks {expected!r}:\n{log}"
+
+
+def test_a_per_worker_rate_limit_holds_for_the_whole_prefork_worker(
+        client: App, start_worker: Any, tmp_path: Path) -> None:
+    # Each child consumes on its own: they keep to the worker's 20/s together.
+    stamps = tmp_path / "stamps"
+    start_worker("-P", "prefork", "-c", "2")
+    client.send_many([("tests.e2e.tasks.stamp", (str(stamps),), {}) for _ in range(60)])
+    wait_for(lambda: stamps.exists() and len(stamps.read_text().splitlines()) == 60, 30,
+             "every task to run")
+    lines = [line.split() for line in stamps.read_text().splitlines()]
+    times = sorted(float(t) for t, _ in lines)
+    rate = (len(times) - 1) / (times[-1] - times[0])
+    assert 18.0 <= rate <= 22.0, f"{rate:.1f} tasks/s, limit 20/s for the worker (± 10%)"

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from kernel.interfaces.pool import ChildLink, ChildMain, Job, Outcome
+from kernel.interfaces.transport import Delivery
+from kernel.message import Envelope
 from kernel.testing.pool_runners import SuiteRunner
 
 
@@ -34,7 +36,8 @@ class Unloadable:
 
 class ScriptedChild(ChildMain):
     """A consumer child for the prefork pool's `start_consumers` tests: it runs the jobs a test
-    drops into `inbox` (pickled `Job`s, one file each) with the suite's runner, writes each
+    drops into `inbox` (pickled `Job`s, one file each) with the suite's runner (each job it
+    took is a delivery it holds, tagged with the job's id), writes each
     outcome to ``<job id>.outcome`` there, terminates the job named in a ``terminate`` file,
     and marks ``surrendered`` when the pool is about to stop it."""
 
@@ -42,6 +45,7 @@ class ScriptedChild(ChildMain):
         self.inbox = inbox
 
     def start(self, link: ChildLink) -> None:
+        self._link, self._held = link, []
         self.pool = link.pool()
         self.pool.start(SuiteRunner())
         link.on_stop(lambda: Path(self.inbox, "surrendered").touch())
@@ -59,6 +63,8 @@ class ScriptedChild(ChildMain):
                         continue
                     job = pickle.loads(Path(path + ".taken").read_bytes())
                     self.pool.submit(job, self._done)
+                    self._held.append(Delivery(job.id, "inbox", Envelope(b"", {}), 1))
+                    self._link.holding(self._held)
                 elif name == "terminate":
                     job_id = Path(path).read_text()
                     os.unlink(path)

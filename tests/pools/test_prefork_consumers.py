@@ -29,8 +29,10 @@ T = 20.0  # bound for what should take well under a second
 
 
 class Inbox:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, gone: list[list[tuple[Any, str, int]]]) -> None:
         self.path = path
+        #: what each child that died held (`on_gone`).
+        self.gone = gone
 
     def put(self, *payload: Any, name: str = "test.job", **options: Any) -> Job:
         job = Job(uuid.uuid4().hex, name, payload, **options)
@@ -52,9 +54,10 @@ def consumers(tmp_path: Path) -> Iterator[Any]:
         inbox = tmp_path / f"inbox{len(pools)}"
         inbox.mkdir()
         pool, orphans = PreforkPool(concurrency, **limits), Outcomes()
-        pool.start_consumers(ScriptedChild(str(inbox)), orphans)
+        gone: list[list[tuple[Any, str, int]]] = []
+        pool.start_consumers(ScriptedChild(str(inbox)), orphans, gone.append)
         pools.append(pool)
-        return pool, Inbox(inbox), orphans
+        return pool, Inbox(inbox, gone), orphans
 
     yield build
     for pool in pools:
@@ -87,6 +90,31 @@ def test_a_child_killed_mid_job_is_reported_with_that_job_and_replaced(consumers
     assert the_job(lost).payload == victim.payload, "the payload is the job the child ran"
     assert [o.job_id for o in orphans.all] == [victim.id], "a job the child ended is not"
     assert children(pool, 1) != [pid]
+
+
+def test_what_a_killed_child_held_is_handed_back_after_its_job_is_reported(
+        consumers: Any, tmp_path: Path) -> None:
+    pool, inbox, orphans = consumers(1)
+    marker = tmp_path / "running"
+    victim = inbox.put("mark-wait", str(marker), str(tmp_path / "never"), T)
+    pid = int(wait_for(lambda: marker.exists() and marker.read_text(), T, "the job to start"))
+    waiting = [inbox.put("echo", n) for n in range(2)]
+    wait_for(lambda: all((inbox.path / f"{j.id}.job.taken").exists() for j in waiting), T,
+             "the child to take the waiting jobs too")
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: inbox.gone, T, "what it held")
+    assert orphans.one(victim.id).kind is OutcomeKind.LOST
+    [held] = inbox.gone
+    assert {tag for tag, _, _ in held} == {victim.id, *(j.id for j in waiting)}
+    assert {(queue, count) for _, queue, count in held} == {("inbox", 1)}
+
+
+def test_a_child_that_stops_by_itself_hands_nothing_back(consumers: Any) -> None:
+    pool, inbox, orphans = consumers(1, max_tasks_per_child=1)
+    [pid] = children(pool, 1)
+    assert inbox.outcome(inbox.put("echo", 1)) == "finished 1"
+    wait_for(lambda: children(pool, 1) != [pid], T, "a replacement")
+    assert inbox.gone == [] and orphans.all == []
 
 
 def test_a_child_that_dies_between_jobs_leaves_nothing_to_report(consumers: Any) -> None:

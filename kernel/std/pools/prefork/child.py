@@ -34,8 +34,9 @@ import logging
 import tempfile
 import threading
 import traceback
+import zlib
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from functools import partial
 from multiprocessing.connection import Connection
 from types import FrameType
@@ -44,6 +45,7 @@ from typing import Any
 from kernel.errors import SoftTimeLimitExceeded
 from kernel.interfaces.pool import (ChildLink, ChildMain, Job, OnDone, Outcome, Pool,
                                     PoolCapabilities, Runner)
+from kernel.interfaces.transport import Delivery
 from kernel.std.pools.base import SOFT_LIMIT_LATE, Entry, StdPool, call_runner, finished, lost
 from kernel.supervision import FATAL
 
@@ -177,8 +179,10 @@ class Slot:
     what a child that died was running without a message per job. The child writes the job,
     then marks it running (one byte, last); the parent reads it only once the child is gone."""
 
-    SIZE = 64 * 1024
+    SIZE = 256 * 1024  # a sparse file: only the pages written take memory
+    NOTE = 64 * 1024  # where the note begins: the job before, the note after
     _HEADER = struct.Struct("<BxxxI")  # running, length of the pickled job
+    _NOTE = struct.Struct("<II")  # length and CRC-32 of the note (a torn one is ignored)
 
     def __init__(self, path: str) -> None:
         with open(path, "r+b") as file:
@@ -198,7 +202,7 @@ class Slot:
     def write(self, data: bytes) -> bool:
         """Mark the job `data` running; False if it does not fit (the caller says it)."""
         end = self._HEADER.size + len(data)
-        if end > self.SIZE:
+        if end > self.NOTE:
             return False
         self._map[self._HEADER.size:end] = data
         self._HEADER.pack_into(self._map, 0, 1, len(data))
@@ -213,6 +217,19 @@ class Slot:
         if not running:
             return None
         return self._map[self._HEADER.size:self._HEADER.size + length]
+
+    def write_note(self, data: bytes) -> None:
+        """Keep `data` for the parent (what this child holds); too big: the last one stays."""
+        start = self.NOTE + self._NOTE.size
+        if start + len(data) <= self.SIZE:
+            self._map[start:start + len(data)] = data
+            self._NOTE.pack_into(self._map, self.NOTE, len(data), zlib.crc32(data))
+
+    def read_note(self) -> bytes | None:
+        length, crc = self._NOTE.unpack_from(self._map, self.NOTE)
+        start = self.NOTE + self._NOTE.size
+        data = self._map[start:start + length]
+        return data if length and zlib.crc32(data) == crc else None
 
     def close(self) -> None:
         self._map.close()
@@ -251,6 +268,10 @@ class _Link(ChildLink):
 
     def expired(self, job_id: str) -> None:
         self.send(("H", job_id))
+
+    def holding(self, deliveries: Sequence[Delivery]) -> None:
+        held = [(d.tag, d.queue, d.delivery_count) for d in deliveries]
+        self.slot.write_note(pickle.dumps(held, pickle.HIGHEST_PROTOCOL))
 
     def pool(self) -> Pool:
         self.child_pool = ChildPool(self, self.slot, *self._limits)

@@ -115,6 +115,7 @@ class PreforkPool(StdPool):
         #: start_consumers: what a job a child began and never ended is reported to.
         self._orphans: OnDone | None = None
         self._cold = False  # consumer children were told to stop cold
+        self._gone: Callable[[list[tuple[Any, str, int]]], None] | None = None
         self._ctx: BaseContext | None = None
         # Opened by start: every child's pipe and sentinel, and a wake-up pipe.
         self._selector: selectors.BaseSelector
@@ -126,8 +127,9 @@ class PreforkPool(StdPool):
     def start(self, runner: Runner) -> None:
         self._begin(runner)
 
-    def start_consumers(self, child: ChildMain, on_done: OnDone) -> None:
-        self._orphans = on_done
+    def start_consumers(self, child: ChildMain, on_done: OnDone,
+                        on_gone: Callable[[list[tuple[Any, str, int]]], None]) -> None:
+        self._orphans, self._gone = on_done, on_gone
         self._begin(child)
 
     def _begin(self, runner: Runner | ChildMain) -> None:
@@ -541,6 +543,7 @@ class PreforkPool(StdPool):
             if entry is not None:
                 why = f"the child process {c.pid} died (exit code {code}) while running the job"
                 reports.append(lost(entry, why, c.pid))
+            note = c.slot[0].read_note() if c.slot is not None and code != 0 else None
             self._close_slot(c)
             if not c.ready:
                 if self._starting and self._fatal is None:
@@ -551,6 +554,11 @@ class PreforkPool(StdPool):
         if code is not None:
             c.process.close()
         self._settle(reports)
+        if note is not None and self._gone is not None:
+            try:
+                self._gone(pickle.loads(note))
+            except Exception:  # noqa: BLE001 - they come back when their leases run out
+                log.exception("cannot give back what prefork child %s held", c.pid)
 
     def _slot_entry(self, c: _Child, job_id: str | None = None) -> Entry | None:
         """Under the lock: an entry for the job a consumer child's slot says it runs (if it is
