@@ -153,7 +153,7 @@ def measure(name: str, args: argparse.Namespace, counts: Any,
             "counts": scenarios.counts_dict(counts),
             "configs": {s.name: s.configs for s in chosen}
             | ({broker_class.bare: {"all": broker_class.bare_config}} if raw else {}),
-            "rows": report.build(samples)}
+            "rows": report.build(samples, name, broker_class.bare)}
 
 
 def measure_in_child(name: str, args: argparse.Namespace) -> dict[str, Any] | None:

@@ -1,4 +1,5 @@
-"""Medians, ratios against Celery and the best peer, the issue's targets; a rich table and JSON."""
+"""Medians, ratios against Celery, the best peer and the bare client, the targets; a rich
+table and JSON."""
 
 from __future__ import annotations
 
@@ -25,23 +26,33 @@ class Row:
     label: str
     unit: str
     higher_is_better: bool = True
-    #: the issue's targets: (against "celery" or "best", bound on kernel/that).
-    targets: tuple[tuple[str, float], ...] = ()
+    #: targets: (against, bound on kernel/that, on that broker only or None). Against:
+    #: "celery", "best" (peer), "bare" (client), another row of kernel's own ("drain.one"),
+    #: or "value" (kernel's figure itself).
+    targets: tuple[tuple[str, float, str | None], ...] = ()
 
 
 ROWS = (
-    Row("enqueue.call", "enqueue, per call", "tasks/s", targets=(("celery", 5),)),
+    Row("enqueue.call", "enqueue, per call", "tasks/s",
+        targets=(("celery", 5, None), ("bare", 0.5, "redis"), ("best", 1, "redis"),
+                 ("bare", 0.9, "rabbitmq"))),
     Row("enqueue.pipelined", "enqueue, per call in app.pipelined() (peers: per call)",
-        "tasks/s", targets=(("celery", 5),)),
+        "tasks/s", targets=(("celery", 5, None),)),
     Row("enqueue.batch", "enqueue, batch API (peers: per call)", "tasks/s",
-        targets=(("celery", 30),)),
-    Row("drain.one", "drain, 1 process", "tasks/s", targets=(("celery", 5), ("best", 2))),
-    Row("drain.two", "drain, 2 processes", "tasks/s", targets=(("celery", 5), ("best", 2))),
-    Row("rtt.p50", "round trip p50", "ms", False, targets=(("celery", 1 / 3),)),
+        targets=(("celery", 30, None),)),
+    Row("enqueue.unconfirmed", "enqueue, per call, confirm_publish=False (peers: per call)",
+        "tasks/s"),
+    Row("drain.one", "drain, 1 process", "tasks/s",
+        targets=(("celery", 5, None), ("best", 2, None), ("bare", 0.6, "redis"),
+                 ("bare", 0.5, "rabbitmq"))),
+    Row("drain.two", "drain, 2 processes", "tasks/s",
+        targets=(("celery", 5, None), ("best", 1, None), ("drain.one", 1.2, None))),
+    Row("rtt.p50", "round trip p50", "ms", False,
+        targets=(("celery", 1 / 3, None), ("value", 1.0, "redis"))),
     Row("rtt.p99", "round trip p99", "ms", False),
-    Row("io", "I/O-bound (50 ms sleeps)", "tasks/s", targets=(("celery", 1),)),
-    Row("rss.one", "peak RSS, 1 process", "MiB", False, targets=(("celery", 1),)),
-    Row("rss.two", "peak RSS, 2 processes", "MiB", False, targets=(("celery", 1),)),
+    Row("io", "I/O-bound (50 ms sleeps)", "tasks/s", targets=(("celery", 1, None),)),
+    Row("rss.one", "peak RSS, 1 process", "MiB", False, targets=(("celery", 1, None),)),
+    Row("rss.two", "peak RSS, 2 processes", "MiB", False, targets=(("celery", 1, None),)),
     Row("limit.fetch", "bare client: fetch one at a time", "msgs/s"),
     Row("limit.fetch_pipelined", "bare client: fetch 100 at a time", "msgs/s"),
 )
@@ -52,8 +63,9 @@ def medians(samples: Samples) -> dict[str, dict[str, float]]:
             for row, by_system in samples.items()}
 
 
-def build(samples: Samples) -> list[dict[str, Any]]:
-    """One dict per row that has data: medians, runs, ratios, targets and whether each is met."""
+def build(samples: Samples, broker: str, bare: str) -> list[dict[str, Any]]:
+    """One dict per row that has data: medians, runs, ratios, targets and whether each is met
+    (those of `broker`; `bare` names the bare client's column)."""
     med = medians(samples)
     out = []
     for row in ROWS:
@@ -61,17 +73,23 @@ def build(samples: Samples) -> list[dict[str, Any]]:
         if not values:
             continue
         peers = {name: v for name, v in values.items() if name in PEERS}
-        if row.id in ("enqueue.batch", "enqueue.pipelined"):
-            # peers have neither: compare with their per call
+        if row.id in ("enqueue.batch", "enqueue.pipelined", "enqueue.unconfirmed"):
+            # peers have none: compare with their per call (none of them waits for confirms)
             peers = {name: v for name, v in med.get("enqueue.call", {}).items() if name in PEERS}
         pick = max if row.higher_is_better else min
         best = pick(peers, key=lambda name: peers[name]) if peers else None
         kernel = values.get(KERNEL)
         ratio_celery = kernel / peers["celery"] if kernel and "celery" in peers else None
         ratio_best = kernel / peers[best] if kernel and best else None
+        ratio_bare = kernel / values[bare] if kernel and values.get(bare) else None
         targets = []
-        for against, bound in row.targets:
-            ratio = ratio_celery if against == "celery" else ratio_best
+        for against, bound, only_on in row.targets:
+            if only_on not in (None, broker):
+                continue
+            ratio = {"celery": ratio_celery, "best": ratio_best, "bare": ratio_bare,
+                     "value": kernel}.get(against)
+            if against in med and kernel and med[against].get(KERNEL):
+                ratio = kernel / med[against][KERNEL]
             if ratio is None:
                 continue
             met = ratio >= bound if row.higher_is_better else ratio <= bound
@@ -81,7 +99,8 @@ def build(samples: Samples) -> list[dict[str, Any]]:
             "higher_is_better": row.higher_is_better, "median": values,
             "runs": {name: list(v) for name, v in samples[row.id].items()},
             "peers_compared": peers, "best_peer": best,
-            "ratio_celery": ratio_celery, "ratio_best_peer": ratio_best, "targets": targets,
+            "ratio_celery": ratio_celery, "ratio_best_peer": ratio_best,
+            "ratio_bare": ratio_bare, "targets": targets,
         })
     return out
 
@@ -126,6 +145,7 @@ def render(table: dict[str, Any], console: Console) -> None:
         out.add_column(name, justify="right")
     out.add_column("kernel/celery", justify="right")
     out.add_column("kernel/best peer", justify="right")
+    out.add_column(f"kernel/{table['bare']}", justify="right")
     out.add_column("target", justify="left")
     for name in extra:
         out.add_column(name, justify="right")
@@ -135,9 +155,10 @@ def render(table: dict[str, Any], console: Console) -> None:
         best = f" ({row['best_peer']})" if row["best_peer"] else ""
         target = ", ".join(
             f"{'✓' if t['met'] else '✗'} {'≥' if row['higher_is_better'] else '≤'}"
-            f"{t['bound']:.2g}x {t['against']}" for t in row["targets"])
+            + (f"{t['bound']:.2g} {row['unit']}" if t["against"] == "value" else
+               f"{t['bound']:.2g}x {t['against']}") for t in row["targets"])
         out.add_row(row["label"], row["unit"], *cells, _ratio(row["ratio_celery"]),
-                    _ratio(row["ratio_best_peer"]) + best, target,
+                    _ratio(row["ratio_best_peer"]) + best, _ratio(row["ratio_bare"]), target,
                     *[_fmt(med.get(name)) for name in extra])
     console.print(out)
     for name, modes in table["configs"].items():

@@ -3,10 +3,10 @@ the same broker, starting from empty queues; the report takes the median of the 
 `Bench` is one broker's table.
 
 Rows (ids as in the JSON):
-  enqueue.call / .pipelined / .batch
+  enqueue.call / .pipelined / .batch / .unconfirmed
                                 tasks published per second from one process (kernel: `delay` in
-                                a loop / the same loop in `app.pipelined()` / `send_many`; peers
-                                have neither)
+                                a loop / the same loop in `app.pipelined()` / `send_many` / on
+                                RabbitMQ, `delay` with confirm_publish=False; peers have none)
   drain.one / drain.two         pre-queued no-op tasks, results ignored, worker with 1 / 2
                                 processes: tasks/s from spawning the worker to the last task done
   rss.one / rss.two             peak RSS of that worker, process + children, MiB
@@ -111,6 +111,10 @@ class Bench:
             start = time.perf_counter()
             system.enqueue_batch(n)
             self.record("enqueue.batch", system.name, n / (time.perf_counter() - start))
+        system.reset()
+        start = time.perf_counter()
+        if system.enqueue_unconfirmed(n):
+            self.record("enqueue.unconfirmed", system.name, n / (time.perf_counter() - start))
         system.reset()
 
     def drain(self, system: System, mode: str) -> None:

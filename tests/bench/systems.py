@@ -55,6 +55,11 @@ class System(ABC):
     def enqueue_pipelined(self, n: int, task: str = "noop") -> None:
         raise NotImplementedError
 
+    def enqueue_unconfirmed(self, n: int) -> bool:
+        """`enqueue` without waiting for the broker's confirms, where that is an option (kernel
+        on RabbitMQ: ``confirm_publish=False``); False where it is not."""
+        return False
+
     def prequeue(self, n: int, task: str) -> None:
         """Fill the queue with `n` tasks as fast as possible (untimed set-up for a drain)."""
         self.broker.prequeue(self, n, task)
@@ -118,6 +123,19 @@ class Kernel(System):
     def enqueue_pipelined(self, n: int, task: str = "noop") -> None:
         with self.app.pipelined():
             self.enqueue(n, task)
+
+    def enqueue_unconfirmed(self, n: int) -> bool:
+        if self.broker.name != "rabbitmq":
+            return False
+        app = self.tasks.make_app(self.url, self.results, self.counter,
+                                  transport_options={"confirm_publish": False})
+        try:
+            delay = app.tasks["bench.noop"].delay
+            for _ in range(n):
+                delay()
+        finally:
+            app.close()
+        return True
 
     def enqueue_batch(self, n: int, task: str = "noop") -> None:
         target = self._task(task)

@@ -13,11 +13,12 @@ from tests.bench import env
 QUEUE = "bench_kernel"
 
 
-def make_app(url: str, results: str | None = None, counter: str | None = None) -> App:
+def make_app(url: str, results: str | None = None, counter: str | None = None,
+             **config: object) -> App:
     """Tasks on broker `url`, results on `results` (default: `url`); `counter` is "redis" or
-    "results" (default: BENCH_COUNTER, else redis)."""
+    "results" (default: BENCH_COUNTER, else redis); `config`: more settings."""
     app = App("bench", broker=url, results=results or url,
-              config={"task_default_queue": QUEUE})
+              config={"task_default_queue": QUEUE, **config})
     on_results = (counter or os.environ.get(env.COUNTER, "redis")) == "results"
 
     def incr() -> None:

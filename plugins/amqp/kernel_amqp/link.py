@@ -76,9 +76,11 @@ class Link:
         #: False for quorum queues: they refuse a channel-wide prefetch.
         self.channel_qos = True
         self._admin: Any = None
+        self._unconfirmed: Any = None
         self.publisher = self.channel()
         self.publisher.confirm_select()
         self._published = 0
+        self._confirm_seq = 0  # the confirming channel's own count: RabbitMQ's ack numbers
         self._pending: set[int] = set()
         self._nacked = 0
         self._returned: list[str] = []
@@ -157,7 +159,8 @@ class Link:
         for message, exchange, routing_key in batch:
             self.publisher.basic_publish(message, exchange, routing_key, mandatory=mandatory)
             self._published += 1
-            self._pending.add(self._published)
+            self._confirm_seq += 1
+            self._pending.add(self._confirm_seq)
         deadline = time.monotonic() + self.confirm_timeout
         while self._pending:
             left = deadline - time.monotonic()
@@ -172,6 +175,16 @@ class Link:
                 f"RabbitMQ refused {self._nacked} of {len(batch)} message(s) (negative "
                 f"confirm); check that the broker has room (queue length limits, disk)")
         return self._returned
+
+    def publish_unconfirmed(self, batch: list[tuple[amqp.Message, str, str]]) -> None:
+        """Publish without waiting for RabbitMQ, on a channel of its own without confirms
+        (the confirming channel's acks would pile up unread), not mandatory (nothing would
+        read what RabbitMQ hands back)."""
+        if self._unconfirmed is None or not self._unconfirmed.is_open:
+            self._unconfirmed = self.channel()
+        for message, exchange, routing_key in batch:
+            self._unconfirmed.basic_publish(message, exchange, routing_key)
+            self._published += 1
 
     # ------------------------------------------------------------------ consume
 

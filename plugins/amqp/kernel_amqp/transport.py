@@ -71,7 +71,11 @@ class AmqpTransport(HoldsLink, Transport):
     Options: ``max_priority`` (10; 0 declares queues without priorities, as Celery does unless
     ``task_queue_max_priority`` is set), ``queue_type`` (``classic``, or ``quorum``: replicated
     queues that count deliveries themselves but have no priorities), ``heartbeat`` (60 s; 0
-    turns heartbeats off), ``confirm_timeout`` (30 s), ``connection_timeout`` (4 s,
+    turns heartbeats off), ``confirm_publish`` (True: a task's publish returns once RabbitMQ
+    confirmed it holds the message; False, Celery's default: once the bytes are written, faster
+    and lost without a word if the broker fails before it has them; kernel's own copies, the
+    requeued and the dead-lettered, are always confirmed), ``confirm_timeout`` (30 s),
+    ``connection_timeout`` (4 s,
     the app's ``broker_connection_timeout``: the most a call spends connecting, attempts and
     pauses included), ``connect_timeout`` (a quarter of that: one attempt's TCP connect,
     and then its handshake), ``max_retries`` (3 connection attempts per call), ``ssl`` (TLS:
@@ -93,6 +97,7 @@ class AmqpTransport(HoldsLink, Transport):
             raise ConfigurationError(f"transport option queue_type must be one of "
                                      f"{', '.join(topo.QUEUE_TYPES)}, got {queue_type!r}")
         max_priority = reader.integer("max_priority", topo.DEFAULT_MAX_PRIORITY, minimum=0)
+        self.confirm_publish = reader.boolean("confirm_publish", True)
         if queue_type == "quorum":
             if "max_priority" in self.options and max_priority:
                 raise ConfigurationError("quorum queues have no priorities (RabbitMQ refuses "
@@ -230,7 +235,10 @@ class AmqpTransport(HoldsLink, Transport):
                                   topo.delay_routing_key(m.queue, delay)))
                 else:
                     batch.append((message, topo.exchange_for(m.queue), m.queue))
-            self._send(link, batch)
+            if self.confirm_publish:
+                self._send(link, batch)
+            else:
+                link.publish_unconfirmed(batch)
         except ChannelError as exc:
             # The broker closed the publishing channel (e.g. an exchange was deleted under
             # us): start afresh, declarations included, on the next call.

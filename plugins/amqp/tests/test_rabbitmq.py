@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import pytest
 
 from kernel.plugin import ConfigurationError, ConnectionFailed, Envelope
-from kernel.interfaces.transport import Delivery, Outgoing
+from kernel.interfaces.transport import DEAD_LETTER_SUFFIX, Delivery, Outgoing
 from kernel.testing.transport import make_envelope, wait_for
 from kernel_amqp.transport import AmqpTransport
 
@@ -57,6 +57,24 @@ def test_publish_returns_once_the_broker_holds_every_message(
     transport.publish([Outgoing(queue, make_envelope(n)) for n in range(50)])
     # No waiting: a confirmed publish is visible to every other connection at once.
     assert other.size(queue) == 50
+
+
+def test_unconfirmed_publishes_arrive_in_order(
+        url: str, other: AmqpTransport, new_queue: NewQueue) -> None:
+    fast = AmqpTransport(url, {"confirm_publish": "false", "confirm_timeout": 2})
+    try:
+        queue = new_queue("unconfirmed")
+        fast.publish([Outgoing(queue, make_envelope(n)) for n in range(50)])
+        assert ids(drain(other, queue, 50)) == [f"m-{n}" for n in range(50)]
+        # kernel's own copies stay confirmed beside them: a dead letter is there on return.
+        fast.publish([Outgoing(queue, make_envelope(50))])
+        [delivery] = drain(fast, queue, 1)
+        fast.reject(delivery, requeue=False, reason="test")
+        assert other.size(queue + DEAD_LETTER_SUFFIX) == 1
+    finally:
+        fast.close()
+    with pytest.raises(ConfigurationError, match="confirm_publish"):
+        AmqpTransport(url, {"confirm_publish": "maybe"})
 
 
 def test_publish_to_a_vanished_queue_fails_loudly_then_recovers(
