@@ -82,21 +82,8 @@ OnDone = Callable[[Outcome], None]
 
 class ChildLink(ABC):
     """A consumer process's line to the pool that supervises it (pools with the `consumers`
-    capability). The process reports each job it starts and ends, so that the pool can report
-    the ones the process never ends itself: its death, its hard time limit, a termination."""
-
-    @abstractmethod
-    def began(self, job: Job) -> None:
-        """`job` starts now, in this process. `job.payload` MUST be bytes: what `on_done`
-        receives as the job's payload if the job ends without `ended`."""
-
-    @abstractmethod
-    def ended(self, job_id: str) -> None:
-        """The job reported by `began` ended and was settled by this process."""
-
-    @abstractmethod
-    def terminate(self, job_id: str) -> None:
-        """Ask the pool to stop the running job `job_id` (it stops this process)."""
+    capability). Through the pool it gives (`pool`), the process tells the supervisor which
+    job it runs, so that the supervisor can report one the process never ends itself."""
 
     @abstractmethod
     def holding(self, deliveries: Sequence[Delivery]) -> None:
@@ -114,10 +101,10 @@ class ChildLink(ABC):
     @abstractmethod
     def pool(self) -> Pool:
         """The pool for this process's consumer: one job at a time, each reported through
-        this link with the pickled job as its payload; soft limits raised in the job, hard
-        limits and `terminate_job` carried out by the supervising pool (which stops this
-        process), the process retired by that pool's max_tasks_per_child and
-        max_memory_per_child."""
+        this link with the pickled job as its payload; soft limits raised in the job; at a hard
+        limit and on `terminate_job` the job is reported (TIMEOUT, TERMINATED) and the
+        supervising pool stops this process; the process is retired by that pool's
+        max_tasks_per_child and max_memory_per_child."""
 
 
 class ChildMain(ABC):
@@ -190,10 +177,10 @@ class Pool(ABC):
     def start_consumers(self, child: ChildMain, on_done: OnDone,
                         on_gone: Callable[[list[tuple[Any, str, int]]], None]) -> None:
         """Start `concurrency` processes, each running `child`, and keep that many running.
-        A job a process reported started (`ChildLink.began`) and did not end gets exactly one
-        `on_done` call, its ``extra["payload"]`` the bytes given with the job: LOST when the
-        process died, TIMEOUT when the pool stopped it at its hard limit, TERMINATED on
-        `ChildLink.terminate`; it is made before the process is stopped. When a process ends
+        A job a process's pool (`ChildLink.pool`) started and did not end gets exactly one
+        `on_done` call, its ``extra["payload"]`` the pickled job: LOST when the process died,
+        TIMEOUT when the process could not stop it at its hard limit and the pool did (the
+        call made before the process is killed). When a process ends
         without giving back what it held, `on_gone` gets its last `ChildLink.holding`, after
         the process's own job was reported. `stop(wait=True)`
         stops every process warm, `stop(wait=False)` cold; `active` counts the jobs running

@@ -17,7 +17,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import pickle
 import threading
 import time
 from collections import deque
@@ -30,7 +29,7 @@ from kernel.config import first_set
 from kernel.errors import MessageError, TaskRevokedError, TimeLimitExceeded, WorkerLostError
 from kernel.interfaces.pool import Job, Outcome, OutcomeKind, Pool
 from kernel.interfaces.transport import Delivery, Outgoing, Transport, clamp_priority
-from kernel.message import Envelope, Request
+from kernel.message import Request
 from kernel.parsing import parse_rate
 from kernel.supervision import start_supervised
 from kernel.options import TaskOptions
@@ -153,7 +152,6 @@ class Consumer:
         #: told every message this consumer holds after each fetch (a prefork child tells its
         #: parent, which gives them back if the child dies: `ChildLink.holding`).
         self.holding: Callable[[list[Delivery]], None] | None = None
-        self._adopted: set[Any] = set()  # tags `adopt` settled, until `give_back`
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -652,42 +650,6 @@ class Consumer:
         if held.here:
             self._safely(lambda: self.transport.reject(held.delivery, requeue=True,
                                                        reason=reason))
-
-    def give_back(self, held: list[tuple[Any, str, int]]) -> None:
-        """Give back unrun the messages a consumer process of the pool held when it died,
-        ``(tag, queue, delivery_count)`` each, where the transport settles from any connection
-        (elsewhere the broker does as the process's connection closes). One this process just
-        `adopt`ed stays as it was settled: given back, its delivery would not count."""
-        if not self.transport.capabilities.settle_anywhere:
-            return
-        with self._lock:
-            adopted, self._adopted = self._adopted, set()
-        back = [Delivery(tag, queue, Envelope(b"", {}), count)
-                for tag, queue, count in held if tag not in adopted]
-        if back:
-            self._safely(self.transport.release, back)
-            log.info("gave back %d task(s) a lost process held", len(back))
-
-    def adopt(self, outcome: Outcome) -> None:
-        """Settle, here, a job that a consumer process of the pool began and never ended: the
-        process died, or was stopped at the job's hard limit or to terminate it. The outcome
-        carries the pickled job (``extra["payload"]``). Where the transport settles from any
-        connection, the message is acked or requeued here; else the broker gives it back as
-        the process's connection closes, and whoever gets it finds the record written here
-        and acknowledges it unrun (`_ended_before`) — or runs it, when it was to be
-        requeued."""
-        job: Job = pickle.loads(outcome.extra["payload"])
-        payload: Payload = job.payload
-        envelope = Envelope(payload.body, {}, content_type=payload.content_type)
-        delivery = Delivery(payload.tag, payload.queue, envelope, payload.delivery_count)
-        _, acks_late, lost = self._task_options(self.app.tasks.get(job.name))
-        held = Held(delivery, payload.request, job, acks_late, lost,
-                    here=self.transport.capabilities.settle_anywhere)
-        with self._lock:
-            self._running[job.id] = held
-            self._adopted.add(payload.tag)
-        self._on_done(outcome)
-        self._flush_acks()
 
     def _reject(self, delivery: Delivery, reason: str, *, settle: bool = True) -> None:
         """Take a message out for good (into the dead-letter queue where the broker has one);

@@ -27,6 +27,7 @@ from kernel.supervision import FATAL
 from kernel.worker.blueprint import Blueprint
 from kernel.worker.consumer import PREFETCH_CEILING, Consumer
 from kernel.worker.execute import Executor
+from kernel.worker.orphans import Orphans
 from kernel.worker.steps import ConsumerStep, default_concurrency
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ class Worker:
         self.consumer: Consumer | None = None
         #: the pool of consumer children, when this process only supervises.
         self.children: Pool | None = None
-        self._adopter: Consumer | None = None
+        self._adopter: Orphans | None = None
         #: `stop` began.
         self.stopping = False
         self._adopting = threading.Lock()
@@ -145,14 +146,14 @@ class Worker:
         """What a child held when it died: given back here."""
         self._settler().give_back(held)
 
-    def _settler(self) -> Consumer:
+    def _settler(self) -> Orphans:
         """The consumer that settles for lost children: it fetches nothing (made on first
         use: no connection is opened before the children start)."""
         with self._adopting:
             if self._adopter is None:
                 opts, app = self.options, self.app
                 assert self.children is not None
-                self._adopter = Consumer(
+                self._adopter = Orphans(
                     app, app.transport, self.children, Executor(app, opts.nodename),
                     queues=list(opts.queues), concurrency=opts.concurrency,
                     prefetch=opts.concurrency, lease_seconds=opts.lease_seconds,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,17 @@ class Unloadable:
         return None
 
 
+def hog_or_suite(job: Job) -> Any:
+    """``("hog",)``: a regular expression that backtracks for hours, holding the interpreter
+    lock all along (no other thread of the process runs); else the suite's commands."""
+    if job.payload[0] == "hog":
+        return re.match(r"(a+)+$", "a" * 64 + "b")
+    return SuiteRunner()(job)
+
+
 class ScriptedChild(ChildMain):
     """A consumer child for the prefork pool's `start_consumers` tests: it runs the jobs a test
-    drops into `inbox` (pickled `Job`s, one file each) with the suite's runner (each job it
+    drops into `inbox` (pickled `Job`s, one file each) with `hog_or_suite` (each job it
     took is a delivery it holds, tagged with the job's id), writes each
     outcome to ``<job id>.outcome`` there, terminates the job named in a ``terminate`` file,
     and marks ``surrendered`` when the pool is about to stop it."""
@@ -47,7 +56,7 @@ class ScriptedChild(ChildMain):
     def start(self, link: ChildLink) -> None:
         self._link, self._held = link, []
         self.pool = link.pool()
-        self.pool.start(SuiteRunner())
+        self.pool.start(hog_or_suite)
         link.on_stop(lambda: Path(self.inbox, "surrendered").touch())
         self._stopped = threading.Event()
         threading.Thread(target=self._watch, daemon=True).start()

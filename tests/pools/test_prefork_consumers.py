@@ -17,7 +17,7 @@ import psutil  # type: ignore[import-untyped]
 import pytest
 
 from kernel.interfaces.pool import Job, Outcome, OutcomeKind
-from kernel.std.pools.prefork.child import Slot
+from kernel.std.pools.prefork.consumers import Slot
 from kernel.std.pools.prefork.pool import HARD_GRACE, PreforkPool
 from kernel.testing.pool import Outcomes
 from tests.helpers import wait_for
@@ -136,33 +136,43 @@ def test_a_job_too_big_for_the_slot_is_reported_all_the_same(consumers: Any,
     assert the_job(orphans.one(big.id)).name == big.name
 
 
-def test_a_job_past_its_hard_limit_gives_its_messages_back_then_is_stopped(
+def test_a_job_past_its_hard_limit_is_settled_by_its_child_which_is_then_stopped(
         consumers: Any, tmp_path: Path) -> None:
     pool, inbox, orphans = consumers(1)
-    began = time.monotonic()
+    [pid] = children(pool, 1)
     loop = inbox.put("spin", 600, hard_time_limit=0.5)
-    timeout = orphans.one(loop.id)
-    assert timeout.kind is OutcomeKind.TIMEOUT and "0.5" in timeout.value
-    # The child asked to be stopped once it gave back what it held: no wait for HARD_GRACE.
-    assert 0.5 <= time.monotonic() - began < 0.5 + HARD_GRACE
-    assert (tmp_path / "inbox0" / "surrendered").exists()
-    wait_for(lambda: not psutil.pid_exists(timeout.pid), T, "the child to be gone")
+    assert inbox.outcome(loop) == "timeout hard time limit (0.5 s) exceeded"
+    assert (tmp_path / "inbox0" / "surrendered").exists(), "what it held went back first"
+    wait_for(lambda: not psutil.pid_exists(pid), T, "the child to be gone")
+    assert orphans.all == [], "the child reported it and asked to be stopped: the pool did not"
     after = inbox.put("echo", "after")
     assert inbox.outcome(after) == "finished after", "a replacement serves"
 
 
-def test_terminate_reports_the_running_job_and_replaces_the_child(consumers: Any,
-                                                                  tmp_path: Path) -> None:
+def test_a_child_that_cannot_stop_its_job_is_killed_and_the_pool_reports_it(
+        consumers: Any) -> None:
+    pool, inbox, orphans = consumers(1)
+    began = time.monotonic()
+    hog = inbox.put("hog", hard_time_limit=0.5)  # holds the interpreter lock: nothing else runs
+    timeout = orphans.one(hog.id)
+    assert timeout.kind is OutcomeKind.TIMEOUT and "0.5" in timeout.value
+    assert time.monotonic() - began >= 0.5 + HARD_GRACE
+    assert the_job(timeout).id == hog.id
+    wait_for(lambda: not psutil.pid_exists(timeout.pid), T, "the child to be gone")
+    assert inbox.outcome(inbox.put("echo", "after")) == "finished after"
+
+
+def test_terminate_settles_the_running_job_in_its_child_which_is_replaced(
+        consumers: Any, tmp_path: Path) -> None:
     pool, inbox, orphans = consumers(1)
     marker = tmp_path / "running"
     victim = inbox.put("mark-wait", str(marker), str(tmp_path / "never"), T)
     pid = int(wait_for(lambda: marker.exists() and marker.read_text(), T, "the job to start"))
     (tmp_path / "inbox0" / "terminate").write_text(victim.id)
-    terminated = orphans.one(victim.id)
-    assert (terminated.kind, terminated.pid) == (OutcomeKind.TERMINATED, pid)
+    assert inbox.outcome(victim) == "terminated terminated on request"
     assert (tmp_path / "inbox0" / "surrendered").exists()
     wait_for(lambda: not psutil.pid_exists(pid), T, "the child to be gone")
-    assert children(pool, 1) != [pid]
+    assert children(pool, 1) != [pid] and orphans.all == []
 
 
 def test_max_tasks_per_child_replaces_the_child_and_loses_nothing(consumers: Any) -> None:

@@ -6,13 +6,7 @@ Pipe protocol (the parent sends a job only to an idle child, so neither side nee
   exits); ``("D", value, error, retire)`` one job done, ``retire`` = the child exits now.
 - parent → child: a pickled job tuple (`encode_job`), or ``None``: exit.
 
-A consumer child (`consume`, for `PreforkPool.start_consumers`) runs a `ChildMain` instead: it
-consumes on connections of its own, runs its jobs one at a time on its main thread (`ChildPool`)
-and tells the parent only what it runs: ``("B", id, name, payload, hard limit)`` a job began,
-``("E", id)`` it ended, ``("T", id)`` stop it (terminate), ``("H", id)`` stop it (its hard
-limit passed), ``("X",)`` replace this child. The
-parent sends ``None`` (stop warm: finish the job, give the prefetched messages back) or
-``"cold"`` (give the job back too, now).
+Consumer children (`PreforkPool.start_consumers`) run `consumers.consume` instead.
 
 The child exits on its own after `max_tasks` jobs or when its resident memory passes
 `max_memory_kib` (after reporting the job), and when the parent's end of the pipe closes. On Linux
@@ -24,32 +18,18 @@ redelivered elsewhere.
 from __future__ import annotations
 
 import ctypes
-import mmap
 import os
 import pickle
 import signal
-import struct
 import sys
-import logging
-import tempfile
-import threading
 import traceback
-import zlib
-from collections import deque
-from collections.abc import Callable, Collection, Sequence
-from functools import partial
 from multiprocessing.connection import Connection
 from types import FrameType
 from typing import Any
 
 from kernel.errors import SoftTimeLimitExceeded
-from kernel.interfaces.pool import (ChildLink, ChildMain, Job, OnDone, Outcome, Pool,
-                                    PoolCapabilities, Runner)
-from kernel.interfaces.transport import Delivery
-from kernel.std.pools.base import SOFT_LIMIT_LATE, Entry, StdPool, call_runner, finished, lost
-from kernel.supervision import FATAL
-
-log = logging.getLogger(__name__)
+from kernel.interfaces.pool import Job
+from kernel.std.pools.base import SOFT_LIMIT_LATE, call_runner
 
 _PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024 if hasattr(os, "sysconf") else 4
 
@@ -71,7 +51,7 @@ def rss_kib() -> int:
         return int(psutil.Process().memory_info().rss) // 1024
 
 
-class _SoftLimit:
+class SoftLimit:
     """SIGALRM raises `SoftTimeLimitExceeded` in the running job, and only while a job runs."""
 
     armed = False
@@ -98,7 +78,7 @@ class _SoftLimit:
             return None, SOFT_LIMIT_LATE
 
 
-def _die_with_the_worker() -> None:
+def die_with_the_worker() -> None:
     if sys.platform != "linux":
         return
     from multiprocessing import forkserver
@@ -128,13 +108,13 @@ def main(
     # (a warm shutdown lets running jobs finish); it stops a child through the pipe or SIGKILL.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _die_with_the_worker()
+    die_with_the_worker()
     try:
         runner = pickle.loads(runner_data)
     except BaseException:  # noqa: BLE001 - reported to the parent, which explains it
         conn.send(("F", traceback.format_exc()))
         raise SystemExit(1) from None
-    signal.signal(signal.SIGALRM, _SoftLimit.on_alarm)
+    signal.signal(signal.SIGALRM, SoftLimit.on_alarm)
     conn.send(("R",))
     done = 0
     while True:
@@ -145,9 +125,9 @@ def main(
         if message is None:
             return
         job = Job(*message)
-        value, error = _SoftLimit.run(runner, job)
+        value, error = SoftLimit.run(runner, job)
         done += 1
-        retire = _retiring(done, max_tasks, max_memory_kib)
+        retire = retiring(done, max_tasks, max_memory_kib)
         try:
             conn.send(("D", value, error, retire))
         except OSError:
@@ -159,305 +139,6 @@ def main(
             return
 
 
-# ---------------------------------------------------------------------- consumer children
-
-#: seconds between two looks of an idle consumer child at its worker's health.
-FATAL_CHECK = 1.0
-
-#: what a consumer child's own pool can do: the parent enforces the hard limit and terminates.
-CHILD_CAPABILITIES = PoolCapabilities(soft_time_limit=True, hard_time_limit=True,
-                                      terminate=True, isolated=True)
-
-
-def _retiring(done: int, max_tasks: int | None, max_memory_kib: int | None) -> bool:
+def retiring(done: int, max_tasks: int | None, max_memory_kib: int | None) -> bool:
     return (max_tasks is not None and done >= max_tasks) or (
         max_memory_kib is not None and rss_kib() > max_memory_kib)
-
-
-class Slot:
-    """The job a consumer child runs, in memory its parent maps too: how the parent learns
-    what a child that died was running without a message per job. The child writes the job,
-    then marks it running (one byte, last); the parent reads it only once the child is gone."""
-
-    SIZE = 256 * 1024  # a sparse file: only the pages written take memory
-    NOTE = 64 * 1024  # where the note begins: the job before, the note after
-    _HEADER = struct.Struct("<BxxxI")  # running, length of the pickled job
-    _NOTE = struct.Struct("<II")  # length and CRC-32 of the note (a torn one is ignored)
-
-    def __init__(self, path: str) -> None:
-        with open(path, "r+b") as file:
-            self._map = mmap.mmap(file.fileno(), self.SIZE)
-
-    @classmethod
-    def create(cls) -> tuple[Slot, str]:
-        """A new slot and the path of its file, for the child to map (it unlinks it)."""
-        where = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-        fd, path = tempfile.mkstemp(prefix="kernel-prefork-", dir=where)
-        try:
-            os.ftruncate(fd, cls.SIZE)
-        finally:
-            os.close(fd)
-        return cls(path), path
-
-    def write(self, data: bytes) -> bool:
-        """Mark the job `data` running; False if it does not fit (the caller says it)."""
-        end = self._HEADER.size + len(data)
-        if end > self.NOTE:
-            return False
-        self._map[self._HEADER.size:end] = data
-        self._HEADER.pack_into(self._map, 0, 1, len(data))
-        return True
-
-    def clear(self) -> None:
-        self._map[0] = 0
-
-    def read(self) -> bytes | None:
-        """The pickled job marked running, or None."""
-        running, length = self._HEADER.unpack_from(self._map, 0)
-        if not running:
-            return None
-        return self._map[self._HEADER.size:self._HEADER.size + length]
-
-    def write_note(self, data: bytes) -> None:
-        """Keep `data` for the parent (what this child holds); too big: the last one stays."""
-        start = self.NOTE + self._NOTE.size
-        if start + len(data) <= self.SIZE:
-            self._map[start:start + len(data)] = data
-            self._NOTE.pack_into(self._map, self.NOTE, len(data), zlib.crc32(data))
-
-    def read_note(self) -> bytes | None:
-        length, crc = self._NOTE.unpack_from(self._map, self.NOTE)
-        start = self.NOTE + self._NOTE.size
-        data = self._map[start:start + length]
-        return data if length and zlib.crc32(data) == crc else None
-
-    def close(self) -> None:
-        self._map.close()
-
-
-class _Link(ChildLink):
-    """The consumer child's end of the pipe (several threads write to it) and its slot."""
-
-    def __init__(self, conn: Connection, slot: Slot, max_tasks: int | None,
-                 max_memory_kib: int | None) -> None:
-        self._conn = conn
-        self.slot = slot
-        self._lock = threading.Lock()
-        self._limits = (max_tasks, max_memory_kib)
-        self.child_pool: ChildPool | None = None
-        self.stopping: Callable[[], None] | None = None
-
-    def send(self, message: tuple[Any, ...]) -> None:
-        with self._lock:
-            self._conn.send(message)
-
-    def began(self, job: Job) -> None:
-        self.send(("B", job.id, job.name, job.payload, job.hard_time_limit))
-
-    def ended(self, job_id: str) -> None:
-        self.send(("E", job_id))
-
-    def terminate(self, job_id: str) -> None:
-        self.send(("T", job_id))
-
-    def retire(self) -> None:
-        self.send(("X",))
-
-    def on_stop(self, callback: Callable[[], None]) -> None:
-        self.stopping = callback
-
-    def expired(self, job_id: str) -> None:
-        self.send(("H", job_id))
-
-    def holding(self, deliveries: Sequence[Delivery]) -> None:
-        held = [(d.tag, d.queue, d.delivery_count) for d in deliveries]
-        self.slot.write_note(pickle.dumps(held, pickle.HIGHEST_PROTOCOL))
-
-    def pool(self) -> Pool:
-        self.child_pool = ChildPool(self, self.slot, *self._limits)
-        return self.child_pool
-
-
-class ChildPool(StdPool):
-    """A consumer child's pool: its jobs run one at a time on the main thread (`serve`), where
-    SIGALRM raises the soft limit even inside a blocking call, as in a job child. A job goes
-    in the slot; one with a hard limit (the parent must time it), or too big for the slot,
-    is told the parent in a message instead (`ChildLink.began`)."""
-
-    capabilities = CHILD_CAPABILITIES
-    _kind = "prefork"
-
-    def __init__(self, link: _Link, slot: Slot, max_tasks: int | None,
-                 max_memory_kib: int | None) -> None:
-        super().__init__(1)
-        self._link = link
-        self._slot = slot
-        self._limits = (max_tasks, max_memory_kib)
-        self._cond = threading.Condition(threading.Lock())
-        self._pending: deque[Entry] = deque()
-        self._running: Entry | None = None
-        self._runner: Runner | None = None
-        self._done = 0
-        self._retired = False
-
-    def start(self, runner: Runner) -> None:
-        self._refuse_restart(self._runner is not None)
-        self._runner = runner
-
-    def submit(self, job: Job, on_done: OnDone) -> None:
-        with self._cond:
-            self._refuse_unless_open(self._runner is not None)
-            entry = self._ledger.add(job, on_done)
-            entry.on_done = partial(self._report, on_done, entry)
-            entry.data = False  # told the parent in a message (True) or in the slot
-            self._pending.append(entry)
-            self._cond.notify()
-
-    def _report(self, on_done: OnDone, entry: Entry, outcome: Outcome) -> None:
-        # Settled here (acked, requeued or recorded): the parent no longer answers for it.
-        on_done(outcome)
-        if entry.data:
-            self._link.ended(outcome.job_id)
-        else:
-            self._slot.clear()
-
-    def stop(self, wait: bool = True, timeout: float | None = None) -> None:
-        with self._cond:
-            reports = self._close(self._pending)
-            if reports is None:
-                return
-            self._cond.notify_all()
-            if wait:
-                self._cond.wait_for(lambda: self._running is None, timeout)
-            running = self._running
-        if running is not None:  # it goes on in the main thread; its late result is ignored
-            reports.append(lost(running, "the pool stopped while the job ran"))
-        self._ledger.settle_all(reports)
-
-    def withdraw(self, job_ids: Collection[str] | None = None) -> list[Job]:
-        with self._cond:
-            taken = [e for e in self._pending if job_ids is None or e.job.id in job_ids]
-            for entry in taken:
-                self._pending.remove(entry)
-        for entry in taken:
-            self._ledger.drop(entry)
-        return [entry.job for entry in taken]
-
-    def terminate_job(self, job_id: str) -> bool:
-        if not self._runs(job_id):
-            return False
-        self._surrender()
-        self._link.terminate(job_id)  # the parent reports it and stops this process
-        return True
-
-    def _runs(self, job_id: str) -> bool:
-        with self._cond:
-            return self._running is not None and self._running.job.id == job_id
-
-    def _surrender(self) -> None:
-        stopping = self._link.stopping
-        if stopping is not None:
-            try:
-                stopping()
-            except Exception:  # noqa: BLE001 - the parent stops this process all the same
-                log.exception("cannot give back the messages this process holds")
-
-    def _expired(self, job_id: str) -> None:
-        """The job's hard limit passed: give back what waits here, then be stopped at once."""
-        if self._runs(job_id):
-            self._surrender()
-            self._link.expired(job_id)
-
-    def _resize(self, delta: int) -> None:
-        raise NotImplementedError("a prefork child runs one job at a time; resize the pool")
-
-    def serve(self) -> None:
-        """Run jobs on this (the main) thread until the pool stops."""
-        while True:
-            with self._cond:
-                while not self._cond.wait_for(lambda: bool(self._pending) or self._closing,
-                                              FATAL_CHECK):
-                    if FATAL.is_set() and not self._retired:
-                        # A thread of this process's worker gave up: replace the process.
-                        log.critical("%s; this process asks to be replaced", FATAL.reason)
-                        self._retire()
-                if not self._pending:
-                    return
-                entry = self._running = self._pending.popleft()
-            job = entry.job
-            data = pickle.dumps(job, pickle.HIGHEST_PROTOCOL)
-            timer = None
-            if job.hard_time_limit is not None or not self._slot.write(data):
-                entry.data = True
-                self._link.began(Job(job.id, job.name, data, None, job.hard_time_limit))
-            if job.hard_time_limit is not None:
-                timer = threading.Timer(job.hard_time_limit, self._expired, (job.id,))
-                timer.daemon = True
-                timer.start()
-            value, error = _SoftLimit.run(self._runner, job)
-            if timer is not None:
-                timer.cancel()
-            self._ledger.settle(entry, finished(job.id, value, error))
-            with self._cond:  # after the report: a warm stop waits for it
-                self._running = None
-                self._cond.notify_all()
-            self._done += 1
-            if not self._retired and _retiring(self._done, *self._limits):
-                self._retire()
-
-    def _retire(self) -> None:
-        self._retired = True  # asked once; the parent stops this child
-        self._link.retire()
-
-
-def _listen(conn: Connection, child: ChildMain) -> None:
-    """The consumer child's pipe: stop warm or cold when the parent says so, cold when it is
-    gone; a cold request during a warm stop makes it cold."""
-    stopping: threading.Thread | None = None
-    while True:
-        try:
-            warm = conn.recv() is None
-        except (EOFError, OSError):
-            warm = False
-        if stopping is None:
-            stopping = threading.Thread(target=_stop, args=(child, warm), daemon=True,
-                                        name="kernel-prefork-stop")
-            stopping.start()
-        elif not warm:
-            child.stop(warm=False)
-        if not warm:
-            stopping.join()
-
-
-def _stop(child: ChildMain, warm: bool) -> None:
-    """Stop the child, then end the process (its main thread may be inside an abandoned job)."""
-    try:
-        child.stop(warm=warm)
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
-
-
-def consume(conn: Connection, child_data: bytes, slot_path: str, max_tasks: int | None,
-            max_memory_kib: int | None) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _die_with_the_worker()
-    slot = Slot(slot_path)
-    os.unlink(slot_path)  # mapped by both: nothing to clean up whoever exits first
-    link = _Link(conn, slot, max_tasks, max_memory_kib)
-    try:
-        child: ChildMain = pickle.loads(child_data)
-        child.start(link)
-        if link.child_pool is None:
-            raise RuntimeError(f"{child!r} started without the pool ChildLink.pool gives")
-    except BaseException:  # noqa: BLE001 - reported to the parent, which explains it
-        link.send(("F", traceback.format_exc()))
-        raise SystemExit(1) from None
-    signal.signal(signal.SIGALRM, _SoftLimit.on_alarm)
-    threading.Thread(target=_listen, args=(conn, child), name="kernel-prefork-pipe",
-                     daemon=True).start()
-    link.send(("R",))
-    link.child_pool.serve()
-    threading.Event().wait()  # the pipe's thread ends the process once the child stopped

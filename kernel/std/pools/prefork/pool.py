@@ -39,6 +39,7 @@ from kernel.interfaces.pool import ChildMain, Job, OnDone, Outcome, OutcomeKind,
 from kernel.std.pools.base import Entry, Report, StdPool, finished, lost
 from kernel.std.pools import PREFORK_CAPABILITIES
 from kernel.std.pools.prefork import child as child_module
+from kernel.std.pools.prefork import consumers
 from kernel.supervision import Failures
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ _COLD = pickle.dumps("cold")  # tells a consumer child to give its job back and 
 
 
 #: what a consumer child says of its jobs (see `PreforkPool._on_child_job`).
-_CHILD_JOB = frozenset("BETHX")
+_CHILD_JOB = frozenset("BEKX")
 
 
 def _context() -> BaseContext:
@@ -67,8 +68,9 @@ def _context() -> BaseContext:
     from multiprocessing import forkserver
 
     preload = list(getattr(forkserver._forkserver, "_preload_modules", None) or [])
-    if child_module.__name__ not in preload:
-        ctx.set_forkserver_preload([*preload, child_module.__name__])
+    wanted = [name for name in (child_module.__name__, consumers.__name__) if name not in preload]
+    if wanted:
+        ctx.set_forkserver_preload([*preload, *wanted])
     return ctx
 
 
@@ -76,7 +78,7 @@ class _Child:
     __slots__ = ("conn", "deadline", "entry", "pid", "process", "ready", "retiring", "slot")
 
     def __init__(self, process: BaseProcess, conn: Connection,
-                 slot: tuple[child_module.Slot, str] | None = None) -> None:
+                 slot: tuple[consumers.Slot, str] | None = None) -> None:
         self.process = process
         self.conn = conn
         self.slot = slot  # a consumer child's job slot and the path of its file
@@ -478,9 +480,8 @@ class PreforkPool(StdPool):
 
     def _on_child_job(self, c: _Child, message: tuple[Any, ...], reports: list[Report]) -> bool:
         """Under the lock: a consumer child began ("B", id, name, payload, hard limit) or
-        ended ("E", id) a job, asks that it be terminated ("T", id) or stopped at its hard
-        limit ("H", id), or to be replaced ("X"); True if the supervisor must wake for a
-        deadline."""
+        ended ("E", id) a job, asks to be killed now ("K": it settled the job it was stopped
+        in) or to be replaced ("X"); True if the supervisor must wake for a deadline."""
         kind = message[0]
         if kind == "B":
             assert self._orphans is not None
@@ -493,24 +494,14 @@ class PreforkPool(StdPool):
                 return c.deadline < self._next_wake
         elif kind == "E" and c.entry is not None and c.entry.job.id == message[1]:
             self._ledger.drop(self._free(c))  # type: ignore[arg-type]
-        elif kind == "T":
-            entry = c.entry if c.entry is not None and c.entry.job.id == message[1] \
-                else self._slot_entry(c, message[1])
-            if entry is not None:
-                why = "terminated on request"
-                reports.append((entry, Outcome(message[1], OutcomeKind.TERMINATED, why, c.pid)))
-                self._stop_job(c)
-        elif kind == "H" and c.entry is not None and c.entry.job.id == message[1]:
-            reports.append(self._timed_out(c, c.entry))
+        elif kind == "K":
+            entry = self._free(c)
+            if entry is not None:  # it settled the job itself
+                self._ledger.drop(entry)
+            self._stop_job(c)
         elif kind == "X":
             self._retire(c)
         return False
-
-    def _timed_out(self, c: _Child, entry: Entry) -> Report:
-        """Under the lock: `c`'s job passed its hard limit; `c` is killed once it is reported."""
-        why = f"hard time limit ({entry.job.hard_time_limit} s) exceeded"
-        self._stop_job(c)
-        return entry, Outcome(entry.job.id, OutcomeKind.TIMEOUT, why, c.pid)
 
     def _orphan(self, payload: bytes, outcome: Outcome) -> None:
         """A job a consumer child began and never ended: reported with the child's payload."""
@@ -560,16 +551,13 @@ class PreforkPool(StdPool):
             except Exception:  # noqa: BLE001 - they come back when their leases run out
                 log.exception("cannot give back what prefork child %s held", c.pid)
 
-    def _slot_entry(self, c: _Child, job_id: str | None = None) -> Entry | None:
-        """Under the lock: an entry for the job a consumer child's slot says it runs (if it is
-        `job_id`, when given); the slot is cleared, so the job is reported once."""
+    def _slot_entry(self, c: _Child) -> Entry | None:
+        """Under the lock, for a consumer child that is gone: an entry for the job its slot
+        says it ran."""
         data = c.slot[0].read() if c.slot is not None else None
         if data is None:
             return None
         job = pickle.loads(data)
-        if job_id is not None and job.id != job_id:
-            return None
-        c.slot[0].clear()  # type: ignore[index]
         return self._ledger.add(Job(job.id, job.name, data), partial(self._orphan, data))
 
     @staticmethod
@@ -590,7 +578,10 @@ class PreforkPool(StdPool):
                     continue
                 if c.conn.poll():
                     continue  # it reported just in time: the message is handled next round
-                reports.append(self._timed_out(c, c.entry))
+                limit = c.entry.job.hard_time_limit
+                why = f"hard time limit ({limit} s) exceeded"
+                reports.append((c.entry, Outcome(c.entry.job.id, OutcomeKind.TIMEOUT, why, c.pid)))
+                self._stop_job(c)
         self._settle(reports)
 
     def _live(self) -> list[_Child]:
@@ -637,8 +628,8 @@ class PreforkPool(StdPool):
         if self._orphans is None:
             target, args = child_module.main, (child_end, self._runner_data, *limits)
         else:
-            slot = child_module.Slot.create()
-            target, args = child_module.consume, (child_end, self._runner_data, slot[1], *limits)
+            slot = consumers.Slot.create()
+            target, args = consumers.consume, (child_end, self._runner_data, slot[1], *limits)
         process = self._ctx.Process(  # type: ignore[attr-defined]
             target=target, args=args, name="kernel-prefork-child")
         try:
