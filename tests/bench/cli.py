@@ -89,13 +89,16 @@ def main(argv: list[str] | None = None) -> int:
                       f"{' or '.join(brokers.BROKERS[name].title for name in args.brokers)}"
                       f"[/red]")
         return 2
-    tables = []
+    tables, failed = [], []
     for name in on:
         table = (measure(name, args, counts_on(name, counts, args), console) if len(on) == 1
                  else measure_in_child(name, args))
         if table is None:
-            return 2
+            failed.append(name)  # said why on stderr; the other brokers' tables still count
+            continue
         tables.append(table)
+    if not tables:
+        return 2
     environment = report.environment({t["broker"]: t["server"] for t in tables})
     out = Console(width=None if sys.stdout.isatty() else 200)
     for table in tables:
@@ -104,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(
             {"environment": environment, "tables": tables}, indent=2) + "\n")
+    if failed:
+        console.print(f"[red]no table for {', '.join(failed)}: see the error above[/red]")
+        return 2
     return 0
 
 
