@@ -93,6 +93,10 @@ class ChildLink(ABC):
         back at once rather than when their leases run out."""
 
     @abstractmethod
+    def alive(self) -> None:
+        """This process is alive and not stuck (its liveness check passed just now)."""
+
+    @abstractmethod
     def on_stop(self, callback: Callable[[], None]) -> None:
         """Call `callback` in this process before the pool stops it with its job (the job
         passed its hard limit, or is terminated), when the process can still run it: the
@@ -185,6 +189,11 @@ class Pool(ABC):
         the process's own job was reported. `stop(wait=True)`
         stops every process warm, `stop(wait=False)` cold; `active` counts the jobs running
         in them. Pools with the `consumers` capability only."""
+        raise NotImplementedError(f"{type(self).__name__} does not run consumer processes")
+
+    def consumers_alive(self, within: float) -> bool:
+        """Every consumer process said `ChildLink.alive` in the last `within` seconds (or
+        started less than that ago). Pools with the `consumers` capability only."""
         raise NotImplementedError(f"{type(self).__name__} does not run consumer processes")
 
     def terminate_job(self, job_id: str) -> bool:

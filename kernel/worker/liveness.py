@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from kernel.interfaces.bootstep import Bootstep, Deps
@@ -24,43 +25,66 @@ log = logging.getLogger("kernel.worker")
 PERIOD = 2.0
 
 
-class Liveness(Bootstep[None]):
-    name = "liveness"
-    requires = (ConsumerStep,)
+class Heartbeat:
+    """Every `PERIOD` seconds: `beat()` while `alive()` says so (and no supervised thread gave
+    up), logging when that changes."""
 
-    def start(self, deps: Deps) -> None:
+    def __init__(self, what: str, alive: Callable[[], bool], beat: Callable[[], None]) -> None:
+        self.what, self._alive, self._beat = what, alive, beat
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         #: how many times it looked (a test waits on it instead of on the clock).
         self.checks = 0
-        if deps.options.heartbeat_file is None:
-            return
-        self.path = Path(deps.options.heartbeat_file)
-        self.consumer: Consumer = deps[ConsumerStep]
-        self._touch()
+        beat()
         self._thread = threading.Thread(target=self._run, name="kernel-liveness", daemon=True)
         self._thread.start()
-
-    def _touch(self) -> None:
-        try:
-            self.path.touch()
-        except OSError as exc:
-            log.error("cannot touch the heartbeat file %s: %s", self.path, exc)
 
     def _run(self) -> None:
         stuck = False
         while not self._stop.wait(PERIOD):
-            if self.consumer.alive() and not FATAL.is_set():
+            if self._alive() and not FATAL.is_set():
                 if stuck:
-                    log.warning("the worker goes on: %s is touched again", self.path)
+                    log.warning("the worker goes on: %s again", self.what)
                 stuck = False
-                self._touch()
+                self._beat()
             elif not stuck:
                 stuck = True
-                log.error("the worker looks stuck: %s is no longer touched", self.path)
+                log.error("the worker looks stuck: no longer %s", self.what)
             self.checks += 1
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._thread.join(timeout=5)
+
+
+def touch(path: Path) -> Callable[[], None]:
+    def beat() -> None:
+        try:
+            path.touch()
+        except OSError as exc:
+            log.error("cannot touch the heartbeat file %s: %s", path, exc)
+    return beat
+
+
+class Liveness(Bootstep[None]):
+    """In a prefork child, the beat goes to the worker's process (`ChildLink.alive`), which
+    touches the file while every child beats."""
+
+    name = "liveness"
+    requires = (ConsumerStep,)
+
+    def start(self, deps: Deps) -> None:
+        self.heartbeat: Heartbeat | None = None
+        if deps.options.heartbeat_file is None:
+            return
+        path, link = Path(deps.options.heartbeat_file), deps.options.child_link
+        consumer: Consumer = deps[ConsumerStep]
+        self.heartbeat = Heartbeat(f"touching {path}", consumer.alive,
+                                   touch(path) if link is None else link.alive)
+
+    @property
+    def checks(self) -> int:
+        return self.heartbeat.checks if self.heartbeat is not None else 0
+
+    def stop(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.stop()

@@ -17,6 +17,7 @@ import socket
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,9 @@ from kernel.parsing import mask_url
 from kernel.supervision import FATAL
 from kernel.worker.blueprint import Blueprint
 from kernel.worker.consumer import PREFETCH_CEILING, Consumer
+from kernel.worker import liveness
 from kernel.worker.execute import Executor
+from kernel.worker.liveness import Heartbeat
 from kernel.worker.orphans import Orphans
 from kernel.worker.steps import ConsumerStep, default_concurrency
 
@@ -37,6 +40,8 @@ log = logging.getLogger("kernel.worker")
 
 #: the exit status of a worker that stopped because one of its threads kept failing.
 EXIT_FATAL = 1
+#: heartbeat periods a consumer child may miss before the worker counts as stuck.
+CHILD_SILENCE = 3
 #: seconds a warm shutdown waits for consumer children beyond their own shutdown timeout
 #: (they give their prefetched messages back and flush their acks).
 CHILD_STOP_MARGIN = 5.0
@@ -89,6 +94,7 @@ class Worker:
         self._adopter: Orphans | None = None
         #: `stop` began.
         self.stopping = False
+        self._heartbeat: Heartbeat | None = None  # the children's, told by their beats
         self._adopting = threading.Lock()
         self._shutdown = threading.Event()
         self._signals = 0
@@ -115,6 +121,12 @@ class Worker:
                                          max_memory_per_child=opts.max_memory_per_child)
             self.children.start_consumers(ConsumerProcess(self.app, opts, self.loglevel),
                                           self._adopt, self._give_back)
+            if opts.heartbeat_file is not None:
+                children, path = self.children, Path(opts.heartbeat_file)
+                self._heartbeat = Heartbeat(
+                    f"touching {path} (every child beats)",
+                    lambda: children.consumers_alive(CHILD_SILENCE * liveness.PERIOD),
+                    liveness.touch(path))
             self.app.plugins.hook.kernel_worker_ready(worker=self)
             return
         values = self.blueprint.start(self.app, self.options)
@@ -127,6 +139,8 @@ class Worker:
         way unfinished messages go back to the broker. Steps stop in reverse start order, so a
         step that requires the consumer stops before it."""
         self.stopping = True
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         if self.children is not None:
             self.children.stop(wait=warm, timeout=self.options.shutdown_timeout
                                + CHILD_STOP_MARGIN)

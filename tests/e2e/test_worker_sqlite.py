@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -236,3 +237,21 @@ def test_a_per_worker_rate_limit_holds_for_the_whole_prefork_worker(
     times = sorted(float(t) for t, _ in lines)
     rate = (len(times) - 1) / (times[-1] - times[0])
     assert 18.0 <= rate <= 22.0, f"{rate:.1f} tasks/s, limit 20/s for the worker (± 10%)"
+
+
+def test_the_heartbeat_file_of_a_prefork_worker_stops_when_one_child_is_stuck(
+        client: App, start_worker: Any, tmp_path: Path) -> None:
+    # Each child beats to the worker's process, which touches the file while every one does.
+    beat = tmp_path / "alive"
+    start_worker("-P", "prefork", "-c", "2", "--heartbeat-file", str(beat))
+    first = wait_for(lambda: beat.exists() and beat.stat().st_mtime, 30, "the file")
+    wait_for(lambda: beat.stat().st_mtime > first, 30, "a second touch")
+    child = send(client, "pid").get(timeout=30)
+    os.kill(child, signal.SIGSTOP)  # alive, but doing nothing
+    try:
+        wait_for(lambda: time.time() - beat.stat().st_mtime > 8, 30,
+                 "the file to go stale while a child is stopped")
+    finally:
+        os.kill(child, signal.SIGCONT)
+    stale = beat.stat().st_mtime
+    wait_for(lambda: beat.stat().st_mtime > stale, 30, "touched again once the child goes on")

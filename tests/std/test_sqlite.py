@@ -343,3 +343,27 @@ def test_entry_module_stays_light() -> None:
             "'kernel.std.sqlite.db', 'sqlite3') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", f"importing the entry module imported {out.stdout}"
+
+
+OPEN_AT_ONCE = textwrap.dedent("""
+    import os, sys, time
+    from kernel.std.sqlite.transport import SqliteTransport
+    folder, go = sys.argv[1], sys.argv[2]
+    while not os.path.exists(go):  # all start together
+        time.sleep(0.001)
+    for n in range(40):  # 40 new files, each opened by every process at about the same time
+        SqliteTransport(f"sqlite:///{folder}/fresh{n}.db").close()
+    print("opened")
+""")
+
+
+def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
+    # A prefork worker's children do exactly this with the default broker: switching a new
+    # file to WAL is answered "locked" at once while another connection does the same.
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", OPEN_AT_ONCE, str(tmp_path), str(go)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    go.touch()
+    results = [p.communicate(timeout=60) for p in procs]
+    assert [out.strip() for out, _ in results] == ["opened"] * 6, [err for _, err in results]

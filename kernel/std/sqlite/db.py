@@ -180,6 +180,27 @@ class Database:
             self._local.conn = conn
         return conn
 
+    def _set_up(self, conn: sqlite3.Connection) -> None:
+        """WAL mode and the schema. Switching to WAL needs a moment alone with the file, and
+        SQLite answers "locked" at once rather than waiting: several processes opening a new
+        file together (a prefork worker's children) try again until the busy timeout."""
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise ConnectionFailed(
+                        f"the SQLite database {self.path} cannot use WAL mode (it says {mode!r});"
+                        f" keep it on a local disk, not a network file system")
+                conn.executescript(f"BEGIN IMMEDIATE;\n{self._schema}\nCOMMIT;")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                if conn.in_transaction:
+                    conn.rollback()
+                time.sleep(0.01)
+
     def _connect(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None,
@@ -188,16 +209,9 @@ class Database:
             raise translate(self.path, exc) from None
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-            if not self._ready:
-                # WAL persists in the file; switching needs a moment alone with it.
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    raise ConnectionFailed(
-                        f"the SQLite database {self.path} cannot use WAL mode (it says {mode!r});"
-                        f" keep it on a local disk, not a network file system")
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             if not self._ready:
-                conn.executescript(f"BEGIN IMMEDIATE;\n{self._schema}\nCOMMIT;")
+                self._set_up(conn)
                 self._ready = True
         except sqlite3.Error as exc:
             conn.close()

@@ -21,6 +21,7 @@ import struct
 import sys
 import tempfile
 import threading
+import time
 import traceback
 import zlib
 from collections import deque
@@ -53,6 +54,7 @@ class Slot:
 
     SIZE = 256 * 1024  # a sparse file: only the pages written take memory
     NOTE = 64 * 1024  # where the note begins: the job before, the note after
+    ALIVE = NOTE - 8  # when the child last said it was alive (a double, time.time())
     _HEADER = struct.Struct("<BxxxI")  # running, length of the pickled job
     _NOTE = struct.Struct("<II")  # length and CRC-32 of the note (a torn one is ignored)
 
@@ -74,7 +76,7 @@ class Slot:
     def write(self, data: bytes) -> bool:
         """Mark the job `data` running; False if it does not fit (the caller says it)."""
         end = self._HEADER.size + len(data)
-        if end > self.NOTE:
+        if end > self.ALIVE:
             return False
         self._map[self._HEADER.size:end] = data
         self._HEADER.pack_into(self._map, 0, 1, len(data))
@@ -89,6 +91,12 @@ class Slot:
         if not running:
             return None
         return self._map[self._HEADER.size:self._HEADER.size + length]
+
+    def beat(self) -> None:
+        struct.pack_into("<d", self._map, self.ALIVE, time.time())
+
+    def last_beat(self) -> float:
+        return float(struct.unpack_from("<d", self._map, self.ALIVE)[0])
 
     def write_note(self, data: bytes) -> None:
         """Keep `data` for the parent (what this child holds); too big: the last one stays."""
@@ -138,6 +146,9 @@ class _Link(ChildLink):
 
     def on_stop(self, callback: Callable[[], None]) -> None:
         self.stopping = callback
+
+    def alive(self) -> None:
+        self.slot.beat()
 
     def holding(self, deliveries: Sequence[Delivery]) -> None:
         held = [(d.tag, d.queue, d.delivery_count) for d in deliveries]

@@ -75,13 +75,15 @@ def _context() -> BaseContext:
 
 
 class _Child:
-    __slots__ = ("conn", "deadline", "entry", "pid", "process", "ready", "retiring", "slot")
+    __slots__ = ("conn", "deadline", "entry", "pid", "process", "ready", "retiring", "slot",
+                 "started")
 
     def __init__(self, process: BaseProcess, conn: Connection,
                  slot: tuple[consumers.Slot, str] | None = None) -> None:
         self.process = process
         self.conn = conn
         self.slot = slot  # a consumer child's job slot and the path of its file
+        self.started = time.monotonic()
         self.pid: int = process.pid or 0
         self.ready = False  # loaded the runner; may receive jobs
         self.retiring = False  # will exit: receives no job
@@ -258,6 +260,13 @@ class PreforkPool(StdPool):
                 reports.append((entry, outcome))
         self._settle(reports)
         return bool(reports)
+
+    def consumers_alive(self, within: float) -> bool:
+        now, wall = time.monotonic(), time.time()
+        with self._lock:
+            return all(c.slot is None or now - c.started < within
+                       or wall - c.slot[0].last_beat() < within
+                       for c in self._children if not c.retiring)
 
     def _stop_consumers(self, warm: bool) -> None:
         """Under the lock: ask every consumer child to stop (warm: after its job; cold: now,
