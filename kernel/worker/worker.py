@@ -3,7 +3,7 @@
 With a pool whose processes consume on their own (prefork), the worker's process only
 supervises: each child process runs a worker of its own (`ConsumerProcess`: the blueprint, a
 consumer of concurrency 1 on its own connections), and this process settles what a child
-began and never ended (`Consumer.adopt`). Measured in docs/benchmarks.md: handing every task
+began and never ended (`Orphans.adopt`). Measured in docs/benchmarks.md: handing every task
 over from one consuming process cost that process as much as running the task, so two
 children drained slower than one process alone.
 """

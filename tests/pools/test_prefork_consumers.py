@@ -70,6 +70,14 @@ def the_job(outcome: Outcome) -> Job:
     return job
 
 
+def blocking(inbox: Inbox, tmp_path: Path, **options: Any) -> tuple[Job, int]:
+    """A job that blocks until the test ends, once it runs, and the pid running it."""
+    marker = tmp_path / "running"
+    job = inbox.put("mark-wait", str(marker), str(tmp_path / "never"), T, **options)
+    return job, int(wait_for(lambda: marker.exists() and marker.read_text(), T,
+                             "the job to start"))
+
+
 def children(pool: PreforkPool, n: int) -> list[int]:
     wait_for(lambda: len(pool.info()["processes"]) == n, T, f"{n} children")
     return list(pool.info()["processes"])
@@ -80,9 +88,7 @@ def test_a_child_killed_mid_job_is_reported_with_that_job_and_replaced(consumers
     pool, inbox, orphans = consumers(1)
     done = inbox.put("echo", "before")
     assert inbox.outcome(done) == "finished before"
-    marker = tmp_path / "running"
-    victim = inbox.put("mark-wait", str(marker), str(tmp_path / "never"), T)
-    pid = int(wait_for(lambda: marker.exists() and marker.read_text(), T, "the job to start"))
+    victim, pid = blocking(inbox, tmp_path)
 
     os.kill(pid, signal.SIGKILL)
     lost = orphans.one(victim.id)
@@ -95,9 +101,7 @@ def test_a_child_killed_mid_job_is_reported_with_that_job_and_replaced(consumers
 def test_what_a_killed_child_held_is_handed_back_after_its_job_is_reported(
         consumers: Any, tmp_path: Path) -> None:
     pool, inbox, orphans = consumers(1)
-    marker = tmp_path / "running"
-    victim = inbox.put("mark-wait", str(marker), str(tmp_path / "never"), T)
-    pid = int(wait_for(lambda: marker.exists() and marker.read_text(), T, "the job to start"))
+    victim, pid = blocking(inbox, tmp_path)
     waiting = [inbox.put("echo", n) for n in range(2)]
     wait_for(lambda: all((inbox.path / f"{j.id}.job.taken").exists() for j in waiting), T,
              "the child to take the waiting jobs too")
@@ -121,6 +125,10 @@ def test_a_child_that_dies_between_jobs_leaves_nothing_to_report(consumers: Any)
     pool, inbox, orphans = consumers(1)
     assert inbox.outcome(inbox.put("echo", 1)) == "finished 1"
     [pid] = children(pool, 1)
+    # The outcome is written just before the child clears its slot: between jobs is after.
+    [child] = pool._children
+    wait_for(lambda: child.slot is not None and child.slot[0].read() is None, T,
+             "the child between jobs")
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: children(pool, 1) != [pid], T, "a replacement")
     assert orphans.all == []
@@ -129,9 +137,7 @@ def test_a_child_that_dies_between_jobs_leaves_nothing_to_report(consumers: Any)
 def test_a_job_too_big_for_the_slot_is_reported_all_the_same(consumers: Any,
                                                               tmp_path: Path) -> None:
     pool, inbox, orphans = consumers(1)
-    marker = tmp_path / "running"
-    big = inbox.put("mark-wait", str(marker), str(tmp_path / "never"), T, name="x" * Slot.SIZE)
-    pid = int(wait_for(lambda: marker.exists() and marker.read_text(), T, "the job to start"))
+    big, pid = blocking(inbox, tmp_path, name="x" * Slot.SIZE)
     os.kill(pid, signal.SIGKILL)
     assert the_job(orphans.one(big.id)).name == big.name
 
@@ -142,8 +148,8 @@ def test_a_job_past_its_hard_limit_is_settled_by_its_child_which_is_then_stopped
     [pid] = children(pool, 1)
     loop = inbox.put("spin", 600, hard_time_limit=0.5)
     assert inbox.outcome(loop) == "timeout hard time limit (0.5 s) exceeded"
-    assert (tmp_path / "inbox0" / "surrendered").exists(), "what it held went back first"
     wait_for(lambda: not psutil.pid_exists(pid), T, "the child to be gone")
+    assert (tmp_path / "inbox0" / "surrendered").exists(), "what it held went back first"
     assert orphans.all == [], "the child reported it and asked to be stopped: the pool did not"
     after = inbox.put("echo", "after")
     assert inbox.outcome(after) == "finished after", "a replacement serves"
@@ -165,13 +171,11 @@ def test_a_child_that_cannot_stop_its_job_is_killed_and_the_pool_reports_it(
 def test_terminate_settles_the_running_job_in_its_child_which_is_replaced(
         consumers: Any, tmp_path: Path) -> None:
     pool, inbox, orphans = consumers(1)
-    marker = tmp_path / "running"
-    victim = inbox.put("mark-wait", str(marker), str(tmp_path / "never"), T)
-    pid = int(wait_for(lambda: marker.exists() and marker.read_text(), T, "the job to start"))
+    victim, pid = blocking(inbox, tmp_path)
     (tmp_path / "inbox0" / "terminate").write_text(victim.id)
     assert inbox.outcome(victim) == "terminated terminated on request"
-    assert (tmp_path / "inbox0" / "surrendered").exists()
     wait_for(lambda: not psutil.pid_exists(pid), T, "the child to be gone")
+    assert (tmp_path / "inbox0" / "surrendered").exists()
     assert children(pool, 1) != [pid] and orphans.all == []
 
 
@@ -197,9 +201,7 @@ def test_a_warm_stop_lets_the_running_job_finish(consumers: Any, tmp_path: Path)
 
 def test_a_cold_stop_gives_the_running_job_up_at_once(consumers: Any, tmp_path: Path) -> None:
     pool, inbox, orphans = consumers(1)
-    marker = tmp_path / "running"
-    running = inbox.put("mark-wait", str(marker), str(tmp_path / "never"), T)
-    pid = int(wait_for(lambda: marker.exists() and marker.read_text(), T, "the job to start"))
+    running, pid = blocking(inbox, tmp_path)
     began = time.monotonic()
     pool.stop(wait=False)
     assert time.monotonic() - began < T

@@ -10,6 +10,7 @@ import threading
 import traceback
 from abc import abstractmethod
 from collections import deque
+from collections.abc import Collection
 from typing import Any
 
 from kernel.interfaces.pool import Job, OnDone, Outcome, OutcomeKind, Pool
@@ -166,6 +167,17 @@ class StdPool(Pool):
                 f"the {self._kind} pool is not running: call start(runner) before submit, "
                 f"and do not submit after stop"
             )
+
+    def _withdraw_from(self, lock: Any, pending: deque[Entry],
+                       job_ids: Collection[str] | None) -> list[Job]:
+        """`withdraw` for a pool whose not-started jobs wait in `pending`, guarded by `lock`."""
+        with lock:
+            taken = [e for e in pending if job_ids is None or e.job.id in job_ids]
+            for entry in taken:
+                pending.remove(entry)
+        for entry in taken:
+            self._ledger.drop(entry)
+        return [entry.job for entry in taken]
 
     def _close(self, pending: deque[Entry]) -> list[Report] | None:
         """For `stop`, under the pool's lock: mark the pool closing and give up the jobs not

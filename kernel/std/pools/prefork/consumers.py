@@ -216,13 +216,7 @@ class ChildPool(StdPool):
         self._ledger.settle_all(reports)
 
     def withdraw(self, job_ids: Collection[str] | None = None) -> list[Job]:
-        with self._cond:
-            taken = [e for e in self._pending if job_ids is None or e.job.id in job_ids]
-            for entry in taken:
-                self._pending.remove(entry)
-        for entry in taken:
-            self._ledger.drop(entry)
-        return [entry.job for entry in taken]
+        return self._withdraw_from(self._cond, self._pending, job_ids)
 
     def terminate_job(self, job_id: str) -> bool:
         entry = self._running_entry(job_id)

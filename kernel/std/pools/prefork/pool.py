@@ -283,13 +283,7 @@ class PreforkPool(StdPool):
         self._reconcile = True
 
     def withdraw(self, job_ids: Collection[str] | None = None) -> list[Job]:
-        with self._lock:
-            taken = [e for e in self._pending if job_ids is None or e.job.id in job_ids]
-            for entry in taken:
-                self._pending.remove(entry)
-        for entry in taken:
-            self._ledger.drop(entry)
-        return [entry.job for entry in taken]
+        return self._withdraw_from(self._lock, self._pending, job_ids)
 
     # ------------------------------------------------------------------ under the lock
 
