@@ -87,6 +87,8 @@ SEQUENCE = "kernel.lease.seq"
 DELAYED = scripts.DELAYED
 MAX_PRIORITY = 9
 REASON = "dead_letter_reason"
+#: sets of queues whose claim arguments `fetch` keeps (a worker asks for one or a few).
+MAX_PLANS = 64
 _COUNT = re.compile(rb'^\{"x-kernel-deliveries":(\d+),')
 
 
@@ -141,6 +143,8 @@ class RedisTransport(Transport):
         self._sender = open_bounded_client(url, options, self.connection_timeout)
         self._publish = self._sender.register_script(scripts.PUBLISH)
         self._claim = self._client.register_script(scripts.CLAIM)
+        self._plans: dict[tuple[str, ...], tuple[list[str], list[Any], dict[str, str],
+                                                 list[str]]] = {}
         self._return = self._client.register_script(scripts.RETURN)
         self._extend = self._client.register_script(scripts.EXTEND)
         self._ack = self._client.register_script(scripts.ACK)
@@ -187,17 +191,8 @@ class RedisTransport(Transport):
         if limit <= 0 or not queues:
             return []
         deadline = time.monotonic() + max(0.0, timeout)
-        owner: dict[str, str] = {}
-        keys = [UNACKED, UNACKED_INDEX, LEASES, LEASED, SEQUENCE]
-        suffixes: list[str] = []
-        for queue in queues:
-            ready = self.ready_keys(queue)
-            owner.update((key, queue) for key in ready)
-            keys += [DELAYED + queue, *ready]
-            suffixes.append(',"",' + json.dumps(queue) + "]")
-        args: list[Any] = [limit, self.lease_seconds, len(self.steps), 100,
-                           self.visibility_timeout, *suffixes]
-        wake_keys = [scripts.WAKE + queue for queue in queues]
+        keys, fixed, owner, wake_keys = self._claim_plan(tuple(queues))
+        args: list[Any] = [limit, *fixed]
         with reachable(self.url):
             out = self._claim(keys=keys, args=args)
             while True:
@@ -214,6 +209,29 @@ class RedisTransport(Transport):
                 if out and out[0]:
                     wait = min(wait, float(out[0]))
                 out = self._wait_and_claim(wake_keys, max(wait, 0.01), keys, args)
+
+    def _claim_plan(self, queues: tuple[str, ...]
+                    ) -> tuple[list[str], list[Any], dict[str, str], list[str]]:
+        """The claim script's keys and arguments (but the limit) for `queues`, which lists of
+        them belong to which queue, and the queues' wake-up lists: built once per set of queues
+        (a worker asks for the same ones every fetch; with 100 queues building them cost as
+        much as the claim's own round trip)."""
+        plan = self._plans.get(queues)
+        if plan is None:
+            owner: dict[str, str] = {}
+            keys = [UNACKED, UNACKED_INDEX, LEASES, LEASED, SEQUENCE]
+            suffixes: list[str] = []
+            for queue in queues:
+                ready = self.ready_keys(queue)
+                owner.update((key, queue) for key in ready)
+                keys += [DELAYED + queue, *ready]
+                suffixes.append(',"",' + json.dumps(queue) + "]")
+            fixed: list[Any] = [self.lease_seconds, len(self.steps), 100,
+                                self.visibility_timeout, *suffixes]
+            plan = keys, fixed, owner, [scripts.WAKE + queue for queue in queues]
+            if len(self._plans) < MAX_PLANS:
+                self._plans[queues] = plan
+        return plan
 
     def _wait_and_claim(self, wake_keys: list[str], wait: float, keys: list[str],
                         args: list[Any]) -> Any:
