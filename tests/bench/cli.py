@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="tasks per enqueue and drain row on RabbitMQ (default: "
                              "%(default)s, so that both brokers fit in 10 minutes; Redis's "
                              "rows use 20,000)")
+    parser.add_argument("--backlog", type=int, metavar="N",
+                        help="tasks in the backlog row on Redis (default: 1,000,000; with "
+                             "--quick 2,000; 0 leaves the row out)")
     parser.add_argument("--redis-url", default=os.environ.get(env.REDIS_URL,
                                                               env.DEFAULT_REDIS_URL),
                         help="the Redis database to use; it is FLUSHed between runs "
@@ -58,6 +61,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--runs must be at least 1")
     if args.rabbitmq_tasks < 1:
         parser.error("--rabbitmq-tasks must be at least 1")
+    if args.backlog is not None and args.backlog < 0:
+        parser.error("--backlog must be 0 (no backlog row) or more")
     return args
 
 
@@ -130,7 +135,7 @@ def counts_on(broker: str, counts: Any, args: argparse.Namespace) -> Any:
 def measure(name: str, args: argparse.Namespace, counts: Any,
             console: Console) -> dict[str, Any] | None:
     """One broker's table, or None after saying why it cannot be measured."""
-    from tests.bench import brokers, report, scenarios, systems
+    from tests.bench import brokers, report, scale, scenarios, systems
 
     os.environ[env.BROKER] = name
     wanted, raw = plan(name, args.systems)
@@ -147,16 +152,20 @@ def measure(name: str, args: argparse.Namespace, counts: Any,
                       f"{args.redis_url}): {exc}. Start it, give --redis-url / --amqp-url, or "
                       f"leave it out with --broker[/red]")
         return None
+    at_scale = scale.QUICK if args.quick else scale.FULL
+    if args.backlog is not None:
+        at_scale = replace(at_scale, backlog=args.backlog)
     chosen = [systems.ALL[n](broker, counts.io_concurrency) for n in wanted]
     try:
         samples = scenarios.Bench(broker, chosen, counts, raw,
-                                  lambda line: console.print(line, highlight=False)).run()
+                                  lambda line: console.print(line, highlight=False),
+                                  at_scale).run()
     finally:
         for system in chosen:
             system.close()
         broker.close()
     return {"broker": name, "server": server, "bare": broker_class.bare,
-            "counts": scenarios.counts_dict(counts),
+            "counts": scenarios.counts_dict(counts), "scale": asdict(at_scale),
             "configs": {s.name: s.configs for s in chosen}
             | ({broker_class.bare: {"all": broker_class.bare_config}} if raw else {}),
             "rows": report.build(samples, name, broker_class.bare)}
@@ -170,7 +179,8 @@ def measure_in_child(name: str, args: argparse.Namespace) -> dict[str, Any] | No
                 "--only", ",".join(args.systems), "--redis-url", args.redis_url,
                 "--amqp-url", args.amqp_url, "--rabbitmq-tasks", str(args.rabbitmq_tasks),
                 *(["--quick"] if args.quick else []),
-                *(["--runs", str(args.runs)] if args.runs else [])]
+                *(["--runs", str(args.runs)] if args.runs else []),
+                *(["--backlog", str(args.backlog)] if args.backlog is not None else [])]
         done = subprocess.run(argv, stdout=subprocess.DEVNULL, check=False)
         if done.returncode != 0:
             return None

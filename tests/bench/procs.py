@@ -12,14 +12,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+MIB = 1024 * 1024
 #: how often the worker's resident memory is sampled (psutil), in seconds.
 RSS_EVERY = 0.05
 
 
 class WorkerProc:
     """``python -m <argv...>`` in its own session; its output goes to a temporary log that is
-    shown if it dies or will not stop. `peak_rss` is the largest sum of RSS over the worker
-    process and all its children seen while it ran, in bytes."""
+    shown if it dies or will not stop. `rss` is the latest sum of RSS over the worker process
+    and all its children, `peak_rss` the largest seen while it ran, in bytes."""
 
     def __init__(self, argv: Sequence[str], env: Mapping[str, str]) -> None:
         self.argv = [sys.executable, "-m", *argv]
@@ -27,6 +28,7 @@ class WorkerProc:
         self.proc = subprocess.Popen(
             self.argv, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": str(ROOT), **env}, start_new_session=True)
+        self.rss = 0
         self.peak_rss = 0
         self._done = threading.Event()
         self._sampler = threading.Thread(target=self._sample, daemon=True)
@@ -49,6 +51,7 @@ class WorkerProc:
                         continue
             except psutil.NoSuchProcess:
                 return
+            self.rss = total
             self.peak_rss = max(self.peak_rss, total)
 
     def output(self) -> str:

@@ -50,9 +50,22 @@ ROWS = (
     Row("rtt.p50", "round trip p50", "ms", False,
         targets=(("celery", 1 / 3, None), ("value", 1.0, "redis"))),
     Row("rtt.p99", "round trip p99", "ms", False),
+    Row("rtt.untracked.p50", "round trip p50, task_track_sent=False (no PENDING record)", "ms",
+        False, targets=(("value", 1.0, "redis"),)),
+    Row("rtt.untracked.p99", "round trip p99, task_track_sent=False", "ms", False),
     Row("io", "I/O-bound (50 ms sleeps)", "tasks/s", targets=(("celery", 1, None),)),
     Row("rss.one", "peak RSS, 1 process", "MiB", False, targets=(("celery", 1, None),)),
     Row("rss.two", "peak RSS, 2 processes", "MiB", False, targets=(("celery", 1, None),)),
+    Row("queues", "drain, 1 process, tasks spread over 100 queues", "tasks/s",
+        targets=(("drain.one", 0.8, None),)),
+    Row("backlog.enqueue", "backlog: enqueue, batch API", "tasks/s"),
+    Row("backlog.drain", "backlog: drain, 2 processes", "tasks/s"),
+    Row("backlog.first", "backlog: drain rate, first 10% of tasks", "tasks/s"),
+    Row("backlog.last", "backlog: drain rate, last 10%", "tasks/s",
+        targets=(("backlog.first", 0.9, None),)),
+    Row("backlog.rss_first", "backlog: worker RSS, first 10%", "MiB", False),
+    Row("backlog.rss_last", "backlog: worker RSS, last 10%", "MiB", False,
+        targets=(("backlog.rss_first", 1.1, None),)),
     Row("limit.fetch", "bare client: fetch one at a time", "msgs/s"),
     Row("limit.fetch_pipelined", "bare client: fetch 100 at a time", "msgs/s"),
 )
@@ -138,7 +151,9 @@ def render(table: dict[str, Any], console: Console) -> None:
     counts = table["counts"]
     out = Table(title=f"on {BROKERS[table['broker']].title}: kernel vs peers, median of "
                       f"{counts['runs']} run(s); {counts['enqueue']:,} tasks per enqueue row, "
-                      f"{counts['drain']:,} per drain")
+                      f"{counts['drain']:,} per drain"
+                      + (f"; a backlog of {table['scale']['backlog']:,}"
+                         if any(row["id"].startswith("backlog.") for row in rows) else ""))
     out.add_column("row")
     out.add_column("unit")
     for name in systems:

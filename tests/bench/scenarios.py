@@ -11,10 +11,12 @@ Rows (ids as in the JSON):
                                 processes: tasks/s from spawning the worker to the last task done
   rss.one / rss.two             peak RSS of that worker, process + children, MiB
   rtt.p50 / rtt.p99             submit -> result of sequential calls on a warm 1-process worker, ms
+  rtt.untracked.*               the same, kernel without the PENDING record (task_track_sent off)
   io                            tasks that sleep 50 ms, drained at `io_concurrency`, tasks/s
                                 (Redis only)
   limit.*                       the bare client alone (redis-py, py-amqp) on kernel's message
                                 bytes: the broker's ceiling (first run only)
+  backlog.*, queues             kernel at scale, on Redis, once (`tests.bench.scale`)
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
+from tests.bench import scale
 from tests.bench.brokers import Broker
+from tests.bench.procs import MIB
 from tests.bench.systems import Kernel, System, wait_count
 
-MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -51,18 +54,19 @@ Samples = dict[str, dict[str, list[float]]]
 
 class Bench:
     def __init__(self, broker: Broker, systems: list[System], counts: Counts, raw: bool,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], at_scale: scale.Scale | None = None) -> None:
         self.broker = broker
         self.systems = systems
         self.counts = counts
         self.raw = raw
+        self.at_scale = at_scale
         self.log = log
         self.samples: Samples = defaultdict(lambda: defaultdict(list))
         self.began = time.perf_counter()
 
     def record(self, row: str, system: str, value: float) -> None:
         self.samples[row][system].append(value)
-        unit = "ms" if row.startswith("rtt") else "MiB" if row.startswith("rss") else "/s"
+        unit = "ms" if row.startswith("rtt") else "MiB" if "rss" in row else "/s"
         elapsed = time.perf_counter() - self.began  # where the bench's own time goes
         self.log(f"{elapsed:6.0f}s {self.broker.name:<9} {row:<17} {system:<14} "
                  f"{value:>10.1f} {unit}")
@@ -92,6 +96,11 @@ class Bench:
         if self.raw:
             # Once, like kernel-sqlite: a ceiling with no system to alternate with.
             self.limit()
+        kernel = next((s for s in self.systems if type(s) is Kernel), None)
+        if self.at_scale and kernel and self.broker.name == "redis":
+            scale.queues(kernel, self.counts.drain, self.at_scale.queues, self.record)
+            if self.at_scale.backlog:
+                scale.backlog(kernel, self.at_scale.backlog, self.record)
         return self.samples
 
     # ------------------------------------------------------------------ scenarios
@@ -161,21 +170,23 @@ class Bench:
     def round_trip(self, system: System) -> None:
         system.reset()
         worker = system.start_worker("one")
+        calls = {"rtt": system.call, **system.other_calls()}
         try:
             system.call(timeout=60)  # waits out the worker's start-up
-            for _ in range(self.counts.warmup):
-                system.call(timeout=10)
-            latencies = []
-            for _ in range(self.counts.rtt):
-                start = time.perf_counter()
-                system.call(timeout=10)
-                latencies.append((time.perf_counter() - start) * 1000)
+            for prefix, call in calls.items():
+                for _ in range(self.counts.warmup):
+                    call(10)
+                latencies = []
+                for _ in range(self.counts.rtt):
+                    start = time.perf_counter()
+                    call(10)
+                    latencies.append((time.perf_counter() - start) * 1000)
+                latencies.sort()
+                self.record(f"{prefix}.p50", system.name, percentile(latencies, 0.50))
+                self.record(f"{prefix}.p99", system.name, percentile(latencies, 0.99))
         finally:
             worker.stop()
         system.reset()
-        latencies.sort()
-        self.record("rtt.p50", system.name, percentile(latencies, 0.50))
-        self.record("rtt.p99", system.name, percentile(latencies, 0.99))
 
     def limit(self) -> None:
         """The bare client on kernel's message (one sampled from a kernel client)."""

@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from importlib import import_module
 from typing import Any
 
@@ -93,6 +94,10 @@ class System(ABC):
     def call(self, timeout: float) -> Any:
         """One submit-and-wait of the ping task; returns its result."""
 
+    def other_calls(self) -> dict[str, Callable[[float], Any]]:
+        """Round trips measured besides `call`, on the same worker: {row prefix: call}."""
+        return {}
+
     def close(self) -> None:
         """Release the driver's connections and files."""
 
@@ -111,6 +116,7 @@ class Kernel(System):
         self.queues = (self.tasks.QUEUE,)
         self.counter = "redis"
         self.app = self.tasks.make_app(self.url, self.results, self.counter)
+        self.untracked: Any = None
 
     def _task(self, task: str) -> Any:
         return self.app.tasks[f"bench.{task}"]
@@ -145,11 +151,15 @@ class Kernel(System):
     def prequeue(self, n: int, task: str) -> None:
         self.enqueue_batch(n, task)
 
-    def worker_argv(self, mode: str) -> list[str]:
+    def start_worker(self, mode: str, queues: list[str] | None = None) -> WorkerProc:
+        """Its worker in `mode`, consuming `queues` (default: its own one)."""
+        return WorkerProc(self.worker_argv(mode, queues), self.worker_env())
+
+    def worker_argv(self, mode: str, queues: list[str] | None = None) -> list[str]:
         pool = {"one": ["-P", "solo", "-c", "1"], "two": ["-P", "prefork", "-c", "2"],
                 "io": ["-P", "asyncio", "-c", str(self.io_concurrency)]}[mode]
         return ["kernel", "worker", "-A", "tests.bench.tasks_kernel:app", *pool,
-                "-Q", self.tasks.QUEUE, "--loglevel", "WARNING"]
+                "-Q", ",".join(queues or [self.tasks.QUEUE]), "--loglevel", "WARNING"]
 
     def worker_env(self) -> dict[str, str]:
         return {**super().worker_env(), env.KERNEL_URL: self.url,
@@ -158,8 +168,19 @@ class Kernel(System):
     def call(self, timeout: float) -> Any:
         return self._task("ping").delay().get(timeout=timeout)
 
+    def other_calls(self) -> dict[str, Callable[[float], Any]]:
+        """The round trip without the PENDING record a send writes first (task_track_sent:
+        what it buys is PENDING, not UNKNOWN, for a task sent but not yet started)."""
+        if self.untracked is None:
+            self.untracked = self.tasks.make_app(self.url, self.results, self.counter,
+                                                 task_track_sent=False)
+        ping = self.untracked.tasks["bench.ping"]
+        return {"rtt.untracked": lambda timeout: ping.delay().get(timeout=timeout)}
+
     def close(self) -> None:
         self.app.close()
+        if self.untracked is not None:
+            self.untracked.close()
 
 
 class KernelSqlite(Kernel):
@@ -183,6 +204,9 @@ class KernelSqlite(Kernel):
 
     def reset(self) -> None:
         self.app.close()
+        if self.untracked is not None:  # on the last run's file
+            self.untracked.close()
+            self.untracked = None
         self.url = self._next_url()
         self.app = self.tasks.make_app(self.url, None, self.counter)
 

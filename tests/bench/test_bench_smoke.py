@@ -22,7 +22,8 @@ def test_quick_sqlite_run_writes_every_row(tmp_path: Path) -> None:
     assert table["broker"] == "redis"  # the embedded default's column sits in Redis's table
     rows = {row["id"]: row for row in table["rows"]}
     assert set(rows) == {"enqueue.call", "enqueue.pipelined", "enqueue.batch", "drain.one",
-                         "drain.two", "rtt.p50", "rtt.p99", "rss.one", "rss.two"}
+                         "drain.two", "rtt.p50", "rtt.p99", "rtt.untracked.p50",
+                         "rtt.untracked.p99", "rss.one", "rss.two"}
     for row in rows.values():
         assert row["median"]["kernel-sqlite"] > 0, row
     assert rows["rtt.p50"]["median"]["kernel-sqlite"] <= rows["rtt.p99"]["median"]["kernel-sqlite"]
@@ -35,3 +36,16 @@ def test_unknown_system_is_a_sentence(tmp_path: Path) -> None:
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "unknown system(s) kernle; choose from kernel," in done.stderr
+
+
+def test_backlog_tenths_leave_out_start_up_and_span_their_tasks() -> None:
+    from tests.bench.scale import _window
+
+    # (time, tasks done, rss): nothing done for 2 s of start-up, then 100 tasks a second.
+    samples = [(0.0, 0, 1), (1.0, 0, 1), (2.0, 0, 1)] + [
+        (2.0 + i, 100 * i, 1) for i in range(1, 11)]
+    first = _window(samples, 0, 100)
+    assert first[0][0] == 2.0 and first[-1][1] >= 100  # from the last idle sample
+    assert (first[-1][1] - first[0][1]) / (first[-1][0] - first[0][0]) == 100
+    last = _window(samples, 900, 1000)
+    assert last[0][1] <= 900 and last[-1][1] == 1000
