@@ -22,7 +22,8 @@ from tests.bench import env
 
 SYSTEMS = ("kernel", "celery", "dramatiq", "huey", "kernel-sqlite", "redis-py", "py-amqp")
 BROKERS = ("redis", "rabbitmq")
-#: RabbitMQ's enqueue and drain rows publish and drain this many tasks (Redis's: 20,000). Its
+#: RabbitMQ's enqueue and drain rows publish and drain this many tasks (Redis's: 10,000 and
+#: 20,000). Its
 #: per-call enqueue waits for a confirm on disk (~1,400/s here) and Celery's solo worker drains
 #: ~600/s there: 20,000 of each, three runs, would take the whole run past 10 minutes.
 RABBITMQ_TASKS = 5_000
@@ -43,7 +44,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rabbitmq-tasks", type=int, default=RABBITMQ_TASKS, metavar="N",
                         help="tasks per enqueue and drain row on RabbitMQ (default: "
                              "%(default)s, so that both brokers fit in 10 minutes; Redis's "
-                             "rows use 20,000)")
+                             "rows use 10,000 and 20,000)")
     parser.add_argument("--backlog", type=int, metavar="N",
                         help="tasks in the backlog row on Redis (default: 1,000,000; with "
                              "--quick 2,000; 0 leaves the row out)")
