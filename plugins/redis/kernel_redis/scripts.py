@@ -115,11 +115,17 @@ for _, tag in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0
   put_back(unacked, index, leases, leased, tag, 0)
 end
 local first, nqueues = 6, (#KEYS - 5) / (steps + 1)
+-- One EXISTS over a queue's delayed set and lists tells which queues to look into: a worker of
+-- 100 queues, most of them empty, would otherwise pay ~900 calls a fetch.
+local present = {}
 for q = 0, nqueues - 1 do
   local base = first + q * (steps + 1)
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[base], '-inf', now, 'LIMIT', 0, 1000)) do
-    redis.call('ZREM', KEYS[base], m)
-    redis.call('LPUSH', KEYS[base + 1 + tonumber(string.sub(m, 33, 33))], string.sub(m, 34))
+  if redis.call('EXISTS', unpack(KEYS, base, base + steps)) > 0 then
+    present[#present + 1] = q
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[base], '-inf', now, 'LIMIT', 0, 1000)) do
+      redis.call('ZREM', KEYS[base], m)
+      redis.call('LPUSH', KEYS[base + 1 + tonumber(string.sub(m, 33, 33))], string.sub(m, 34))
+    end
   end
 end
 local out = {}
@@ -135,7 +141,7 @@ local function claim(key, msg, suffix)
   out[#out + 1] = msg
 end
 local taken = 0
-for q = 0, nqueues - 1 do
+for _, q in ipairs(present) do
   local base = first + q * (steps + 1)
   for s = 1, steps do
     if taken >= limit then break end
@@ -147,11 +153,14 @@ for q = 0, nqueues - 1 do
   end
 end
 if taken > 0 then
-  -- Full batch: if messages are left, wake an idle peer rather than leave them to its sweep.
-  for q = 0, nqueues - 1 do
+  -- If messages are left, wake an idle peer rather than leave them to its sweep (the token
+  -- this claim came with may have been another queue's).
+  for _, q in ipairs(present) do
     local base = first + q * (steps + 1)
-    for s = 1, steps do
-      if redis.call('LLEN', KEYS[base + s]) > 0 then wake(KEYS[base + s], 1) break end
+    if redis.call('EXISTS', unpack(KEYS, base + 1, base + steps)) > 0 then
+      for s = 1, steps do
+        if redis.call('LLEN', KEYS[base + s]) > 0 then wake(KEYS[base + s], 1) break end
+      end
     end
   end
   return out
