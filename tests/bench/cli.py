@@ -23,9 +23,8 @@ from tests.bench import env
 SYSTEMS = ("kernel", "celery", "dramatiq", "huey", "kernel-sqlite", "redis-py", "py-amqp")
 BROKERS = ("redis", "rabbitmq")
 #: RabbitMQ's enqueue and drain rows publish and drain this many tasks (Redis's: 10,000 and
-#: 20,000). Its
-#: per-call enqueue waits for a confirm on disk (~1,400/s here) and Celery's solo worker drains
-#: ~600/s there: 20,000 of each, three runs, would take the whole run past 10 minutes.
+#: 20,000). Its per-call enqueue waits for a confirm on disk (~1,400/s here) and Celery's solo
+#: worker drains ~600/s there: 20,000 of each, three runs, would take the bench far too long.
 RABBITMQ_TASKS = 5_000
 
 
@@ -36,6 +35,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="small counts and one run: a smoke test in well under a minute")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
+    parser.add_argument("--markdown", type=Path, metavar="PATH",
+                        help="also write the tables as Markdown (for docs/benchmarks.md)")
     parser.add_argument("--broker", default=",".join(BROKERS), metavar="A,B",
                         help=f"brokers to measure on, of: {', '.join(BROKERS)} "
                              f"(default: both)")
@@ -113,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(
             {"environment": environment, "tables": tables}, indent=2) + "\n")
+    if args.markdown:
+        args.markdown.write_text("\n".join(report.markdown(table) for table in tables))
     if failed:
         console.print(f"[red]no table for {', '.join(failed)}: see the error above[/red]")
         return 2

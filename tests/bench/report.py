@@ -168,16 +168,42 @@ def render(table: dict[str, Any], console: Console) -> None:
         med = row["median"]
         cells = [_fmt(med.get(name)) for name in systems]
         best = f" ({row['best_peer']})" if row["best_peer"] else ""
-        target = ", ".join(
-            f"{'✓' if t['met'] else '✗'} {'≥' if row['higher_is_better'] else '≤'}"
-            + (f"{t['bound']:.2g} {row['unit']}" if t["against"] == "value" else
-               f"{t['bound']:.2g}x {t['against']}") for t in row["targets"])
+        target = _targets(row)
         out.add_row(row["label"], row["unit"], *cells, _ratio(row["ratio_celery"]),
                     _ratio(row["ratio_best_peer"]) + best, _ratio(row["ratio_bare"]), target,
                     *[_fmt(med.get(name)) for name in extra])
     console.print(out)
     for name, modes in table["configs"].items():
         console.print(f"  {name}: " + "; ".join(f"{mode}: {desc}" for mode, desc in modes.items()))
+
+
+def markdown(table: dict[str, Any]) -> str:
+    """One broker's rows as a Markdown table, as docs/benchmarks.md shows them."""
+    rows = table["rows"]
+    present = {name for row in rows for name in row["median"]}
+    systems = [name for name in (KERNEL, *PEERS) if name in present]
+    extra = sorted(present - set(systems))
+    head = ["row", *systems, "kernel/celery", "kernel/best peer", f"kernel/{table['bare']}",
+            "target", *extra]
+    lines = ["| " + " | ".join(head) + " |",
+             "|---|" + "---:|" * (len(systems) + 3) + "---|" + "---:|" * len(extra)]
+    for row in rows:
+        med = row["median"]
+        best = f" ({row['best_peer']})" if row["best_peer"] else ""
+        cells = [f"{row['label']} ({row['unit']})",
+                 *[_fmt(med.get(name)) for name in systems],
+                 _ratio(row["ratio_celery"]), _ratio(row["ratio_best_peer"]) + best,
+                 _ratio(row["ratio_bare"]), _targets(row),
+                 *[_fmt(med.get(name)) for name in extra]]
+        lines.append("| " + " | ".join("–" if c == "-" else c for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _targets(row: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{'✓' if t['met'] else '✗'} {'≥' if row['higher_is_better'] else '≤'}"
+        + (f"{t['bound']:.2g} {row['unit']}" if t["against"] == "value" else
+           f"{t['bound']:.2g}x {t['against']}") for t in row["targets"])
 
 
 def render_environment(env: dict[str, Any], console: Console) -> None:
