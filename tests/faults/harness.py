@@ -240,6 +240,10 @@ class Scenario:
             mark = len(self.sender.sends())
             self.wait(lambda: self.ran_since(mark) >= AFTER, 60,
                       f"{AFTER} more tasks to run after the recovery")
+            # A worker may come back seconds after another (its result store's retries back
+            # off) and find the work taken: the client keeps sending until each has run some.
+            self.wait(lambda: not self.idle(self.live_processes()), 60,
+                      "every live worker to run a task after the fault")
         except AssertionError as exc:
             failures.append(exc)
         try:
@@ -260,7 +264,7 @@ class Scenario:
                          if self.workers.client.AsyncResult(i).state != states.SUCCESS}
         alive = [w for w in self.workers.processes if w not in self.killed]
         crashed = [w for w in alive if not w.running]
-        pids = {w: processes_of(w) for w in alive}
+        pids = self.live_processes()
         self.close()
         runs = self.book.runs()
         slowest = max((s.sent - s.first_try for s in self.sender.sends() if s.sent), default=0)
@@ -280,6 +284,16 @@ class Scenario:
         self.sender.halt()
         self.workers.close()
         self.client.close()
+
+    def live_processes(self) -> dict[WorkerProcess, set[int]]:
+        """Each worker not killed by the scenario, with its processes' pids."""
+        return {w: processes_of(w) for w in self.workers.processes if w not in self.killed}
+
+    def idle(self, alive: dict[WorkerProcess, set[int]]) -> list[WorkerProcess]:
+        """Workers of `alive` none of whose processes started a task after the fault ended."""
+        after = {r.pid for runs in self.book.runs().values() for r in runs
+                 if r.started > self.ended}
+        return [w for w, pids in alive.items() if not pids & after]
 
     def ran_since(self, mark: int) -> int:
         """Tasks first tried after the `mark`-th that ran to their end."""
@@ -310,9 +324,7 @@ class Scenario:
         assert not unforced, (f"{len(unforced)} task(s) ran more than once though the fault did "
                               f"not force it: {dict(list(unforced.items())[:3])}")
         assert not crashed, f"workers died during the scenario: {crashed}"
-        after = {r.pid for runs in self.book.runs().values() for r in runs
-                 if r.started > self.ended}
-        idle = [w for w, pids in alive.items() if not pids & after]
+        idle = self.idle(alive)
         assert not idle, f"workers alive but idle since the fault ended: {idle}"
         unclean = [w for w in alive if w.returncode != 0]
         assert not unclean, f"workers did not stop cleanly (exit codes): {unclean}"
