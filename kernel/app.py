@@ -31,6 +31,7 @@ from kernel.task import Task
 if TYPE_CHECKING:
     from kernel.interfaces.ratelimit import RateLimitStore
     from kernel.control import Control
+    from kernel.events.dispatcher import EventDispatcher
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -100,6 +101,7 @@ class App:
         self._rate_limits: RateLimitStore | None = None
         self._codec: Codec | None = None
         self._signals: Signals | None = None
+        self._events: EventDispatcher | None = None
         #: the sending side: `send_task`, `send_many` and `pipelined` go through it.
         self.producer = Producer(self)
         self._pid = os.getpid()
@@ -140,6 +142,7 @@ class App:
     # ------------------------------------------------------------------ connections
 
     def _forget_connections(self) -> None:
+        self._events = None
         self._transport = None
         self._backend = None
         self._rate_limits = None
@@ -330,6 +333,15 @@ class App:
         plugin = type(f"Receiver_{signal}", (), {name: staticmethod(hookimpl(receiver))})
         self.plugins.register(plugin, name=f"receiver:{signal}:{id(receiver)}")
         self._signals = None
+
+    @property
+    def events(self) -> EventDispatcher:
+        """This process's event sender (`kernel.events.EventDispatcher`)."""
+        if self._events is None:
+            from kernel.events.dispatcher import EventDispatcher
+
+            self._events = EventDispatcher(self)
+        return self._events
 
     @property
     def control(self) -> Control:

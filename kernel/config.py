@@ -84,6 +84,21 @@ class Config:
     worker_shutdown_timeout: float = 30.0
     #: seconds a fetched message stays leased; the worker renews it every third of that.
     worker_lease_seconds: float = 30.0
+    #: task events (task-received ... task-succeeded) from workers; `-E` and the remote
+    #: `enable_events` command switch them on at run time. Worker events are always sent.
+    worker_send_task_events: bool = False
+    #: a task-sent event from the client for every task it sends.
+    task_send_sent_event: bool = False
+    #: seconds between two worker-heartbeat events (Celery's 2.0; receivers count a worker
+    #: gone after twice this without one).
+    worker_heartbeat_interval: float = 2.0
+    #: workers answer remote-control commands (inspect, control; Flower's buttons).
+    worker_enable_remote_control: bool = True
+    #: the exchange events go on (Celery's ``celeryev``).
+    event_exchange: str = "celeryev"
+    #: the remote-control namespace: commands on ``<it>.pidbox``, replies on
+    #: ``reply.<it>.pidbox`` (Celery's ``celery``).
+    control_exchange: str = "celery"
     #: seconds a send may spend reaching an unreachable broker (connecting, retrying) before it
     #: raises `kernel.errors.ConnectionFailed`; given to transports as option
     #: ``connection_timeout``.

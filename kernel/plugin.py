@@ -49,6 +49,7 @@ from kernel.interfaces.transport import (
     MAX_PRIORITY,
     TransportCapabilities,
     clamp_priority,
+    exchange_type,
     topic_matches,
 )
 from kernel.message import Envelope
@@ -117,6 +118,7 @@ __all__ = [
     "parse_duration",
     "task_key",
     "tls_settings",
+    "exchange_type",
     "topic_matches",
     "url_query",
     "verify_mode",

@@ -182,6 +182,8 @@ class Producer:
             backend = app.backend
             backend.store_many([backend.record(i, states.PENDING, None) for i in tracked])
         app.transport.publish(batch)
+        if app.conf.task_send_sent_event:
+            app.events.sent(batch)
         signals = app.signals
         if signals.wanted("kernel_after_publish"):
             for out in batch:

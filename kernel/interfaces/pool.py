@@ -125,6 +125,12 @@ class ChildMain(ABC):
         Whatever the job's state, every message this process holds MUST be settled or given
         back before it returns: the process exits right after."""
 
+    def answer(self, question: Any) -> Any:
+        """Answer `question`, sent by `Pool.ask_consumers` (remote control: what this process
+        holds, a new rate limit). Runs on a thread of its own, while a job may run; MUST
+        return plain data (it crosses a pipe) and MUST NOT raise."""
+        return None
+
 
 class Pool(ABC):
     """An execution pool.
@@ -189,6 +195,17 @@ class Pool(ABC):
         the process's own job was reported. `stop(wait=True)`
         stops every process warm, `stop(wait=False)` cold; `active` counts the jobs running
         in them. Pools with the `consumers` capability only."""
+        raise NotImplementedError(f"{type(self).__name__} does not run consumer processes")
+
+    def ask_consumers(self, question: Any, timeout: float) -> list[Any]:
+        """Every consumer process's `ChildMain.answer` to `question`, those that answered
+        within `timeout` seconds (a busy process answers too: its pipe has a thread of its
+        own). Pools with the `consumers` capability only."""
+        raise NotImplementedError(f"{type(self).__name__} does not run consumer processes")
+
+    def consumers_processed(self) -> int:
+        """Jobs the consumer processes ended so far, those that exited included (for the
+        worker's heartbeat). Pools with the `consumers` capability only."""
         raise NotImplementedError(f"{type(self).__name__} does not run consumer processes")
 
     def consumers_alive(self, within: float) -> bool:

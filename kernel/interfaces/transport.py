@@ -93,6 +93,15 @@ def topic_matches(pattern: str, routing_key: str) -> bool:
     return match(pattern.split("."), routing_key.split("."))
 
 
+def exchange_type(name: str) -> str:
+    """The AMQP type Celery gives the exchange called `name`: ``direct`` for remote-control
+    replies (``reply.<namespace>.pidbox``), ``fanout`` for remote-control commands
+    (``<namespace>.pidbox``), ``topic`` for the rest (``celeryev`` events included)."""
+    if name.endswith(".pidbox"):
+        return "direct" if name.startswith("reply.") else "fanout"
+    return "topic"
+
+
 class Subscription(ABC):
     """Messages broadcast on one exchange since `Transport.subscribe` returned.
 
@@ -212,14 +221,18 @@ class Transport(ABC):
         subscribers, on Celery's names where Celery has them (Redis: PUBLISH on
         ``/<db>.<exchange>/<routing_key>``; AMQP: the fanout or topic exchange of that name), so
         Flower and Celery workers see what kernel broadcasts. Nobody listening is not an error.
+        On a direct exchange (`exchange_type`: remote-control replies) the message goes to the
+        subscribers of exactly `routing_key`, as Celery's clients wait for it (Redis: LPUSH
+        on each list the kombu binding set ``_kombu.binding.<exchange>`` names for that key).
         """
         raise MissingCapability(f"{type(self).__name__} cannot broadcast: events and remote "
                                 f"control need a broker with fanout (redis, amqp, sqlite)")
 
     def subscribe(self, exchange: str, pattern: str = "#") -> Subscription:
         """Listen to `exchange` for routing keys matching `pattern` (AMQP topic syntax: ``#``
-        everything, ``worker.#``, an exact key). Messages broadcast after this returns MUST be
-        delivered to the subscription, each once, while it stays open."""
+        everything, ``worker.#``, an exact key; on a direct exchange an exact key only).
+        Messages broadcast after this returns MUST be delivered to the subscription, each once,
+        while it stays open."""
         raise MissingCapability(f"{type(self).__name__} cannot subscribe to broadcasts: events "
                                 f"and remote control need a broker with fanout (redis, amqp, "
                                 f"sqlite)")

@@ -74,6 +74,8 @@ class Held:
     #: this consumer may settle the message (not so for one `adopt`ed from a process whose
     #: broker connection owned it: the broker gives it back by itself).
     here: bool = True
+    #: when it went to the pool (time.time(), for `inspect active`; 0 while waiting).
+    wall_started: float = 0.0
 
 
 @dataclass
@@ -327,6 +329,13 @@ class Consumer:
             self._reject(delivery, f"malformed message: {exc}")
             return
         self.app.signals.send("kernel_task_received", request=request)
+        events = self.app.events
+        if events.wanted:
+            h = request.headers
+            events.task("task-received", self.executor.hostname, uuid=request.id,
+                        name=request.name, args=h.get("argsrepr"), kwargs=h.get("kwargsrepr"),
+                        root_id=request.root_id, parent_id=request.parent_id,
+                        retries=request.retries, eta=h.get("eta"), expires=h.get("expires"))
         payload = Payload(request, envelope.body, envelope.content_type,
                           envelope.headers.get("compression"), delivery.queue, delivery.tag,
                           delivery.delivery_count)
@@ -378,6 +387,41 @@ class Consumer:
             log.warning("task %s has a %s time limit this pool (%s) cannot enforce; it will run "
                         "to its end (use -P prefork, see docs/user-guide/time-limits.md)", name,
                         " and ".join(missing), type(self.pool).__name__)
+
+    # ------------------------------------------------------------------ remote control
+
+    def running_now(self) -> list[Held]:
+        with self._lock:
+            return list(self._running.values())
+
+    def waiting_now(self) -> list[Held]:
+        """Prefetched, not started (rate-limited ones included)."""
+        with self._lock:
+            return self._all_waiting()
+
+    def forget_limits(self, name: str) -> None:
+        """Task `name`'s rate limit changed: its limiters are made again from its options."""
+        with self._lock:
+            self._limiters.pop(name, None)
+            self._timer.notify()
+
+    def set_queues(self, queues: list[str]) -> None:
+        """Consume from `queues` from the next fetch on (the fetch under way ends within
+        `fetch_timeout`)."""
+        self.queues = list(queues)
+
+    def resize(self, concurrency: int) -> None:
+        """The pool grew or shrank to `concurrency` slots: hold and hand over accordingly."""
+        with self._lock:
+            factor = self.floor // max(self.concurrency, 1)
+            self.concurrency = concurrency
+            self.floor = max(factor * concurrency, concurrency)
+            self.ceiling = max(self.floor, concurrency * PREFETCH_CEILING) if self.budget > 0 \
+                else self.floor
+            self.prefetch = min(max(self.prefetch, self.floor), self.ceiling)
+            self._pool_room = concurrency * (2 if self.pool.capabilities.queue_ahead else 1)
+            self._room.notify()
+        self._dispatch()
 
     def _all_waiting(self) -> list[Held]:
         return [*self._reserved, *(h for q in self._throttled.values() for h in q)]
@@ -483,6 +527,7 @@ class Consumer:
                 # two jobs: each under a key of its own, so each settles its own message.
                 held.job.id = f"{held.request.id}#{next(self._keys)}"
             held.started = time.monotonic()
+            held.wall_started = time.time()
             self._running[held.job.id] = held
         return True
 

@@ -38,10 +38,10 @@ class Revocations(Bootstep["Revocations"]):
         self.seen = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.consumer.filters.append(self.check)  # remote `revoke` commands fill it too
         if self.store is None:
             return self  # no result store: nothing to read revocations from
         self.poll()
-        self.consumer.filters.append(self.check)
         self._thread = start_supervised("kernel-revocations", self._run, self._stop)
         return self
 
@@ -53,6 +53,15 @@ class Revocations(Bootstep["Revocations"]):
             self.revoked.pop(request.id, None)
             return None
         return TaskRevokedError("revoked")
+
+    def add(self, task_id: str, terminate: bool, expires: float) -> bool:
+        """Revoke `task_id` here (a remote command); True if it was running and stopped."""
+        self.revoked[task_id] = expires
+        if terminate and self.consumer.terminate(task_id):
+            log.warning("terminated running task %s: revoked", task_id)
+            return True
+        self.consumer.revoked(task_id, TaskRevokedError("revoked"))
+        return False
 
     def poll(self) -> None:
         assert self.store is not None
@@ -66,11 +75,7 @@ class Revocations(Bootstep["Revocations"]):
             entry = json.loads(data)
             if entry["expires"] < now:
                 continue
-            self.revoked[entry["id"]] = entry["expires"]
-            if entry.get("terminate") and self.consumer.terminate(entry["id"]):
-                log.warning("terminated running task %s: revoked", entry["id"])
-            else:
-                self.consumer.revoked(entry["id"], TaskRevokedError("revoked"))
+            self.add(entry["id"], bool(entry.get("terminate")), entry["expires"])
         if newest > self.seen:
             log.info("revocations read up to #%d; %d task id(s) revoked here", newest,
                      len(self.revoked))

@@ -10,12 +10,14 @@ children drained slower than one process alone.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -30,7 +32,9 @@ from kernel.worker.consumer import PREFETCH_CEILING, Consumer
 from kernel.worker import liveness
 from kernel.worker.execute import Executor
 from kernel.worker.liveness import Heartbeat
+from kernel.worker.mailbox import Mailbox, Presence
 from kernel.worker.orphans import Orphans
+from kernel.worker import remote
 from kernel.worker.steps import ConsumerStep, default_concurrency
 
 if TYPE_CHECKING:
@@ -98,6 +102,10 @@ class Worker:
         self._adopting = threading.Lock()
         self._shutdown = threading.Event()
         self._signals = 0
+        self._steps: dict[type, Any] = {}
+        self.started_at = time.monotonic()
+        self.presence: Presence | None = None
+        self.mailbox: Mailbox | None = None
 
     @property
     def nodename(self) -> str:
@@ -127,18 +135,43 @@ class Worker:
                     f"touching {path} (every child beats)",
                     lambda: children.consumers_alive(CHILD_SILENCE * liveness.PERIOD),
                     liveness.touch(path))
+            self._be_present()
             self.app.plugins.hook.kernel_worker_ready(worker=self)
             return
-        values = self.blueprint.start(self.app, self.options)
+        self._steps = values = self.blueprint.start(self.app, self.options)
         self.consumer = values[ConsumerStep]
         self.consumer.begin()
+        if opts.child_link is None:
+            self._be_present()
         self.app.plugins.hook.kernel_worker_ready(worker=self)
+
+    def _be_present(self) -> None:
+        """Events and remote control, in the process that supervises: worker-online and
+        heartbeats, and the mailbox, where the broker broadcasts."""
+        if not self.app.transport.capabilities.broadcast:
+            log.info("%s: the broker cannot broadcast; no events or remote control",
+                     self.nodename)
+            return
+        if self.app.conf.worker_enable_remote_control:
+            self.mailbox = Mailbox(self)
+            self.mailbox.start()
+        self.presence = Presence(self, self._counts)
+        self.presence.start()
+
+    def _counts(self) -> tuple[int, int]:
+        """(tasks running, tasks ended) for heartbeats."""
+        if self.children is not None:
+            return self.children.active, self.children.consumers_processed()
+        assert self.consumer is not None
+        return len(self.consumer.running_now()), self.consumer.counters.processed
 
     def stop(self, warm: bool = True) -> None:
         """Warm: finish running tasks (up to the shutdown timeout); cold: stop them now. Either
         way unfinished messages go back to the broker. Steps stop in reverse start order, so a
         step that requires the consumer stops before it."""
         self.stopping = True
+        if self.mailbox is not None:
+            self.mailbox.stop()
         if self._heartbeat is not None:
             self._heartbeat.stop()
         if self.children is not None:
@@ -149,6 +182,9 @@ class Worker:
             if not warm:
                 self.consumer.go_cold()
         self.blueprint.stop()
+        if self.presence is not None:
+            self.presence.stop()
+        self.app.events.close()
         self.app.plugins.hook.kernel_worker_shutdown(worker=self)
         self.app.close()
 
@@ -173,6 +209,45 @@ class Worker:
                     prefetch=opts.concurrency, lease_seconds=opts.lease_seconds,
                     shutdown_timeout=opts.shutdown_timeout)
             return self._adopter
+
+    # ------------------------------------------------------------------ remote control
+
+    def local_consumer(self) -> Consumer:
+        """This process's consumer (`kernel.worker.remote` runs consumers' commands on it)."""
+        if self.consumer is None:
+            raise RuntimeError("this process supervises consumer processes; ask them")
+        return self.consumer
+
+    def step(self, step: type[Any]) -> Any:
+        """The value bootstep `step` started with here, or None."""
+        return self._steps.get(step)
+
+    def ask(self, name: str, arguments: dict[str, Any]) -> list[Any]:
+        """Consumer command `name` on every consumer of this node: the answers."""
+        if self.children is not None:
+            return self.children.ask_consumers((name, arguments), remote.ASK_TIMEOUT)
+        return [remote.run_local(self, name, arguments)]
+
+    def pool_info(self) -> dict[str, Any]:
+        pool = self.children if self.children is not None else self.local_consumer().pool
+        return pool.info()
+
+    def beat(self) -> None:
+        """A heartbeat now (the remote ``heartbeat`` command)."""
+        if self.presence is not None:
+            self.presence.beat(freq=5.0)  # as Celery's: one that does not set the pace
+
+    def resize(self, delta: int) -> None:
+        """Grow (`delta` > 0) or shrink the pool; the consumer holds for the new size."""
+        pool = self.children if self.children is not None else self.local_consumer().pool
+        if delta > 0:
+            pool.grow(delta)
+        else:
+            pool.shrink(-delta)
+        self.options = dataclasses.replace(self.options,
+                                           concurrency=self.options.concurrency + delta)
+        if self.consumer is not None:
+            self.consumer.resize(self.options.concurrency)
 
     def request_shutdown(self, cold: bool = False) -> None:
         if cold and self.consumer is not None:
@@ -297,6 +372,12 @@ class ConsumerProcess(ChildMain):
         assert consumer is not None
         link.on_stop(consumer.surrender)
         consumer.holding = link.holding
+
+    def answer(self, question: Any) -> Any:
+        name, arguments = question
+        if self.worker is None or name not in remote.COMMANDS:
+            return {"error": f"cannot answer {name!r} here"}
+        return remote.run_local(self.worker, name, arguments)
 
     def stop(self, warm: bool) -> None:
         if self.worker is None:

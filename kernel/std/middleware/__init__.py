@@ -1,12 +1,13 @@
 """The kernel's own per-task features, registered like any plugin's (std plugin
-``middleware``), one middleware a module: results, callbacks, automatic retries, unique claims
-and task signals.
+``middleware``), one middleware a module: results, callbacks, automatic retries, unique claims,
+task signals and task events.
 
-Their places, outermost first: signals, callbacks, (the canvas plugin's chord counting),
+Their places, outermost first: events, signals, callbacks, (the canvas plugin's chord counting),
 results, unique, autoretry. After-hooks run innermost first, so: autoretry may turn a FAILURE
 into a RETRY before anything else sees it; a unique claim is freed before the result shows (a
 client that saw the result may send the task again at once); results are stored before the
-chord counts and callbacks are sent (so their workers can read it); signals come last.
+chord counts and callbacks are sent (so their workers can read it); signals, then the task's
+event, come last (a monitor that sees task-succeeded can read the result).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from kernel.plugin import Lazy, MiddlewareSpec, hookimpl
 
 @hookimpl
 def kernel_middleware() -> Iterable[MiddlewareSpec]:
+    yield MiddlewareSpec("events", Lazy("kernel.std.middleware.events:SendEvents"),
+                         before=("signals",))
     yield MiddlewareSpec("signals", Lazy("kernel.std.middleware.signals:SendSignals"),
                          before=("callbacks",))
     yield MiddlewareSpec("callbacks", Lazy("kernel.std.middleware.callbacks:SendCallbacks"),

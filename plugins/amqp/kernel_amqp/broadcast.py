@@ -31,7 +31,7 @@ from typing import Any
 
 from amqp.exceptions import NotFound, PreconditionFailed
 
-from kernel.plugin import ConfigurationError, ConnectionFailed, Envelope
+from kernel.plugin import ConfigurationError, ConnectionFailed, Envelope, exchange_type
 from kernel.interfaces.transport import Subscription, topic_matches
 from kernel_amqp.link import ERRORS, Link, connect
 from kernel_amqp.wire import TRANSIENT, from_message, to_message
@@ -44,11 +44,10 @@ _LOST: tuple[type[BaseException], ...] = (ConnectionFailed, *ERRORS)
 
 def exchange_kind(name: str) -> tuple[str, bool, bool]:
     """(type, durable, auto_delete) of the exchange called `name`."""
+    kind = exchange_type(name)
     if name == "celeryev":
-        return "topic", True, False
-    if name.endswith(".pidbox"):
-        return ("direct" if name.startswith("reply.") else "fanout"), False, False
-    return "topic", False, True
+        return kind, True, False
+    return kind, False, kind == "topic"
 
 
 def declare_exchange(link: Link, name: str) -> None:

@@ -78,7 +78,7 @@ from kernel_redis.connection import (
 )
 from kernel_redis.plugin import TRANSPORT_CAPABILITIES
 
-SEP = "\x06\x16"
+SEP = broadcast.SEP
 UNACKED = "unacked"
 UNACKED_INDEX = "unacked_index"
 LEASES = "kernel.leases"
@@ -363,7 +363,7 @@ class RedisTransport(Transport):
 
     def subscribe(self, exchange: str, pattern: str = "#") -> Subscription:
         with reachable(self.url):
-            return broadcast.RedisSubscription(self._client, exchange, pattern)
+            return broadcast.subscription(self._client, exchange, pattern)
 
     def close(self) -> None:
         self._closed.set()

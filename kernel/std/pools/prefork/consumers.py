@@ -3,11 +3,13 @@
 A consumer child runs a `ChildMain` (in the worker: a worker of its own, of concurrency 1): it
 consumes on connections of its own, runs its jobs one at a time on its main thread
 (`ChildPool`) and tells the parent only what it runs, in its `Slot` of shared memory (the job
-it runs; after each fetch, what it holds) and in messages for the rest: ``("B", id, name,
-payload, hard limit)`` a job began that the parent must time (or too big for the slot), ``("E",
-id)`` it ended, ``("K",)`` kill this child now (it settled the job it was stopped in: a hard
-limit, a termination), ``("X",)`` replace this child. The parent sends ``None`` (stop warm:
-finish the job, give the prefetched messages back) or ``"cold"`` (give the job back too, now).
+it runs; after each fetch, what it holds; how many jobs it ended) and in messages for the rest:
+``("B", id, name, payload, hard limit)`` a job began that the parent must time (or too big for
+the slot), ``("E", id)`` it ended, ``("K",)`` kill this child now (it settled the job it was
+stopped in: a hard limit, a termination), ``("X",)`` replace this child, ``("A", ticket,
+answer)`` its answer to a question. The parent sends ``None`` (stop warm: finish the job, give
+the prefetched messages back), ``"cold"`` (give the job back too, now) or ``("Q", ticket,
+question)`` (`Pool.ask_consumers`).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class Slot:
     SIZE = 256 * 1024  # a sparse file: only the pages written take memory
     NOTE = 64 * 1024  # where the note begins: the job before, the note after
     ALIVE = NOTE - 8  # when the child last said it was alive (a double, time.time())
+    DONE = NOTE - 16  # how many jobs the child ended (an unsigned 64-bit count)
     _HEADER = struct.Struct("<BxxxI")  # running, length of the pickled job
     _NOTE = struct.Struct("<II")  # length and CRC-32 of the note (a torn one is ignored)
 
@@ -97,6 +100,12 @@ class Slot:
 
     def last_beat(self) -> float:
         return float(struct.unpack_from("<d", self._map, self.ALIVE)[0])
+
+    def count(self, done: int) -> None:
+        struct.pack_into("<Q", self._map, self.DONE, done)
+
+    def done(self) -> int:
+        return int(struct.unpack_from("<Q", self._map, self.DONE)[0])
 
     def write_note(self, data: bytes) -> None:
         """Keep `data` for the parent (what this child holds); too big: the last one stays."""
@@ -287,6 +296,7 @@ class ChildPool(StdPool):
                 self._running = None
                 self._cond.notify_all()
             self._done += 1
+            self._slot.count(self._done)
             if not self._retired and retiring(self._done, *self._limits):
                 self._retire()
 
@@ -295,15 +305,19 @@ class ChildPool(StdPool):
         self._link.retire()
 
 
-def _listen(conn: Connection, child: ChildMain) -> None:
+def _listen(conn: Connection, link: _Link, child: ChildMain) -> None:
     """The consumer child's pipe: stop warm or cold when the parent says so, cold when it is
     gone; a cold request during a warm stop makes it cold."""
     stopping: threading.Thread | None = None
     while True:
         try:
-            warm = conn.recv() is None
+            message = conn.recv()
         except (EOFError, OSError):
-            warm = False
+            message = "cold"
+        if isinstance(message, tuple):  # ("Q", ticket, question)
+            _answer(link, child, message)
+            continue
+        warm = message is None
         if stopping is None:
             stopping = threading.Thread(target=_stop, args=(child, warm), daemon=True,
                                         name="kernel-prefork-stop")
@@ -312,6 +326,18 @@ def _listen(conn: Connection, child: ChildMain) -> None:
             child.stop(warm=False)
         if not warm:
             stopping.join()
+
+
+def _answer(link: _Link, child: ChildMain, message: tuple[Any, ...]) -> None:
+    _, ticket, question = message
+    try:
+        answer = child.answer(question)
+    except Exception as exc:  # noqa: BLE001 - the parent gets the reason, the pipe goes on
+        answer = {"error": f"{type(exc).__name__}: {exc}"}
+    try:
+        link.send(("A", ticket, answer))  # through its lock: other threads write the pipe too
+    except (OSError, pickle.PicklingError, TypeError) as exc:
+        log.warning("cannot send an answer to the parent: %s", exc)
 
 
 def _stop(child: ChildMain, warm: bool) -> None:
@@ -341,7 +367,7 @@ def consume(conn: Connection, child_data: bytes, slot_path: str, max_tasks: int 
         link.send(("F", traceback.format_exc()))
         raise SystemExit(1) from None
     signal.signal(signal.SIGALRM, SoftLimit.on_alarm)
-    threading.Thread(target=_listen, args=(conn, child), name="kernel-prefork-pipe",
+    threading.Thread(target=_listen, args=(conn, link, child), name="kernel-prefork-pipe",
                      daemon=True).start()
     link.send(("R",))
     link.child_pool.serve()

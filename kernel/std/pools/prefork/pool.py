@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import logging
 import multiprocessing
 import os
@@ -58,6 +59,7 @@ _COLD = pickle.dumps("cold")  # tells a consumer child to give its job back and 
 
 #: what a consumer child says of its jobs (see `PreforkPool._on_child_job`).
 _CHILD_JOB = frozenset("BEKX")
+_QUESTIONS = itertools.count(1)
 
 
 def _context() -> BaseContext:
@@ -120,6 +122,9 @@ class PreforkPool(StdPool):
         self._orphans: OnDone | None = None
         self._cold = False  # consumer children were told to stop cold
         self._gone: Callable[[list[tuple[Any, str, int]]], None] | None = None
+        #: open questions (ask_consumers): ticket → the answers so far.
+        self._answers: dict[int, list[Any]] = {}
+        self._done_gone = 0  # jobs ended by consumer children that exited
         self._ctx: BaseContext | None = None
         # Opened by start: every child's pipe and sentinel, and a wake-up pipe.
         self._selector: selectors.BaseSelector
@@ -267,6 +272,27 @@ class PreforkPool(StdPool):
             return all(c.slot is None or now - c.started < within
                        or wall - c.slot[0].last_beat() < within
                        for c in self._children if not c.retiring)
+
+    def ask_consumers(self, question: Any, timeout: float) -> list[Any]:
+        ticket = next(_QUESTIONS)
+        message = pickle.dumps(("Q", ticket, question), pickle.HIGHEST_PROTOCOL)
+        with self._lock:
+            asked = 0
+            self._answers[ticket] = []
+            for c in self._children:
+                if c.ready and not c.retiring and c.slot is not None:
+                    try:
+                        c.conn.send_bytes(message)
+                        asked += 1
+                    except OSError:  # gone: its sentinel tells the supervisor
+                        pass
+            self._changed.wait_for(lambda: len(self._answers[ticket]) >= asked, timeout)
+            return self._answers.pop(ticket)
+
+    def consumers_processed(self) -> int:
+        with self._lock:
+            return self._done_gone + sum(c.slot[0].done() for c in self._children
+                                         if c.slot is not None)
 
     def _stop_consumers(self, warm: bool) -> None:
         """Under the lock: ask every consumer child to stop (warm: after its job; cold: now,
@@ -471,6 +497,11 @@ class PreforkPool(StdPool):
                 self._start_failures = 0
                 self._changed.notify_all()
                 wake = self._take_back(c)
+            elif message[0] == "A":
+                answers = self._answers.get(message[1])
+                if answers is not None:  # else it came after its asker gave up
+                    answers.append(message[2])
+                    self._changed.notify_all()
             elif message[0] in _CHILD_JOB:
                 wake = self._on_child_job(c, message, reports)
             elif message[0] == "F":
@@ -563,10 +594,10 @@ class PreforkPool(StdPool):
         job = pickle.loads(data)
         return self._ledger.add(Job(job.id, job.name, data), partial(self._orphan, data))
 
-    @staticmethod
-    def _close_slot(c: _Child) -> None:
+    def _close_slot(self, c: _Child) -> None:
         if c.slot is not None:
             slot, path = c.slot
+            self._done_gone += slot.done()
             c.slot = None
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)  # the child unlinks it once it maps it, unless it died first

@@ -1,0 +1,101 @@
+"""One event as Celery sends it (``reference/celery-protocol.md`` §4): its fields, the Lamport
+clock, the routing key, and the envelope it travels in; and the reverse, with the checks that
+turn a malformed message into a logged reason instead of a crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from kernel.errors import DecodeError
+from kernel.message import Envelope
+
+#: what every worker event names as its software (Flower shows it).
+SW_IDENT = "py-kernel"
+#: task events a worker buffers and sends together, as one ``task.multi`` message.
+MULTI = "task.multi"
+#: a message bigger than this is not read (a receiver must not be made to hold gigabytes).
+MAX_MESSAGE = 4 * 1024 * 1024
+
+
+class Clock:
+    """A Lamport clock: ``forward`` for each event sent, ``adjust`` from each one received."""
+
+    def __init__(self) -> None:
+        self._value = 0
+        self._lock = threading.Lock()
+
+    @property
+    def value(self) -> int:
+        return self._value
+
+    def forward(self) -> int:
+        with self._lock:
+            self._value += 1
+            return self._value
+
+    def adjust(self, other: Any) -> int:
+        """Move past `other` (an event's clock); a value that is not a number is ignored."""
+        if isinstance(other, int) and not isinstance(other, bool):
+            with self._lock:
+                self._value = max(self._value, other) + 1
+        return self._value
+
+
+def utcoffset() -> float:
+    """Hours west of UTC, as Celery 5.7 sends it (true division of the zone's offset)."""
+    offset = time.altzone if time.localtime().tm_isdst > 0 else time.timezone
+    return offset / 3600
+
+
+def routing_key(event_type: str) -> str:
+    """``task-succeeded`` → ``task.succeeded``."""
+    return event_type.replace("-", ".")
+
+
+def client_hostname() -> str:
+    """The hostname a client's events carry (Celery: ``gen<pid>@<host>``)."""
+    return f"gen{os.getpid()}@{socket.gethostname()}"
+
+
+def make(event_type: str, hostname: str, clock: int, **fields: Any) -> dict[str, Any]:
+    """An event with the fields every event carries."""
+    event = {"hostname": hostname, "utcoffset": utcoffset(), "pid": os.getpid(),
+             "clock": clock, "timestamp": time.time(), **fields}
+    event["type"] = event_type
+    return event
+
+
+def envelope(body: dict[str, Any] | list[dict[str, Any]], hostname: str) -> Envelope:
+    return Envelope(json.dumps(body, default=repr, separators=(",", ":")).encode(),
+                    {"hostname": hostname}, {"delivery_mode": 1})
+
+
+def unpack(envelope: Envelope) -> Iterator[dict[str, Any]]:
+    """The events in one message (a dict, or a list of them: ``task.multi``); `DecodeError`
+    with the reason when it holds none."""
+    if len(envelope.body) > MAX_MESSAGE:
+        raise DecodeError(f"event message of {len(envelope.body):,} bytes is over "
+                          f"{MAX_MESSAGE:,}; not read")
+    if envelope.content_type not in ("application/json", ""):
+        raise DecodeError(f"event message has content type {envelope.content_type!r}; "
+                          f"events are JSON")
+    try:
+        body = json.loads(envelope.body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise DecodeError(f"event message is not JSON ({exc})") from None
+    for event in body if isinstance(body, list) else [body]:
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            raise DecodeError("event has no 'type' (it must be a JSON object with a string "
+                              "'type')")
+        if not isinstance(event.get("hostname", ""), str):
+            raise DecodeError(f"event {event['type']} has a 'hostname' that is not a string")
+        timestamp = event.get("timestamp")
+        if timestamp is not None and not isinstance(timestamp, (int, float)):
+            raise DecodeError(f"event {event['type']} has a 'timestamp' that is not a number")
+        yield event
