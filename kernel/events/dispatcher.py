@@ -91,6 +91,13 @@ class EventDispatcher:
             if len(self._buffer) >= BATCH:
                 self._cond.notify()
 
+    def note(self, kind: str, hostname: str, **fields: Any) -> None:
+        """Tell this process's listeners only (never sent): what a worker's metrics count
+        that is no event on Celery's wire (a lost broker, a dead letter)."""
+        if self.listeners:
+            self._tell({"type": kind, "hostname": hostname, "timestamp": time.time(),
+                        **fields})
+
     def sent(self, batch: Sequence[Outgoing]) -> None:
         """task-sent events for messages a client published (``task_send_sent_event``)."""
         hostname = self._client_hostname

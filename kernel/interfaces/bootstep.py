@@ -44,6 +44,9 @@ class WorkerOptions:
     #: keep to a per-worker rate limit together (a bucket in the rate-limit store).
     processes: int = 1
     worker_key: str = ""
+    #: where a prefork worker's consumer processes count their metrics (prometheus_client's
+    #: multiprocess directory), or None: no metrics, or counted in this process.
+    metrics_dir: str | None = None
 
 
 class Deps(Protocol):

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from kernel import states
 from kernel.config import first_set
 from kernel.errors import MessageError, TaskRevokedError, TimeLimitExceeded, WorkerLostError
+from kernel.events.metrics import BROKER_ERROR, DEAD_LETTERED
 from kernel.interfaces.pool import Job, Outcome, OutcomeKind, Pool
 from kernel.interfaces.transport import Delivery, Outgoing, Transport, clamp_priority
 from kernel.message import Request
@@ -293,6 +294,7 @@ class Consumer:
                 backoff = 0.1
             except Exception as exc:  # noqa: BLE001 - the broker may be down: retry forever
                 log.error("cannot fetch from the broker (%s); retrying in %.1f s", exc, backoff)
+                self.app.events.note(BROKER_ERROR, self.executor.hostname)
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
@@ -701,6 +703,7 @@ class Consumer:
         what the task's record and canvas need was done by the after-hooks first."""
         self.counters.rejected += 1
         log.error("rejected message from queue %r: %s", delivery.queue, reason)
+        self.app.events.note(DEAD_LETTERED, self.executor.hostname, queue=delivery.queue)
         if settle:
             self._safely(lambda: self.transport.reject(delivery, requeue=False, reason=reason))
 

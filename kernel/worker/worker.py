@@ -33,12 +33,14 @@ from kernel.worker import liveness
 from kernel.worker.execute import Executor
 from kernel.worker.liveness import Heartbeat
 from kernel.worker.mailbox import Mailbox, Presence
+from kernel.worker.metrics import MetricsServer, count_here, shared_directory
 from kernel.worker.orphans import Orphans
 from kernel.worker import remote
 from kernel.worker.steps import ConsumerStep, default_concurrency
 
 if TYPE_CHECKING:
     from kernel.app import App
+    from kernel.events.metrics import EventMetrics
 
 log = logging.getLogger("kernel.worker")
 
@@ -71,6 +73,9 @@ class Worker:
         child_link: ChildLink | None = None,
         processes: int = 1,
         worker_key: str = "",
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
+        metrics_dir: str | None = None,
     ) -> None:
         conf = app.conf
         self.app = app
@@ -90,7 +95,12 @@ class Worker:
             child_link=child_link,
             processes=processes,
             worker_key=worker_key,
+            metrics_dir=metrics_dir,
         )
+        #: ``/metrics`` is served here (None: not served); port 0 picks a free one.
+        self.metrics_port = metrics_port
+        self.metrics_host = metrics_host
+        self.metrics: MetricsServer | None = None
         self.blueprint = Blueprint(spec.load() for spec in app.plugins.bootsteps.values())
         self.consumer: Consumer | None = None
         #: the pool of consumer children, when this process only supervises.
@@ -124,6 +134,9 @@ class Worker:
         spec = None if opts.child_link is not None else self.app.plugins.pools.get(opts.pool)
         if spec is not None and spec.capabilities.consumers:
             self.app.require_multi_process()
+            if self.metrics_port is not None:
+                self.options = opts = dataclasses.replace(opts,
+                                                          metrics_dir=shared_directory())
             self.children = spec.factory(opts.concurrency,
                                          max_tasks_per_child=opts.max_tasks_per_child,
                                          max_memory_per_child=opts.max_memory_per_child)
@@ -136,14 +149,24 @@ class Worker:
                     lambda: children.consumers_alive(CHILD_SILENCE * liveness.PERIOD),
                     liveness.touch(path))
             self._be_present()
+            self._serve_metrics(None)
             self.app.plugins.hook.kernel_worker_ready(worker=self)
             return
+        local = None
+        if self.metrics_port is not None or opts.metrics_dir is not None:
+            local = count_here(self.app, opts.metrics_dir)
         self._steps = values = self.blueprint.start(self.app, self.options)
         self.consumer = values[ConsumerStep]
         self.consumer.begin()
         if opts.child_link is None:
             self._be_present()
+            self._serve_metrics(local)
         self.app.plugins.hook.kernel_worker_ready(worker=self)
+
+    def _serve_metrics(self, local: EventMetrics | None) -> None:
+        if self.metrics_port is not None:
+            self.metrics = MetricsServer(self, self.metrics_host, self.metrics_port,
+                                         self.options.metrics_dir, local)
 
     def _be_present(self) -> None:
         """Events and remote control, in the process that supervises: worker-online and
@@ -184,6 +207,8 @@ class Worker:
         self.blueprint.stop()
         if self.presence is not None:
             self.presence.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         self.app.events.close()
         self.app.plugins.hook.kernel_worker_shutdown(worker=self)
         self.app.close()
@@ -366,7 +391,7 @@ class ConsumerProcess(ChildMain):
             prefetch_multiplier=opts.prefetch_multiplier,
             shutdown_timeout=opts.shutdown_timeout, nodename=opts.nodename,
             loglevel=self.loglevel, heartbeat_file=opts.heartbeat_file, child_link=link,
-            processes=opts.concurrency, worker_key=self.key)
+            processes=opts.concurrency, worker_key=self.key, metrics_dir=opts.metrics_dir)
         self.worker.start()
         consumer = self.worker.consumer
         assert consumer is not None
