@@ -46,13 +46,24 @@ def split_queues(value: str | None) -> list[str] | None:
 @click.option("--heartbeat-file", metavar="PATH",
               help="Touch PATH every 2 s while the worker is alive and not stuck (for a "
                    "liveness probe: the file's age tells a stuck worker from a live one).")
+@click.option("-E", "--task-events", is_flag=True,
+              help="Send task events (monitoring: kernel events, Flower).")
+@click.option("--heartbeat-interval", type=click.FloatRange(min=0, min_open=True), metavar="S",
+              help="Seconds between worker heartbeats (default 2).")
+@click.option("--without-mailbox", is_flag=True, help="Answer no remote-control commands.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), metavar="PORT",
+              help="Serve Prometheus metrics on PORT (/metrics).")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, metavar="HOST",
+              help="Address the metrics are served on (0.0.0.0: every interface).")
 @click.option("--graph", is_flag=True, help="Print the bootstep graph as DOT and exit.")
 @click.pass_obj
 def worker(state: CliState, pool: str | None, concurrency: int | None, queues: str | None,
            max_tasks_per_child: int | None, max_memory_per_child: int | None,
            prefetch_multiplier: int | None, shutdown_timeout: float | None,
            time_limit: float | None, soft_time_limit: float | None, loglevel: str,
-           nodename: str | None, heartbeat_file: str | None, graph: bool) -> None:
+           nodename: str | None, heartbeat_file: str | None, task_events: bool,
+           heartbeat_interval: float | None, without_mailbox: bool, metrics_port: int | None,
+           metrics_host: str, graph: bool) -> None:
     """Consume tasks and run them. SIGTERM stops warmly (running tasks finish); a second
     SIGTERM or Ctrl+C stops at once and gives unfinished tasks back to the broker."""
     app = state.require_app("worker")
@@ -65,6 +76,12 @@ def worker(state: CliState, pool: str | None, concurrency: int | None, queues: s
         conf.task_time_limit = time_limit
     if soft_time_limit is not None:
         conf.task_soft_time_limit = soft_time_limit
+    if task_events:
+        conf.worker_send_task_events = True
+    if heartbeat_interval is not None:
+        conf.worker_heartbeat_interval = heartbeat_interval
+    if without_mailbox:
+        conf.worker_enable_remote_control = False
     pool = pool or conf.worker_pool
     app.plugins.pools.get(pool)  # an unknown pool fails here, before the banner
     w = Worker(
@@ -79,6 +96,8 @@ def worker(state: CliState, pool: str | None, concurrency: int | None, queues: s
         nodename=nodename,
         loglevel=loglevel.upper(),
         heartbeat_file=heartbeat_file,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
     )
     if graph:
         click.echo(w.graph_dot())

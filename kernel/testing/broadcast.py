@@ -144,6 +144,38 @@ class BroadcastSuite:
         finally:
             sub.close()
 
+    def test_a_direct_exchange_routes_exact_keys_only(self, transport: Transport,
+                                                      other_transport: Transport,
+                                                      exchange: str) -> None:
+        """Remote-control replies: ``reply.<namespace>.pidbox`` delivers to the subscriber of
+        exactly that routing key, and to no other."""
+        direct = f"reply.{exchange}.pidbox"
+        mine, theirs = transport.subscribe(direct, "client-a"), transport.subscribe(direct,
+                                                                                    "client-b")
+        try:
+            for n in range(3):
+                other_transport.broadcast(direct, "client-a", make_envelope(n, ticket="t"))
+            got = collect(mine, 3)
+            assert [e.headers["id"] for _, e in got] == ["m-0", "m-1", "m-2"], \
+                "a direct subscriber must get each message for its key, in order"
+            assert all(k == "client-a" for k, _ in got)
+            assert theirs.get(0.2) == [], "a direct exchange delivered to another key"
+        finally:
+            mine.close()
+            theirs.close()
+
+    def test_a_direct_subscription_closed_gets_nothing_more(self, transport: Transport,
+                                                           exchange: str) -> None:
+        direct = f"reply.{exchange}.pidbox"
+        sub = transport.subscribe(direct, "gone")
+        sub.close()
+        transport.broadcast(direct, "gone", make_envelope(1))  # nobody listens: not an error
+        again = transport.subscribe(direct, "gone")
+        try:
+            assert again.get(0.2) == [], "a reply sent while nobody listened was kept"
+        finally:
+            again.close()
+
     def test_close_twice_and_others_keep_listening(self, transport: Transport,
                                                    exchange: str) -> None:
         gone, staying = transport.subscribe(exchange), transport.subscribe(exchange)

@@ -59,7 +59,7 @@ def make_app(*plugins: object, url: str | None = None, **config: Any) -> App:
 
     events: list[Any] = []
     started, release = threading.Event(), threading.Event()
-    app.events, app.started, app.release = events, started, release  # type: ignore[attr-defined]
+    app.ran, app.started, app.release = events, started, release  # type: ignore[attr-defined]
     return app
 
 
@@ -254,7 +254,7 @@ def test_a_task_revoked_before_the_worker_starts_never_runs(app: App) -> None:
         assert app.tasks["add"].delay(1, 1).get(timeout=10) == 2
         with pytest.raises(TaskRevokedError):
             revoked.get(timeout=10)
-        assert not app.events  # type: ignore[attr-defined]
+        assert not app.ran  # type: ignore[attr-defined]
     finally:
         worker.stop()
 
@@ -267,7 +267,7 @@ def test_an_expired_task_is_not_run_and_is_recorded_revoked(app: App) -> None:
             result.get(timeout=10)
         assert result.state == states.REVOKED
         assert app.tasks["add"].delay(1, 1).get(timeout=10) == 2
-        assert not app.events  # type: ignore[attr-defined]
+        assert not app.ran  # type: ignore[attr-defined]
     finally:
         worker.stop()
 
@@ -278,7 +278,7 @@ def test_countdown_runs_no_earlier_than_its_eta(app: App) -> None:
         sent = time.time()
         result = app.tasks["record"].apply_async(("eta",), countdown=0.5)
         result.get(timeout=10)
-        ran_at = app.events[0][2]  # type: ignore[attr-defined]
+        ran_at = app.ran[0][2]  # type: ignore[attr-defined]
         assert ran_at >= sent + 0.5
     finally:
         worker.stop()
