@@ -96,7 +96,7 @@ class Mailbox:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for _, envelope in self._subscription.get(1.0):
+            for _, envelope in self._subscription.get(0.25):  # how soon a stop is seen
                 if self._stop.is_set():
                     return
                 self.handle(envelope)

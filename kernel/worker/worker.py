@@ -193,8 +193,6 @@ class Worker:
         way unfinished messages go back to the broker. Steps stop in reverse start order, so a
         step that requires the consumer stops before it."""
         self.stopping = True
-        if self.mailbox is not None:
-            self.mailbox.stop()
         if self._heartbeat is not None:
             self._heartbeat.stop()
         if self.children is not None:
@@ -205,6 +203,8 @@ class Worker:
             if not warm:
                 self.consumer.go_cold()
         self.blueprint.stop()
+        if self.mailbox is not None:  # after the consumer quiesced: joining takes a moment
+            self.mailbox.stop()
         if self.presence is not None:
             self.presence.stop()
         if self.metrics is not None:
