@@ -263,9 +263,14 @@ class Database:
             return value
 
     def close(self) -> None:
+        """Close this thread's connection and those of threads that ended. Another live
+        thread may be inside a query on its own: closing that one under it crashes SQLite's
+        library, so it is closed once the thread ends (by the next connect)."""
+        me = threading.current_thread()
         with self._lock:
-            conns = [c for _, c in self._open]
-            self._open = []
+            mine = [(t, c) for t, c in self._open if t() is me or not _alive(t)]
+            self._open = [entry for entry in self._open if entry not in mine]
+            conns = [c for _, c in mine]
         self._local = threading.local()
         for conn in conns:
             try:
