@@ -289,8 +289,9 @@ class Consumer:
                 return
             began = time.monotonic()
             self._fetch_state = ("fetching", began)
+            queues = self.queues
             try:
-                deliveries = self.transport.fetch(self.queues, room, self.fetch_timeout)
+                deliveries = self.transport.fetch(queues, room, self.fetch_timeout)
                 backoff = 0.1
             except Exception as exc:  # noqa: BLE001 - the broker may be down: retry forever
                 log.error("cannot fetch from the broker (%s); retrying in %.1f s", exc, backoff)
@@ -303,6 +304,8 @@ class Consumer:
                 self.empty_fetches += not deliveries
             self._fetch_state = ("reserving", time.monotonic())
             leased_until = began + self.lease_seconds if self._leases else math.inf
+            if deliveries and self.queues is not queues:  # changed while it fetched
+                deliveries = self._still_wanted(deliveries)
             for delivery in deliveries:
                 try:
                     self._reserve(delivery, leased_until)
@@ -315,6 +318,14 @@ class Consumer:
                     held = [h.delivery for h in (*self._all_waiting(), *self._running.values())]
                 self.holding(held)
             self._dispatch()
+
+    def _still_wanted(self, deliveries: list[Delivery]) -> list[Delivery]:
+        """A queue was cancelled while the fetch waited: what came from it goes back unrun."""
+        wanted = set(self.queues)
+        gone = [d for d in deliveries if d.queue not in wanted]
+        if gone:
+            self._safely(self.transport.release, gone)
+        return [d for d in deliveries if d.queue in wanted]
 
     def _task_options(self, task: Task[Any, Any] | None) -> tuple[TaskOptions, bool, bool]:
         """The task's options (defaults for an unknown task), acks_late, reject_on_worker_lost."""
@@ -408,8 +419,8 @@ class Consumer:
             self._timer.notify()
 
     def set_queues(self, queues: list[str]) -> None:
-        """Consume from `queues` from the next fetch on (the fetch under way ends within
-        `fetch_timeout`)."""
+        """Consume from `queues` from now on: what the fetch under way brings from a queue
+        no longer among them goes back unrun."""
         self.queues = list(queues)
 
     def resize(self, concurrency: int) -> None:
