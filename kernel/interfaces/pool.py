@@ -102,6 +102,11 @@ class ChildLink(ABC):
         passed its hard limit, or is terminated), when the process can still run it: the
         consumer gives back the messages it holds, so that none waits for a lease."""
 
+    def standing(self) -> list[Any]:
+        """The standing questions (`Pool.ask_consumers` with ``standing``) asked before this
+        process started: the process MUST answer them before it consumes."""
+        return []
+
     @abstractmethod
     def pool(self) -> Pool:
         """The pool for this process's consumer: one job at a time, each reported through
@@ -197,10 +202,13 @@ class Pool(ABC):
         in them. Pools with the `consumers` capability only."""
         raise NotImplementedError(f"{type(self).__name__} does not run consumer processes")
 
-    def ask_consumers(self, question: Any, timeout: float) -> list[Any]:
+    def ask_consumers(self, question: Any, timeout: float, *, standing: bool = False,
+                      ) -> list[Any]:
         """Every consumer process's `ChildMain.answer` to `question`, those that answered
         within `timeout` seconds (a busy process answers too: its pipe has a thread of its
-        own). Pools with the `consumers` capability only."""
+        own). `standing`: a change every consumer process MUST also get that starts later
+        (a grown pool, a replaced process), before its first job, in the order asked.
+        Pools with the `consumers` capability only."""
         raise NotImplementedError(f"{type(self).__name__} does not run consumer processes")
 
     def consumers_processed(self) -> int:

@@ -143,7 +143,7 @@ class Mailbox:
         try:
             args = remote.check(cmd, arguments)
             if cmd.local:
-                return cmd.merge(self.worker.ask(method, args))
+                return cmd.merge(self.worker.ask(method, args, standing=cmd.standing))
             return cmd.fn(self.worker, **args)
         except remote.BadArguments as exc:
             log.warning("remote-control command %s refused: %s", method, exc)

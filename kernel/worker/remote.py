@@ -60,6 +60,8 @@ class Command:
     merge: Merge
     #: argument name → the types it may have.
     params: dict[str, tuple[type, ...]]
+    #: a change that consumer processes started later get too (`Pool.ask_consumers`).
+    standing: bool = False
 
 
 COMMANDS: dict[str, Command] = {}
@@ -107,13 +109,13 @@ _TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
           "list": (list,), "dict": (dict,), "ids": (str, list), "any": (object,)}
 
 
-def command(kind: str, *, local: bool = False, merge: Merge = _first,
+def command(kind: str, *, local: bool = False, merge: Merge = _first, standing: bool = False,
             aliases: Iterable[str] = (), **params: str) -> Callable[[Callable[..., Any]],
                                                                      Callable[..., Any]]:
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         types = {name: _TYPES[t] for name, t in params.items()}
         for name in (fn.__name__, *aliases):
-            COMMANDS[name] = Command(name, fn, kind, local, merge, types)
+            COMMANDS[name] = Command(name, fn, kind, local, merge, types, standing)
         return fn
     return register
 
@@ -240,7 +242,7 @@ def _ids(value: str | Iterable[str] | None) -> list[str]:
 # ------------------------------------------------------------------ what a consumer does
 
 
-@command("control", local=True, task_id="ids", terminate="bool", signal="str")
+@command("control", local=True, standing=True, task_id="ids", terminate="bool", signal="str")
 def revoke(worker: Worker, task_id: str | list[str] | None = None, terminate: bool = False,
            signal: str = "SIGTERM") -> dict[str, Any]:
     ids = _ids(task_id)
@@ -271,7 +273,7 @@ def _signal_number(name: str) -> int:
     return number
 
 
-@command("control", local=True, task_name="str", rate_limit="any")
+@command("control", local=True, standing=True, task_name="str", rate_limit="any")
 def rate_limit(worker: Worker, task_name: str = "", rate_limit: Any = None) -> dict[str, str]:
     task = worker.app.tasks.get(task_name)
     if task is None:
@@ -289,7 +291,7 @@ def rate_limit(worker: Worker, task_name: str = "", rate_limit: Any = None) -> d
             f"rate limit of {task_name} disabled"}
 
 
-@command("control", local=True, task_name="str", soft="float", hard="float")
+@command("control", local=True, standing=True, task_name="str", soft="float", hard="float")
 def time_limit(worker: Worker, task_name: str = "", soft: float | None = None,
                hard: float | None = None) -> dict[str, str]:
     task = worker.app.tasks.get(task_name)
@@ -299,19 +301,19 @@ def time_limit(worker: Worker, task_name: str = "", soft: float | None = None,
     return {"ok": f"time limits of {task_name} set to soft {soft}, hard {hard}"}
 
 
-@command("control", local=True)
+@command("control", local=True, standing=True)
 def enable_events(worker: Worker) -> dict[str, str]:
     worker.app.events.task_events = True
     return {"ok": "task events enabled"}
 
 
-@command("control", local=True)
+@command("control", local=True, standing=True)
 def disable_events(worker: Worker) -> dict[str, str]:
     worker.app.events.task_events = False
     return {"ok": "task events disabled"}
 
 
-@command("control", local=True, queue="str", exchange="str", exchange_type="str",
+@command("control", local=True, standing=True, queue="str", exchange="str", exchange_type="str",
          routing_key="str")
 def add_consumer(worker: Worker, queue: str = "", **_: Any) -> dict[str, str]:
     if not queue:
@@ -323,7 +325,7 @@ def add_consumer(worker: Worker, queue: str = "", **_: Any) -> dict[str, str]:
     return {"ok": f"add consumer {queue}"}
 
 
-@command("control", local=True, queue="str")
+@command("control", local=True, standing=True, queue="str")
 def cancel_consumer(worker: Worker, queue: str = "") -> dict[str, str]:
     consumer = worker.local_consumer()
     if queue not in consumer.queues:

@@ -157,6 +157,8 @@ class Worker:
             local = count_here(self.app, opts.metrics_dir)
         self._steps = values = self.blueprint.start(self.app, self.options)
         self.consumer = values[ConsumerStep]
+        for name, arguments in opts.child_link.standing() if opts.child_link else ():
+            remote.run_local(self, name, arguments)  # what the node was told before
         self.consumer.begin()
         if opts.child_link is None:
             self._be_present()
@@ -247,10 +249,13 @@ class Worker:
         """The value bootstep `step` started with here, or None."""
         return self._steps.get(step)
 
-    def ask(self, name: str, arguments: dict[str, Any]) -> list[Any]:
-        """Consumer command `name` on every consumer of this node: the answers."""
+    def ask(self, name: str, arguments: dict[str, Any], *, standing: bool = False,
+            ) -> list[Any]:
+        """Consumer command `name` on every consumer of this node: the answers. `standing`:
+        consumer processes started later get it too."""
         if self.children is not None:
-            return self.children.ask_consumers((name, arguments), remote.ASK_TIMEOUT)
+            return self.children.ask_consumers((name, arguments), remote.ASK_TIMEOUT,
+                                               standing=standing)
         return [remote.run_local(self, name, arguments)]
 
     def pool_info(self) -> dict[str, Any]:

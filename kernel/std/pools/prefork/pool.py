@@ -78,7 +78,7 @@ def _context() -> BaseContext:
 
 class _Child:
     __slots__ = ("conn", "deadline", "entry", "pid", "process", "ready", "retiring", "slot",
-                 "started")
+                 "standing", "started")
 
     def __init__(self, process: BaseProcess, conn: Connection,
                  slot: tuple[consumers.Slot, str] | None = None) -> None:
@@ -91,6 +91,7 @@ class _Child:
         self.retiring = False  # will exit: receives no job
         self.entry: Entry | None = None  # the job it runs
         self.deadline: float | None = None  # monotonic hard deadline of that job
+        self.standing = 0  # standing questions it was started with
 
 
 class PreforkPool(StdPool):
@@ -124,6 +125,8 @@ class PreforkPool(StdPool):
         self._gone: Callable[[list[tuple[Any, str, int]]], None] | None = None
         #: open questions (ask_consumers): ticket → the answers so far.
         self._answers: dict[int, list[Any]] = {}
+        #: standing questions: changes a consumer child gets before its first job.
+        self._standing: list[Any] = []
         self._done_gone = 0  # jobs ended by consumer children that exited
         self._ctx: BaseContext | None = None
         # Opened by start: every child's pipe and sentinel, and a wake-up pipe.
@@ -273,10 +276,13 @@ class PreforkPool(StdPool):
                        or wall - c.slot[0].last_beat() < within
                        for c in self._children if not c.retiring)
 
-    def ask_consumers(self, question: Any, timeout: float) -> list[Any]:
+    def ask_consumers(self, question: Any, timeout: float, *, standing: bool = False,
+                      ) -> list[Any]:
         ticket = next(_QUESTIONS)
         message = pickle.dumps(("Q", ticket, question), pickle.HIGHEST_PROTOCOL)
         with self._lock:
+            if standing:  # given to every child started after this
+                self._standing.append(question)
             asked = 0
             self._answers[ticket] = []
             for c in self._children:
@@ -493,6 +499,12 @@ class PreforkPool(StdPool):
                 else:
                     wake = self._take_back(c)
             elif message[0] == "R":
+                for question in self._standing[c.standing:] if c.slot is not None else ():
+                    # Asked while it started: it consumes already, so as soon as may be.
+                    try:
+                        c.conn.send(("Q", 0, question))
+                    except OSError:
+                        break
                 c.ready = True
                 self._start_failures = 0
                 self._changed.notify_all()
@@ -663,7 +675,10 @@ class PreforkPool(StdPool):
             target, args = child_module.main, (child_end, self._runner_data, *limits)
         else:
             slot = consumers.Slot.create()
-            target, args = consumers.consume, (child_end, self._runner_data, slot[1], *limits)
+            with self._lock:
+                standing = list(self._standing)
+            target, args = consumers.consume, (child_end, self._runner_data, slot[1], *limits,
+                                               standing)
         process = self._ctx.Process(  # type: ignore[attr-defined]
             target=target, args=args, name="kernel-prefork-child")
         try:
@@ -676,7 +691,9 @@ class PreforkPool(StdPool):
             raise
         finally:
             child_end.close()
-        return _Child(process, parent_end, slot)
+        child = _Child(process, parent_end, slot)
+        child.standing = len(standing) if slot is not None else 0
+        return child
 
     def _add(self, c: _Child) -> None:
         self._selector.register(c.conn.fileno(), selectors.EVENT_READ, ("conn", c))
