@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from fnmatch import fnmatchcase
+from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Any
 
 import kernel
@@ -359,12 +360,7 @@ def stats(worker: Worker) -> dict[str, Any]:
         "total": local["total"], "pid": os.getpid(), "clock": str(worker.app.events.clock.value),
         "uptime": int(time.monotonic() - worker.started_at),
         "pool": worker.pool_info(),
-        "broker": {"hostname": mask_url(conf.broker_url), "transport":
-                   conf.broker_url.partition("://")[0], "userid": None, "virtual_host": None,
-                   "port": None, "insist": False, "ssl": False, "connect_timeout":
-                   conf.broker_connection_timeout, "transport_options": {}, "login_method":
-                   None, "uri_prefix": None, "heartbeat": None, "failover_strategy": None,
-                   "alternates": []},
+        "broker": _broker(conf),
         "prefetch_count": local["prefetch_count"],
         "rusage": {"utime": usage.ru_utime, "stime": usage.ru_stime,
                    "maxrss": usage.ru_maxrss, "minflt": usage.ru_minflt,
@@ -372,6 +368,21 @@ def stats(worker: Worker) -> dict[str, Any]:
                    "nivcsw": usage.ru_nivcsw},
         "sw_ident": "py-kernel", "sw_ver": kernel.__version__, "sw_sys": platform.system(),
     }
+
+
+def _broker(conf: Config) -> dict[str, Any]:
+    """The broker as Celery's stats show it: where, as whom (never the password)."""
+    url = urlsplit(conf.broker_url)
+    try:
+        port = url.port
+    except ValueError:
+        port = None
+    return {"hostname": url.hostname or mask_url(conf.broker_url), "userid": url.username,
+            "virtual_host": url.path.lstrip("/") or "/", "port": port,
+            "transport": url.scheme, "insist": False, "ssl": url.scheme.endswith("s"),
+            "connect_timeout": conf.broker_connection_timeout, "transport_options": {},
+            "login_method": None, "uri_prefix": None, "heartbeat": None,
+            "failover_strategy": None, "alternates": []}
 
 
 @command("inspect", aliases=("dump_tasks",), taskinfoitems="list", builtins="bool")

@@ -45,6 +45,8 @@ ROWS = (
     Row("drain.one", "drain, 1 process", "tasks/s",
         targets=(("celery", 5, None), ("best", 2, None), ("bare", 0.6, "redis"),
                  ("bare", 0.5, "rabbitmq"))),
+    Row("drain.events", "drain, 1 process, task events on (-E)", "tasks/s",
+        targets=(("drain.one", 0.9, None),)),
     Row("drain.two", "drain, 2 processes", "tasks/s",
         targets=(("celery", 5, None), ("best", 1, None), ("drain.one", 1.2, None))),
     Row("rtt.p50", "round trip p50", "ms", False,

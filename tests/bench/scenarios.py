@@ -9,6 +9,7 @@ Rows (ids as in the JSON):
                                 RabbitMQ, `delay` with confirm_publish=False; peers have none)
   drain.one / drain.two         pre-queued no-op tasks, results ignored, worker with 1 / 2
                                 processes: tasks/s from spawning the worker to the last task done
+  drain.events                  kernel's drain.one with task events on (-E), in the same turns
   rss.one / rss.two             peak RSS of that worker, process + children, MiB
   rtt.p50 / rtt.p99             submit -> result of sequential calls on a warm 1-process worker, ms
   rtt.untracked.*               the same, kernel without the PENDING record (task_track_sent off)
@@ -83,9 +84,13 @@ class Bench:
     def run(self) -> Samples:
         for system in self._turns():
             self.enqueue(system)
-        for mode in ("one", "two"):
+        # Events on and off in the same turn, one after the other: the ratio of the two
+        # is the row's point, and the machine's load drifts.
+        for modes in (("one", "events"), ("two",)):
             for system in self._turns():
-                self.drain(system, mode)
+                for mode in modes:
+                    if mode in system.modes:
+                        self.drain(system, mode)
         for system in self._turns():
             if system.round_trips():
                 self.round_trip(system)
@@ -135,7 +140,8 @@ class Bench:
             self.log(f"  {exc}: this run of {system.name} is left out")
             return
         self.record(f"drain.{mode}", system.name, rate)
-        self.record(f"rss.{mode}", system.name, rss / MIB)
+        if mode != "events":
+            self.record(f"rss.{mode}", system.name, rss / MIB)
 
     def io_bound(self, system: System) -> None:
         rates = []

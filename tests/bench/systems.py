@@ -30,6 +30,8 @@ class System(ABC):
     has_batch = False
     #: worker modes tried for the I/O-bound row; the best is recorded.
     io_modes: tuple[str, ...] = ("io",)
+    #: the drain rows it runs (kernel adds "events": task events on).
+    modes: tuple[str, ...] = ("one", "two")
     #: measured in the first run only: absolute figures with no peer on its broker to alternate
     #: with, so the median of several runs adds time and no fairness.
     first_run_only = False
@@ -105,6 +107,7 @@ class System(ABC):
 class Kernel(System):
     name = "kernel"
     has_batch = True
+    modes = ("one", "events", "two")
 
     def __init__(self, broker: Broker, io_concurrency: int, url: str | None = None) -> None:
         super().__init__(broker, io_concurrency)
@@ -157,6 +160,7 @@ class Kernel(System):
 
     def worker_argv(self, mode: str, queues: list[str] | None = None) -> list[str]:
         pool = {"one": ["-P", "solo", "-c", "1"], "two": ["-P", "prefork", "-c", "2"],
+                "events": ["-P", "solo", "-c", "1", "-E"],
                 "io": ["-P", "asyncio", "-c", str(self.io_concurrency)]}[mode]
         return ["kernel", "worker", "-A", "tests.bench.tasks_kernel:app", *pool,
                 "-Q", ",".join(queues or [self.tasks.QUEUE]), "--loglevel", "WARNING"]
@@ -190,6 +194,7 @@ class KernelSqlite(Kernel):
     name = "kernel-sqlite"
     brokers = ("redis",)
     first_run_only = True
+    modes = ("one", "two")
 
     def __init__(self, broker: Broker, io_concurrency: int) -> None:
         self.dir = tempfile.mkdtemp(prefix="kernel-bench-")

@@ -22,7 +22,7 @@ def test_quick_sqlite_run_writes_every_row(tmp_path: Path) -> None:
     assert table["broker"] == "redis"  # the embedded default's column sits in Redis's table
     rows = {row["id"]: row for row in table["rows"]}
     assert set(rows) == {"enqueue.call", "enqueue.pipelined", "enqueue.batch", "drain.one",
-                         "drain.two", "rtt.p50", "rtt.p99", "rtt.untracked.p50",
+                         "drain.events", "drain.two", "rtt.p50", "rtt.p99", "rtt.untracked.p50",
                          "rtt.untracked.p99", "rss.one", "rss.two"}
     for row in rows.values():
         assert row["median"]["kernel-sqlite"] > 0, row
