@@ -157,3 +157,27 @@ def test_metrics_count_tasks_by_name_and_state_and_workers_from_heartbeats() -> 
     assert 'kernel_worker_up{worker="w@h"} 1.0' in text
     assert 'kernel_worker_processed_total{worker="w@h"} 7.0' in text
     assert json.dumps(state.snapshot()[1][0].as_dict())  # plain data, for --json consumers
+
+
+def test_the_grafana_dashboard_asks_for_metrics_that_exist() -> None:
+    import re
+    from pathlib import Path
+
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry()
+    metrics = EventMetrics(registry)
+    state = State()
+    registry.register(ClusterCollector(state))
+    for e in (event("task-received", name="n"), event("task-started"),
+              event("task-succeeded", runtime=1.0),
+              {"type": "kernel-broker-error", "hostname": "w@h"},
+              {"type": "kernel-dead-lettered", "hostname": "w@h", "queue": "q"},
+              {"type": "worker-heartbeat", "hostname": "w@h", "freq": 2.0}):
+        metrics.event(e)
+        state.event(e)
+    served = set(re.findall(r"^(kernel_\w+)", generate_latest(registry).decode(), re.M))
+    served.add("kernel_pool_size")  # read from the worker when scraped
+    dashboard = Path(__file__).parents[2] / "contrib" / "grafana" / "kernel-dashboard.json"
+    asked = set(re.findall(r"kernel_\w+", dashboard.read_text()))
+    assert asked and asked <= served, f"the dashboard asks for {sorted(asked - served)}"
