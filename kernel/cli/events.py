@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from kernel.app import App
+    from kernel.events.metrics import EventMetrics
 
 _COLOURS = {"SUCCESS": "green", "FAILURE": "red", "RETRY": "yellow", "REVOKED": "magenta",
             "REJECTED": "red", "STARTED": "cyan", "RECEIVED": "blue", "PENDING": "dim"}
@@ -55,10 +57,18 @@ def events(state: CliState, dump: bool, as_json: bool, prometheus_port: int | No
         raise ConfigurationError("this broker cannot broadcast, so there are no events to "
                                  "watch; use redis, amqp or the sqlite default")
     cluster = State()
-    receiver = EventReceiver(app, {"*": cluster.event})
+    feeds: list[Callable[[dict[str, Any]], None]] = [cluster.event]
+    server = None
+    if prometheus_port is not None:
+        server, metrics = _serve(cluster, prometheus_host, prometheus_port)
+        feeds.append(metrics.event)
+
+    def feed(event: dict[str, Any]) -> None:
+        for each in feeds:
+            each(event)
+
+    receiver = EventReceiver(app, {"*": feed})
     receiver.listen()
-    server = _serve(cluster, prometheus_host, prometheus_port) if prometheus_port is not None \
-        else None
     app.control.heartbeat()  # the live workers show at once, not at their next beat
     try:
         if dump or as_json:
@@ -73,7 +83,7 @@ def events(state: CliState, dump: bool, as_json: bool, prometheus_port: int | No
             server.shutdown()
 
 
-def _serve(cluster: State, host: str, port: int) -> Any:
+def _serve(cluster: State, host: str, port: int) -> tuple[Any, EventMetrics]:
     from prometheus_client import CollectorRegistry, start_http_server
 
     from kernel.events.metrics import ClusterCollector, EventMetrics
@@ -81,20 +91,13 @@ def _serve(cluster: State, host: str, port: int) -> Any:
     registry = CollectorRegistry()
     metrics = EventMetrics(registry)
     registry.register(ClusterCollector(cluster))
-    feed = cluster.event
-
-    def both(event: dict[str, Any]) -> None:
-        feed(event)
-        metrics.event(event)
-
-    cluster.event = both  # type: ignore[method-assign]
     try:
         server, _ = start_http_server(port, host, registry)
     except OSError as exc:
         raise ConfigurationError(f"cannot serve metrics on {host}:{port} ({exc}); choose "
                                  f"another --prometheus port") from None
     console.note(f"cluster metrics on http://{host}:{server.server_port}/metrics")
-    return server
+    return server, metrics
 
 
 def _dump(receiver: EventReceiver, timeout: float | None, as_json: bool) -> None:

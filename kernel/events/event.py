@@ -47,10 +47,17 @@ class Clock:
         return self._value
 
 
+_offset = [0.0, -1.0]  # hours west of UTC, and until when (monotonic) that holds
+
+
 def utcoffset() -> float:
-    """Hours west of UTC, as Celery 5.7 sends it (true division of the zone's offset)."""
-    offset = time.altzone if time.localtime().tm_isdst > 0 else time.timezone
-    return offset / 3600
+    """Hours west of UTC, as Celery 5.7 sends it (true division of the zone's offset); looked
+    up once a minute, not per event (DST changes on the hour)."""
+    now = time.monotonic()
+    if now >= _offset[1]:
+        zone = time.altzone if time.localtime().tm_isdst > 0 else time.timezone
+        _offset[:] = [zone / 3600, now + 60.0]
+    return _offset[0]
 
 
 def routing_key(event_type: str) -> str:

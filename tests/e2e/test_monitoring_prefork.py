@@ -111,9 +111,10 @@ def test_the_command_line_inspects_controls_and_watches(db_url: str, start_worke
     usage = kernel(db_url, "control", "pool_grow", "many")
     assert usage.returncode == 2 and "N must be a int" in usage.stderr
 
+    port = free_port()
     dump = subprocess.Popen(
         [sys.executable, "-m", "kernel", "-A", "tests.e2e.tasks:app", "events", "--json",
-         "--timeout", "20"], cwd=ROOT, env={"KERNEL_BROKER_URL": db_url,
+         "--timeout", "30", "--prometheus", str(port)], cwd=ROOT, env={"KERNEL_BROKER_URL": db_url,
                                              "KERNEL_RESULT_BACKEND": db_url,
                                              "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
         stdout=subprocess.PIPE, text=True)
@@ -128,8 +129,12 @@ def test_the_command_line_inspects_controls_and_watches(db_url: str, start_worke
         seen.append(event["type"])
         if event.get("uuid") == sent.id and event["type"] == "task-succeeded":
             break
+    cluster = scrape(port)
     dump.kill()
     assert {"task-received", "task-started", "task-succeeded"} <= set(seen)
+    assert cluster[f'kernel_worker_up{{worker="{NODE}"}}'] == 1
+    assert cluster[f'kernel_tasks_total{{name="tests.e2e.tasks.add",state="SUCCESS",'
+                   f'worker="{NODE}"}}'] == 1, "the cluster's metrics come from its events"
 
     assert kernel(db_url, "control", "shutdown", "-d", NODE).returncode == 0
     wait_for(lambda: worker.proc.poll() is not None, 30, "shutdown should stop the worker")
