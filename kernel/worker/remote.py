@@ -132,6 +132,8 @@ def check(cmd: Command, arguments: Any) -> dict[str, Any]:
         types = cmd.params.get(name)
         if types is None or value is None:
             continue
+        if types == (bool,) and type(value) is int and value in (0, 1):
+            value = bool(value)  # Celery's clients send flags as 0/1 (Flower: terminate=1)
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types
                                             and types != (object,)):
             wanted = " or ".join(t.__name__ for t in types)
