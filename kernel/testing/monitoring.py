@@ -301,6 +301,30 @@ class MonitoringInteropSuite:
         started = sorted(t["started"] for t in tasks)
         assert started[-1] - started[0] >= 3.0, f"30/m did not hold: started at {started}"
 
+    @pytest.mark.xfail(strict=True, reason=(
+        "kernel bug: under prefork a rate limit set by remote control lives only in the "
+        "consumer children that were running; a child started later (recycled by "
+        "--max-tasks-per-child, pool_grow, a replaced child) starts from the task module's "
+        "limits (the pool pickles the children's start state once), so the limit is lost"))
+    def test_a_rate_limit_set_by_flower_holds_in_children_started_later(
+            self, workers: Workers, project: Path, broker_url: str) -> None:
+        # One child, replaced after each task: the second task runs in a child started after
+        # the limit was set.
+        node = workers.start(pool="prefork", concurrency=1, loglevel="info",
+                             args=["-E", "--max-tasks-per-child", "1"]).wait_ready().nodename
+        with self.flower(project, broker_url) as flower:
+            self.wait_flower_sees(flower, workers, node)
+            status, body = flower.post("/api/task/rate-limit/mon.add",
+                                       {"workername": node, "ratelimit": "12/m"})
+            assert status == 200, body
+            ids = workers.send("mon.add", (1, 2), n=2)
+            workers.wait_succeeded(ids, 60)
+            tasks = [workers.wait(lambda i=i: (t := self.flower_task(flower, i)) and
+                                  t["state"] == "SUCCESS" and t, 20,
+                                  f"Flower to show {i} SUCCESS") for i in ids]
+        started = sorted(t["started"] for t in tasks)
+        assert started[1] - started[0] >= 4.0, f"12/m did not hold: started at {started}"
+
     def test_flower_revokes_a_running_task_on_the_kernel_worker(
             self, workers: Workers, project: Path, broker_url: str) -> None:
         node = self.kernel_worker(workers).nodename
