@@ -162,20 +162,35 @@ class MonitoringInteropSuite:
                 return dict(listed)
             return None
 
-        return workers.wait(seen, 30, f"Flower to list {nodes} with stats and alive "
-                                      f"(Flower's log: {flower.log})")
+        listed = workers.wait(seen, 30, f"Flower to list {nodes} with stats and alive "
+                                        f"(Flower's log: {flower.log})")
+        assert listed is not None
+        return listed
 
     @staticmethod
-    def flower_task(flower: Flower, task_id: str) -> dict[str, Any] | None:
-        task: dict[str, Any] | None = flower.get_json("/api/tasks").get(task_id)
+    def wait_flower_task(flower: Flower, workers: Workers, task_id: str,
+                         state: str) -> dict[str, Any]:
+        """Wait until Flower's ``/api/tasks`` shows the task in `state`; what it shows."""
+        def shown() -> dict[str, Any] | None:
+            task: dict[str, Any] | None = flower.get_json("/api/tasks").get(task_id)
+            return task if task is not None and task["state"] == state else None
+
+        task = workers.wait(shown, 20, f"Flower to show {task_id} {state} ({flower.log})")
+        assert task is not None
         return task
 
     @staticmethod
-    def pool(workers: Workers, node: str) -> dict[str, Any] | None:
-        """The pool part of `node`'s stats, asked with kernel's client."""
-        stats = workers.client.control.inspect([node], timeout=5).stats() or {}
-        pool: dict[str, Any] | None = stats.get(node, {}).get("pool")
-        return pool
+    def wait_pool(workers: Workers, node: str, processes: int) -> dict[str, Any]:
+        """Wait until `node` (asked with kernel's client) runs `processes` pool processes;
+        the pool part of its stats."""
+        def pool() -> dict[str, Any] | None:
+            stats = workers.client.control.inspect([node], timeout=5).stats() or {}
+            found: dict[str, Any] | None = stats.get(node, {}).get("pool")
+            return found if found and len(found["processes"]) == processes else None
+
+        found = workers.wait(pool, 30, f"{node} to run {processes} pool processes")
+        assert found is not None
+        return found
 
     # ------------------------------------------------------------------ the celery command
 
@@ -222,9 +237,10 @@ class MonitoringInteropSuite:
                                      f"the dump to show task-succeeded of {task_id} "
                                      f"({dump.log})")
             received, started = line("received"), line("started")
-        assert received and "args=(2, 3)" in received, dump.output()
-        assert started, dump.output()
-        assert "result=5" in succeeded and "runtime=" in succeeded, succeeded
+        assert received is not None and "args=(2, 3)" in received, dump.output()
+        assert started is not None, dump.output()
+        assert succeeded is not None and "result=5" in succeeded, succeeded
+        assert "runtime=" in succeeded, succeeded
 
     # ------------------------------------------------------------------ Flower
 
@@ -239,9 +255,7 @@ class MonitoringInteropSuite:
 
             (task_id,) = workers.send("mon.add", (2, 3))
             workers.wait_succeeded([task_id], 30)
-            task = workers.wait(
-                lambda: (t := self.flower_task(flower, task_id)) and t["state"] == "SUCCESS"
-                and t, 20, f"Flower to show {task_id} SUCCESS ({flower.log})")
+            task = self.wait_flower_task(flower, workers, task_id, "SUCCESS")
             assert task["name"] == "mon.add"
             assert task["args"] == "(2, 3)" and task["kwargs"] == "{}"
             assert task["result"] == "5"
@@ -262,18 +276,12 @@ class MonitoringInteropSuite:
             status, body = flower.post(f"/api/worker/pool/grow/{node}", {"n": 1})
             assert status == 200, body
             assert body == {"message": f"Growing '{node}' worker's pool by 1"}
-            pool = workers.wait(lambda: (p := self.pool(workers, node)) and
-                                len(p["processes"]) == 3 and p, 30,
-                                f"{node} to run 3 pool processes")
-            assert pool["max-concurrency"] == 3
+            assert self.wait_pool(workers, node, 3)["max-concurrency"] == 3
 
             status, body = flower.post(f"/api/worker/pool/shrink/{node}", {"n": 1})
             assert status == 200, body
             assert body == {"message": f"Shrinking '{node}' worker's pool by 1"}
-            pool = workers.wait(lambda: (p := self.pool(workers, node)) and
-                                len(p["processes"]) == 2 and p, 30,
-                                f"{node} to run 2 pool processes")
-            assert pool["max-concurrency"] == 2
+            assert self.wait_pool(workers, node, 2)["max-concurrency"] == 2
         # The resized pool still runs tasks.
         workers.wait_succeeded(workers.send("mon.add", (1, 1), n=4), 30)
 
@@ -295,9 +303,7 @@ class MonitoringInteropSuite:
             # One task every 2 s now: three take 4 s at least, where they took milliseconds.
             ids = workers.send("mon.add", (1, 2), n=3)
             workers.wait_succeeded(ids, 60)
-            tasks = [workers.wait(lambda i=i: (t := self.flower_task(flower, i)) and
-                                  t["state"] == "SUCCESS" and t, 20,
-                                  f"Flower to show {i} SUCCESS") for i in ids]
+            tasks = [self.wait_flower_task(flower, workers, i, "SUCCESS") for i in ids]
         started = sorted(t["started"] for t in tasks)
         assert started[-1] - started[0] >= 3.0, f"30/m did not hold: started at {started}"
 
@@ -319,9 +325,7 @@ class MonitoringInteropSuite:
             assert status == 200, body
             ids = workers.send("mon.add", (1, 2), n=2)
             workers.wait_succeeded(ids, 60)
-            tasks = [workers.wait(lambda i=i: (t := self.flower_task(flower, i)) and
-                                  t["state"] == "SUCCESS" and t, 20,
-                                  f"Flower to show {i} SUCCESS") for i in ids]
+            tasks = [self.wait_flower_task(flower, workers, i, "SUCCESS") for i in ids]
         started = sorted(t["started"] for t in tasks)
         assert started[1] - started[0] >= 4.0, f"12/m did not hold: started at {started}"
 
@@ -331,8 +335,7 @@ class MonitoringInteropSuite:
         with self.flower(project, broker_url) as flower:
             self.wait_flower_sees(flower, workers, node)
             (task_id,) = workers.send("mon.sleep", (60,))
-            workers.wait(lambda: (t := self.flower_task(flower, task_id)) and
-                         t["state"] == "STARTED", 30, f"Flower to show {task_id} STARTED")
+            self.wait_flower_task(flower, workers, task_id, "STARTED")
 
             status, body = flower.post(f"/api/task/revoke/{task_id}", {"terminate": "true"})
             assert status == 200 and body == {"message": f"Revoked '{task_id}'"}, body
@@ -340,9 +343,7 @@ class MonitoringInteropSuite:
             result = workers.client.AsyncResult(task_id)
             workers.wait(lambda: result.state == "REVOKED", 20,
                          f"{task_id} to be recorded REVOKED")
-            task = workers.wait(
-                lambda: (t := self.flower_task(flower, task_id)) and t["state"] == "REVOKED"
-                and t, 20, f"Flower to show {task_id} REVOKED ({flower.log})")
+            task = self.wait_flower_task(flower, workers, task_id, "REVOKED")
             assert task["worker"] == node
         # The worker replaced the child it stopped and runs tasks still.
         workers.wait_succeeded(workers.send("mon.add", (1, 1), n=2), 30)
