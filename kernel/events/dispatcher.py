@@ -88,7 +88,9 @@ class EventDispatcher:
             self._buffer.append((event, hostname))
             if self._thread is None:
                 self._start()
-            if len(self._buffer) >= BATCH:
+            # The first event wakes the idle flusher (which then waits FLUSH_INTERVAL for
+            # company), a full batch the waiting one.
+            if len(self._buffer) == 1 or len(self._buffer) >= BATCH:
                 self._cond.notify()
 
     def note(self, kind: str, hostname: str, **fields: Any) -> None:

@@ -119,14 +119,17 @@ class CeleryWorkerProcess(ServerProcess):
     """A real Celery worker, ``python -m celery -A <module> worker``, consuming `queue` with the
     solo pool by default, run in `path` (which holds the module). It has a node name of its own
     (``<queue>@host``: two workers of one name would share a remote-control queue) and starts
-    without gossip, mingle and heartbeats, which only slow a test down."""
+    without gossip, mingle and heartbeats, which only slow a test down; `heartbeat` keeps its
+    worker-heartbeat events (for monitoring tests)."""
 
     def __init__(self, module: str, *, path: Path, queue: str, log: Path, pool: str = "solo",
-                 loglevel: str = "WARNING", env: Mapping[str, str | None] | None = None) -> None:
+                 loglevel: str = "WARNING", env: Mapping[str, str | None] | None = None,
+                 heartbeat: bool = False) -> None:
+        self.nodename = f"{queue}@{socket.gethostname()}"
         super().__init__(
             [sys.executable, "-m", "celery", "-A", module, "worker", "-P", pool, "-Q", queue,
              "-n", f"{queue}@%h", "--without-gossip", "--without-mingle",
-             "--without-heartbeat", "-l", loglevel],
+             *([] if heartbeat else ["--without-heartbeat"]), "-l", loglevel],
             log=log, cwd=path, env={"PYTHONPATH": _on_path(path), **(env or {})},
             grace=20.0, name=f"celery worker {queue}")
 

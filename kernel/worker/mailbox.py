@@ -142,6 +142,12 @@ class Mailbox:
                              f"{kernel.__version__}) knows {', '.join(sorted(remote.COMMANDS))}"}
         try:
             args = remote.check(cmd, arguments)
+            if cmd.local and cmd.node_too and self.worker.children is not None:
+                # The node's own copy first: what it reports follows what its children apply,
+                # and a refusal (an unknown task, a bad rate) is the answer.
+                mine = cmd.fn(self.worker, **args)
+                if isinstance(mine, dict) and "error" in mine:
+                    return mine
             if cmd.local:
                 return cmd.merge(self.worker.ask(method, args, standing=cmd.standing))
             return cmd.fn(self.worker, **args)

@@ -63,6 +63,9 @@ class Command:
     params: dict[str, tuple[type, ...]]
     #: a change that consumer processes started later get too (`Pool.ask_consumers`).
     standing: bool = False
+    #: a consumer's command that the supervising process of consumer children runs on itself
+    #: too, first: it changes a task's options, which the node reports (``registered``).
+    node_too: bool = False
 
 
 COMMANDS: dict[str, Command] = {}
@@ -111,12 +114,12 @@ _TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
 
 
 def command(kind: str, *, local: bool = False, merge: Merge = _first, standing: bool = False,
-            aliases: Iterable[str] = (), **params: str) -> Callable[[Callable[..., Any]],
-                                                                     Callable[..., Any]]:
+            aliases: Iterable[str] = (), node_too: bool = False,
+            **params: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         types = {name: _TYPES[t] for name, t in params.items()}
         for name in (fn.__name__, *aliases):
-            COMMANDS[name] = Command(name, fn, kind, local, merge, types, standing)
+            COMMANDS[name] = Command(name, fn, kind, local, merge, types, standing, node_too)
         return fn
     return register
 
@@ -133,6 +136,8 @@ def check(cmd: Command, arguments: Any) -> dict[str, Any]:
         types = cmd.params.get(name)
         if types is None or value is None:
             continue
+        if types == (bool,) and type(value) is int and value in (0, 1):
+            value = bool(value)  # Celery's clients send flags as 0/1 (Flower: terminate=1)
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types
                                             and types != (object,)):
             wanted = " or ".join(t.__name__ for t in types)
@@ -274,7 +279,8 @@ def _signal_number(name: str) -> int:
     return number
 
 
-@command("control", local=True, standing=True, task_name="str", rate_limit="any")
+@command("control", local=True, standing=True, node_too=True, task_name="str",
+         rate_limit="any")
 def rate_limit(worker: Worker, task_name: str = "", rate_limit: Any = None) -> dict[str, str]:
     task = worker.app.tasks.get(task_name)
     if task is None:
@@ -287,12 +293,14 @@ def rate_limit(worker: Worker, task_name: str = "", rate_limit: Any = None) -> d
     else:
         raise BadArguments("rate_limit must be a rate such as '10/s' or null")
     task.options = dataclasses.replace(task.options, rate_limit=new)
-    worker.local_consumer().forget_limits(task_name)
+    if worker.consumer is not None:  # not in a process that only supervises
+        worker.consumer.forget_limits(task_name)
     return {"ok": f"rate limit of {task_name} set to {new}" if new else
             f"rate limit of {task_name} disabled"}
 
 
-@command("control", local=True, standing=True, task_name="str", soft="float", hard="float")
+@command("control", local=True, standing=True, node_too=True, task_name="str",
+         soft="float", hard="float")
 def time_limit(worker: Worker, task_name: str = "", soft: float | None = None,
                hard: float | None = None) -> dict[str, str]:
     task = worker.app.tasks.get(task_name)
