@@ -307,14 +307,7 @@ class MonitoringInteropSuite:
         started = sorted(t["started"] for t in tasks)
         assert started[-1] - started[0] >= 3.0, f"30/m did not hold: started at {started}"
 
-    @pytest.mark.parametrize("concurrency", [
-        2,
-        pytest.param(1, marks=pytest.mark.xfail(strict=True, reason=(
-            "kernel bug: a prefork worker of concurrency 1 keeps a task's rate-limit bucket in "
-            "its consumer child (the store is used only with 2 children or more), so a child "
-            "started later - recycled by --max-tasks-per-child, replaced - starts with a full "
-            "bucket and runs at once; Celery keeps the bucket in the worker's own process"))),
-    ])
+    @pytest.mark.parametrize("concurrency", [1, 2])
     def test_a_rate_limit_set_by_flower_holds_in_children_started_later(
             self, workers: Workers, project: Path, broker_url: str, concurrency: int) -> None:
         # Each child is replaced after one task: the later tasks run in children started

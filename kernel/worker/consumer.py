@@ -453,8 +453,10 @@ class Consumer:
         return found
 
     def _worker_bucket(self, name: str, rate: float) -> Limiter:
-        """The per-worker limit of task `name`: this process's, or shared by its siblings."""
-        if self.processes == 1:
+        """The per-worker limit of task `name`: this process's, or, in a process pool's
+        consumer (`worker_key`), one its siblings and successors share: a child that replaces
+        another (recycled, lost) must not start with a full bucket."""
+        if self.processes == 1 and not self.worker_key:
             return TokenBucket(rate)
         conf = self.app.conf
         if conf.rate_limit_store or conf.result_backend:

@@ -35,14 +35,24 @@ def events_app(url: str, **config: Any) -> App:
     return app
 
 
-class Collector:
-    """Every event a receiver got, read by a thread of its own."""
+def node(app: App) -> str:
+    """A node name no other test's worker has (tests share one Redis)."""
+    return f"ev@{app.conf.task_default_queue}"
 
-    def __init__(self, app: App) -> None:
+
+class Collector:
+    """The events of `app`'s worker (the events of all when `every`), read by a thread of
+    its own."""
+
+    def __init__(self, app: App, every: bool = False) -> None:
         import threading
 
+        self.only = None if every else node(app)
         self.events: list[dict[str, Any]] = []
-        self.receiver = EventReceiver(app)
+        # A monitor of its own, as in production: the worker's app closes its connections
+        # when it stops, and a broadcast still unread on a shared one would go with them.
+        self.app = App("monitor", broker=app.conf.broker_url, results=None)
+        self.receiver = EventReceiver(self.app)
         self.receiver.listen()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -51,7 +61,8 @@ class Collector:
     def _run(self) -> None:
         while not self._stop.is_set():
             for event in self.receiver.events(timeout=0.2):
-                self.events.append(event)
+                if self.only is None or event.get("hostname") == self.only:
+                    self.events.append(event)
 
     def of(self, kind: str, **match: Any) -> list[dict[str, Any]]:
         return [e for e in list(self.events) if e["type"] == kind
@@ -68,6 +79,7 @@ class Collector:
         self._stop.set()
         self._thread.join(5)
         self.receiver.close()
+        self.app.close()
 
 
 @pytest.fixture
@@ -80,8 +92,8 @@ def collector(broker_url: str) -> Iterator[tuple[App, Collector]]:
     app.close()
 
 
-def start(app: App, name: str = "ev@test", **options: Any) -> Worker:
-    worker = Worker(app, pool="threads", concurrency=2, nodename=name, shutdown_timeout=5,
+def start(app: App, **options: Any) -> Worker:
+    worker = Worker(app, pool="threads", concurrency=2, nodename=node(app), shutdown_timeout=5,
                     **options)
     worker.start()
     return worker
@@ -92,11 +104,11 @@ def test_worker_online_heartbeats_and_offline_carry_celerys_fields(
     app, seen = collector
     worker = start(app)
     try:
-        online = seen.wait("worker-online", hostname="ev@test")[0]
-        beats = seen.wait("worker-heartbeat", 2, hostname="ev@test")
+        online = seen.wait("worker-online", hostname=node(app))[0]
+        beats = seen.wait("worker-heartbeat", 2, hostname=node(app))
     finally:
         worker.stop()
-    offline = seen.wait("worker-offline", hostname="ev@test")[0]
+    offline = seen.wait("worker-offline", hostname=node(app))[0]
     for event in (online, *beats, offline):
         assert event["freq"] == 0.2
         assert isinstance(event["active"], int) and isinstance(event["processed"], int)
@@ -125,7 +137,7 @@ def test_task_events_have_celerys_fields(collector: tuple[App, Collector]) -> No
     assert received["kwargs"] == "{}" and received["retries"] == 0
     assert received["root_id"] == ok.id and received["parent_id"] is None
     assert "eta" in received and "expires" in received
-    assert received["hostname"] == started["hostname"] == "ev@test"
+    assert received["hostname"] == started["hostname"] == node(app)
     assert succeeded["result"] == "5" and isinstance(succeeded["runtime"], float)
     assert failed["exception"] == "KeyError('boom')"
     assert "KeyError" in failed["traceback"]
@@ -140,11 +152,11 @@ def test_task_events_are_off_by_default_and_switch_at_run_time(broker_url: str) 
         seen.wait("worker-online")
         quiet = app.tasks["add"].delay(1, 1)
         assert quiet.get(timeout=10) == 2
-        replies = app.control.enable_events(reply=True, destination=["ev@test"])
-        assert replies == [{"ev@test": {"ok": "task events enabled"}}]
+        replies = app.control.enable_events(reply=True, destination=[node(app)])
+        assert replies == [{node(app): {"ok": "task events enabled"}}]
         loud = app.tasks["add"].delay(2, 2)
         seen.wait("task-succeeded", uuid=loud.id)
-        app.control.disable_events(reply=True, destination=["ev@test"])
+        app.control.disable_events(reply=True, destination=[node(app)])
         after = app.tasks["add"].delay(3, 3)
         assert after.get(timeout=10) == 6
         seen.wait("worker-heartbeat", len(seen.of("worker-heartbeat")) + 1)  # time passed
@@ -185,7 +197,7 @@ def test_task_events_travel_in_batches(collector: tuple[App, Collector]) -> None
 
 def test_task_sent_events_from_the_client(broker_url: str) -> None:
     app = events_app(broker_url, task_send_sent_event=True)
-    seen = Collector(app)
+    seen = Collector(app, every=True)
     try:
         sent = app.tasks["add"].apply_async((4, 5), queue=app.conf.task_default_queue)
         event = seen.wait("task-sent", uuid=sent.id)[0]
@@ -203,7 +215,7 @@ def test_no_event_or_reply_carries_a_credential(collector: tuple[App, Collector]
     try:
         app.tasks["add"].delay(1, 2).get(timeout=10)
         seen.wait("task-succeeded")
-        inspect = app.control.inspect(destination=["ev@test"], timeout=2)
+        inspect = app.control.inspect(destination=[node(app)], timeout=2)
         replies = [inspect.stats(), inspect.conf(with_defaults=True), inspect.report()]
     finally:
         worker.stop()
@@ -224,15 +236,16 @@ def test_state_follows_the_cluster(collector: tuple[App, Collector]) -> None:
         seen.wait("worker-heartbeat", 1)
         for event in list(seen.events):
             state.event(event)
-        assert [w.hostname for w in state.alive_workers()] == ["ev@test"]
+        assert node(app) in [w.hostname for w in state.alive_workers()]
     finally:
         worker.stop()
-    seen.wait("worker-offline")
+    seen.wait("worker-offline", hostname=node(app))
     for event in seen.of("worker-offline"):
         state.event(event)
-    assert state.alive_workers() == [], "a worker that went offline is not alive"
+    assert node(app) not in [w.hostname for w in state.alive_workers()], \
+        "a worker that went offline is not alive"
     assert state.totals["SUCCESS"] == 5 and state.totals["FAILURE"] == 1
     task = state.tasks[results[0].id]
-    assert (task.name, task.state, task.worker, task.result) == ("add", "SUCCESS", "ev@test",
+    assert (task.name, task.state, task.worker, task.result) == ("add", "SUCCESS", node(app),
                                                                  "1")
     assert state.tasks[failed.id].exception == "KeyError('boom')"
