@@ -22,7 +22,6 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kernel.events import event as ev
-from kernel.errors import KernelError
 
 if TYPE_CHECKING:
     from kernel.app import App
@@ -53,6 +52,7 @@ class EventDispatcher:
         self._buffer: deque[tuple[dict[str, Any], str]] = deque(maxlen=BUFFER)
         self._cond = threading.Condition(threading.Lock())
         self._thread: threading.Thread | None = None
+        self._sleeping = False  # the flusher waits for a first event
         self._closed = False
         self._warned = 0.0
         self._client_hostname = ev.client_hostname()
@@ -79,18 +79,20 @@ class EventDispatcher:
         if not (force or self.wanted):
             return
         event = ev.make(event_type, hostname, self.clock.forward(), **fields)
-        self._tell(event)
-        if not (force or self.task_events):
+        if self.listeners:
+            self._tell(event)
+        if not (force or self.task_events) or self._closed:
             return
-        with self._cond:
-            if self._closed:
-                return
-            self._buffer.append((event, hostname))
-            if self._thread is None:
-                self._start()
-            # The first event wakes the idle flusher (which then waits FLUSH_INTERVAL for
-            # company), a full batch the waiting one.
-            if len(self._buffer) == 1 or len(self._buffer) >= BATCH:
+        # A deque appends atomically: the lock is taken only to wake the flusher, when it
+        # sleeps for want of events (it then waits FLUSH_INTERVAL for company) and for a full
+        # batch. Waking it for every event cost more than sending them.
+        buffer = self._buffer
+        buffer.append((event, hostname))
+        if self._sleeping or len(buffer) == BATCH or self._thread is None:
+            with self._cond:
+                if self._thread is None:
+                    self._start()
+                self._sleeping = False  # woken once: the events after this one need not
                 self._cond.notify()
 
     def note(self, kind: str, hostname: str, **fields: Any) -> None:
@@ -152,7 +154,7 @@ class EventDispatcher:
                  hostname: str) -> None:
         try:
             self.app.transport.broadcast(self.exchange, key, ev.envelope(body, hostname))
-        except (KernelError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - events never break what sends them
             self.dropped += len(body) if isinstance(body, list) else 1
             now = time.monotonic()
             if now - self._warned > WARN_EVERY:
@@ -169,7 +171,9 @@ class EventDispatcher:
     def _flush_loop(self) -> None:
         while True:
             with self._cond:
+                self._sleeping = True  # set and read under the lock: no wake-up is missed
                 self._cond.wait_for(lambda: self._closed or bool(self._buffer))
+                self._sleeping = False
                 # The first event waits a little for company: one message for many.
                 self._cond.wait_for(lambda: self._closed or len(self._buffer) >= BATCH,
                                     FLUSH_INTERVAL)

@@ -4,6 +4,7 @@ turn a malformed message into a logged reason instead of a crash."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -24,27 +25,32 @@ MAX_MESSAGE = 4 * 1024 * 1024
 
 
 class Clock:
-    """A Lamport clock: ``forward`` for each event sent, ``adjust`` from each one received."""
+    """A Lamport clock: ``forward`` for each event sent, ``adjust`` from each one received.
+
+    `forward` takes no lock (it runs for every task event): `itertools.count` hands out each
+    value once, whatever the thread; `adjust` (rare: a remote-control request, a receiver)
+    replaces the counter under a lock."""
 
     def __init__(self) -> None:
-        self._value = 0
+        self._count = itertools.count(1)
+        self._last = 0
         self._lock = threading.Lock()
 
     @property
     def value(self) -> int:
-        return self._value
+        return self._last
 
     def forward(self) -> int:
-        with self._lock:
-            self._value += 1
-            return self._value
+        self._last = value = next(self._count)
+        return value
 
     def adjust(self, other: Any) -> int:
         """Move past `other` (an event's clock); a value that is not a number is ignored."""
         if isinstance(other, int) and not isinstance(other, bool):
             with self._lock:
-                self._value = max(self._value, other) + 1
-        return self._value
+                self._last = max(self._last, other) + 1
+                self._count = itertools.count(self._last + 1)
+        return self._last
 
 
 _offset = [0.0, -1.0]  # hours west of UTC, and until when (monotonic) that holds
@@ -72,10 +78,9 @@ def client_hostname() -> str:
 
 def make(event_type: str, hostname: str, clock: int, **fields: Any) -> dict[str, Any]:
     """An event with the fields every event carries."""
-    event = {"hostname": hostname, "utcoffset": utcoffset(), "pid": os.getpid(),
-             "clock": clock, "timestamp": time.time(), **fields}
-    event["type"] = event_type
-    return event
+    fields.update(hostname=hostname, utcoffset=utcoffset(), pid=os.getpid(), clock=clock,
+                  timestamp=time.time(), type=event_type)
+    return fields
 
 
 def envelope(body: dict[str, Any] | list[dict[str, Any]], hostname: str) -> Envelope:
