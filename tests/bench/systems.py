@@ -194,7 +194,6 @@ class KernelSqlite(Kernel):
     name = "kernel-sqlite"
     brokers = ("redis",)
     first_run_only = True
-    modes = ("one", "two")
 
     def __init__(self, broker: Broker, io_concurrency: int) -> None:
         self.dir = tempfile.mkdtemp(prefix="kernel-bench-")

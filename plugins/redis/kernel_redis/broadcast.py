@@ -125,7 +125,7 @@ class RedisSubscription(Subscription):
         self._pattern = pattern
         # "#" also matches the empty routing key, published without the "/<key>" part.
         globs = [f"{prefix}/{pattern.replace('#', '*')}"] + ([prefix] if pattern == "#" else [])
-        self._pubsub: PubSub = client.pubsub()  # type: ignore[no-untyped-call]
+        self._pubsub: PubSub = client.pubsub()  # type: ignore[no-untyped-call, unused-ignore]
         self._pubsub.psubscribe(*globs)
         # Wait for the confirmation, so what is broadcast after subscribe returns is seen.
         self._confirmed = 0

@@ -138,10 +138,10 @@ def open_client(url: str, options: Options) -> redis.Redis:
         except ValueError as exc:
             raise ConfigurationError(f"bad Redis URL {mask_url(url)!r}: {exc}") from None
     tls = {"ssl": True, **target.ssl} if target.tls else {}
-    sentinel = Sentinel(target.sentinels, sentinel_kwargs={  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(target.sentinels, sentinel_kwargs={  # type: ignore[no-untyped-call, unused-ignore]
         "socket_connect_timeout": connect_timeout, "socket_timeout": connect_timeout,
         "password": options.get("sentinel_password"), **tls})
-    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call, unused-ignore]
         target.service, redis_class=redis.Redis, db=target.db, username=target.username,
         password=target.password, **{**common, **tls})
     return client

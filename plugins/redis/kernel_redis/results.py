@@ -166,7 +166,7 @@ class RedisResultStore(ResultStore):
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        pubsub: PubSub = self._client.pubsub()  # type: ignore[no-untyped-call]
+        pubsub: PubSub = self._client.pubsub()  # type: ignore[no-untyped-call, unused-ignore]
         return pubsub
 
     def _give_back(self, pubsub: PubSub, key: str, reusable: bool) -> None:
