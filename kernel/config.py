@@ -94,6 +94,9 @@ class Config:
     worker_heartbeat_interval: float = 2.0
     #: workers answer remote-control commands (inspect, control; Flower's buttons).
     worker_enable_remote_control: bool = True
+    #: the remote ``pool_restart`` command replaces a process pool's processes (Celery's
+    #: setting: off by default, a restart loses nothing but takes the pool's warm-up again).
+    worker_pool_restarts: bool = False
     #: the exchange events go on (Celery's ``celeryev``).
     event_exchange: str = "celeryev"
     #: the remote-control namespace: commands on ``<it>.pidbox``, replies on

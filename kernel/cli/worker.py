@@ -21,6 +21,20 @@ def split_queues(value: str | None) -> list[str] | None:
     return queues
 
 
+def _bounds(value: str | None) -> tuple[int, int] | None:
+    """``--autoscale 10,3`` → (10, 3); ``10`` alone is (10, 1)."""
+    if value is None:
+        return None
+    parts = value.split(",")
+    try:
+        maximum, minimum = int(parts[0]), int(parts[1]) if len(parts) > 1 else 1
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give MAX,MIN, e.g. 10,3") from None
+    if len(parts) > 2 or not 1 <= minimum <= maximum:
+        raise click.BadParameter(f"{value!r}: give MAX,MIN with MAX >= MIN >= 1")
+    return maximum, minimum
+
+
 @click.command()
 @app_option
 @click.option("-P", "--pool", metavar="NAME",
@@ -51,6 +65,8 @@ def split_queues(value: str | None) -> list[str] | None:
 @click.option("--heartbeat-interval", type=click.FloatRange(min=0, min_open=True), metavar="S",
               help="Seconds between worker heartbeats (default 2).")
 @click.option("--without-mailbox", is_flag=True, help="Answer no remote-control commands.")
+@click.option("--autoscale", metavar="MAX,MIN", callback=lambda c, p, v: _bounds(v),
+              help="Grow the pool up to MAX while busy, shrink it down to MIN when idle.")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), metavar="PORT",
               help="Serve Prometheus metrics on PORT (/metrics).")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, metavar="HOST",
@@ -62,7 +78,8 @@ def worker(state: CliState, pool: str | None, concurrency: int | None, queues: s
            prefetch_multiplier: int | None, shutdown_timeout: float | None,
            time_limit: float | None, soft_time_limit: float | None, loglevel: str,
            nodename: str | None, heartbeat_file: str | None, task_events: bool,
-           heartbeat_interval: float | None, without_mailbox: bool, metrics_port: int | None,
+           heartbeat_interval: float | None, without_mailbox: bool,
+           autoscale: tuple[int, int] | None, metrics_port: int | None,
            metrics_host: str, graph: bool) -> None:
     """Consume tasks and run them. SIGTERM stops warmly (running tasks finish); a second
     SIGTERM or Ctrl+C stops at once and gives unfinished tasks back to the broker."""
@@ -98,6 +115,7 @@ def worker(state: CliState, pool: str | None, concurrency: int | None, queues: s
         heartbeat_file=heartbeat_file,
         metrics_port=metrics_port,
         metrics_host=metrics_host,
+        autoscale=autoscale,
     )
     if graph:
         click.echo(w.graph_dot())

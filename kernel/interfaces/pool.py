@@ -237,6 +237,13 @@ class Pool(ABC):
     def shrink(self, n: int = 1) -> None:
         raise NotImplementedError(f"{type(self).__name__} cannot shrink")
 
+    def restart(self) -> None:
+        """Replace every process, each after its running job (warm), keeping `concurrency`:
+        the new ones import the task modules afresh (remote ``pool_restart``). Process pools
+        only."""
+        raise NotImplementedError(f"{type(self).__name__} runs no processes to restart; "
+                                  f"restart the worker")
+
     def info(self) -> dict[str, Any]:
         """Facts for `stats` and the banner (implementation, concurrency, processes)."""
         return {"implementation": type(self).__name__, "max-concurrency": self.concurrency}

@@ -106,7 +106,8 @@ def _local_stats(values: list[Any]) -> dict[str, Any]:
             total[name] = total.get(name, 0) + count
         processed += value.get("processed", 0)
     return {"total": total, "processed": processed,
-            "prefetch_count": sum(v.get("prefetch_count", 0) for v in values)}
+            "prefetch_count": sum(v.get("prefetch_count", 0) for v in values),
+            "waiting": sum(v.get("waiting", 0) for v in values)}
 
 
 _TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
@@ -224,7 +225,7 @@ def local_stats(worker: Worker) -> dict[str, Any]:
     consumer = worker.local_consumer()
     counters = consumer.counters
     return {"total": dict(counters.by_task), "processed": counters.processed,
-            "prefetch_count": consumer.prefetch}
+            "prefetch_count": consumer.prefetch, "waiting": len(consumer.waiting_now())}
 
 
 def _queue_info(name: str) -> dict[str, Any]:
@@ -375,6 +376,7 @@ def stats(worker: Worker) -> dict[str, Any]:
                    "majflt": usage.ru_majflt, "nvcsw": usage.ru_nvcsw,
                    "nivcsw": usage.ru_nivcsw},
         "sw_ident": "py-kernel", "sw_ver": kernel.__version__, "sw_sys": platform.system(),
+        **({"autoscaler": worker.autoscaler.info()} if worker.autoscaler else {}),
     }
 
 
@@ -471,15 +473,21 @@ def pool_shrink(worker: Worker, n: int = 1) -> dict[str, str]:
 
 @command("control", modules="list", reload="bool", reloader="any")
 def pool_restart(worker: Worker, **_: Any) -> dict[str, str]:
-    # As Celery without worker_pool_restarts: reloading code in a running worker loses
-    # in-flight state; restart the worker instead.
-    return {"error": "pool restarts are not enabled; restart the worker to load new code"}
+    """Each process replaced after its job; the new ones import the task modules afresh."""
+    if not worker.app.conf.worker_pool_restarts:
+        return {"error": "pool restarts are not enabled: set worker_pool_restarts = True, "
+                         "or restart the worker"}
+    worker.restart_pool()
+    return {"ok": "reload started"}
 
 
 @command("control", max="int", min="int")
-def autoscale(worker: Worker, **_: Any) -> dict[str, str]:
-    return {"error": "autoscale not enabled (grow and shrink the pool with pool_grow and "
-                     "pool_shrink)"}
+def autoscale(worker: Worker, max: int | None = None,  # noqa: A002 - Celery's names
+              min: int | None = None) -> dict[str, str]:  # noqa: A002
+    if max is None or min is None or not 1 <= min <= max:
+        raise BadArguments("autoscale needs max and min with max >= min >= 1")
+    worker.autoscale(max, min)
+    return {"ok": f"autoscale now max={max} min={min}"}
 
 
 @command("control", msg="str")

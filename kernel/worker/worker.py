@@ -27,6 +27,7 @@ from kernel.interfaces.bootstep import WorkerOptions
 from kernel.interfaces.pool import ChildLink, ChildMain, Outcome, Pool
 from kernel.parsing import mask_url
 from kernel.supervision import FATAL
+from kernel.worker.autoscale import Autoscaler
 from kernel.worker.blueprint import Blueprint
 from kernel.worker.consumer import PREFETCH_CEILING, Consumer
 from kernel.worker import liveness
@@ -76,6 +77,7 @@ class Worker:
         metrics_port: int | None = None,
         metrics_host: str = "127.0.0.1",
         metrics_dir: str | None = None,
+        autoscale: tuple[int, int] | None = None,
     ) -> None:
         conf = app.conf
         self.app = app
@@ -101,6 +103,9 @@ class Worker:
         self.metrics_port = metrics_port
         self.metrics_host = metrics_host
         self.metrics: MetricsServer | None = None
+        #: (max, min) the pool autoscales within (``--autoscale``), or None.
+        self.autoscale_bounds = autoscale
+        self.autoscaler: Autoscaler | None = None
         self.blueprint = Blueprint(spec.load() for spec in app.plugins.bootsteps.values())
         self.consumer: Consumer | None = None
         #: the pool of consumer children, when this process only supervises.
@@ -150,6 +155,7 @@ class Worker:
                     liveness.touch(path))
             self._be_present()
             self._serve_metrics(None)
+            self._supervise_size()
             self.app.plugins.hook.kernel_worker_ready(worker=self)
             return
         local = None
@@ -163,7 +169,12 @@ class Worker:
         if opts.child_link is None:
             self._be_present()
             self._serve_metrics(local)
+            self._supervise_size()
         self.app.plugins.hook.kernel_worker_ready(worker=self)
+
+    def _supervise_size(self) -> None:
+        if self.autoscale_bounds is not None:
+            self.autoscale(*self.autoscale_bounds)
 
     def _serve_metrics(self, local: EventMetrics | None) -> None:
         if self.metrics_port is not None:
@@ -183,6 +194,25 @@ class Worker:
         self.presence = Presence(self, self._counts)
         self.presence.start()
 
+    def autoscale(self, maximum: int, minimum: int) -> None:
+        """Autoscale the pool within [minimum, maximum] from now on."""
+        if self.autoscaler is None:
+            self.autoscaler = Autoscaler(self, maximum, minimum)
+            self.autoscaler.start()
+        else:
+            self.autoscaler.bounds(maximum, minimum)
+
+    def load(self) -> tuple[int, int]:
+        """(tasks running, tasks waiting: prefetched here or queued at the broker)."""
+        answers = self.ask("local_stats", {})
+        waiting = sum(a.get("waiting", 0) for a in answers if isinstance(a, dict))
+        queues = self.consumer.queues if self.consumer is not None else self.options.queues
+        try:
+            waiting += sum(self.app.transport.size(q) for q in queues)
+        except NotImplementedError:
+            pass  # a broker that cannot count: what is prefetched tells
+        return self._counts()[0], waiting
+
     def _counts(self) -> tuple[int, int]:
         """(tasks running, tasks ended) for heartbeats."""
         if self.children is not None:
@@ -195,6 +225,8 @@ class Worker:
         way unfinished messages go back to the broker. Steps stop in reverse start order, so a
         step that requires the consumer stops before it."""
         self.stopping = True
+        if self.autoscaler is not None:
+            self.autoscaler.stop()
         if self._heartbeat is not None:
             self._heartbeat.stop()
         if self.children is not None:
@@ -261,6 +293,11 @@ class Worker:
     def pool_info(self) -> dict[str, Any]:
         pool = self.children if self.children is not None else self.local_consumer().pool
         return pool.info()
+
+    def restart_pool(self) -> None:
+        """Replace the pool's processes, each after its job (the remote ``pool_restart``)."""
+        pool = self.children if self.children is not None else self.local_consumer().pool
+        pool.restart()
 
     def beat(self) -> None:
         """A heartbeat now (the remote ``heartbeat`` command)."""

@@ -14,7 +14,8 @@ from kernel import App, SoftTimeLimitExceeded
 from kernel.testing.files import append_line
 
 app = App("e2e", config={"worker_lease_seconds": float(os.environ.get("E2E_LEASE", "30")),
-                         "task_max_deliveries": int(os.environ.get("E2E_MAX_DELIVERIES", "10"))})
+                         "task_max_deliveries": int(os.environ.get("E2E_MAX_DELIVERIES", "10")),
+                         "worker_pool_restarts": os.environ.get("E2E_POOL_RESTARTS") == "1"})
 
 _hoard: list[bytes] = []
 

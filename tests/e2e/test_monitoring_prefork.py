@@ -139,3 +139,38 @@ def test_the_command_line_inspects_controls_and_watches(db_url: str, start_worke
     assert kernel(db_url, "control", "shutdown", "-d", NODE).returncode == 0
     wait_for(lambda: worker.proc.poll() is not None, 30, "shutdown should stop the worker")
     assert worker.proc.returncode == 0
+
+
+def test_pool_restart_replaces_every_child_when_enabled(client: App, start_worker: Any) -> None:
+    start_worker("-P", "prefork", "-c", "2", "-n", NODE, env={"E2E_POOL_RESTARTS": "1"})
+    before = set(answers(client, "stats")["pool"]["processes"])
+    assert answers(client, "pool_restart", {"reload": False}) == {"ok": "reload started"}
+    wait_for(lambda: len(set(answers(client, "stats")["pool"]["processes"]) - before) == 2, 30,
+             "pool_restart should replace both children")
+    assert client.send_task("tests.e2e.tasks.add", (2, 2)).get(timeout=30) == 4
+
+
+def test_pool_restart_is_refused_unless_enabled(client: App, start_worker: Any) -> None:
+    start_worker("-P", "prefork", "-c", "1", "-n", NODE)
+    assert "worker_pool_restarts" in answers(client, "pool_restart")["error"]
+
+
+def test_autoscale_grows_under_load_and_shrinks_when_idle(
+        client: App, start_worker: Any, tmp_path: Path) -> None:
+    start_worker("-P", "prefork", "-c", "1", "-n", NODE, "--autoscale", "3,1",
+                 "--prefetch-multiplier", "1")
+    assert answers(client, "stats")["autoscaler"] == {"max": 3, "min": 1, "qty": 1}
+    markers = [str(tmp_path / f"busy{i}") for i in range(4)]
+    held = [client.send_task("tests.e2e.tasks.sleep_until", (m,)) for m in markers]
+    wait_for(lambda: len(answers(client, "stats")["pool"]["processes"]) == 3, 60,
+             "a busy pool with tasks waiting grows to its maximum")
+    wait_for(lambda: sum(Path(m).exists() for m in markers) == 3, 30,
+             "three children run three tasks at once")
+    for m in markers:
+        Path(m + ".go").touch()
+    assert [r.get(timeout=30) for r in held] == ["finished"] * 4
+    assert answers(client, "autoscale", {"max": 2, "min": 1}) == {
+        "ok": "autoscale now max=2 min=1"}
+    wait_for(lambda: answers(client, "stats")["autoscaler"]["qty"] == 2, 30,
+             "a new maximum below the pool's size shrinks it")
+    assert "error" in answers(client, "autoscale", {"max": 1, "min": 2})

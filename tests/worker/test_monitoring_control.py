@@ -217,8 +217,10 @@ def test_unknown_commands_and_wrong_arguments_get_error_replies(
         "error": "argument 'n' of pool_grow must be int, got str"}
     assert "error" in answer(app, "revoke", {"task_id": [1, 2]})
     assert "error" in answer(app, "revoke", {"task_id": "x", "signal": "SIGNOPE"})
-    assert answer(app, "autoscale", {"max": 4, "min": 1})["error"].startswith(
-        "autoscale not enabled")
+    assert answer(app, "autoscale", {"max": 1, "min": 4}) == {
+        "error": "autoscale needs max and min with max >= min >= 1"}
+    assert "worker_pool_restarts" in answer(app, "pool_restart")["error"]
+    assert "error" in answer(app, "pool_grow", {"n": 0})
     assert answer(app, "ping", {"unused": "ignored"}) == {"ok": "pong"}
 
 

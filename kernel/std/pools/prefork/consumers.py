@@ -88,6 +88,9 @@ class Slot:
     def clear(self) -> None:
         self._map[0] = 0
 
+    def running(self) -> bool:
+        return bool(self._map[0])
+
     def read(self) -> bytes | None:
         """The pickled job marked running, or None."""
         running, length = self._HEADER.unpack_from(self._map, 0)

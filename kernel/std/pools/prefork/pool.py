@@ -295,6 +295,22 @@ class PreforkPool(StdPool):
             self._changed.wait_for(lambda: len(self._answers[ticket]) >= asked, timeout)
             return self._answers.pop(ticket)
 
+    @property
+    def active(self) -> int:
+        if self._orphans is None:
+            return super().active
+        # Consumer children tell a job in a message (the parent holds an entry) or in their
+        # slot only.
+        with self._lock:
+            return sum(1 for c in self._children if c.entry is not None
+                       or (c.slot is not None and c.slot[0].running()))
+
+    def restart(self) -> None:
+        with self._lock:
+            for c in self._live():
+                self._retire(c)  # each after its job; `_adjust` starts the replacements
+        self._wake()
+
     def consumers_processed(self) -> int:
         with self._lock:
             return self._done_gone + sum(c.slot[0].done() for c in self._children
