@@ -49,7 +49,7 @@ class EventDispatcher:
         #: task events are sent (`-E`, ``worker_send_task_events``, ``enable_events``).
         self.task_events = app.conf.worker_send_task_events
         self.listeners: list[Listener] = []
-        self._buffer: deque[tuple[dict[str, Any], str]] = deque(maxlen=BUFFER)
+        self._buffer: deque[dict[str, Any]] = deque(maxlen=BUFFER)
         self._cond = threading.Condition(threading.Lock())
         self._thread: threading.Thread | None = None
         self._sleeping = False  # the flusher waits for a first event
@@ -87,7 +87,7 @@ class EventDispatcher:
         # sleeps for want of events (it then waits FLUSH_INTERVAL for company) and for a full
         # batch. Waking it for every event cost more than sending them.
         buffer = self._buffer
-        buffer.append((event, hostname))
+        buffer.append(event)
         if self._sleeping or len(buffer) == BATCH or self._thread is None:
             with self._cond:
                 if self._thread is None:
@@ -123,8 +123,8 @@ class EventDispatcher:
             if not batch:
                 return
             by_host: dict[str, list[dict[str, Any]]] = {}
-            for event, hostname in batch:
-                by_host.setdefault(hostname, []).append(event)
+            for event in batch:
+                by_host.setdefault(event["hostname"], []).append(event)
             for hostname, events in by_host.items():
                 if len(events) == 1:
                     self._publish(ev.routing_key(events[0]["type"]), events[0], hostname)

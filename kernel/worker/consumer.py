@@ -75,8 +75,6 @@ class Held:
     #: this consumer may settle the message (not so for one `adopt`ed from a process whose
     #: broker connection owned it: the broker gives it back by itself).
     here: bool = True
-    #: when it went to the pool (time.time(), for `inspect active`; 0 while waiting).
-    wall_started: float = 0.0
 
 
 @dataclass
@@ -101,16 +99,10 @@ class Consumer:
         #: ends here, through the middleware's after-hooks, the messages that end unrun.
         self.executor = executor
         self.queues = queues
-        self.concurrency = concurrency
-        #: the configured prefetch (Celery's meaning); with a prefetch budget the worker holds
-        #: more when tasks are short, up to `ceiling`, never more than `budget` s of work a slot.
-        self.floor = self.prefetch = max(prefetch, concurrency)
         self.budget = app.conf.worker_prefetch_budget
-        self.ceiling = max(self.floor, concurrency * PREFETCH_CEILING) if self.budget > 0 \
-            else self.floor
+        self._size(concurrency, max(prefetch, concurrency))
+        self.prefetch = self.floor
         self._mean_run: float | None = None
-        #: jobs the pool may hold: one per slot, plus one queued per slot where it says so.
-        self._pool_room = concurrency * (2 if pool.capabilities.queue_ahead else 1)
         self.lease_seconds = lease_seconds
         self._leases = transport.capabilities.leases
         self.shutdown_timeout = shutdown_timeout
@@ -423,16 +415,21 @@ class Consumer:
         no longer among them goes back unrun."""
         self.queues = list(queues)
 
+    def _size(self, concurrency: int, floor: int) -> None:
+        self.concurrency = concurrency
+        #: the configured prefetch (Celery's meaning); with a prefetch budget the worker holds
+        #: more when tasks are short, up to `ceiling`, never more than `budget` s of work a slot.
+        self.floor = floor
+        self.ceiling = max(floor, concurrency * PREFETCH_CEILING) if self.budget > 0 else floor
+        #: jobs the pool may hold: one per slot, plus one queued per slot where it says so.
+        self._pool_room = concurrency * (2 if self.pool.capabilities.queue_ahead else 1)
+
     def resize(self, concurrency: int) -> None:
         """The pool grew or shrank to `concurrency` slots: hold and hand over accordingly."""
         with self._lock:
-            factor = self.floor // max(self.concurrency, 1)
-            self.concurrency = concurrency
-            self.floor = max(factor * concurrency, concurrency)
-            self.ceiling = max(self.floor, concurrency * PREFETCH_CEILING) if self.budget > 0 \
-                else self.floor
+            per_slot = self.floor // max(self.concurrency, 1)
+            self._size(concurrency, max(per_slot * concurrency, concurrency))
             self.prefetch = min(max(self.prefetch, self.floor), self.ceiling)
-            self._pool_room = concurrency * (2 if self.pool.capabilities.queue_ahead else 1)
             self._room.notify()
         self._dispatch()
 
@@ -542,7 +539,6 @@ class Consumer:
                 # two jobs: each under a key of its own, so each settles its own message.
                 held.job.id = f"{held.request.id}#{next(self._keys)}"
             held.started = time.monotonic()
-            held.wall_started = time.time()
             self._running[held.job.id] = held
         return True
 

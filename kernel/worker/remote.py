@@ -166,7 +166,8 @@ def _request(held: Held, worker: Worker, safe: bool = False) -> dict[str, Any]:
     return {"id": r.id, "name": r.name, "args": h.get("argsrepr") if safe else r.args or
             h.get("argsrepr"), "kwargs": h.get("kwargsrepr") if safe else r.kwargs or
             h.get("kwargsrepr"), "type": r.name, "hostname": worker.nodename,
-            "time_start": held.wall_started or None, "acknowledged": not held.acks_late,
+            "time_start": (time.time() - (time.monotonic() - held.started)
+                           if held.started else None), "acknowledged": not held.acks_late,
             "delivery_info": r.delivery_info, "worker_pid": os.getpid(),
             "priority": r.properties.get("priority")}
 
@@ -368,7 +369,7 @@ def stats(worker: Worker) -> dict[str, Any]:
     return {
         "total": local["total"], "pid": os.getpid(), "clock": str(worker.app.events.clock.value),
         "uptime": int(time.monotonic() - worker.started_at),
-        "pool": worker.pool_info(),
+        "pool": worker.pool.info(),
         "broker": _broker(conf),
         "prefetch_count": local["prefetch_count"],
         "rusage": {"utime": usage.ru_utime, "stime": usage.ru_stime,

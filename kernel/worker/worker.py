@@ -290,14 +290,14 @@ class Worker:
                                                standing=standing)
         return [remote.run_local(self, name, arguments)]
 
-    def pool_info(self) -> dict[str, Any]:
-        pool = self.children if self.children is not None else self.local_consumer().pool
-        return pool.info()
+    @property
+    def pool(self) -> Pool:
+        """The pool tasks run in: the consumer children's, or this process's consumer's."""
+        return self.children if self.children is not None else self.local_consumer().pool
 
     def restart_pool(self) -> None:
         """Replace the pool's processes, each after its job (the remote ``pool_restart``)."""
-        pool = self.children if self.children is not None else self.local_consumer().pool
-        pool.restart()
+        self.pool.restart()
 
     def beat(self) -> None:
         """A heartbeat now (the remote ``heartbeat`` command)."""
@@ -306,11 +306,10 @@ class Worker:
 
     def resize(self, delta: int) -> None:
         """Grow (`delta` > 0) or shrink the pool; the consumer holds for the new size."""
-        pool = self.children if self.children is not None else self.local_consumer().pool
         if delta > 0:
-            pool.grow(delta)
+            self.pool.grow(delta)
         else:
-            pool.shrink(-delta)
+            self.pool.shrink(-delta)
         self.options = dataclasses.replace(self.options,
                                            concurrency=self.options.concurrency + delta)
         if self.consumer is not None:

@@ -685,6 +685,7 @@ class PreforkPool(StdPool):
         parent_end, child_end = self._ctx.Pipe(duplex=True)
         limits = (self.max_tasks_per_child, self.max_memory_per_child)
         slot = None
+        standing: list[Any] = []  # what a consumer child is told before it consumes
         target: Callable[..., None]
         args: tuple[Any, ...]
         if self._orphans is None:
@@ -708,7 +709,7 @@ class PreforkPool(StdPool):
         finally:
             child_end.close()
         child = _Child(process, parent_end, slot)
-        child.standing = len(standing) if slot is not None else 0
+        child.standing = len(standing)
         return child
 
     def _add(self, c: _Child) -> None:
