@@ -24,7 +24,7 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from kernel import states, unique
+from kernel import unique
 from kernel.config import first_set
 from kernel.errors import PublishError
 from kernel.interfaces.transport import Outgoing
@@ -179,8 +179,7 @@ class Producer:
         app = self.app
         if tracked and app.conf.task_track_sent:
             # Before publishing: written after, it could land on top of a finished result.
-            backend = app.backend
-            backend.store_many([backend.record(i, states.PENDING, None) for i in tracked])
+            app.backend.store_sent(tracked)
         app.transport.publish(batch)
         if app.conf.task_send_sent_event:
             app.events.sent(batch)

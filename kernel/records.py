@@ -166,13 +166,19 @@ class ResultBackend:
         items = [(task_key(m["task_id"]), self.encode(m)) for m in metas]
         if request is None:
             store.set(items, self.expires)
-            for meta, (_, data) in zip(metas, items, strict=True):
-                if meta["status"] == states.PENDING:
-                    self._sent[meta["task_id"]] = data
-            while len(self._sent) > SENT_REMEMBERED:
-                self._sent.popitem(last=False)
         else:
             store.set_reply(request.properties, items, self.expires)
+
+    def store_sent(self, task_ids: list[str]) -> None:
+        """The PENDING records of tasks about to be sent, where no record is yet (`add`: a
+        write held up in a network cut must not land on the worker's result later)."""
+        items = [(task_key(i), self.encode(self.record(i, states.PENDING, None)))
+                 for i in task_ids]
+        self._need_store().add(items, self.expires)
+        for task_id, (_, data) in zip(task_ids, items, strict=True):
+            self._sent[task_id] = data
+        while len(self._sent) > SENT_REMEMBERED:
+            self._sent.popitem(last=False)
 
     def store_result(self, task_id: str, status: str, result: Any, *,
                      request: Request | None = None, **kw: Any) -> None:

@@ -39,6 +39,19 @@ class ResultStore(ABC):
         (seconds), the record MAY disappear after that long and MUST NOT disappear before.
         """
 
+    @abstractmethod
+    def add(self, items: Sequence[tuple[str, bytes]], expires: float | None) -> None:
+        """Store each `(key, value)` whose key holds no live value (never stored, deleted or
+        expired), and leave every other key as it is: how a client writes a task's PENDING
+        record, which must never land on top of the worker's result (a write held up by a
+        network cut can reach the server after the task ran).
+
+        Looking and storing MUST be one atomic step per key, also against other processes
+        (SET NX, INSERT ... ON CONFLICT DO NOTHING, a conditional put): a get, then a set,
+        leaves room for exactly that late write. What is stored is as durable and expires as
+        with `set`; a waiter need not be woken by it.
+        """
+
     def set_reply(self, properties: Mapping[str, Any], items: Sequence[tuple[str, bytes]],
                   expires: float | None) -> None:
         """Store the records of one task for its caller: what a worker calls for the task it

@@ -103,6 +103,41 @@ class ResultStoreSuite:
         store.delete([k for k, _ in items])
         assert all(store.get(k) is None for k, _ in items), "awkward keys must delete too"
 
+    def test_add_stores_only_where_nothing_is(self, store: ResultStore, key: str) -> None:
+        store.set([(key, b"SUCCESS")], None)
+        store.add([(key, b"PENDING"), (key + "-new", b"PENDING")], None)
+        assert store.get(key) == b"SUCCESS", \
+            "add replaced a stored value; it must store only keys that hold nothing"
+        assert store.get(key + "-new") == b"PENDING", "add must store a key that held nothing"
+        store.delete([key])
+        store.add([(key, b"again")], None)
+        assert store.get(key) == b"again", "add must store a key whose value was deleted"
+
+    def test_add_stores_over_an_expired_value(self, store: ResultStore, key: str) -> None:
+        store.set([(key, b"old")], 0.2)
+        wait_for(lambda: store.get(key) is None, 0.2 + self.expiry_grace,
+                 "an expired value to read as None")
+        store.add([(key, b"new")], 0.5)
+        assert store.get(key) == b"new", "add must treat an expired value as nothing stored"
+        wait_for(lambda: store.get(key) is None, 0.5 + self.expiry_grace,
+                 "a value stored by add with an expiry to expire; check add sets it")
+
+    def test_add_under_threads_keeps_the_first(self, store: ResultStore, key: str) -> None:
+        keys = [f"{key}-{n}" for n in range(20)]
+
+        def adding(thread: int) -> list[bytes | None]:
+            seen = []
+            for k in keys:  # what each thread reads right after its add: the one value stored
+                store.add([(k, str(thread).encode())], None)
+                seen.append(store.get(k))
+            return seen
+
+        seen = at_once(adding, 4)
+        changed = [k for n, k in enumerate(keys) if len({mine[n] for mine in seen}) > 1]
+        assert not changed, \
+            f"keys {changed[:3]} changed after an add had stored them; check add looks and " \
+            f"stores in one atomic step"
+
     # ------------------------------------------------------------------ expiry
 
     def test_expiry(self, store: ResultStore, key: str) -> None:

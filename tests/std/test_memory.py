@@ -236,6 +236,17 @@ BROKEN = textwrap.dedent('''
         def set(self, items, expires):
             super().set(items, None)
 
+    class Replacing(MemoryResultStore):
+        def add(self, items, expires):
+            self.set(items, expires)
+
+    class RacyAdd(MemoryResultStore):
+        def add(self, items, expires):
+            for key, value in items:
+                if self.get(key) is None:
+                    time.sleep(0.001)
+                    self.set([(key, value)], expires)
+
     class StoreBase(ResultStoreSuite):
         kind = MemoryResultStore
         expiry_grace = 0.5
@@ -249,6 +260,12 @@ BROKEN = textwrap.dedent('''
 
     class TestImmortal(StoreBase):
         kind = Immortal
+
+    class TestReplacing(StoreBase):
+        kind = Replacing
+
+    class TestRacyAdd(StoreBase):
+        kind = RacyAdd
 ''')
 
 #: each broken implementation, and the suite test that must catch it.
@@ -262,6 +279,8 @@ CAUGHT = {
     "TestEarlyDelay::test_delayed_delivery": "not_before",
     "TestRacyCounter::test_incr_under_threads": "one atomic step",
     "TestImmortal::test_expiry": "past their expiry",
+    "TestReplacing::test_add_stores_only_where_nothing_is": "only keys that hold nothing",
+    "TestRacyAdd::test_add_under_threads_keeps_the_first": "one atomic step",
 }
 
 

@@ -50,6 +50,13 @@ class ExampleResultStore(ResultStore):
                 self._table.values[self.prefix + key] = (bytes(value), deadline)
             self._table.changed.notify_all()
 
+    def add(self, items: Sequence[tuple[str, bytes]], expires: float | None) -> None:
+        deadline = None if expires is None else time.monotonic() + expires
+        with self._table.changed:  # looking and storing in one step: see ResultStore.add
+            for key, value in items:
+                if self._table.read(self.prefix + key) is None:
+                    self._table.values[self.prefix + key] = (bytes(value), deadline)
+
     def get(self, key: str) -> bytes | None:
         with self._table.changed:
             return self._table.read(self.prefix + key)

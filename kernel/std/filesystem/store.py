@@ -146,16 +146,27 @@ class FileResultStore(ResultStore):
     # ------------------------------------------------------------------ the contract
 
     def set(self, items: Sequence[tuple[str, bytes]], expires: float | None) -> None:
+        self._store(items, expires, replace=True)
+
+    def add(self, items: Sequence[tuple[str, bytes]], expires: float | None) -> None:
+        self._store(items, expires, replace=False)
+
+    def _store(self, items: Sequence[tuple[str, bytes]], expires: float | None,
+               replace: bool) -> None:
         if not items:
             return
-        expires_at = None if expires is None else time.time() + expires
+        now = time.time()
+        expires_at = None if expires is None else now + expires
         staged: list[tuple[str, str]] = []
         try:
             for key, value in items:
                 staged.append((self._stage(value, expires_at), self._path(key)))
             with self._locked():
                 for tmp, path in staged:
-                    os.replace(tmp, path)
+                    if replace or self._live(self._read(path), now) is None:
+                        os.replace(tmp, path)
+                    else:
+                        os.unlink(tmp)
             self._sync_directory()
         except OSError as exc:
             for tmp, _ in staged:

@@ -51,12 +51,20 @@ class MemoryResultStore(ResultStore):
         return f"<MemoryResultStore {self.url}>"
 
     def set(self, items: Sequence[tuple[str, bytes]], expires: float | None) -> None:
+        self._store(items, expires, replace=True)
+
+    def add(self, items: Sequence[tuple[str, bytes]], expires: float | None) -> None:
+        self._store(items, expires, replace=False)
+
+    def _store(self, items: Sequence[tuple[str, bytes]], expires: float | None,
+               replace: bool) -> None:
         table = self._table
         with table.cond:
             now = time.monotonic()
             until = None if expires is None else now + expires
             for key, value in items:
-                table.values[key] = (bytes(value), until)
+                if replace or table.get(key, now) is None:
+                    table.values[key] = (bytes(value), until)
             if now >= table.next_sweep:
                 table.next_sweep = now + SWEEP_EVERY
                 for key in [k for k, (_, t) in table.values.items() if t is not None and t <= now]:

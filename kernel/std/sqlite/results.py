@@ -25,6 +25,10 @@ CREATE INDEX IF NOT EXISTS kernel_results_expiry
 
 SET = ("INSERT INTO kernel_results (key, value, expires_at) VALUES (?, ?, ?) "
        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at")
+#: stores only where no live value is (an expired one counts as none).
+ADD = ("INSERT INTO kernel_results (key, value, expires_at) VALUES (?, ?, ?) "
+       "ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at "
+       "WHERE kernel_results.expires_at <= ?")
 GET = "SELECT value FROM kernel_results WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)"
 DELETE = "DELETE FROM kernel_results WHERE key = ?"
 SWEEP = "DELETE FROM kernel_results WHERE expires_at <= ?"
@@ -65,12 +69,22 @@ class SqliteResultStore(ResultStore):
         return f"<SqliteResultStore {self._db.path}>"
 
     def set(self, items: Sequence[tuple[str, bytes]], expires: float | None) -> None:
+        self._store(items, expires, replace=True)
+
+    def add(self, items: Sequence[tuple[str, bytes]], expires: float | None) -> None:
+        self._store(items, expires, replace=False)
+
+    def _store(self, items: Sequence[tuple[str, bytes]], expires: float | None,
+               replace: bool) -> None:
         if not items:
             return
         now = time.time()
         expires_at = None if expires is None else now + expires
         with self._db.write() as conn:
-            conn.executemany(SET, [(key, value, expires_at) for key, value in items])
+            if replace:
+                conn.executemany(SET, [(key, value, expires_at) for key, value in items])
+            else:
+                conn.executemany(ADD, [(key, value, expires_at, now) for key, value in items])
             if time.monotonic() >= self._next_sweep:
                 self._next_sweep = time.monotonic() + SWEEP_EVERY
                 conn.execute(SWEEP, (now,))

@@ -196,14 +196,17 @@ class RpcResultStore(HoldsLink, ResultStore):
 
     def _fresh(self, key: str) -> bytes | None:
         with self._held:
-            found = self._records.get(key)
-            if found is None:
-                return None
-            value, deadline = found
-            if deadline is not None and time.monotonic() >= deadline:
-                del self._records[key]
-                return None
-            return value
+            return self._fresh_locked(key)
+
+    def _fresh_locked(self, key: str) -> bytes | None:
+        found = self._records.get(key)
+        if found is None:
+            return None
+        value, deadline = found
+        if deadline is not None and time.monotonic() >= deadline:
+            del self._records[key]
+            return None
+        return value
 
     # ------------------------------------------------------------------ ResultStore
 
@@ -241,10 +244,18 @@ class RpcResultStore(HoldsLink, ResultStore):
         return amqp.Message(body=value, **props)
 
     def set(self, items: Sequence[tuple[str, bytes]], expires: float | None) -> None:
+        self._store(items, expires, replace=True)
+
+    def add(self, items: Sequence[tuple[str, bytes]], expires: float | None) -> None:
+        self._store(items, expires, replace=False)
+
+    def _store(self, items: Sequence[tuple[str, bytes]], expires: float | None,
+               replace: bool) -> None:
         deadline = time.monotonic() + expires if expires else None
         with self._held:
             for key, value in items:
-                self._records[key] = (bytes(value), deadline)
+                if replace or self._fresh_locked(key) is None:
+                    self._records[key] = (bytes(value), deadline)
 
     def _barrier(self) -> None:
         """Have RabbitMQ hand over every record already in the reply queue: it answers on the

@@ -93,6 +93,9 @@ class OverTheBroker(ResultStore):
     def set(self, items: Sequence[tuple[str, bytes]], expires: float | None) -> None:
         self.worker.set_reply({"reply_to": self.address}, items, expires)
 
+    def add(self, items: Sequence[tuple[str, bytes]], expires: float | None) -> None:
+        self.client.add(items, expires)
+
     def get(self, key: str) -> bytes | None:
         return self.client.get(key)
 

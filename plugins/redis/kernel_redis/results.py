@@ -20,6 +20,7 @@ from typing import Any
 
 import redis
 from redis.client import PubSub
+from redis.commands.core import Script
 
 from kernel.interfaces.results import ResultStore
 from kernel.plugin import OptionReader, Options, mask_url
@@ -45,6 +46,16 @@ for i, key in ipairs(KEYS) do
   if ms > 0 then redis.call('SET', key, ARGV[i + 1], 'PX', ms)
   else redis.call('SET', key, ARGV[i + 1]) end
   redis.call('PUBLISH', key, ARGV[i + 1])
+end
+return #KEYS
+"""
+
+#: As SET, for keys that hold nothing (``ResultStore.add``); nothing is published.
+ADD = """
+local ms = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  if ms > 0 then redis.call('SET', key, ARGV[i + 1], 'NX', 'PX', ms)
+  else redis.call('SET', key, ARGV[i + 1], 'NX') end
 end
 return #KEYS
 """
@@ -98,17 +109,25 @@ class RedisResultStore(ResultStore):
         self._idle: list[PubSub] = []
         self._chord_part = self._client.register_script(CHORD_PART)
         self._set = self._writer.register_script(SET)
+        self._add = self._writer.register_script(ADD)
 
     def __repr__(self) -> str:
         return f"<RedisResultStore {mask_url(self.url)}>"
 
     def set(self, items: Sequence[tuple[str, bytes]], expires: float | None) -> None:
+        self._store(self._set, items, expires)
+
+    def add(self, items: Sequence[tuple[str, bytes]], expires: float | None) -> None:
+        self._store(self._add, items, expires)
+
+    def _store(self, script: Script, items: Sequence[tuple[str, bytes]],
+               expires: float | None) -> None:
         if not items:
             return
         keys = [key for key, _ in items]
         args: list[int | bytes] = [0 if expires is None else _millis(expires),
                                    *(value for _, value in items)]
-        within(self.connection_timeout, self.url, lambda: self._set(keys, args))
+        within(self.connection_timeout, self.url, lambda: script(keys, args))
 
     def get(self, key: str) -> bytes | None:
         with reachable(self.url):
