@@ -356,6 +356,17 @@ def test_pending_means_sent_and_unknown_means_never_seen() -> None:
     quiet.close()
 
 
+def test_a_send_never_writes_pending_over_a_record() -> None:
+    """A send's PENDING record goes only where no record is: in a network cut a timed-out
+    send's write can reach the store after the worker stored the result."""
+    app = make_app()
+    app.backend.store_result("done-already", states.SUCCESS, 4)
+    app.tasks["add"].apply_async((2, 2), task_id="done-already")
+    assert app.AsyncResult("done-already").state == states.SUCCESS
+    assert app.AsyncResult("done-already").get(timeout=1) == 4
+    app.close()
+
+
 def test_get_of_a_task_just_sent_waits_without_reading_first(app: App) -> None:
     """The client wrote the PENDING record itself: reading it back before waiting would only
     cost a round trip (the wait reads whatever is newer)."""
