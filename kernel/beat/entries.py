@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone, tzinfo
@@ -32,6 +33,9 @@ ENTRY_KEYS = ("task", "schedule", "args", "kwargs", "options")
 #: at most this many due times are walked in one look at one entry; a longer gap is caught up
 #: over several looks.
 MAX_WALK = 100_000
+#: at most this many missed ticks of one entry are sent late (the newest); older ones are
+#: skipped, so a beat group that was down for long does not send a flood.
+MAX_CATCH_UP = 100
 
 
 @dataclass(frozen=True)
@@ -75,20 +79,28 @@ class Entry:
                                                f"({exc}); remove it with kernel beat remove "
                                                f"and add it again") from None
 
-    def due(self, last_run: float | None, tz: tzinfo, now: float) -> tuple[float | None,
-                                                                           float | None]:
-        """``(tick, following)``: the tick to send now (the latest due time that is not after
-        `now`, so ticks missed during a failover or an outage are sent once, not in a burst)
-        or None, and the due time after it (None: never again). Deterministic: the same
-        anchor, `last_run` and `now` give the same answer in every process."""
+    def due(self, last_run: float | None, tz: tzinfo, now: float,
+            deadline: float | None = None) -> tuple[list[float], int, float | None]:
+        """``(ticks, skipped, following)``: the ticks to send now, oldest first (every due
+        time after the last claimed one that is not after `now`: ticks missed during a
+        failover or an outage are each sent once, late), how many due ticks are skipped (more
+        than `deadline` seconds late, or beyond the newest `MAX_CATCH_UP`), and the due time
+        after them (None: never again). Deterministic: the same anchor, `last_run` and `now`
+        give the same answer in every process."""
         base = max(self.anchor, last_run if last_run is not None else -math.inf)
+        ticks: deque[float] = deque(maxlen=MAX_CATCH_UP)
+        seen = 0
         following = next_due(self.schedule, base, tz)
-        tick = None
         for _ in range(MAX_WALK):
             if following is None or following > now:
-                return tick, following
-            tick, following = following, next_due(self.schedule, following, tz)
-        return tick, next_due(self.schedule, now, tz)
+                break
+            seen += 1
+            if deadline is None or now - following <= deadline:
+                ticks.append(following)
+            following = next_due(self.schedule, following, tz)
+        else:
+            following = next_due(self.schedule, now, tz)
+        return list(ticks), seen - len(ticks), following
 
 
 def next_due(schedule: Schedule, after: float, tz: tzinfo) -> float | None:

@@ -188,8 +188,9 @@ class Periodic:
         rows = []
         for entry in self.list():
             state = states.get(entry.name)
-            tick, following = entry.due(state.last_run if state else None, tz, now)
-            upcoming = tick if tick is not None else following
+            ticks, _, following = entry.due(state.last_run if state else None, tz, now,
+                                            self.app.conf.beat_cron_starting_deadline)
+            upcoming = ticks[0] if ticks else following
             rows.append({
                 "name": entry.name, "task": entry.task, "schedule": entry.schedule.describe(),
                 "enabled": entry.enabled, "source": entry.source,

@@ -7,13 +7,14 @@ One pass (`BeatService.tick`):
    not get it follows: it looks again a third of a ttl later, so it takes over within about
    1.3 ttl of the leader's death;
 2. re-read the entries when the store's version moved (dynamic changes: seen within one loop);
-3. for every enabled entry, the tick due now (`Entry.due`: the latest due time not after now,
-   so ticks missed during a failover coalesce into one late send) is *claimed* in the store,
-   for (entry, due) and the lease's fencing token, and sent only when the claim succeeds. A
+3. for every enabled entry, each tick due now (`Entry.due`: every due time after the last
+   claimed one up to now, so a tick missed during a failover is sent once, late), oldest first,
+   is *claimed* in the store, for (entry, due) and the lease's fencing token, and sent only
+   when the claim succeeds; its task id is derived from (entry, due). A
    leader killed between claim and send loses that one tick (at most once, never twice); a
    leader paused past its lease cannot claim with its old token; two leaders for a moment
    cannot both claim one tick. A tick more than ``beat_cron_starting_deadline`` seconds late is
-   skipped, not sent;
+   skipped, not sent, and so are missed ticks beyond the newest `MAX_CATCH_UP` of an entry;
 4. sleep until the next due time, the next renewal or ``beat_max_loop_interval``, whichever
    comes first, waking at once on `stop`.
 
@@ -32,7 +33,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kernel.beat.entries import Entry
+from kernel.beat.entries import MAX_CATCH_UP, Entry
 from kernel.beat.periodic import Periodic, iso
 from kernel.errors import BeatEntryError, ConnectionFailed, KernelError
 
@@ -43,6 +44,8 @@ log = logging.getLogger("kernel.beat")
 
 #: the header Celery 5.7's beat adds to every message it sends.
 BEAT_HEADER = "celery_beat_task"
+#: the namespace of the ticks' task ids (uuid5 of entry name and due time).
+TICK_IDS = uuid.UUID("6f1c1b1e-7d0e-5b8e-9a39-2b6f0b2f7a61")
 
 
 class BeatService:
@@ -160,9 +163,16 @@ class BeatService:
             if not entry.enabled:
                 continue
             state = states.get(entry.name)
-            tick, following = entry.due(state.last_run if state else None, self.tz, now)
-            if tick is not None:
-                self._fire(entry, tick, token, now)
+            ticks, skipped, following = entry.due(state.last_run if state else None, self.tz,
+                                                  now, self.deadline)
+            if skipped:
+                self.skipped += skipped
+                log.warning("periodic task %r: %d tick(s) skipped, more than "
+                            "beat_cron_starting_deadline late (or more than %d missed)",
+                            entry.name, skipped, MAX_CATCH_UP)
+            for tick in ticks:
+                if not self._fire(entry, tick, token, now):
+                    break
             if following is not None:
                 wake = min(wake, following)
         return wake - self.clock()
@@ -182,24 +192,24 @@ class BeatService:
                 log.error("%s", exc)
         self._entries, self._version = entries, version
 
-    def _fire(self, entry: Entry, due: float, token: int, now: float) -> None:
-        late = now - due
-        if self.deadline is not None and late > self.deadline:
-            self.skipped += 1
-            log.warning("periodic task %r due at %s is skipped: %.1f s late, more than "
-                        "beat_cron_starting_deadline", entry.name, iso(due), late)
-            return
+    def _fire(self, entry: Entry, due: float, token: int, now: float) -> bool:
+        """Claim the tick, then send it; False when the claim is refused (sent already, or
+        this process lost the lease in between)."""
         if not self.periodic.store.claim(entry.name, due, token):
-            return  # sent already, or this process lost the lease in between
+            return False
         options: dict[str, Any] = dict(entry.options)
         options["headers"] = {**(options.get("headers") or {}), BEAT_HEADER: True}
+        # The tick's id follows from (entry, due): the same tick has the same id everywhere.
+        options["task_id"] = str(uuid.uuid5(TICK_IDS, f"{entry.name}\0{due!r}"))
+        late = now - due
         try:
             self.app.send_task(entry.task, list(entry.args), dict(entry.kwargs), **options)
         except KernelError as exc:
             log.error("periodic task %r due at %s was claimed but could not be sent (%s); "
                       "that tick is lost (a tick is sent at most once)", entry.name, iso(due),
                       exc)
-            return
+            return True
         self.sent += 1
         log.info("sending due task %s (%s)%s", entry.name, entry.task,
                  f", {late:.1f} s late" if late >= 1 else "")
+        return True
