@@ -33,6 +33,7 @@ from kernel.errors import (
 )
 from kernel.hookspecs import hookimpl
 from kernel.result import AsyncResult, EagerResult, GroupResult
+from kernel.schedules import schedule
 from kernel.task import Task
 
 __version__ = "0.1.0"
@@ -63,6 +64,7 @@ __all__ = [
     "group",
     "hookimpl",
     "maybe_signature",
+    "schedule",
     "signature",
     "states",
     "xmap",
