@@ -231,7 +231,7 @@ class App:
             spec = registry.get(scheme_of(url))
             self._schedule_store = spec.factory(url, {
                 "connection_timeout": self.conf.broker_connection_timeout,
-                **self._settings_of(registry, url)})
+                **self._settings_of(registry, url), **self.conf.beat_schedule_store_options})
         return self._schedule_store
 
     @property

@@ -117,6 +117,9 @@ class Config:
     #: where beat keeps its lease, entries and tick state (a URL); None: the broker's URL where
     #: its plugin has a schedule store, else the SQLite file ``kernel.db``.
     beat_schedule_store: str | None = None
+    #: options for the schedule store's plugin (kernel-redis: ``schedule_key``, the key prefix
+    #: of one beat group).
+    beat_schedule_store_options: dict[str, Any] = field(default_factory=dict)
     #: seconds beat sleeps at most between two looks at the schedule: dynamic changes are seen
     #: within it.
     beat_max_loop_interval: float = 5.0
