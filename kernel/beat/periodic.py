@@ -146,9 +146,9 @@ class Periodic:
         """Remove a dynamic entry and its tick state; `UnknownEntry` if there is none."""
         stored = self._stored()
         old = stored.get(name)
-        if old is None:
+        if old is None and name not in self.configured():
             raise UnknownEntry(name, stored)
-        if old.source == CONFIG:
+        if old is None or old.source == CONFIG:
             raise BeatEntryError(name, "name", "is an entry of the configuration (it comes "
                                                "back when beat starts); disable it, or "
                                                "delete it from the configuration")
@@ -166,8 +166,11 @@ class Periodic:
     def _set_enabled(self, name: str, enabled: bool) -> None:
         stored = self._stored()
         old = stored.get(name)
-        if old is None:
-            raise UnknownEntry(name, stored)
+        if old is None:  # a config entry no beat has synced yet: stored now, with its flag
+            configured = self.configured()
+            if name not in configured:
+                raise UnknownEntry(name, {*stored, *configured})
+            old = replace(configured[name], anchor=time.time(), enabled=not enabled)
         if old.enabled != enabled:
             anchor = time.time() if enabled else old.anchor
             self.store.put_entry(name, replace(old, enabled=enabled, anchor=anchor).dumps())
