@@ -133,7 +133,7 @@ def check(name: str, value: Any, *, source: str = CONFIG) -> Entry:
     try:
         when = schedule_from_dict(dict(raw)) if isinstance(raw, Mapping) else as_schedule(raw)
     except (TypeError, ValueError, KeyError) as exc:
-        raise BeatEntryError(name, "'schedule'", str(exc)) from None
+        raise BeatEntryError(name, "'schedule'", f"is not one beat can keep: {exc}") from None
     args = value.get("args") or ()
     if not isinstance(args, Sequence) or isinstance(args, (str, bytes)):
         raise BeatEntryError(name, "'args'", f"must be a list, got {type(args).__name__}")
