@@ -33,7 +33,7 @@ from kernel.errors import (
 )
 from kernel.hookspecs import hookimpl
 from kernel.result import AsyncResult, EagerResult, GroupResult
-from kernel.schedules import schedule
+from kernel.schedules import crontab, schedule
 from kernel.task import Task
 
 __version__ = "0.1.0"
@@ -61,6 +61,7 @@ __all__ = [
     "chain",
     "chord",
     "chunks",
+    "crontab",
     "group",
     "hookimpl",
     "maybe_signature",

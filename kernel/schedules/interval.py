@@ -84,8 +84,7 @@ class schedule(Schedule):  # noqa: N801 - Celery's name, so that beat_schedule f
             wall = wall.replace(microsecond=0)
         else:
             return due
-        first, _ = wall_instants(wall, tz)
-        return first
+        return wall_instants(wall, tz).first
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type_name, "seconds": self.seconds, "relative": self.relative}

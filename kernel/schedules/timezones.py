@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone, tzinfo
 from difflib import get_close_matches
+from typing import NamedTuple
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -66,22 +67,31 @@ def to_utc(naive_utc: datetime) -> datetime:
     return naive_utc.replace(tzinfo=UTC)
 
 
-def wall_instants(wall: datetime, tz: tzinfo) -> tuple[datetime, datetime | None]:
-    """The instants (aware, UTC) at which the naive local time `wall` shows in `tz`.
+class Instants(NamedTuple):
+    """The instants (aware, UTC) at which a local wall time shows; see `wall_instants`."""
 
-    ``(first, None)`` for an ordinary time; ``(first, second)`` for a time in a fold (it shows
-    twice: first the earlier, fold=0 one); for a time in a gap (it never shows) ``first`` is the
-    first moment after the gap, the instant the clocks jumped.
-    """
+    #: the first (or only) instant; for a time in a gap, the moment the clocks jumped past it.
+    first: datetime
+    #: for a time in a fold (it shows twice), the second, fold=1 instant; else None.
+    second: datetime | None = None
+    #: the time is in a gap: it never shows, `first` is the first moment after the gap.
+    skipped: bool = False
+
+
+def wall_instants(wall: datetime, tz: tzinfo) -> Instants:
+    """The instants (aware, UTC) at which the naive local time `wall` shows in `tz`: once for
+    an ordinary time, twice for a time in a fold (first the earlier, fold=0 one), never for a
+    time in a gap (then `Instants.first` is the first moment after the gap, the instant the
+    clocks jumped)."""
     early = wall.replace(tzinfo=tz, fold=0).utcoffset()
     late = wall.replace(tzinfo=tz, fold=1).utcoffset()
     assert early is not None and late is not None
     if early == late:
-        return to_utc(wall - early), None
+        return Instants(to_utc(wall - early))
     if early > late:
-        return to_utc(wall - early), to_utc(wall - late)
+        return Instants(to_utc(wall - early), to_utc(wall - late))
     # A gap: `wall - late` is before the jump, `wall - early` after it.
-    return transition(wall - late, wall - early, tz), None
+    return Instants(transition(wall - late, wall - early, tz), skipped=True)
 
 
 def transition(before: datetime, after: datetime, tz: tzinfo) -> datetime:
