@@ -20,7 +20,7 @@ from typing import Any
 
 from kernel.errors import BeatEntryError
 from kernel.options import check_send_options
-from kernel.schedules import Schedule, as_schedule, schedule_from_dict
+from kernel.schedules import Schedule, as_schedule, crontab, schedule_from_dict
 
 #: where an entry comes from: the app's code and configuration (synced into the store when a
 #: beat process starts), or the dynamic API and ``kernel beat add``.
@@ -131,7 +131,12 @@ def check(name: str, value: Any, *, source: str = CONFIG) -> Entry:
                                                  "seconds or a timedelta")
     raw = value["schedule"]
     try:
-        when = schedule_from_dict(dict(raw)) if isinstance(raw, Mapping) else as_schedule(raw)
+        if isinstance(raw, Mapping):
+            when = schedule_from_dict(dict(raw))
+        elif isinstance(raw, str):  # "m h dom mon dow", as cron writes it
+            when = crontab.from_string(raw)
+        else:
+            when = as_schedule(raw)
     except (TypeError, ValueError, KeyError) as exc:
         raise BeatEntryError(name, "'schedule'", f"is not one beat can keep: {exc}") from None
     args = value.get("args") or ()

@@ -97,7 +97,7 @@ def _schedule(every: float | None, cron: str | None, at: str | None) -> Any:
     if every is not None:
         return every
     if cron is not None:
-        from kernel.schedules import crontab  # type: ignore[attr-defined]
+        from kernel.schedules import crontab
 
         try:
             return crontab.from_string(cron)

@@ -285,3 +285,39 @@ def test_the_default_store_is_the_brokers_where_it_has_one(tmp_path: Any) -> Non
         assert type(app.schedule_store).__name__ == "MemoryScheduleStore"
     finally:
         app.close()
+
+
+def test_a_crontab_entry_runs_at_its_minutes(name: str, clock: Clock) -> None:
+    from kernel import crontab
+
+    app = make_app(name, beat_schedule={"c": {"task": "t", "schedule": crontab(minute="*/5"),
+                                              "options": {"queue": "beats"}}})
+    service = BeatService(app, clock=clock)
+    service.tick()
+    boundary = (START // 300 + 1) * 300
+    clock.now = boundary - 0.5
+    service.tick()
+    assert sent(app) == []
+    clock.now = boundary + 0.5
+    service.tick()
+    assert len(sent(app)) == 1
+    assert app.schedule_store.states()["c"].last_run == boundary
+
+
+def test_preview_reads_crontabs_in_the_apps_timezone(name: str) -> None:
+    app = make_app(name, timezone="Europe/Paris", beat_schedule={
+        "morning": {"task": "t", "schedule": "30 7 * * mon-fri"}})
+    january = 1_767_225_600.0  # 2026-01-01 00:00 UTC, a Thursday
+    assert app.beat.preview(3, now=january)["morning"] == [
+        "2026-01-01T07:30:00+01:00", "2026-01-02T07:30:00+01:00", "2026-01-05T07:30:00+01:00"]
+
+
+@pytest.mark.parametrize(("text", "sentence"), [
+    ("61 * * * *", "minute '61' is out of range"),
+    ("* * * * 8", "day_of_week '8' is out of range"),
+])
+def test_a_malformed_crontab_names_the_entry_and_the_field(name: str, text: str,
+                                                           sentence: str) -> None:
+    app = make_app(name, beat_schedule={"nightly": {"task": "t", "schedule": text}})
+    with pytest.raises(BeatEntryError, match=f"periodic task 'nightly': 'schedule' .*{sentence}"):
+        BeatService(app)

@@ -35,6 +35,14 @@ def beat_app(make_module: Callable[[str], str], tmp_path: Path) -> str:
     return make_module(BEAT_SOURCE.format(path=str(tmp_path / "ticks.txt"))) + ":app"
 
 
+def test_add_takes_a_crontab(invoke: Callable[..., Result], beat_app: str) -> None:
+    added = invoke("-A", beat_app, "beat", "add", "weekday", "beatcli.ping", "--crontab",
+                   "30 7 * * mon-fri")
+    assert added.exit_code == 0, added.output
+    times = json.loads(invoke("-A", beat_app, "beat", "--preview", "2", "--json").output)
+    assert all(t.endswith("07:30:00+00:00") for t in times["weekday"])
+
+
 def test_preview_prints_the_next_fire_times(invoke: Callable[..., Result],
                                             beat_app: str) -> None:
     done = invoke("-A", beat_app, "beat", "--preview", "3", "--json")
@@ -87,8 +95,10 @@ def test_bad_schedules_are_sentences_with_a_failing_status(
     """)
     done = invoke("-A", f"{zone}:app", "beat", "--preview", "1")
     assert done.exit_code == 2 and "setting 'timezone'" in done.output
-    no_schedule = invoke("-A", f"{bad}:app", "beat", "add", "x", "t")
+    no_schedule = invoke("-A", f"{zone}:app", "beat", "add", "x", "t")
     assert no_schedule.exit_code == 2 and "give the schedule once" in no_schedule.output
+    cron = invoke("-A", f"{zone}:app", "beat", "add", "x", "t", "--crontab", "61 * * * *")
+    assert cron.exit_code == 2 and "minute '61' is out of range" in cron.output
 
 
 @pytest.mark.timeout(60)
