@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hin
 
 from kernel.errors import ConfigurationError
 from kernel.parsing import mask_url
+from kernel.schedules import resolve_timezone
 
 if TYPE_CHECKING:
     from kernel.specs import SettingSpec
@@ -171,6 +172,11 @@ class Config:
                 close = get_close_matches(key, [*hints, *declared], n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise ConfigurationError(f"unknown setting {key!r}{hint}")
+        if "timezone" in own:
+            try:
+                resolve_timezone(own["timezone"])
+            except ValueError as exc:
+                raise ConfigurationError(f"setting 'timezone': {exc}") from None
         for key in ("beat_max_loop_interval", "beat_lease_ttl", "beat_cron_starting_deadline"):
             value = own.get(key)
             if value is not None and not (value > 0 and math.isfinite(value)):

@@ -244,9 +244,27 @@ def test_bad_entries_are_refused_with_a_sentence(name: str, entry: Any,
 
 
 def test_an_unknown_timezone_is_refused(name: str) -> None:
-    app = make_app(name, timezone="Mars/Olympus")
+    with pytest.raises(ConfigurationError, match="setting 'timezone'.*Mars/Olympus"):
+        make_app(name, timezone="Mars/Olympus")
+    app = make_app(name)
+    app.conf.timezone = "Mars/Olympus"  # changed after the check: beat checks again
     with pytest.raises(ConfigurationError, match="setting 'timezone'.*Mars/Olympus"):
         BeatService(app)
+
+
+def test_status_names_the_leader_and_each_entrys_runs(app: App, clock: Clock) -> None:
+    service = BeatService(app, owner="host:1:abc", clock=clock)
+    service.tick()
+    clock.now += 10
+    service.tick()
+    status = app.beat.status(now=clock.now)
+    assert status["leader"]["owner"] == "host:1:abc" and status["leader"]["token"] >= 1
+    [row] = status["entries"]
+    assert row["run_count"] == 1 and row["last_run"] is not None
+    assert row["next_run"] > row["last_run"], "the next run is one interval later"
+    service.stop()
+    service._give_up()
+    assert app.schedule_store.leader() is None, "a stopping beat gives the lead up"
 
 
 def test_bad_beat_settings_are_refused() -> None:

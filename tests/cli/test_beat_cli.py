@@ -95,9 +95,13 @@ def test_bad_schedules_are_sentences_with_a_failing_status(
     """)
     done = invoke("-A", f"{zone}:app", "beat", "--preview", "1")
     assert done.exit_code == 2 and "setting 'timezone'" in done.output
-    no_schedule = invoke("-A", f"{zone}:app", "beat", "add", "x", "t")
+    plain = make_module("""
+        from kernel import App
+        app = App("plainbeat")
+    """)
+    no_schedule = invoke("-A", f"{plain}:app", "beat", "add", "x", "t")
     assert no_schedule.exit_code == 2 and "give the schedule once" in no_schedule.output
-    cron = invoke("-A", f"{zone}:app", "beat", "add", "x", "t", "--crontab", "61 * * * *")
+    cron = invoke("-A", f"{plain}:app", "beat", "add", "x", "t", "--crontab", "61 * * * *")
     assert cron.exit_code == 2 and "minute '61' is out of range" in cron.output
 
 
