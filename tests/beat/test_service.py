@@ -17,14 +17,12 @@ from kernel import App
 from kernel.beat import BeatService
 from kernel.errors import BeatEntryError, ConfigurationError, ConnectionFailed, UnknownEntry
 
-#: the test clock starts at the real time: entries added through the API are anchored at it.
-START = float(int(time.time()))
-
-
 class Clock:
+    """Unix time the test moves; it starts at the real time (to the second), since entries
+    added through the API are anchored at the real time."""
+
     def __init__(self) -> None:
-        self.now = START = float(int(time.time()))
-        globals()["START"] = START
+        self.start = self.now = float(int(time.time()))
 
     def __call__(self) -> float:
         return self.now
@@ -102,10 +100,10 @@ def test_ticks_missed_during_a_failover_are_each_sent_once_late(app: App,
     ids = [headers["id"] for *_, headers in sent(app)]
     assert len(ids) == 3 and len(set(ids)) == 3, "each missed tick is sent once, late"
     state = app.schedule_store.states()["every-10"]
-    assert (state.last_run, state.run_count) == (START + 30, 3)
+    assert (state.last_run, state.run_count) == (clock.start + 30, 3)
     service.tick()
     assert sent(app) == []
-    clock.now = START + 40
+    clock.now = clock.start + 40
     service.tick()
     assert len(sent(app)) == 1, "then the schedule goes on"
 
@@ -129,7 +127,7 @@ def test_a_tick_later_than_the_starting_deadline_is_skipped(name: str, clock: Cl
     clock.now += 13
     service.tick()
     assert sent(app) == [] and service.skipped == 1
-    clock.now = START + 20.5
+    clock.now = clock.start + 20.5
     service.tick()
     assert len(sent(app)) == 1, "a tick within the deadline is sent"
 
@@ -147,7 +145,7 @@ def test_two_leaders_for_a_moment_never_send_a_tick_twice(app: App, name: str,
     app.schedule_store.release("first")
     second.tick()
     assert second.token is not None
-    assert not app.schedule_store.claim("every-10", START + 10, first.token or 0), \
+    assert not app.schedule_store.claim("every-10", clock.start + 10, first.token or 0), \
         "the paused leader's old token cannot claim"
     first.tick()  # back from its pause: the lease is another's, nothing is sent
     assert first.token is None
@@ -158,11 +156,11 @@ def test_dynamic_entries_are_seen_at_the_next_pass(app: App, clock: Clock) -> No
     service = BeatService(app, clock=clock)
     service.tick()
     app.beat.add("dyn", "proj.dyn", 5, kwargs={"x": 1}, options={"queue": "beats"})
-    clock.now = START + 6.5  # the entry is anchored at the (real) time of its add
+    clock.now = clock.start + 6.5  # the entry is anchored at the (real) time of its add
     service.tick()
     assert [t for t, *_ in sent(app)] == ["proj.dyn"]
     app.beat.disable("dyn")
-    clock.now = START + 30
+    clock.now = clock.start + 30
     service.tick()
     assert [t for t, *_ in sent(app)] == ["proj.ping"] * 3, "a disabled entry sends nothing"
 
@@ -312,7 +310,7 @@ def test_a_crontab_entry_runs_at_its_minutes(name: str, clock: Clock) -> None:
                                               "options": {"queue": "beats"}}})
     service = BeatService(app, clock=clock)
     service.tick()
-    boundary = (START // 300 + 1) * 300
+    boundary = (clock.start // 300 + 1) * 300
     clock.now = boundary - 0.5
     service.tick()
     assert sent(app) == []
