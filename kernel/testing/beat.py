@@ -1,4 +1,5 @@
-"""Beat's failover test, for any broker and schedule store: several ``kernel beat`` processes
+"""Beat in tests: `running_beat` (the service on a thread of the test's process), and beat's
+failover test, for any broker and schedule store: several ``kernel beat`` processes
 on one schedule, the leader killed (SIGKILL) again and again, and every tick counted at the
 broker::
 
@@ -23,13 +24,15 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from kernel.app import App
+from kernel.beat.service import BeatService
 from kernel.testing.servers import ServerProcess
 from kernel.testing.transport import wait_for
 
@@ -85,6 +88,17 @@ class BeatReport:
         slowest = max(self.failovers, default=0.0)
         assert slowest < 2 * self.ttl + 1, f"failover took {slowest:.2f} s with a lease of " \
             f"{self.ttl} s: {self.summary()}"
+
+
+@contextmanager
+def running_beat(app: App) -> Iterator[BeatService]:
+    """The beat service of `app` on a thread for the block (as ``kernel worker -B`` runs it),
+    stopped at the end, giving its lead up."""
+    service = BeatService(app).start()
+    try:
+        yield service
+    finally:
+        service.stop()
 
 
 def _led_by_another(app: App, dead: int) -> bool:

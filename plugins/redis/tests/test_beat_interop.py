@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from kernel import App
-from kernel.beat import BeatService
+from kernel.testing.beat import running_beat
 from kernel.testing.transport import wait_for
 from kernel.testing.workers import CeleryWorkerProcess
 
@@ -42,12 +42,11 @@ def test_a_celery_worker_runs_the_ticks_of_a_kernel_beat(
         "beat_max_loop_interval": 0.5,
         "beat_schedule": {"tick": {"task": "beat_interop.tick", "schedule": 0.5, "args": [7],
                                    "options": {"queue": queue}}}})
-    service = BeatService(app).start()
     try:
-        wait_for(lambda: ran.exists() and len(ran.read_text().splitlines()) >= 2, 40,
-                 "the Celery worker to run two ticks")
+        with running_beat(app):
+            wait_for(lambda: ran.exists() and len(ran.read_text().splitlines()) >= 2, 40,
+                     "the Celery worker to run two ticks")
     finally:
-        service.stop()
         app.close()
         for key in raw_redis.scan_iter(f"{prefix}:*"):
             raw_redis.delete(key)

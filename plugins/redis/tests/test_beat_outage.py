@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kernel import App
-from kernel.beat import BeatService
+from kernel.testing.beat import running_beat
 from kernel.testing.transport import wait_for
 from kernel_redis.testing import RedisServer
 
@@ -27,7 +27,6 @@ def test_beat_stops_sending_while_the_store_is_down_and_recovers(
         "beat_schedule_store_options": {"retries": 1, "socket_connect_timeout": 0.5},
         "beat_lease_ttl": 1.5, "beat_max_loop_interval": 0.5,
         "beat_schedule": {"tick": {"task": "t", "schedule": 0.5, "options": {"queue": "q"}}}})
-    service = BeatService(app).start()
     ids: list[str] = []
 
     def delivered() -> int:
@@ -37,22 +36,21 @@ def test_beat_stops_sending_while_the_store_is_down_and_recovers(
         return len(ids)
 
     try:
-        wait_for(lambda: delivered() >= 2, 20, "beat to send two ticks")
-        server.kill()
-        wait_for(lambda: any("cannot reach the schedule store" in r.message
-                             for r in caplog.records), 20, "beat to log the outage")
-        delivered()
-        during = len(ids)
-        wait_for(lambda: service.token is None, 10, "beat to stop leading")
-        assert delivered() - during <= 1, "at most a send in flight when the store went"
-        quiet = len(ids)
-        server.start()
-        wait_for(lambda: delivered() >= quiet + 3, 30, "beat to send again")
-        assert any("reaches the schedule store again" in r.message for r in caplog.records)
-        outages = [r for r in caplog.records if "cannot reach the schedule store" in r.message]
-        assert len(outages) == 1, "the outage is logged once"
-        assert len(ids) == len(set(ids)), "no tick was sent twice"
+        with running_beat(app) as service:
+            wait_for(lambda: delivered() >= 2, 20, "beat to send two ticks")
+            server.kill()
+            wait_for(lambda: any("cannot reach the schedule store" in r.message
+                                 for r in caplog.records), 20, "beat to log the outage")
+            during = delivered()
+            wait_for(lambda: service.token is None, 10, "beat to stop leading")
+            assert delivered() - during <= 1, "at most a send in flight when the store went"
+            quiet = len(ids)
+            server.start()
+            wait_for(lambda: delivered() >= quiet + 3, 30, "beat to send again")
     finally:
-        service.stop()
         app.close()
         server.kill()
+    assert any("reaches the schedule store again" in r.message for r in caplog.records)
+    outages = [r for r in caplog.records if "cannot reach the schedule store" in r.message]
+    assert len(outages) == 1, "the outage is logged once"
+    assert len(ids) == len(set(ids)), "no tick was sent twice"
