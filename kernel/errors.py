@@ -64,6 +64,17 @@ class MissingCapability(ConfigurationError):
     """A plugin was selected that cannot keep a guarantee the configuration needs."""
 
 
+class MissingDependency(ConfigurationError):
+    """A feature needs a package that is not installed; the message names the extra that
+    installs it (``pip install 'kernel[solar]'``)."""
+
+    def __init__(self, feature: str, package: str, extra: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(f"{feature} needs the {package} package, which is not installed: "
+                         f"pip install 'kernel[{extra}]'")
+
+
 class BeatEntryError(ConfigurationError):
     """A periodic task's entry beat cannot keep: the sentence names the entry and the field,
     and beat does not start with it."""

@@ -103,7 +103,7 @@ def _schedule(every: float | None, cron: str | None, at: str | None) -> Any:
             return crontab.from_string(cron)
         except ValueError as exc:
             raise ConfigurationError(f"--crontab {cron!r}: {exc}") from None
-    from kernel.schedules import clocked  # type: ignore[attr-defined, unused-ignore]
+    from kernel.schedules import clocked
 
     assert at is not None
     try:

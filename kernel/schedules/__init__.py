@@ -10,16 +10,20 @@ This package imports only the standard library and `kernel.errors`.
 """
 
 from kernel.schedules.base import Schedule
+from kernel.schedules.clocked import clocked
 from kernel.schedules.convert import as_schedule, schedule_from_dict
 from kernel.schedules.crontab import crontab
 from kernel.schedules.interval import schedule
+from kernel.schedules.solar import solar
 from kernel.schedules.timezones import resolve_timezone
 
 __all__ = [
     "Schedule",
     "as_schedule",
+    "clocked",
     "crontab",
     "resolve_timezone",
     "schedule",
     "schedule_from_dict",
+    "solar",
 ]

@@ -43,6 +43,14 @@ def test_add_takes_a_crontab(invoke: Callable[..., Result], beat_app: str) -> No
     assert all(t.endswith("07:30:00+00:00") for t in times["weekday"])
 
 
+def test_add_takes_a_one_off_time(invoke: Callable[..., Result], beat_app: str) -> None:
+    added = invoke("-A", beat_app, "beat", "add", "once", "beatcli.ping", "--at",
+                   "2030-01-01T09:00:00+00:00")
+    assert added.exit_code == 0, added.output
+    times = json.loads(invoke("-A", beat_app, "beat", "--preview", "3", "--json").output)
+    assert times["once"] == ["2030-01-01T09:00:00+00:00"], "a clocked entry fires once"
+
+
 def test_preview_prints_the_next_fire_times(invoke: Callable[..., Result],
                                             beat_app: str) -> None:
     done = invoke("-A", beat_app, "beat", "--preview", "3", "--json")

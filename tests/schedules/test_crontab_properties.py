@@ -126,7 +126,7 @@ def cases(draw: st.DrawFn) -> tuple[crontab, ZoneInfo, ZoneInfo, datetime]:
     return sched, ZoneInfo(zone), app, draw(instants(zone))
 
 
-@settings(max_examples=400, deadline=None, derandomize=True, database=None,
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(cases())
 def test_next_after_is_the_first_minute_the_brute_force_fires(
