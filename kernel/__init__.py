@@ -33,6 +33,7 @@ from kernel.errors import (
 )
 from kernel.hookspecs import hookimpl
 from kernel.result import AsyncResult, EagerResult, GroupResult
+from kernel.schedules import clocked, crontab, schedule, solar
 from kernel.task import Task
 
 __version__ = "0.1.0"
@@ -60,10 +61,14 @@ __all__ = [
     "chain",
     "chord",
     "chunks",
+    "clocked",
+    "crontab",
     "group",
     "hookimpl",
     "maybe_signature",
+    "schedule",
     "signature",
+    "solar",
     "states",
     "xmap",
     "xstarmap",

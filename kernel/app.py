@@ -15,7 +15,7 @@ from typing_extensions import ParamSpec, Unpack
 
 from kernel import producer
 from kernel.codec import Codec
-from kernel.config import Config
+from kernel.config import DEFAULT_URL, Config
 from kernel.errors import ConfigurationError, MissingCapability
 from kernel.hookspecs import hookimpl
 from kernel.interfaces.transport import Transport
@@ -29,7 +29,9 @@ from kernel.options import SendOptions, TaskOptions
 from kernel.task import Task
 
 if TYPE_CHECKING:
+    from kernel.beat.periodic import Periodic
     from kernel.interfaces.ratelimit import RateLimitStore
+    from kernel.interfaces.schedule import ScheduleStore
     from kernel.control import Control
     from kernel.events.dispatcher import EventDispatcher
 
@@ -99,6 +101,8 @@ class App:
         self._transport: Transport | None = None
         self._backend: ResultBackend | None = None
         self._rate_limits: RateLimitStore | None = None
+        self._schedule_store: ScheduleStore | None = None
+        self._beat: Periodic | None = None
         self._codec: Codec | None = None
         self._signals: Signals | None = None
         self._events: EventDispatcher | None = None
@@ -146,6 +150,7 @@ class App:
         self._transport = None
         self._backend = None
         self._rate_limits = None
+        self._schedule_store = None
         self._pid = os.getpid()
 
     @property
@@ -214,6 +219,51 @@ class App:
                                                    **self.conf.result_backend_options})
         return self._rate_limits
 
+    @property
+    def schedule_store(self) -> ScheduleStore:
+        """This process's schedule store (``beat_schedule_store``; by default the broker's URL
+        where its plugin has a schedule store, else the SQLite file), created on first use."""
+        if self._schedule_store is None:
+            registry = self.plugins.schedule_stores
+            url = self.conf.beat_schedule_store or (
+                self.conf.broker_url if scheme_of(self.conf.broker_url) in registry
+                else DEFAULT_URL)
+            spec = registry.get(scheme_of(url))
+            self._schedule_store = spec.factory(url, {
+                "connection_timeout": self.conf.broker_connection_timeout,
+                **self._settings_of(registry, url), **self.conf.beat_schedule_store_options})
+        return self._schedule_store
+
+    @property
+    def beat(self) -> Periodic:
+        """The app's periodic tasks and the dynamic API: ``app.beat.add(name, task,
+        schedule)``, ``.remove``, ``.enable``, ``.disable``, ``.list()``, ``.status()``."""
+        if self._beat is None:
+            from kernel.beat.periodic import Periodic
+
+            self._beat = Periodic(self)
+        return self._beat
+
+    def add_periodic_task(self, schedule: Any, sig: Any, name: str | None = None,
+                          **options: Any) -> str:
+        """Send `sig` (a signature, ``task.s(...)``) on `schedule` (a crontab, a schedule,
+        seconds or a timedelta) whenever beat runs; `options` are send options. Returns the
+        entry's name (default: the task's name and arguments)."""
+        task, args, kwargs = sig["task"], list(sig.get("args") or ()), dict(sig.get("kwargs")
+                                                                            or {})
+        merged = {**(sig.get("options") or {}), **options}
+        merged.pop("task_id", None)  # every tick is a new task
+        entry = name or f"{task}{tuple(args)!r}" + (f"{kwargs!r}" if kwargs else "")
+        self.beat.declare(entry, task, schedule, args, kwargs, merged)
+        return entry
+
+    def periodic(self, schedule: Any, *, name: str | None = None, args: Sequence[Any] = (),
+                 kwargs: dict[str, Any] | None = None,
+                 **options: Any) -> Callable[[Any], Task[Any, Any]]:
+        """``@app.periodic(crontab(minute=0), queue="reports")`` over a task or a function
+        (made a task): beat sends it on `schedule`; `options` are send options."""
+        return self.beat.decorator(schedule, name, args, kwargs, **options)
+
     def require_multi_process(self) -> None:
         """A worker in its own process needs a broker other processes can reach."""
         spec = self.plugins.transports.get(scheme_of(self.conf.broker_url))
@@ -237,6 +287,8 @@ class App:
             self._backend.store.close()
         if self._rate_limits is not None:
             self._rate_limits.close()
+        if self._schedule_store is not None:
+            self._schedule_store.close()
         self._forget_connections()
 
     # ------------------------------------------------------------------ tasks

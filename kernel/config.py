@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hin
 
 from kernel.errors import ConfigurationError
 from kernel.parsing import mask_url
+from kernel.schedules import resolve_timezone
 
 if TYPE_CHECKING:
     from kernel.specs import SettingSpec
@@ -107,6 +109,30 @@ class Config:
     #: ``connection_timeout``.
     broker_connection_timeout: float = 4.0
 
+    #: the zone crontab and solar schedules are read in (an IANA name); beat refuses to start
+    #: with a name it does not know.
+    timezone: str = "UTC"
+    #: periodic tasks: ``{name: {"task", "schedule", "args", "kwargs", "options"}}``, as
+    #: Celery's; see docs/user-guide/periodic-tasks.md.
+    beat_schedule: dict[str, Any] = field(default_factory=dict)
+    #: where beat keeps its lease, entries and tick state (a URL); None: the broker's URL where
+    #: its plugin has a schedule store, else the SQLite file ``kernel.db``.
+    beat_schedule_store: str | None = None
+    #: options for the schedule store's plugin (kernel-redis: ``schedule_key``, the key prefix
+    #: of one beat group).
+    beat_schedule_store_options: dict[str, Any] = field(default_factory=dict)
+    #: seconds beat sleeps at most between two looks at the schedule: dynamic changes are seen
+    #: within it.
+    beat_max_loop_interval: float = 5.0
+    #: seconds the leader's lease lasts unless renewed (every third of it): another beat
+    #: process takes over this long after the leader died.
+    beat_lease_ttl: float = 3.0
+    #: a tick found due more than this many seconds late (after a failover or an outage) is
+    #: skipped rather than sent; None: sent once, late.
+    beat_cron_starting_deadline: float | None = None
+    #: run the beat service inside the worker (``kernel worker -B``).
+    worker_beat: bool = False
+
     #: plugins' settings (declared with `kernel.specs.SettingSpec`), by name.
     plugin_settings: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -146,6 +172,16 @@ class Config:
                 close = get_close_matches(key, [*hints, *declared], n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise ConfigurationError(f"unknown setting {key!r}{hint}")
+        if "timezone" in own:
+            try:
+                resolve_timezone(own["timezone"])
+            except ValueError as exc:
+                raise ConfigurationError(f"setting 'timezone': {exc}") from None
+        for key in ("beat_max_loop_interval", "beat_lease_ttl", "beat_cron_starting_deadline"):
+            value = own.get(key)
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise ConfigurationError(f"setting {key!r} must be a positive number of "
+                                         f"seconds, got {value!r}")
         return cls(**own, plugin_settings=plugins)
 
     def get(self, name: str) -> Any:
@@ -167,7 +203,7 @@ class Config:
         """Settings with credentials masked (in URLs, and the values of the plugin settings
         named in `secrets`), for banners, logs and `conf`."""
         out = {name: getattr(self, name) for name in sorted(self.names())}
-        for key in ("broker_url", "result_backend", "rate_limit_store"):
+        for key in ("broker_url", "result_backend", "rate_limit_store", "beat_schedule_store"):
             if out[key]:
                 out[key] = mask_url(out[key])
         hidden = set(secrets)

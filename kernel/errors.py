@@ -64,6 +64,35 @@ class MissingCapability(ConfigurationError):
     """A plugin was selected that cannot keep a guarantee the configuration needs."""
 
 
+class MissingDependency(ConfigurationError):
+    """A feature needs a package that is not installed; the message names the extra that
+    installs it (``pip install 'kernel[solar]'``)."""
+
+    def __init__(self, feature: str, package: str, extra: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(f"{feature} needs the {package} package, which is not installed: "
+                         f"pip install 'kernel[{extra}]'")
+
+
+class BeatEntryError(ConfigurationError):
+    """A periodic task's entry beat cannot keep: the sentence names the entry and the field,
+    and beat does not start with it."""
+
+    def __init__(self, entry: str, field: str, problem: str) -> None:
+        self.entry, self.field = entry, field
+        super().__init__(f"periodic task {entry!r}: {field} {problem}")
+
+
+class UnknownEntry(ConfigurationError):
+    """A change asked for a periodic task the schedule store does not have."""
+
+    def __init__(self, entry: str, known: Iterable[str]) -> None:
+        close = get_close_matches(entry, list(known), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        super().__init__(f"no periodic task is named {entry!r}{hint} (see kernel beat list)")
+
+
 # ---------------------------------------------------------------- wire and messages
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from kernel.cli.beat import beat
 from kernel.cli.demo import demo
 from kernel.cli.dlq import dlq
 from kernel.cli.events import events
@@ -15,7 +16,7 @@ from kernel.cli.root import CliState, cli
 from kernel.cli.tasks import call, purge, result
 from kernel.cli.worker import worker
 
-for _command in (worker, call, result, purge, dlq, events, inspect, control, plugins, demo):
+for _command in (worker, beat, call, result, purge, dlq, events, inspect, control, plugins, demo):
     cli.add_command(_command)
 
 __all__ = ["CliState", "cli", "main"]

@@ -71,6 +71,8 @@ def _bounds(value: str | None) -> tuple[int, int] | None:
               help="Serve Prometheus metrics on PORT (/metrics).")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, metavar="HOST",
               help="Address the metrics are served on (0.0.0.0: every interface).")
+@click.option("-B", "--beat", "embed_beat", is_flag=True,
+              help="Run the beat service (periodic tasks) inside this worker too.")
 @click.option("--graph", is_flag=True, help="Print the bootstep graph as DOT and exit.")
 @click.pass_obj
 def worker(state: CliState, pool: str | None, concurrency: int | None, queues: str | None,
@@ -80,7 +82,7 @@ def worker(state: CliState, pool: str | None, concurrency: int | None, queues: s
            nodename: str | None, heartbeat_file: str | None, task_events: bool,
            heartbeat_interval: float | None, without_mailbox: bool,
            autoscale: tuple[int, int] | None, metrics_port: int | None,
-           metrics_host: str, graph: bool) -> None:
+           metrics_host: str, embed_beat: bool, graph: bool) -> None:
     """Consume tasks and run them. SIGTERM stops warmly (running tasks finish); a second
     SIGTERM or Ctrl+C stops at once and gives unfinished tasks back to the broker."""
     app = state.require_app("worker")
@@ -99,6 +101,10 @@ def worker(state: CliState, pool: str | None, concurrency: int | None, queues: s
         conf.worker_heartbeat_interval = heartbeat_interval
     if without_mailbox:
         conf.worker_enable_remote_control = False
+    if embed_beat:
+        conf.worker_beat = True
+    if conf.worker_beat:
+        app.beat.configured()  # a schedule beat cannot keep stops the worker before it starts
     pool = pool or conf.worker_pool
     app.plugins.pools.get(pool)  # an unknown pool fails here, before the banner
     w = Worker(

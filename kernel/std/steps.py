@@ -1,6 +1,6 @@
 """The worker's own bootsteps (std plugin ``worker``), registered through the same hook as a
-user's: pool, broker, results, consumer, revocations and liveness. Light: the steps are
-imported when a worker starts, never when an App is made."""
+user's: pool, broker, results, consumer, revocations, liveness and beat (``-B``). Light: the
+steps are imported when a worker starts, never when an App is made."""
 
 from __future__ import annotations
 
@@ -16,5 +16,6 @@ def kernel_bootsteps() -> Iterable[BootstepSpec]:
                        ("results", "kernel.worker.steps:ResultsStep"),
                        ("consumer", "kernel.worker.steps:ConsumerStep"),
                        ("revocations", "kernel.worker.revocations:Revocations"),
-                       ("liveness", "kernel.worker.liveness:Liveness")):
+                       ("liveness", "kernel.worker.liveness:Liveness"),
+                       ("beat", "kernel.beat.step:BeatStep")):
         yield BootstepSpec(name, path)

@@ -48,9 +48,15 @@ def test_each_distribution_builds_alike_and_shares_the_root_configuration(path: 
         path.glob("kernel_*/py.typed")), f"{path.name}: ship py.typed in the package"
 
 
+#: root extras that install a third-party package for a kernel feature, not a plugin.
+FEATURE_EXTRAS = {"solar": ["ephem>=4.1"]}
+
+
 def test_root_extras_and_uv_sources_name_every_plugin_and_nothing_else() -> None:
     root = toml(ROOT / "pyproject.toml")
-    extras = {k: v for k, v in root["project"]["optional-dependencies"].items() if k != "test"}
+    declared_extras = root["project"]["optional-dependencies"]
+    assert {k: declared_extras.get(k) for k in FEATURE_EXTRAS} == FEATURE_EXTRAS
+    extras = {k: v for k, v in declared_extras.items() if k != "test" and k not in FEATURE_EXTRAS}
     wanted = {declared(p / "pyproject.toml")["extra"]: [declared(p / "pyproject.toml")["name"]]
               for p in PLUGINS}
     assert extras == wanted, ("the root extras must be exactly one per plugin distribution, "

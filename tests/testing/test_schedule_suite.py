@@ -10,7 +10,7 @@ import pytest
 from kernel.errors import ConfigurationError
 from kernel.interfaces.schedule import EntryState
 from kernel.testing import ScheduleStoreSuite
-from kernel.testing.memory_schedule import MemoryScheduleStore
+from kernel.std.memory.schedule import MemoryScheduleStore
 
 
 class TestMemoryScheduleStore(ScheduleStoreSuite):

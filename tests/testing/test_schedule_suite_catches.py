@@ -17,7 +17,7 @@ BROKEN = textwrap.dedent('''
     import pytest
     from kernel.interfaces.schedule import EntryState, check_due, check_ttl
     from kernel.testing import ScheduleStoreSuite
-    from kernel.testing.memory_schedule import MemoryScheduleStore
+    from kernel.std.memory.schedule import MemoryScheduleStore
 
     class RacyClaim(MemoryScheduleStore):
         """Reads the last due, then writes: two claimants both see the tick as new."""

@@ -10,6 +10,7 @@ from kernel.plugin import (
     ConfigurationError,
     Lazy,
     RateLimitStoreSpec,
+    ScheduleStoreSpec,
     ResultStoreCapabilities,
     ResultStoreSpec,
     TransportCapabilities,
@@ -53,4 +54,11 @@ def kernel_result_stores() -> Iterable[ResultStoreSpec]:
 def kernel_rate_limit_stores() -> Iterable[RateLimitStoreSpec]:
     yield RateLimitStoreSpec(
         "memory", ("memory",), Lazy("kernel.std.memory.ratelimit:MemoryRateLimitStore")
+    )
+
+
+@hookimpl
+def kernel_schedule_stores() -> Iterable[ScheduleStoreSpec]:
+    yield ScheduleStoreSpec(
+        "memory", ("memory",), Lazy("kernel.std.memory.schedule:MemoryScheduleStore")
     )

@@ -1,5 +1,6 @@
-"""The embedded default broker and result store (std plugin ``sqlite``): one SQLite file that
-every process on the host can share. Kept light: the implementation is imported on first use."""
+"""The embedded default broker, result store and schedule store (std plugin ``sqlite``): one
+SQLite file that every process on the host can share. Kept light: the implementation is
+imported on first use."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from kernel.plugin import (
     RateLimitStoreSpec,
     ResultStoreCapabilities,
     ResultStoreSpec,
+    ScheduleStoreSpec,
     TransportCapabilities,
     TransportSpec,
     hookimpl,
@@ -43,4 +45,11 @@ def kernel_result_stores() -> Iterable[ResultStoreSpec]:
 def kernel_rate_limit_stores() -> Iterable[RateLimitStoreSpec]:
     yield RateLimitStoreSpec(
         "sqlite", ("sqlite",), Lazy("kernel.std.sqlite.ratelimit:SqliteRateLimitStore")
+    )
+
+
+@hookimpl
+def kernel_schedule_stores() -> Iterable[ScheduleStoreSpec]:
+    yield ScheduleStoreSpec(
+        "sqlite", ("sqlite",), Lazy("kernel.std.sqlite.schedule:SqliteScheduleStore")
     )

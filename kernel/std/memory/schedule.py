@@ -1,4 +1,4 @@
-"""An in-memory schedule store: the reference `ScheduleStore`, for tests of beat and of the
+"""The ``memory://`` schedule store: the reference `ScheduleStore`, for tests of beat and of the
 schedule-store suite itself.
 
 Stores are process-global by name, so ``MemoryScheduleStore("memory://x")`` opened twice is one
@@ -13,7 +13,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from kernel.errors import ConfigurationError
 from kernel.interfaces.schedule import (
     EntryState,
     Leader,
@@ -22,6 +21,7 @@ from kernel.interfaces.schedule import (
     check_ttl,
 )
 from kernel.specs import Options
+from kernel.std.memory import name_from_url
 
 __all__ = ["MemoryScheduleStore"]
 
@@ -49,13 +49,9 @@ class MemoryScheduleStore(ScheduleStore):
     """``memory://`` or ``memory://name``; no options."""
 
     def __init__(self, url: str = "memory://", options: Options | None = None) -> None:
-        scheme, sep, name = url.partition("://")
-        if not sep or scheme != "memory":
-            raise ConfigurationError(f"{url!r} is not a memory URL; write memory:// or "
-                                     f"memory://name")
         self.url = url
         with _registry_lock:
-            self._schedule = _schedules.setdefault(name.strip("/"), _Schedule())
+            self._schedule = _schedules.setdefault(name_from_url(url), _Schedule())
 
     def __repr__(self) -> str:
         return f"<MemoryScheduleStore {self.url}>"
