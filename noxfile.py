@@ -28,9 +28,10 @@ TEMPLATE = ROOT / "contrib" / "plugin-template"
 @nox.session
 def tests(session: nox.Session) -> None:
     """The kernel's tests: ``nox -s tests -- -k cli`` passes arguments to pytest. kernel-redis
-    is installed too: the worker features are proven on Redis as well as on the std brokers."""
+    is installed too: the worker features are proven on Redis as well as on the std brokers,
+    and the solar extra (ephem), which solar schedules are tested with."""
     # The plugin by path, not as the extra: without uv, pip does not see the workspace.
-    session.install("-e", ".[test]", "-e", "plugins/redis")
+    session.install("-e", ".[test,solar]", "-e", "plugins/redis")
     session.run("pytest", "-n", "auto", *session.posargs)
 
 
@@ -80,7 +81,7 @@ def lint(session: nox.Session) -> None:
 def types(session: nox.Session) -> None:
     """mypy --strict over kernel and the package of every distribution, all installed in one
     venv so each is checked against the others' real types."""
-    session.install("-e", ".[test]", *(arg for p in [*PLUGIN_DIRS, TEMPLATE] for arg in
+    session.install("-e", ".[test,solar]", *(arg for p in [*PLUGIN_DIRS, TEMPLATE] for arg in
                                        ("-e", str(p))))
     packages = [str(pkg.relative_to(ROOT)) for p in [*PLUGIN_DIRS, TEMPLATE]
                 for pkg in sorted(p.glob("kernel_*"))]
