@@ -35,6 +35,10 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
         "transport": ("amqp", "amqps", "pyamqp"),
         "result store": ("rpc",),
     }),
+    Distribution("kernel-memcached", "memcached", "memcached", {
+        "result store": ("cache+memcached", "cache+memcache", "cache+pymemcache",
+                         "cache+pylibmc"),
+    }),
     Distribution("kernel-redis", "redis", "redis", {
         "transport": _REDIS,
         "result store": _REDIS,
