@@ -35,6 +35,13 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
         "transport": ("amqp", "amqps", "pyamqp"),
         "result store": ("rpc",),
     }),
+    Distribution("kernel-couchdb", "couchdb", "couchdb", {
+        "result store": ("couchdb",),
+    }),
+    Distribution("kernel-memcached", "memcached", "memcached", {
+        "result store": ("cache+memcached", "cache+memcache", "cache+pymemcache",
+                         "cache+pylibmc"),
+    }),
     Distribution("kernel-redis", "redis", "redis", {
         "transport": _REDIS,
         "result store": _REDIS,

@@ -133,6 +133,11 @@ class ConnectionFailed(KernelError):
     """A broker or result store cannot be reached."""
 
 
+class ResultTooLarge(KernelError):
+    """A result store refused a record as larger than it can keep (a Memcached value over the
+    server's item size); the worker records the task as FAILURE with this error instead."""
+
+
 class PublishError(KernelError):
     """Tasks sent in an ``app.pipelined()`` block were not published: `task_ids` lists them."""
 

@@ -31,6 +31,10 @@ docs/plugin-authoring.md walks through it. Every hook is documented in `kernel.h
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
 from kernel.errors import (
     ConfigurationError,
     ConnectionFailed,
@@ -40,6 +44,7 @@ from kernel.errors import (
     MessageError,
     MissingCapability,
     PluginError,
+    ResultTooLarge,
 )
 from kernel.hookspecs import hookimpl
 from kernel.interfaces.pool import PoolCapabilities
@@ -100,6 +105,7 @@ __all__ = [
     "OptionReader",
     "Options",
     "PluginError",
+    "ResultTooLarge",
     "PoolCapabilities",
     "PoolSpec",
     "RateLimitStoreSpec",
@@ -115,6 +121,7 @@ __all__ = [
     "group_key",
     "hookimpl",
     "mask_url",
+    "retry_within",
     "parse_duration",
     "task_key",
     "tls_settings",
@@ -123,3 +130,26 @@ __all__ = [
     "url_query",
     "verify_mode",
 ]
+
+
+T = TypeVar("T")
+
+
+def retry_within(timeout: float, attempt: Callable[[], T],
+                 retry_on: tuple[type[BaseException], ...],
+                 failed: Callable[[BaseException], KernelError]) -> T:
+    """`attempt()`, tried again with a backoff (50 ms doubling to 500 ms) while it raises one
+    of `retry_on` and `timeout` seconds have not passed; then `failed(last error)` is raised,
+    chained to it. For a store that MUST give up within ``connection_timeout``: give each
+    attempt a socket timeout well below `timeout`, and retry only what is safe to send twice."""
+    deadline = time.monotonic() + timeout
+    pause = 0.05
+    while True:
+        try:
+            return attempt()
+        except retry_on as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise failed(exc) from exc
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kernel import states
+from kernel.errors import ResultTooLarge
 from kernel.interfaces.middleware import Call, Middleware
 from kernel.std.middleware.callbacks import children
 
@@ -43,5 +44,11 @@ class StoreResults(Middleware):
         if call.app.conf.result_extended:
             extra.update(name=request.name, args=call.args, kwargs=call.kwargs,
                          worker=call.hostname, retries=request.retries, queue=call.queue)
-        call.app.backend.store_result(request.id, call.state, call.value,
-                                      traceback=call.traceback, extra=extra, request=request)
+        try:
+            call.app.backend.store_result(request.id, call.state, call.value,
+                                          traceback=call.traceback, extra=extra,
+                                          request=request)
+        except ResultTooLarge as exc:
+            # The caller learns why instead of waiting for a result that never comes.
+            call.app.backend.store_result(request.id, states.FAILURE, exc, extra=extra,
+                                          request=request)

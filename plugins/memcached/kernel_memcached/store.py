@@ -1,0 +1,277 @@
+"""The Memcached result store, in Celery's cache backend's layout: the kernel hands it keys such
+as ``celery-task-meta-<id>`` and encoded records, and it stores them as Celery's backend does
+(the record's bytes as the item, ``result_expires`` as its time to live), so Celery clients and
+workers on the same servers read kernel's results and the other way round.
+
+Counters are memcached's ``incr``, atomic on the server, so chords count with the contract's
+default `ResultStore.chord_part`. `wait` polls (memcached cannot notify).
+
+Each process has its own connections: a store used in a forked child (a prefork pool) opens
+new ones there and never touches its parent's sockets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from pymemcache.client.base import PooledClient
+from pymemcache.client.hash import HashClient
+from pymemcache.exceptions import MemcacheError, MemcacheServerError, MemcacheUnexpectedCloseError
+
+from kernel.interfaces.results import ResultStore
+from kernel.plugin import (
+    ConfigurationError,
+    ConnectionFailed,
+    OptionReader,
+    Options,
+    ResultTooLarge,
+    mask_url,
+    retry_within,
+)
+from kernel_memcached.plugin import RESULT_STORE_CAPABILITIES
+
+T = TypeVar("T")
+
+DEFAULT_PORT = 11211
+
+#: memcached reads an expiry over 30 days as an absolute Unix time.
+MAX_RELATIVE_EXPIRY = 30 * 24 * 3600
+
+#: memcached's own limit on a key, in bytes; keys must not hold spaces or control characters.
+MAX_KEY = 250
+
+#: what marks a key stored under its digest (one too long or with characters memcached refuses);
+#: a key that itself starts so is stored under its digest too, so no two keys meet.
+DIGEST_PREFIX = b"kernel-sha256:"
+
+#: what an item needs besides key and value (memcached's item header and suffix, rounded up).
+ITEM_OVERHEAD = 64
+
+#: errors of a connection that was never used: nothing was sent, so a retry cannot double a
+#: write. (Once a request is out, a lost reply leaves an incr's effect unknown.)
+NOT_SENT = (ConnectionRefusedError, BrokenPipeError)
+
+#: errors of a server that went away or does not answer.
+UNREACHABLE = (OSError, MemcacheUnexpectedCloseError)
+
+
+def parse_servers(url: str) -> list[tuple[str, int]]:
+    """The servers of ``cache+memcached://host[:port][;host[:port]...]/`` (Celery's form)."""
+    _, sep, rest = url.partition("://")
+    servers = []
+    for part in filter(None, rest.rstrip("/").split(";")):
+        if part.startswith("["):  # [IPv6]:port or [IPv6]
+            host, _, port = part[1:].partition("]")
+            port = port.lstrip(":")
+        elif part.count(":") == 1:
+            host, port = part.split(":")
+        else:
+            host, port = part, ""
+        try:
+            servers.append((host or "127.0.0.1", int(port or DEFAULT_PORT)))
+        except ValueError:
+            servers = []
+            break
+    if not sep or not servers:
+        raise ConfigurationError(
+            f"{mask_url(url)!r} names no Memcached server; write cache+memcached://host:port/ "
+            f"or, for several, cache+memcached://host1:port;host2:port/")
+    return servers
+
+
+def item_key(key: str) -> bytes:
+    """The memcached key for `key`: the key itself where memcached takes it (Celery's keys are
+    kept as they are), else a digest of it."""
+    raw = key.encode()
+    if len(raw) <= MAX_KEY and raw.isascii() and all(32 < c < 127 for c in raw) and \
+            not raw.startswith(DIGEST_PREFIX):
+        return raw
+    return DIGEST_PREFIX + hashlib.sha256(raw).hexdigest().encode()
+
+
+def exptime(expires: float | None) -> int:
+    """memcached's exptime for `expires` seconds from now (0: never). Its clock ticks in whole
+    seconds, so one is added: a record MUST NOT disappear before its expiry."""
+    if expires is None:
+        return 0
+    seconds = max(1, math.ceil(expires)) + 1
+    return seconds if seconds <= MAX_RELATIVE_EXPIRY else int(time.time()) + seconds
+
+
+class MemcachedStore(ResultStore):
+    """``cache+memcached://host[:port][;host[:port]...]/``; several servers share the keys by
+    hash (pymemcache's HashClient), as Celery's backend does.
+
+    Options (``result_backend_options``, or Celery's ``cache_backend_options``):
+    ``connect_timeout`` and ``timeout`` (seconds, each at most a quarter of
+    ``connection_timeout``), ``max_pool_size`` (connections per server and process; unbounded:
+    one per thread that uses the store at once), ``no_delay`` (TCP_NODELAY, on).
+    ``connection_timeout`` (4 s, the app's ``broker_connection_timeout``) is the most a call
+    spends on an unreachable server before `ConnectionFailed`.
+    """
+
+    capabilities = RESULT_STORE_CAPABILITIES
+
+    def __init__(self, url: str, options: Options | None = None) -> None:
+        self.url = url
+        options = {**dict((options or {}).get("cache_backend_options") or {}),
+                   **{k: v for k, v in (options or {}).items() if k != "cache_backend_options"}}
+        reader = OptionReader(options, "Memcached result store")
+        self.servers = parse_servers(url)
+        self.connection_timeout = reader.number("connection_timeout", 4.0, positive=True)
+        attempt = self.connection_timeout / 4
+        self._client_options: dict[str, Any] = {
+            "connect_timeout": min(reader.number("connect_timeout", attempt, positive=True),
+                                   attempt),
+            "timeout": min(reader.number("timeout", attempt, positive=True), attempt),
+            "no_delay": reader.boolean("no_delay", True),
+        }
+        pool = options.get("max_pool_size")
+        self._max_pool_size = None if pool is None else reader.integer("max_pool_size", 0,
+                                                                       minimum=1)
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._client: PooledClient | HashClient | None = None
+        self._item_size_max: int | None = None
+
+    def __repr__(self) -> str:
+        return f"<MemcachedStore {mask_url(self.url)}>"
+
+    # ------------------------------------------------------------------ connections
+
+    def _connection(self) -> PooledClient | HashClient:
+        """This process's client; a forked child opens its own (its parent's sockets are left
+        alone: closing them here would not end the parent's use of them, writing would mix)."""
+        with self._lock:
+            if self._client is None or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._item_size_max = None
+                if len(self.servers) == 1:
+                    self._client = PooledClient(self.servers[0], max_pool_size=self._max_pool_size,
+                                                **self._client_options)
+                else:
+                    self._client = HashClient(self.servers, use_pooling=True,
+                                              max_pool_size=self._max_pool_size,
+                                              retry_attempts=1, dead_timeout=1,
+                                              **self._client_options)
+            return self._client
+
+    def _call(self, operation: Callable[[PooledClient | HashClient], T], *,
+              resend: bool = True) -> T:
+        """`operation` on this process's client, tried again while the server cannot be reached
+        and `connection_timeout` allows; `resend`: safe to send twice (everything but incr,
+        which is tried again only when nothing was sent)."""
+        retry_on = UNREACHABLE if resend else NOT_SENT
+
+        def failed(exc: BaseException) -> ConnectionFailed:
+            return ConnectionFailed(
+                f"cannot reach Memcached at {mask_url(self.url)} within "
+                f"{self.connection_timeout:g} s ({type(exc).__name__}: {exc}); check the server "
+                f"is up and the URL is right, or allow longer (broker_connection_timeout)")
+
+        try:
+            return retry_within(self.connection_timeout, lambda: operation(self._connection()),
+                                retry_on, failed)
+        except UNREACHABLE as exc:  # not retried: an incr whose reply was lost
+            raise ConnectionFailed(
+                f"lost the connection to Memcached at {mask_url(self.url)} while counting "
+                f"({type(exc).__name__}: {exc}); whether the count was made is unknown, check "
+                f"the server (a worker retries the task)") from exc
+
+    def _limit(self) -> int:
+        """The largest item the server takes (``item_size_max``, 1 MiB unless ``-I``)."""
+        if self._item_size_max is None:
+            def read(client: PooledClient | HashClient) -> int:
+                # several servers: the smallest one's limit
+                each = client.clients.values() if isinstance(client, HashClient) else [client]
+                return min(int(c.stats("settings").get(b"item_size_max", 1024 * 1024))
+                           for c in each)
+            self._item_size_max = self._call(read)
+        return self._item_size_max
+
+    # ------------------------------------------------------------------ the contract
+
+    def set(self, items: Sequence[tuple[str, bytes]], expires: float | None) -> None:
+        self._store(items, expires, add=False)
+
+    def add(self, items: Sequence[tuple[str, bytes]], expires: float | None) -> None:
+        self._store(items, expires, add=True)
+
+    def _store(self, items: Sequence[tuple[str, bytes]], expires: float | None,
+               add: bool) -> None:
+        if not items:
+            return
+        limit = self._limit() - ITEM_OVERHEAD
+        fitting = {item_key(k): v for k, v in items if len(k) + len(v) <= limit}
+        too_large = [(k, len(v)) for k, v in items if len(k) + len(v) > limit]
+        ttl = exptime(expires)
+        if fitting:
+            try:
+                if add:  # memcached's add: stored only where the key holds nothing
+                    self._call(lambda c: [c.add(k, v, ttl, noreply=False)
+                                          for k, v in fitting.items()])
+                else:
+                    self._call(lambda c: c.set_many(fitting, ttl, noreply=False))
+            except MemcacheServerError as exc:
+                if "too large" not in str(exc):
+                    raise self._refused(exc) from exc
+                too_large.append((", ".join(k.decode() for k in fitting), -1))
+        if too_large:
+            key, size = too_large[0]
+            shown = f"{size} bytes" if size >= 0 else "over the limit"
+            raise ResultTooLarge(
+                f"the result stored under {key!r} is {shown}, more than Memcached at "
+                f"{mask_url(self.url)} keeps in one item ({limit + ITEM_OVERHEAD} bytes); return "
+                f"less from the task, or start memcached with a larger item size (-I)")
+
+    def _refused(self, exc: MemcacheError) -> ConnectionFailed:
+        return ConnectionFailed(f"Memcached at {mask_url(self.url)} refused the request "
+                                f"({type(exc).__name__}: {exc}); check the server's log")
+
+    def get(self, key: str) -> bytes | None:
+        value = self._call(lambda c: c.get(item_key(key)))
+        return None if value is None else bytes(value)
+
+    def delete(self, keys: Sequence[str]) -> None:
+        if keys:
+            self._call(lambda c: c.delete_many([item_key(k) for k in keys], noreply=False))
+
+    def incr(self, key: str, amount: int = 1, expires: float | None = None) -> int:
+        """memcached's incr (decr for a negative amount), both atomic on the server; a missing
+        counter is created with ``add``, so two processes starting it count both. A counter
+        never goes below 0 (memcached's decr stops there)."""
+        raw, ttl = item_key(key), exptime(expires)
+
+        def count(client: PooledClient | HashClient) -> int:
+            while True:
+                if amount >= 0:
+                    value = client.incr(raw, amount, noreply=False)
+                else:
+                    value = client.decr(raw, -amount, noreply=False)
+                if value is not None:
+                    if expires is not None:
+                        client.touch(raw, ttl, noreply=False)
+                    return int(value)
+                if client.add(raw, b"%d" % max(amount, 0), ttl, noreply=False):
+                    return max(amount, 0)
+                # another process created it between our incr and add: count on it
+
+        try:
+            return self._call(count, resend=False)
+        except MemcacheError as exc:
+            raise self._refused(exc) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None and self._pid == os.getpid():
+            client.close()
+
+
+__all__ = ["MemcachedStore", "exptime", "item_key", "parse_servers"]
