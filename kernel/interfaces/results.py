@@ -143,5 +143,13 @@ class ResultStore(ABC):
             time.sleep(delay)
             delay = min(delay * 1.5, 0.2)
 
+    def cleanup(self) -> int:
+        """Delete every record past its expiry now; how many were. A store whose server
+        expires records by itself (a time to live: Redis, Memcached) has nothing to do, the
+        default; one that keeps expired records until it sweeps them (reads MUST skip them
+        meanwhile) MUST delete them here: what ``kernel results cleanup`` runs (Celery's
+        ``celery.backend_cleanup``)."""
+        return 0
+
     def close(self) -> None:  # noqa: B027
         """Release connections. Safe to call twice."""

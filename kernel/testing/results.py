@@ -155,6 +155,17 @@ class ResultStoreSuite:
         assert store.get(key + "-forever") == b"long", \
             "a value stored without expiry must stay"
 
+    def test_cleanup_deletes_only_expired_records(self, store: ResultStore, key: str) -> None:
+        store.set([(key + "-forever", b"long")], None)
+        store.set([(key, b"short")], 0.2)
+        wait_for(lambda: store.get(key) is None, 0.2 + self.expiry_grace,
+                 "an expired value to read as None")
+        removed = store.cleanup()
+        assert isinstance(removed, int) and removed >= 0, \
+            "cleanup must return how many records it deleted"
+        assert store.get(key) is None, "an expired record must stay gone after cleanup"
+        assert store.get(key + "-forever") == b"long", "cleanup must keep live records"
+
     # ------------------------------------------------------------------ counters
 
     def test_incr(self, store: ResultStore, key: str) -> None:

@@ -90,6 +90,10 @@ class SqliteResultStore(ResultStore):
                 conn.execute(SWEEP, (now,))
         self._db.notifier("results").notify()
 
+    def cleanup(self) -> int:
+        with self._db.write() as conn:
+            return conn.execute(SWEEP, (time.time(),)).rowcount
+
     def get(self, key: str) -> bytes | None:
         with self._db.read() as conn:
             row = conn.execute(GET, (key, time.time())).fetchone()
