@@ -16,7 +16,8 @@ from kernel.cli.root import CliState, cli
 from kernel.cli.tasks import call, purge, result, results
 from kernel.cli.worker import worker
 
-for _command in (worker, beat, call, result, results, purge, dlq, events, inspect, control, plugins, demo):
+for _command in (worker, beat, call, result, results, purge, dlq, events, inspect, control,
+                 plugins, demo):
     cli.add_command(_command)
 
 __all__ = ["CliState", "cli", "main"]
