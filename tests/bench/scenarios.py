@@ -85,10 +85,12 @@ class Bench:
         for system in self._turns():
             self.enqueue(system)
         # Events on and off in the same turn, one after the other: the ratio of the two
-        # is the row's point, and the machine's load drifts.
+        # is the row's point, and the machine's load drifts. Which goes first alternates
+        # from turn to turn: the second of two drains meets the broker the first one left
+        # (RabbitMQ still settling its acks), which must not weigh on one side only.
         for modes in (("one", "events"), ("two",)):
-            for system in self._turns():
-                for mode in modes:
+            for turn, system in enumerate(self._turns()):
+                for mode in modes if turn % 2 == 0 else modes[::-1]:
                     if mode in system.modes:
                         self.drain(system, mode)
         for system in self._turns():
