@@ -43,7 +43,7 @@ def test_a_flush_sends_messages_of_even_size() -> None:
         sizes.append(len(json.loads(envelope.body)) if key == "task.multi" else 1)
         real(exchange, key, envelope)
 
-    app.transport.broadcast = counted  # type: ignore[method-assign]
+    app.transport.broadcast = counted  # type: ignore[method-assign, assignment]
     try:
         events = app.events
         events._start = lambda: None  # type: ignore[method-assign]  # no flusher: flush here
