@@ -95,7 +95,7 @@ def prepare_chord(app: App, header: group, body: Signature) -> None:
             f"(rpc://) and cannot count: use a redis://, sqlite:// or database result backend")
     gid = str(header.options["task_id"])
     members = header.flat()
-    if caps.atomic_counter:
+    if caps.atomic_counter and not caps.chord_unlock:
         key = group_key(gid)
         store.delete([key + ".c"])  # a finished chord's claim, should the id come back
         store.set([(key + ".s", str(len(members)).encode())], app.conf.result_expires)

@@ -41,6 +41,7 @@ from kernel.errors import (
     MissingCapability,
     PluginError,
 )
+from kernel.fields import GroupFields, RecordFields, TaskFields, key_kind
 from kernel.hookspecs import hookimpl
 from kernel.interfaces.pool import PoolCapabilities
 from kernel.interfaces.results import ResultStoreCapabilities
@@ -92,6 +93,7 @@ __all__ = [
     "ContentDisallowed",
     "DecodeError",
     "Envelope",
+    "GroupFields",
     "KernelError",
     "Lazy",
     "MessageError",
@@ -102,6 +104,7 @@ __all__ = [
     "PluginError",
     "PoolCapabilities",
     "PoolSpec",
+    "RecordFields",
     "RateLimitStoreSpec",
     "ResultStoreCapabilities",
     "ResultStoreSpec",
@@ -110,10 +113,12 @@ __all__ = [
     "SettingSpec",
     "SignerSpec",
     "TransportCapabilities",
+    "TaskFields",
     "TransportSpec",
     "clamp_priority",
     "group_key",
     "hookimpl",
+    "key_kind",
     "mask_url",
     "parse_duration",
     "task_key",

@@ -24,6 +24,10 @@ class ResultStoreCapabilities:
     persistent: bool = True
     #: several processes can share the store.
     multi_process: bool = True
+    #: Celery's backend for this store runs chords with ``celery.chord_unlock`` (SQL, MongoDB):
+    #: clients send that task for every chord, even where `incr` could count, and workers do
+    #: not count, so a chord runs on Celery and kernel workers alike.
+    chord_unlock: bool = False
 
 
 class ResultStore(ABC):
