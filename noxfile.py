@@ -54,9 +54,18 @@ def plugins(session: nox.Session) -> None:
         session.notify(f"plugin-{path.name}", posargs=session.posargs)
 
 
+def _tested_with(path: Path) -> list[str]:
+    """The sibling plugins a plugin's tests need (``[tool.kernel] test-with``), e.g. the broker
+    of its interop tests."""
+    text = (path / "pyproject.toml").read_text()
+    found = re.search(r"^test-with\s*=\s*\[([^\]]*)\]", text, re.MULTILINE)
+    names = re.findall(r'"([^"]+)"', found.group(1)) if found else []
+    return [arg for name in names for arg in ("-e", str(ROOT / "plugins" / name))]
+
+
 def _define_plugin_session(name: str, path: Path) -> None:
     def plugin(session: nox.Session) -> None:
-        session.install("-e", ".[test]")
+        session.install("-e", ".[test]", *_tested_with(path))
         session.install("-e", f"{path}[test]")
         session.chdir(path)
         session.run("pytest", *session.posargs)

@@ -100,9 +100,10 @@ def prepare_chord(app: App, header: group, body: Signature) -> None:
         store.delete([key + ".c"])  # a finished chord's claim, should the id come back
         store.set([(key + ".s", str(len(members)).encode())], app.conf.result_expires)
         return
+    # Sent at once, not delayed at the broker: a kernel transport's delayed message waits for
+    # a kernel consumer, and the chord may run on Celery workers alone. It retries itself.
     app.send_task("celery.chord_unlock", [gid, body],
                   {"result": [member.freeze().as_tuple() for member in members]},
-                  countdown=app.conf.result_chord_retry_interval,
                   queue=body.options.get("queue"))
 
 
