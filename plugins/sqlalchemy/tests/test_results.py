@@ -1,0 +1,220 @@
+"""The store beyond the suite: records in Celery's columns, expiry and the cleanup, table
+settings, errors as sentences, reconnecting and forking; on each database."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+import uuid
+from collections.abc import Callable
+
+import pytest
+import sqlalchemy as sa
+
+from kernel import App
+from kernel.plugin import ConfigurationError, ConnectionFailed, DecodeError, group_key, task_key
+from kernel_sqlalchemy.connection import sqlalchemy_url
+from kernel_sqlalchemy.results import SqlResultStore
+
+pytestmark = pytest.mark.integration
+
+Make = Callable[..., SqlResultStore]
+
+
+def _engine(url: str) -> sa.Engine:
+    return sa.create_engine(sqlalchemy_url(url))
+
+
+def _row(url: str, task_id: str, table: str = "celery_taskmeta") -> dict[str, object] | None:
+    engine = _engine(url)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(sa.text(f"SELECT * FROM {table} WHERE task_id = :id"),
+                               {"id": task_id}).mappings().first()
+            return None if row is None else dict(row)
+    finally:
+        engine.dispose()
+
+
+def test_a_record_lands_in_celerys_columns_and_reads_back(db_url: str, make_store: Make) -> None:
+    app = App("t", broker="memory://", results=db_url, config={"result_extended": True})
+    try:
+        task_id = uuid.uuid4().hex
+        record = app.backend.record(task_id, "SUCCESS", {"total": 3}, extra={
+            "children": [[[uuid.uuid4().hex, None], None]], "name": "proj.add",
+            "args": [1, 2], "kwargs": {"z": 0}, "worker": "w1@host", "retries": 0,
+            "queue": "celery"})
+        app.backend.store_many([record])
+        row = _row(db_url, task_id)
+        assert row is not None and row["status"] == "SUCCESS"
+        assert bytes(row["result"]) == b'{"total": 3}' or b'"total"' in bytes(row["result"]), \
+            "the result column holds the result serializer's bytes, as Celery writes it"
+        assert row["name"] == "proj.add" and row["worker"] == "w1@host"
+        meta = app.backend.get_meta(task_id)
+        assert meta is not None
+        for field in ("status", "result", "children", "name", "args", "kwargs", "worker",
+                      "retries", "queue", "task_id"):
+            assert meta[field] == record[field], field
+        assert meta["date_done"][:19] == record["date_done"][:19]
+    finally:
+        app.close()
+
+
+def test_a_failure_and_a_pending_record(db_url: str) -> None:
+    app = App("t", broker="memory://", results=db_url)
+    try:
+        task_id = uuid.uuid4().hex
+        app.backend.store_sent([task_id])
+        assert app.AsyncResult(task_id).state == "PENDING"
+        app.backend.store_result(task_id, "FAILURE", KeyError("k"), traceback="Traceback: k")
+        app.backend.store_sent([task_id])  # a late PENDING never lands on the result
+        result = app.AsyncResult(task_id)
+        assert result.state == "FAILURE" and result.traceback == "Traceback: k"
+        with pytest.raises(KeyError):
+            result.get(timeout=1)
+        result.forget()
+        assert _row(db_url, task_id) is None
+    finally:
+        app.close()
+
+
+def test_saved_groups_live_in_the_group_table(db_url: str) -> None:
+    app = App("t", broker="memory://", results=db_url)
+    try:
+        group_id = uuid.uuid4().hex
+        tuples = [[[group_id, None], [[[uuid.uuid4().hex, None], None]]]]
+        app.backend.save_group(group_id, {"result": tuples[0]})
+        assert app.backend.restore_group(group_id) == {"result": tuples[0]}
+        engine = _engine(db_url)
+        with engine.connect() as conn:
+            count = conn.execute(sa.text("SELECT count(*) FROM celery_tasksetmeta WHERE "
+                                         "taskset_id = :g"), {"g": group_id}).scalar()
+        engine.dispose()
+        assert count == 1
+        app.backend.delete_group(group_id)
+        assert app.backend.restore_group(group_id) is None
+    finally:
+        app.close()
+
+
+def test_rows_expire_after_result_expires_and_the_cleanup_deletes_them(
+        db_url: str, make_store: Make) -> None:
+    store = make_store(db_url, result_expires=1.0)
+    backend = App("t", broker="memory://").backend
+    task_id, group_id, key = uuid.uuid4().hex, uuid.uuid4().hex, f"k-{uuid.uuid4().hex}"
+    store.set([(task_key(task_id), backend.encode(backend.record(task_id, "SUCCESS", 1))),
+               (group_key(group_id), backend.codec.serializer("json").dumps(
+                   {"result": [[group_id, None], []]})),
+               (key, b"v")], 1.0)
+    assert store.get(task_key(task_id)) is not None
+    time.sleep(2.2)
+    assert store.get(task_key(task_id)) is None, "a row older than result_expires must not read"
+    assert store.get(group_key(group_id)) is None and store.get(key) is None
+    assert _row(db_url, task_id) is not None, "expired rows stay until the cleanup"
+    deleted = store.cleanup()
+    assert deleted["task"] >= 1 and deleted["group"] >= 1 and deleted["kv"] >= 1
+    assert _row(db_url, task_id) is None
+
+
+def test_table_names_and_creating_them_on_first_use(db_url: str, make_store: Make) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    names = {"task": f"t_{suffix}", "group": f"g_{suffix}", "kv": f"kv_{suffix}"}
+    store = make_store(db_url, database_table_names=names,
+                       database_create_tables_at_setup=False)
+    engine = _engine(db_url)
+    try:
+        assert not sa.inspect(engine).has_table(names["task"]), \
+            "database_create_tables_at_setup=False: nothing is created at setup"
+        store.set([("k", b"v")], None)
+        inspector = sa.inspect(engine)
+        assert all(inspector.has_table(n) for n in names.values())
+        with engine.begin() as conn:
+            for name in names.values():
+                conn.execute(sa.text(f"DROP TABLE {name}"))
+    finally:
+        engine.dispose()
+
+
+def test_a_row_that_does_not_decode_is_a_decode_error(db_url: str, make_store: Make) -> None:
+    store = make_store(db_url)
+    task_id = uuid.uuid4().hex
+    engine = _engine(db_url)
+    with engine.begin() as conn:  # through Celery's table definition (its id sequence)
+        conn.execute(store._task.insert().values(task_id=task_id, status="SUCCESS",
+                                                 result=b"\x80\x04not json"))
+    engine.dispose()
+    with pytest.raises(DecodeError, match="result serializer 'json'.*check result_serializer"):
+        store.get(task_key(task_id))
+    store.delete([task_key(task_id)])
+
+
+def test_a_value_that_is_not_a_record_is_refused(db_url: str, make_store: Make) -> None:
+    with pytest.raises(DecodeError, match="does not decode"):
+        make_store(db_url).set([(task_key(uuid.uuid4().hex), b"opaque")], None)
+
+
+def test_unreachable_server(make_store: Make) -> None:
+    start = time.monotonic()
+    with pytest.raises(ConnectionFailed) as caught:
+        make_store("db+postgresql+psycopg://kernel:s3cret@127.0.0.1:1/db",
+                   broker_connection_timeout=2)
+    message = str(caught.value)
+    assert "cannot reach the result database" in message and "s3cret" not in message
+    assert "\n" not in message and time.monotonic() - start < 15
+
+
+def test_wrong_credentials(mysql_url: str, make_store: Make) -> None:
+    url = mysql_url.replace("root@", "root:wrong-pass@")
+    with pytest.raises(ConfigurationError, match="refused the credentials") as caught:
+        make_store(url)
+    assert "wrong-pass" not in str(caught.value)
+
+
+def test_missing_database(pg_url: str, make_store: Make) -> None:
+    url = pg_url.rsplit("/", 1)[0] + "/no_such_database_here"
+    with pytest.raises(ConfigurationError, match="does not exist.*CREATE DATABASE"):
+        make_store(url)
+
+
+def test_urls_and_repr(pg_url: str, make_store: Make) -> None:
+    store = make_store(pg_url.replace("postgres@", "postgres:hidden@"))
+    assert "hidden" not in repr(store) and "**" in repr(store)
+    with pytest.raises(ConfigurationError, match="in-memory SQLite"):
+        make_store("db+sqlite://")
+    assert sqlalchemy_url("db+postgresql://u@h/d").get_driver_name() in ("psycopg2", "psycopg")
+
+
+def test_reconnects_after_the_server_closed_its_connections(pg_url: str,
+                                                            make_store: Make) -> None:
+    name = f"kernel-test-{uuid.uuid4().hex[:12]}"  # to find this store's connections alone
+    store = make_store(pg_url, worker_concurrency=2, database_engine_options={
+        "connect_args": {"application_name": name, "connect_timeout": 3}})
+    store.set([("before", b"1")], 5)
+    admin = _engine(pg_url)
+    with admin.begin() as conn:  # what a server restart does to every connection it had
+        killed = conn.execute(sa.text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = :name"), {"name": name}).scalar()
+    admin.dispose()
+    assert killed and killed >= 1
+    store.set([("after", b"2")], 5)
+    assert store.get("before") == b"1" and store.incr(f"c-{uuid.uuid4().hex}") == 1
+
+
+def _child(store: SqlResultStore, key: str) -> None:
+    store.set([(key, str(os.getpid()).encode())], 30)
+    os._exit(0 if store.get(key) == str(os.getpid()).encode() else 1)
+
+
+def test_a_forked_child_uses_its_own_connections(db_url: str, make_store: Make) -> None:
+    store = make_store(db_url)
+    store.set([("parent", b"p")], 30)
+    parent_engine = store._connect()
+    process = multiprocessing.get_context("fork").Process(
+        target=_child, args=(store, f"child-{uuid.uuid4().hex}"))
+    process.start()
+    process.join(30)
+    assert process.exitcode == 0, "the child stored and read through an engine of its own"
+    assert store._connect() is parent_engine and store.get("parent") == b"p", \
+        "the parent's connections survived the child"
