@@ -147,5 +147,13 @@ class ResultStore(ABC):
             time.sleep(delay)
             delay = min(delay * 1.5, 0.2)
 
+    def cleanup(self) -> dict[str, int]:
+        """Delete the records that have expired, where the store keeps them until something
+        deletes them (a SQL table has no TTL); return how many, by what they were (``task``,
+        ``group``, ...). ``kernel results cleanup`` and Celery's ``celery.backend_cleanup``
+        task call it. Reads MUST ignore expired records whether or not this ran. The default,
+        for stores that expire records themselves, deletes nothing and returns ``{}``."""
+        return {}
+
     def close(self) -> None:  # noqa: B027
         """Release connections. Safe to call twice."""
