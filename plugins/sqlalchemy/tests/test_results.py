@@ -8,11 +8,14 @@ import os
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 
 from kernel import App
+from kernel.cli import cli
 from kernel.plugin import ConfigurationError, ConnectionFailed, DecodeError, group_key, task_key
 from kernel_sqlalchemy.connection import sqlalchemy_url
 from kernel_sqlalchemy.results import SqlResultStore
@@ -218,3 +221,21 @@ def test_a_forked_child_uses_its_own_connections(db_url: str, make_store: Make) 
     assert process.exitcode == 0, "the child stored and read through an engine of its own"
     assert store._connect() is parent_engine and store.get("parent") == b"p", \
         "the parent's connections survived the child"
+
+
+def test_kernel_results_cleanup(db_url: str, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    module = f"cleanup_app_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{module}.py").write_text(
+        f"from kernel import App\napp = App('c', broker='memory://', results={db_url!r}, "
+        f"config={{'result_expires': 0.5}})\n")
+    monkeypatch.chdir(tmp_path)
+    app = App("t", broker="memory://", results=db_url)
+    task_id = uuid.uuid4().hex
+    app.backend.store_result(task_id, "SUCCESS", 1)
+    app.close()
+    time.sleep(1.2)
+    result = CliRunner().invoke(cli, ["results", "cleanup", "-A", module])
+    assert result.exit_code == 0, result.output
+    assert "deleted expired records:" in result.output and " task" in result.output
+    assert _row(db_url, task_id) is None
