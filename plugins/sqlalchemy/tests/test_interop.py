@@ -1,6 +1,6 @@
-"""Celery 5 and kernel on one PostgreSQL database (Redis carries the tasks): a Celery worker's
-rows in celery_taskmeta read through kernel's AsyncResult and a kernel worker's through
-Celery's, saved groups both ways, and chords (``celery.chord_unlock``) in both directions."""
+"""Celery 5 and kernel on one database, PostgreSQL and MariaDB (Redis carries the tasks): a
+Celery worker's rows in celery_taskmeta read through kernel's AsyncResult and a kernel worker's
+through Celery's, saved groups both ways, and chords (``celery.chord_unlock``) both ways."""
 
 from __future__ import annotations
 
@@ -19,11 +19,10 @@ from kernel.testing.workers import CeleryWorkerProcess, running_worker
 
 from conftest import REDIS_URL
 
-if os.environ.get("CI"):
-    import celery
-    import celery.result
-else:
-    celery = pytest.importorskip("celery", reason="interop tests need celery[sqlalchemy]")
+if not os.environ.get("CI"):  # under CI a missing Celery is a failure, not a skip
+    pytest.importorskip("celery", reason="interop tests need celery[sqlalchemy]")
+import celery  # noqa: E402
+import celery.result  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -36,6 +35,13 @@ def broker() -> str:
         unavailable(f"Redis (the interop tests' broker) is not reachable at {REDIS_URL} ({exc}); "
                     f"start redis-server or set KERNEL_REDIS_TEST_URL")
     return REDIS_URL
+
+
+@pytest.fixture(params=["postgresql", "mysql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database both sides keep results in."""
+    return str(request.getfixturevalue("pg_url" if request.param == "postgresql"
+                                       else "mysql_url"))
 
 
 @pytest.fixture
@@ -73,16 +79,16 @@ CELERY_TASKS = textwrap.dedent("""
 
 
 @pytest.fixture
-def celery_on_queue(broker: str, pg_url: str, queue: str,
+def celery_on_queue(broker: str, backend: str, queue: str,
                     celery_worker: Callable[[str, str, str], CeleryWorkerProcess]
                     ) -> CeleryWorkerProcess:
-    return celery_worker("ctasks", CELERY_TASKS.format(broker=broker, backend=pg_url,
+    return celery_worker("ctasks", CELERY_TASKS.format(broker=broker, backend=backend,
                                                        queue=queue), queue)
 
 
 @pytest.fixture
-def kernel_worker(broker: str, pg_url: str, queue: str) -> Iterator[App]:
-    kapp = App("kernel-side", broker=broker, results=pg_url,
+def kernel_worker(broker: str, backend: str, queue: str) -> Iterator[App]:
+    kapp = App("kernel-side", broker=broker, results=backend,
                config={"task_default_queue": queue, "result_extended": True,
                        "result_chord_retry_interval": 0.2})
 
@@ -104,8 +110,8 @@ def kernel_worker(broker: str, pg_url: str, queue: str) -> Iterator[App]:
 
 
 def test_a_celery_workers_results_read_through_kernel(
-        broker: str, pg_url: str, queue: str, celery_on_queue: CeleryWorkerProcess) -> None:
-    kapp = App("kernel-client", broker=broker, results=pg_url,
+        broker: str, backend: str, queue: str, celery_on_queue: CeleryWorkerProcess) -> None:
+    kapp = App("kernel-client", broker=broker, results=backend,
                config={"task_default_queue": queue})
     try:
         result = kapp.send_task("interop.add", (2, 3))
@@ -126,8 +132,8 @@ def test_a_celery_workers_results_read_through_kernel(
 
 
 def test_a_kernel_workers_results_read_through_celery(
-        broker: str, pg_url: str, queue: str, kernel_worker: App) -> None:
-    capp = _celery_app(broker, pg_url, queue)
+        broker: str, backend: str, queue: str, kernel_worker: App) -> None:
+    capp = _celery_app(broker, backend, queue)
     try:
         result = capp.send_task("interop.add", (4, 5))
         assert result.get(timeout=30) == 9
@@ -146,9 +152,9 @@ def test_a_kernel_workers_results_read_through_celery(
         capp.close()
 
 
-def test_saved_groups_read_both_ways(broker: str, pg_url: str, queue: str) -> None:
-    kapp = App("kernel-client", broker=broker, results=pg_url)
-    capp = _celery_app(broker, pg_url, queue)
+def test_saved_groups_read_both_ways(broker: str, backend: str, queue: str) -> None:
+    kapp = App("kernel-client", broker=broker, results=backend)
+    capp = _celery_app(broker, backend, queue)
     try:
         ids = [uuid.uuid4().hex for _ in range(3)]
         mine = GroupResult(uuid.uuid4().hex, [kapp.AsyncResult(i) for i in ids], app=kapp)
@@ -167,9 +173,9 @@ def test_saved_groups_read_both_ways(broker: str, pg_url: str, queue: str) -> No
         capp.close()
 
 
-def test_a_celery_chord_runs_on_kernel_workers(broker: str, pg_url: str, queue: str,
+def test_a_celery_chord_runs_on_kernel_workers(broker: str, backend: str, queue: str,
                                                kernel_worker: App) -> None:
-    capp = _celery_app(broker, pg_url, queue)
+    capp = _celery_app(broker, backend, queue)
     try:
         add, tsum = capp.signature("interop.add"), capp.signature("interop.tsum")
         result = celery.chord([add.clone((i, i)) for i in range(6)], tsum).apply_async()
@@ -179,9 +185,9 @@ def test_a_celery_chord_runs_on_kernel_workers(broker: str, pg_url: str, queue: 
         capp.close()
 
 
-def test_a_kernel_chord_runs_on_a_celery_worker(broker: str, pg_url: str, queue: str,
+def test_a_kernel_chord_runs_on_a_celery_worker(broker: str, backend: str, queue: str,
                                                 celery_on_queue: CeleryWorkerProcess) -> None:
-    kapp = App("kernel-client", broker=broker, results=pg_url,
+    kapp = App("kernel-client", broker=broker, results=backend,
                config={"task_default_queue": queue, "result_chord_retry_interval": 0.2})
 
     def sig(name: str, *args: Any) -> Signature:
