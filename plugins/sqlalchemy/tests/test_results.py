@@ -239,3 +239,25 @@ def test_kernel_results_cleanup(db_url: str, tmp_path: Path,
     assert result.exit_code == 0, result.output
     assert "deleted expired records:" in result.output and " task" in result.output
     assert _row(db_url, task_id) is None
+
+
+def test_tables_in_a_schema_of_their_own(pg_url: str, make_store: Make) -> None:
+    schema = f"s_{uuid.uuid4().hex[:8]}"
+    engine = _engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    try:
+        store = make_store(pg_url, database_table_schemas={
+            "task": schema, "group": schema, "kv": schema})
+        task_id = uuid.uuid4().hex
+        app = App("t", broker="memory://")
+        store.set([(task_key(task_id), app.backend.encode(
+            app.backend.record(task_id, "SUCCESS", 7)))], None)
+        assert store.get(task_key(task_id)) is not None
+        assert _row(pg_url, task_id, f"{schema}.celery_taskmeta") is not None
+        assert _row(pg_url, task_id) is None, "nothing was written to the default schema"
+        store.close()
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
