@@ -181,21 +181,40 @@ class SqlResultStore(ResultStore):
             return self._engine
 
     def _run(self, doing: str, work: Callable[[Connection], T], retry: bool = True) -> T:
-        """`work` in one transaction; a connection the server closed under it (a restart) is
-        replaced and `work` tried once more where doing it twice is harmless."""
+        """`work` in one transaction. A connection the server broke (a restart drops them all,
+        and one caught mid-query can fail in ways the driver does not call a disconnect) is
+        thrown away and `work` tried once more on a fresh one: always when it broke before
+        `work` began, else where doing `work` twice is harmless (`retry`)."""
         for attempt in (1, 2):
+            engine = self._connect()
             try:
-                with self._connect().begin() as conn:
-                    return work(conn)
+                conn = engine.connect()
             except sa_exc.DBAPIError as exc:
-                if retry and attempt == 1 and exc.connection_invalidated:
-                    log.warning("result database %s closed a connection (%s); reconnecting",
-                                mask_url(self.url), type(exc.orig).__name__)
+                if attempt == 1:
+                    self._broken(exc)
+                    engine.dispose()  # the pooled connections are likely as dead as this one
                     continue
                 raise failure(exc, self.url, doing) from None
             except sa_exc.SQLAlchemyError as exc:
                 raise failure(exc, self.url, doing) from None
+            try:
+                with conn.begin():
+                    return work(conn)
+            except sa_exc.DBAPIError as exc:
+                conn.invalidate()
+                if retry and attempt == 1:
+                    self._broken(exc)
+                    continue
+                raise failure(exc, self.url, doing) from None
+            except sa_exc.SQLAlchemyError as exc:
+                raise failure(exc, self.url, doing) from None
+            finally:
+                conn.close()
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _broken(self, exc: sa_exc.DBAPIError) -> None:
+        log.warning("result database %s failed a statement (%s); trying again on a fresh "
+                    "connection", mask_url(self.url), type(exc.orig).__name__)
 
     def _prepared(self) -> frozenset[str]:
         """Create the missing tables (once) and learn the task table's columns."""

@@ -261,3 +261,50 @@ def test_tables_in_a_schema_of_their_own(pg_url: str, make_store: Make) -> None:
         with engine.begin() as conn:
             conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
         engine.dispose()
+
+
+@pytest.mark.timeout(120)
+def test_a_running_worker_loses_no_result_when_the_server_drops_its_connections(
+        pg_url: str) -> None:
+    """What a PostgreSQL restart does to a worker's connections, done again and again while
+    tasks run: every task still succeeds, and its result is stored once."""
+    import threading
+
+    from kernel.testing.workers import running_worker, wait_succeeded
+
+    name = f"kernel-test-{uuid.uuid4().hex[:12]}"
+    app = App("restart", broker="memory://", results=pg_url, config={
+        "database_engine_options": {"connect_args": {"application_name": name,
+                                                     "connect_timeout": 3}}})
+
+    @app.task(name="restart.double")
+    def double(x: int) -> int:
+        time.sleep(0.005)
+        return 2 * x
+
+    stop = threading.Event()
+    kills = [0]
+
+    def killer() -> None:
+        admin = _engine(pg_url)
+        while not stop.is_set():
+            with admin.begin() as conn:
+                kills[0] += int(conn.execute(sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = :name"), {"name": name}).scalar() or 0)
+            time.sleep(0.05)
+        admin.dispose()
+
+    thread = threading.Thread(target=killer)
+    try:
+        with running_worker(app, concurrency=4):
+            thread.start()
+            results = [double.delay(i) for i in range(150)]
+            wait_succeeded(app, results, timeout=90)
+            stop.set()
+            thread.join()
+            assert [r.get(timeout=5) for r in results] == [2 * i for i in range(150)]
+        assert kills[0] >= 5, "the server dropped the worker's connections while it ran"
+    finally:
+        stop.set()
+        app.close()
