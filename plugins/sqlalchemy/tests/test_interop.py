@@ -12,12 +12,14 @@ from typing import Any
 
 import pytest
 import redis
+import sqlalchemy as sa
 
 from kernel import App, GroupResult, Signature, chord
 from kernel.testing.servers import unavailable
 from kernel.testing.workers import CeleryWorkerProcess, running_worker
 
 from conftest import REDIS_URL
+from kernel_sqlalchemy.connection import sqlalchemy_url
 
 if not os.environ.get("CI"):  # under CI a missing Celery is a failure, not a skip
     pytest.importorskip("celery", reason="interop tests need celery[sqlalchemy]")
@@ -199,3 +201,39 @@ def test_a_kernel_chord_runs_on_a_celery_worker(broker: str, backend: str, queue
             f"Celery's chord_unlock ran kernel's chord; see {celery_on_queue.log}"
     finally:
         kapp.close()
+
+
+def test_tables_celery_created(broker: str, backend: str) -> None:
+    """Celery creates its tables and both sides use them. Names of their own, and on
+    PostgreSQL a schema of their own too: Celery names its date_done index after the default
+    table, whatever the table's name, so a second set of its tables in one schema fails."""
+    suffix = uuid.uuid4().hex[:8]
+    names = {"task": f"ctask_{suffix}", "group": f"cgroup_{suffix}"}
+    schemas: dict[str, str] = {}
+    engine = sa.create_engine(sqlalchemy_url(backend))
+    if engine.dialect.name == "postgresql":
+        schemas = {"task": f"s_{suffix}", "group": f"s_{suffix}"}
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"CREATE SCHEMA s_{suffix}"))
+    capp = celery.Celery("celery-side", broker=broker, backend=backend)
+    capp.conf.database_table_names = names
+    capp.conf.database_table_schemas = schemas
+    kapp = App("kernel-side", broker="memory://", results=backend,
+               config={"database_table_names": {**names, "kv": f"ckv_{suffix}"},
+                       "database_table_schemas": schemas, "result_extended": True})
+    try:
+        celery_id, kernel_id = uuid.uuid4().hex, uuid.uuid4().hex
+        capp.backend.store_result(celery_id, {"n": 1}, "SUCCESS")  # creates Celery's tables
+        assert kapp.AsyncResult(celery_id).get(timeout=5) == {"n": 1}
+        kapp.backend.store_result(kernel_id, "SUCCESS", [1, 2], extra={"name": "x.y"})
+        assert capp.AsyncResult(kernel_id).get(timeout=5) == [1, 2]
+    finally:
+        kapp.close()
+        capp.close()
+        with engine.begin() as conn:
+            if schemas:
+                conn.execute(sa.text(f"DROP SCHEMA s_{suffix} CASCADE"))
+            else:
+                for name in (*names.values(), f"ckv_{suffix}"):
+                    conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
+        engine.dispose()

@@ -308,3 +308,27 @@ def test_a_running_worker_loses_no_result_when_the_server_drops_its_connections(
     finally:
         stop.set()
         app.close()
+
+
+def test_a_task_table_of_an_older_celery(db_url: str, make_store: Make) -> None:
+    """A table without the columns Celery added later (children, the extended ones): kernel
+    writes the columns it finds."""
+    name = f"old_{uuid.uuid4().hex[:8]}"
+    engine = _engine(db_url)
+    old = sa.Table(name, sa.MetaData(),
+                   sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+                   sa.Column("task_id", sa.String(155), unique=True),
+                   sa.Column("status", sa.String(50)), sa.Column("result", sa.LargeBinary),
+                   sa.Column("date_done", sa.DateTime), sa.Column("traceback", sa.Text))
+    old.create(engine)
+    try:
+        app = App("t", broker="memory://", results=db_url, config={
+            "database_table_names": {"task": name}, "result_extended": True})
+        task_id = uuid.uuid4().hex
+        app.backend.store_result(task_id, "SUCCESS", 5, extra={"name": "x.y", "args": [1]})
+        meta = app.backend.get_meta(task_id)
+        assert meta is not None and meta["result"] == 5 and "name" not in meta
+        app.close()
+    finally:
+        old.drop(engine)
+        engine.dispose()
