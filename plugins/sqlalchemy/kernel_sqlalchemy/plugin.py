@@ -34,5 +34,7 @@ def kernel_settings() -> Iterable[SettingSpec]:
                       "schemas by role, as database_table_names: {'task': 'results', ...}")
     yield SettingSpec("database_create_tables_at_setup", bool, True,
                       "create missing tables when the store is set up (False: on first use)")
+    yield SettingSpec("database_pickled_results", bool, False,
+                      "write the result columns pickled, as Celery before 5.7 reads them")
     yield SettingSpec("database_engine_options", dict, {},
                       "keyword arguments for sqlalchemy.create_engine (pool_size, echo, ...)")

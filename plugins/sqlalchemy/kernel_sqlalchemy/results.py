@@ -4,8 +4,10 @@ kernel's ``kernel_kv``; through SQLAlchemy 2 on PostgreSQL, MySQL/MariaDB and SQ
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import pickle
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -20,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from kernel.interfaces.results import ResultStore
 from kernel.plugin import (
     ConfigurationError,
+    DecodeError,
     GroupFields,
     OptionReader,
     Options,
@@ -99,6 +102,26 @@ def define_tables(names: Mapping[str, str], schemas: Mapping[str, str | None]
     return task, group, kv
 
 
+class _PlainUnpickler(pickle.Unpickler):
+    """Reads pickles of plain values only (what Celery before 5.7 kept in ``result`` for a
+    JSON app: numbers, text, lists, dicts, an exception as its dict): a pickle naming any
+    class or function is refused, so reading a row never runs code from the database."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise DecodeError(f"a pickled result names {module}.{name}; only plain values are "
+                          f"read from pickles (set result_serializer to pickle for others)")
+
+
+def _unpickle_plain(data: bytes) -> Any:
+    try:
+        return _PlainUnpickler(io.BytesIO(data)).load()
+    except DecodeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every unpickling failure, one sentence
+        raise DecodeError(f"a pickled result does not load ({exc}); check what wrote the "
+                          f"row") from None
+
+
 def _naive_utc(moment: datetime) -> datetime:
     # The columns are TIMESTAMP WITHOUT TIME ZONE / DATETIME holding UTC, as Celery writes them.
     return moment.astimezone(timezone.utc).replace(tzinfo=None)
@@ -139,6 +162,8 @@ class SqlResultStore(ResultStore):
         self._engine_options = self._mapping(reader, "database_engine_options")
         self._timeout = reader.number("connection_timeout", 10.0, positive=True)
         self._pool_size = reader.integer("worker_concurrency", 0, minimum=0) or 5
+        #: write ``result`` columns as Celery before 5.7 reads them (its PickleType).
+        self._pickled = reader.boolean("database_pickled_results", False)
         self._engine: Engine | None = None
         self._pid = 0
         self._lock = threading.Lock()
@@ -242,7 +267,7 @@ class SqlResultStore(ResultStore):
         done = task.date_done if task.date_done is not None else now
         dumps = self.fields.dumps
         row: dict[str, Any] = {
-            "task_id": task_id, "status": task.status, "result": dumps(task.result),
+            "task_id": task_id, "status": task.status, "result": self._dump_result(task.result),
             "date_done": _naive_utc(done), "traceback": task.traceback,
             "children": dumps(task.children) if task.children else None,
             "name": task.name, "args": None if task.args is None else dumps(task.args),
@@ -252,6 +277,21 @@ class SqlResultStore(ResultStore):
         columns = self._prepared()
         return {k: v for k, v in row.items() if k in columns}
 
+    def _dump_result(self, value: Any) -> bytes:
+        if self._pickled:
+            return pickle.dumps(value, protocol=4)
+        return self.fields.dumps(value)
+
+    def _load_result(self, data: bytes, what: str) -> Any:
+        """A ``result`` column: the result serializer's bytes, or (from Celery before 5.7, or
+        with ``database_pickled_results``) a pickle of plain values."""
+        try:
+            return self.fields.loads(data, what)
+        except DecodeError:
+            if data[:1] != b"\x80":  # every pickle of protocol 2 and later starts so
+                raise
+            return _unpickle_plain(data)
+
     def _task_record(self, row: Mapping[str, Any]) -> bytes:
         def blob(name: str) -> Any:
             value = row.get(name)
@@ -260,7 +300,9 @@ class SqlResultStore(ResultStore):
 
         children = blob("children")
         return self.fields.task_record(TaskFields(
-            task_id=row["task_id"], status=row["status"] or "PENDING", result=blob("result"),
+            task_id=row["task_id"], status=row["status"] or "PENDING",
+            result=None if row["result"] is None else self._load_result(
+                bytes(row["result"]), f"the result of task {row['task_id']}"),
             traceback=row["traceback"],
             date_done=None if row["date_done"] is None else
             row["date_done"].replace(tzinfo=timezone.utc),
@@ -270,7 +312,7 @@ class SqlResultStore(ResultStore):
 
     def _group_row(self, group_id: str, data: bytes, now: datetime) -> dict[str, Any]:
         group = self.fields.group(group_id, data)
-        return {"taskset_id": group_id, "result": self.fields.dumps(group.result),
+        return {"taskset_id": group_id, "result": self._dump_result(group.result),
                 "date_done": _naive_utc(group.date_done or now)}
 
     # ------------------------------------------------------------------ writes
@@ -381,7 +423,7 @@ class SqlResultStore(ResultStore):
             return None
         if kind[0] == "task":
             return self._task_record(dict(row))
-        result = None if row["result"] is None else self.fields.loads(
+        result = None if row["result"] is None else self._load_result(
             bytes(row["result"]), f"saved group {kind[1]}")
         done = row["date_done"]
         return self.fields.group_record(GroupFields(

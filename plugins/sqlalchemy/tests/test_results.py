@@ -145,7 +145,7 @@ def test_a_row_that_does_not_decode_is_a_decode_error(db_url: str, make_store: M
     engine = _engine(db_url)
     with engine.begin() as conn:  # through Celery's table definition (its id sequence)
         conn.execute(store._task.insert().values(task_id=task_id, status="SUCCESS",
-                                                 result=b"\x80\x04not json"))
+                                                 result=b"{not json"))
     engine.dispose()
     with pytest.raises(DecodeError, match="result serializer 'json'.*check result_serializer"):
         store.get(task_key(task_id))
@@ -332,3 +332,34 @@ def test_a_task_table_of_an_older_celery(db_url: str, make_store: Make) -> None:
     finally:
         old.drop(engine)
         engine.dispose()
+
+
+def test_pickled_results_of_an_older_celery(db_url: str, make_store: Make) -> None:
+    """Celery before 5.7 pickled the result column whatever the serializer: such rows of plain
+    values read, a pickle naming a class never loads, and database_pickled_results writes
+    what that Celery reads."""
+    import pickle
+
+    store = make_store(db_url)
+    plain, hostile = uuid.uuid4().hex, uuid.uuid4().hex
+    engine = _engine(db_url)
+    with engine.begin() as conn:
+        for task_id, value in ((plain, pickle.dumps({"exc_type": "KeyError", "n": [1]})),
+                               (hostile, pickle.dumps(ValueError("x")))):
+            conn.execute(store._task.insert().values(task_id=task_id, status="SUCCESS",
+                                                     result=value))
+    engine.dispose()
+    app = App("t", broker="memory://")
+    record = store.get(task_key(plain))
+    assert record is not None and app.backend.decode(record)["result"] == \
+        {"exc_type": "KeyError", "n": [1]}
+    with pytest.raises(DecodeError, match="names builtins"):
+        store.get(task_key(hostile))
+    older = make_store(db_url, database_pickled_results=True)
+    task_id = uuid.uuid4().hex
+    older.set([(task_key(task_id), app.backend.encode(
+        app.backend.record(task_id, "SUCCESS", [3])))], None)
+    row = _row(db_url, task_id)
+    assert row is not None and pickle.loads(bytes(row["result"])) == [3]  # noqa: S301
+    assert store.get(task_key(task_id)) is not None, "and the rows read back"
+    store.delete([task_key(i) for i in (plain, hostile, task_id)])
