@@ -39,6 +39,8 @@ T = TypeVar("T")
 
 #: Celery's table names (``database_table_names`` keys ``task`` and ``group``) and kernel's.
 TABLE_NAMES = {"task": "celery_taskmeta", "group": "celery_tasksetmeta", "kv": "kernel_kv"}
+#: how many times a statement is tried when the server broke its connection.
+ATTEMPTS = 3
 #: expired kernel_kv rows are deleted by a write at most this often (reads ignore them).
 SWEEP_EVERY = 60.0
 
@@ -208,18 +210,20 @@ class SqlResultStore(ResultStore):
     def _run(self, doing: str, work: Callable[[Connection], T], retry: bool = True) -> T:
         """`work` in one transaction. A connection the server broke (a restart drops them all,
         and one caught mid-query can fail in ways the driver does not call a disconnect) is
-        thrown away and `work` tried once more on a fresh one: always when it broke before
-        `work` began, else where doing `work` twice is harmless (`retry`)."""
-        for attempt in (1, 2):
+        thrown away and `work` tried again on a fresh one, up to `ATTEMPTS` times (Celery's
+        database backend tries 3): always when it broke before `work` began, else where doing
+        `work` twice is harmless (`retry`)."""
+        for attempt in range(1, ATTEMPTS + 1):
+            last = attempt == ATTEMPTS
             engine = self._connect()
             try:
                 conn = engine.connect()
             except sa_exc.DBAPIError as exc:
-                if attempt == 1:
-                    self._broken(exc)
-                    engine.dispose()  # the pooled connections are likely as dead as this one
-                    continue
-                raise failure(exc, self.url, doing) from None
+                if last:
+                    raise failure(exc, self.url, doing) from None
+                self._broken(exc, attempt)
+                engine.dispose()  # the pooled connections are likely as dead as this one
+                continue
             except sa_exc.SQLAlchemyError as exc:
                 raise failure(exc, self.url, doing) from None
             try:
@@ -227,19 +231,19 @@ class SqlResultStore(ResultStore):
                     return work(conn)
             except sa_exc.DBAPIError as exc:
                 conn.invalidate()
-                if retry and attempt == 1:
-                    self._broken(exc)
-                    continue
-                raise failure(exc, self.url, doing) from None
+                if last or not retry:
+                    raise failure(exc, self.url, doing) from None
+                self._broken(exc, attempt)
             except sa_exc.SQLAlchemyError as exc:
                 raise failure(exc, self.url, doing) from None
             finally:
                 conn.close()
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
-    def _broken(self, exc: sa_exc.DBAPIError) -> None:
+    def _broken(self, exc: sa_exc.DBAPIError, attempt: int) -> None:
         log.warning("result database %s failed a statement (%s); trying again on a fresh "
                     "connection", mask_url(self.url), type(exc.orig).__name__)
+        time.sleep(0.05 * attempt)  # a restarting server takes a moment to accept again
 
     def _prepared(self) -> frozenset[str]:
         """Create the missing tables (once) and learn the task table's columns."""
