@@ -364,3 +364,32 @@ def test_pickled_results_of_an_older_celery(db_url: str, make_store: Make) -> No
     assert row is not None and pickle.loads(bytes(row["result"])) == [3]  # noqa: S301
     assert store.get(task_key(task_id)) is not None, "and the rows read back"
     store.delete([task_key(i) for i in (plain, hostile, task_id)])
+
+
+@pytest.mark.timeout(60)
+def test_a_kernel_chord_on_kernel_workers(db_url: str) -> None:
+    """chord_unlock, as Celery's database backend runs chords: the body runs once, with the
+    header's results in order."""
+    from kernel import chord
+    from kernel.testing.workers import running_worker
+
+    app = App("chords", broker="memory://", results=db_url,
+              config={"result_chord_retry_interval": 0.1})
+    bodies: list[str] = []
+
+    @app.task(name="chords.square")
+    def square(x: int) -> int:
+        return x * x
+
+    @app.task(name="chords.collect", bind=True)
+    def collect(self: object, values: list[int]) -> list[int]:
+        bodies.append(str(getattr(self, "request").id))
+        return values
+
+    try:
+        with running_worker(app, concurrency=3):
+            result = chord([square.s(i) for i in range(5)], collect.s()).apply_async()
+            assert result.get(timeout=30) == [0, 1, 4, 9, 16]
+            assert bodies == [result.id]
+    finally:
+        app.close()
