@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -382,8 +383,8 @@ def test_a_kernel_chord_on_kernel_workers(db_url: str) -> None:
         return x * x
 
     @app.task(name="chords.collect", bind=True)
-    def collect(self: object, values: list[int]) -> list[int]:
-        bodies.append(str(getattr(self, "request").id))
+    def collect(self: Any, values: list[int]) -> list[int]:
+        bodies.append(self.request.id)
         return values
 
     try:
