@@ -99,6 +99,8 @@ def worker(state: CliState, pool: str | None, concurrency: int | None, queues: s
         conf.worker_heartbeat_interval = heartbeat_interval
     if without_mailbox:
         conf.worker_enable_remote_control = False
+    if concurrency:
+        conf.worker_concurrency = concurrency  # stores size their connection pools by it
     pool = pool or conf.worker_pool
     app.plugins.pools.get(pool)  # an unknown pool fails here, before the banner
     w = Worker(

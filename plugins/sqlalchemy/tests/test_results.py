@@ -394,3 +394,10 @@ def test_a_kernel_chord_on_kernel_workers(db_url: str) -> None:
             assert bodies == [result.id]
     finally:
         app.close()
+
+
+def test_the_pool_is_sized_from_the_workers_concurrency(pg_url: str, make_store: Make) -> None:
+    pool: Any = make_store(pg_url, worker_concurrency=7)._connect().pool  # a QueuePool
+    assert pool.size() == 7, "kernel worker -c 7 keeps 7 connections"
+    default: Any = make_store(pg_url)._connect().pool
+    assert default.size() == 5, "SQLAlchemy's default"
