@@ -55,20 +55,18 @@ def plugins(session: nox.Session) -> None:
         session.notify(f"plugin-{path.name}", posargs=session.posargs)
 
 
-def _workspace_needs(path: Path) -> list[str]:
-    """The directories of this repository's distributions that `path`'s test extra names
-    (kernel-memcached's interop tests run on kernel-redis): installed from here first, since
-    they are not on an index."""
-    text = (path / "pyproject.toml").read_text(encoding="utf-8")
-    extra = re.search(r"^test = \[(.*?)\]", text, re.S | re.M)
-    names = re.findall(r'"kernel-([a-z0-9-]+)', extra.group(1)) if extra else []
-    return [f"plugins/{n}" for n in names if (ROOT / "plugins" / n / "pyproject.toml").exists()]
+def _tested_with(path: Path) -> list[str]:
+    """The sibling plugins a plugin's tests need (``[tool.kernel] test-with``), e.g. the broker
+    of its interop tests."""
+    text = (path / "pyproject.toml").read_text()
+    found = re.search(r"^test-with\s*=\s*\[([^\]]*)\]", text, re.MULTILINE)
+    names = re.findall(r'"([^"]+)"', found.group(1)) if found else []
+    return [arg for name in names for arg in ("-e", str(ROOT / "plugins" / name))]
 
 
 def _define_plugin_session(name: str, path: Path) -> None:
     def plugin(session: nox.Session) -> None:
-        session.install("-e", ".[test]", *(arg for p in _workspace_needs(path)
-                                           for arg in ("-e", p)))
+        session.install("-e", ".[test]", *_tested_with(path))
         session.install("-e", f"{path}[test]")
         session.chdir(path)
         session.run("pytest", *session.posargs)

@@ -17,6 +17,7 @@ from kernel import producer
 from kernel.codec import Codec
 from kernel.config import DEFAULT_URL, Config
 from kernel.errors import ConfigurationError, MissingCapability
+from kernel.fields import RecordFields
 from kernel.hookspecs import hookimpl
 from kernel.interfaces.transport import Transport
 from kernel.parsing import parse_rate
@@ -197,6 +198,12 @@ class App:
                                            "broker_options": dict(self.conf.transport_options),
                                            "connection_timeout":
                                                self.conf.broker_connection_timeout,
+                                           # Stores that keep Celery's columns (SQL, MongoDB)
+                                           # decode records into them; cleanups use the age.
+                                           "record_fields": RecordFields(
+                                               self.codec.serializer(self.conf.result_serializer)),
+                                           "result_expires": self.conf.result_expires,
+                                           "worker_concurrency": self.conf.worker_concurrency,
                                            **self._settings_of(registry, url),
                                            **self.conf.result_backend_options})
             self._backend = ResultBackend(store, self.codec, self.conf.result_serializer,

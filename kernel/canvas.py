@@ -95,14 +95,15 @@ def prepare_chord(app: App, header: group, body: Signature) -> None:
             f"(rpc://) and cannot count: use a redis://, sqlite:// or database result backend")
     gid = str(header.options["task_id"])
     members = header.flat()
-    if caps.atomic_counter:
+    if caps.atomic_counter and not caps.chord_unlock:
         key = group_key(gid)
         store.delete([key + ".c"])  # a finished chord's claim, should the id come back
         store.set([(key + ".s", str(len(members)).encode())], app.conf.result_expires)
         return
+    # Sent at once, not delayed at the broker: a kernel transport's delayed message waits for
+    # a kernel consumer, and the chord may run on Celery workers alone. It retries itself.
     app.send_task("celery.chord_unlock", [gid, body],
                   {"result": [member.freeze().as_tuple() for member in members]},
-                  countdown=app.conf.result_chord_retry_interval,
                   queue=body.options.get("queue"))
 
 

@@ -48,6 +48,11 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
         "schedule store": _REDIS,
         "rate-limit store": _REDIS,
     }),
+    Distribution("kernel-sqlalchemy", "sqlalchemy", "sqlalchemy", {
+        "result store": ("db+postgresql", "db+postgresql+psycopg", "db+postgresql+psycopg2",
+                         "db+mysql", "db+mysql+pymysql", "db+mysql+mysqldb", "db+mariadb",
+                         "db+mariadb+pymysql", "db+sqlite"),
+    }),
 )
 
 

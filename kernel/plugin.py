@@ -46,6 +46,7 @@ from kernel.errors import (
     PluginError,
     ResultTooLarge,
 )
+from kernel.fields import GroupFields, RecordFields, TaskFields, key_kind
 from kernel.hookspecs import hookimpl
 from kernel.interfaces.pool import PoolCapabilities
 from kernel.interfaces.results import ResultStoreCapabilities
@@ -97,6 +98,7 @@ __all__ = [
     "ContentDisallowed",
     "DecodeError",
     "Envelope",
+    "GroupFields",
     "KernelError",
     "Lazy",
     "MessageError",
@@ -108,6 +110,7 @@ __all__ = [
     "ResultTooLarge",
     "PoolCapabilities",
     "PoolSpec",
+    "RecordFields",
     "RateLimitStoreSpec",
     "ResultStoreCapabilities",
     "ResultStoreSpec",
@@ -116,10 +119,12 @@ __all__ = [
     "SettingSpec",
     "SignerSpec",
     "TransportCapabilities",
+    "TaskFields",
     "TransportSpec",
     "clamp_priority",
     "group_key",
     "hookimpl",
+    "key_kind",
     "mask_url",
     "retry_within",
     "parse_duration",

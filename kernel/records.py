@@ -214,6 +214,11 @@ class ResultBackend:
                 return meta
             seen = data  # an intermediate record (PENDING, STARTED, RETRY): wait for the next
 
+    def cleanup(self) -> dict[str, int]:
+        """Delete expired records where the store keeps them until told (`ResultStore.cleanup`);
+        how many, by kind."""
+        return self._need_store().cleanup()
+
     def forget(self, task_id: str) -> None:
         self._need_store().delete([task_key(task_id)])
 

@@ -1,5 +1,4 @@
-"""Client commands: ``kernel call``, ``kernel result``, ``kernel results cleanup``,
-``kernel purge``."""
+"""Client commands: ``kernel call``, ``kernel result``, ``kernel purge``."""
 
 from __future__ import annotations
 
@@ -178,24 +177,3 @@ def purge(state: CliState, queues: str | None, force: bool) -> None:
         deleted = transport.purge(queue)
         out.print(f"{escape(queue)}: {deleted} message{'' if deleted == 1 else 's'} deleted")
 
-
-@click.group("results")
-def results() -> None:
-    """Work on the result store."""
-
-
-@results.command("cleanup")
-@app_option
-@click.pass_obj
-def cleanup(state: CliState) -> None:
-    """Delete the records past their expiry (result_expires), for stores that keep them until
-    swept (SQLite, files, CouchDB, SQL databases); run it now and then, e.g. from cron or as a
-    periodic task. Stores with a time to live (Redis, Memcached) have nothing to do."""
-    app = state.app()
-    store = app.backend.store
-    if store is None:
-        raise click.UsageError("no result backend is configured (result_backend=None); "
-                               "there is nothing to clean up")
-    removed = store.cleanup()
-    console.stdout().print(f"{removed} expired record{'' if removed == 1 else 's'} deleted "
-                           f"from {escape(mask_url(app.conf.result_backend or ''))}")

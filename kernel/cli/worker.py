@@ -105,6 +105,8 @@ def worker(state: CliState, pool: str | None, concurrency: int | None, queues: s
         conf.worker_beat = True
     if conf.worker_beat:
         app.beat.configured()  # a schedule beat cannot keep stops the worker before it starts
+    if concurrency:
+        conf.worker_concurrency = concurrency  # stores size their connection pools by it
     pool = pool or conf.worker_pool
     app.plugins.pools.get(pool)  # an unknown pool fails here, before the banner
     w = Worker(

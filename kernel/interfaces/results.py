@@ -24,6 +24,10 @@ class ResultStoreCapabilities:
     persistent: bool = True
     #: several processes can share the store.
     multi_process: bool = True
+    #: Celery's backend for this store runs chords with ``celery.chord_unlock`` (SQL, MongoDB):
+    #: clients send that task for every chord, even where `incr` could count, and workers do
+    #: not count, so a chord runs on Celery and kernel workers alike.
+    chord_unlock: bool = False
 
 
 class ResultStore(ABC):
@@ -143,13 +147,13 @@ class ResultStore(ABC):
             time.sleep(delay)
             delay = min(delay * 1.5, 0.2)
 
-    def cleanup(self) -> int:
-        """Delete every record past its expiry now; how many were. A store whose server
-        expires records by itself (a time to live: Redis, Memcached) has nothing to do, the
-        default; one that keeps expired records until it sweeps them (reads MUST skip them
-        meanwhile) MUST delete them here: what ``kernel results cleanup`` runs (Celery's
-        ``celery.backend_cleanup``)."""
-        return 0
+    def cleanup(self) -> dict[str, int]:
+        """Delete the records that have expired, where the store keeps them until something
+        deletes them (a SQL table has no TTL); return how many, by what they were (``task``,
+        ``group``, ...). ``kernel results cleanup`` and Celery's ``celery.backend_cleanup``
+        task call it. Reads MUST ignore expired records whether or not this ran. The default,
+        for stores that expire records themselves, deletes nothing and returns ``{}``."""
+        return {}
 
     def close(self) -> None:  # noqa: B027
         """Release connections. Safe to call twice."""

@@ -13,7 +13,6 @@ from click.testing import Result
 
 from kernel import App, states
 from kernel.message import from_iso
-from kernel.testing.transport import wait_for
 
 
 def take_one(client: App, queue: str = "celery", timeout: float = 1.0
@@ -156,16 +155,3 @@ def test_purge_asks_first(invoke: Callable[..., Result], client: App) -> None:
     assert "celery: 4 messages deleted" in accepted.stdout
     assert client.transport.size("celery") == 0
 
-
-def test_results_cleanup_deletes_expired_records(invoke: Callable[..., Result],
-                                                 client: App) -> None:
-    store = client.backend.store
-    assert store is not None
-    store.set([("celery-task-meta-old", b"x")], 0.01)
-    store.set([("celery-task-meta-kept", b"y")], None)
-    wait_for(lambda: store.get("celery-task-meta-old") is None, 5, "the record to expire")
-    first = invoke("results", "cleanup")
-    assert first.exit_code == 0, first.output
-    assert first.stdout.startswith("1 expired record deleted from sqlite://"), first.stdout
-    assert invoke("results", "cleanup").stdout.startswith("0 expired records deleted")
-    assert store.get("celery-task-meta-kept") == b"y"

@@ -16,6 +16,7 @@ import kernel.std.serializers
 from kernel import App
 from kernel.codec import Codec
 from kernel.errors import ConfigurationError, DecodeError, PluginError
+from kernel.fields import RecordFields
 from kernel.hookspecs import hookimpl
 from kernel.interfaces import Bootstep, PoolCapabilities, ResultStoreCapabilities
 from kernel.interfaces.transport import TransportCapabilities
@@ -94,10 +95,18 @@ def test_hook_kernel_result_stores() -> None:
     assert app.plugins.result_stores.get("kv").capabilities.push_wait
     assert built == []  # lazily: nothing is built until results are used
     # the store's options, plus where the broker is and how to connect to it (stores such as
-    # rpc:// work through it), and how long a write may wait for an unreachable server
-    assert app.backend.store is None and built == [
-        ("kv://h/1", {"broker_url": "kv://h/1", "broker_options": {"tls": 1},
-                      "connection_timeout": app.conf.broker_connection_timeout, "ttl": 5})]
+    # rpc:// work through it), how long a write may wait for an unreachable server, and what
+    # a store of Celery's columns needs: the result serializer's record fields, the age
+    # results are kept and how many tasks may run at once
+    assert app.backend.store is None and len(built) == 1
+    url, options = built[0]
+    fields = options.pop("record_fields")
+    assert isinstance(fields, RecordFields) and fields.serializer.name == "json"
+    assert (url, options) == (
+        "kv://h/1", {"broker_url": "kv://h/1", "broker_options": {"tls": 1},
+                     "connection_timeout": app.conf.broker_connection_timeout,
+                     "result_expires": app.conf.result_expires,
+                     "worker_concurrency": app.conf.worker_concurrency, "ttl": 5})
 
 
 class ReversedJson:

@@ -81,7 +81,7 @@ def test_sweep_removes_only_expired_files(url: str, tmp_path: Path) -> None:
     store.set([("old", b"1")], -1)  # already expired
     store.set([("new", b"2")], 60)
     store.set([("kept", b"3")], None)
-    assert store.cleanup() == 1
+    assert store.sweep() == 1
     assert sorted(p for p in os.listdir(tmp_path / "results") if not p.startswith(".")) == [
         "kept", "new"]
 

@@ -42,7 +42,7 @@ def count(app: App, group_id: str, index: int | None, task_id: str, state: str, 
           body: Mapping[str, Any], lineage: Mapping[str, Any]) -> None:
     """Count a finished header member; the last one sends (or abandons) the body."""
     store = app.backend.store
-    if store is None or not store.capabilities.atomic_counter:
+    if store is None or not store.capabilities.atomic_counter or store.capabilities.chord_unlock:
         return  # the client sent celery.chord_unlock instead
     entry = app.backend.chord_entry(task_id, state, value)
     entries = store.chord_part(group_key(group_id), index, task_id, entry,

@@ -1,7 +1,8 @@
 """The built-in tasks every Celery worker registers (std plugin ``canvas``), so a canvas a
 Celery client sends runs here: ``celery.chord_unlock`` (chords on stores that cannot count),
 ``celery.map``, ``celery.starmap``, ``celery.chunks``, ``celery.group``, ``celery.chain``,
-``celery.chord`` and ``celery.accumulate`` (what a group replacing a task collects into)."""
+``celery.chord`` and ``celery.accumulate`` (what a group replacing a task collects into); and
+``celery.backend_cleanup``, which Celery beat runs to delete expired results."""
 
 from __future__ import annotations
 
@@ -30,6 +31,11 @@ def register_builtins(app: App) -> None:
         if not unlock(app, group_id, callback, result, lineage):
             raise self.retry(countdown=interval or app.conf.result_chord_retry_interval,
                              max_retries=max_retries)
+
+    @app.task(name="celery.backend_cleanup")
+    def backend_cleanup() -> None:
+        # What Celery beat runs daily where the result store needs it (a SQL table).
+        app.backend.cleanup()
 
     @app.task(name="celery.map")
     def xmap(task: dict[str, Any], it: Iterable[Any]) -> list[Any]:

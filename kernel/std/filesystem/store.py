@@ -175,7 +175,7 @@ class FileResultStore(ResultStore):
             raise self._failure(exc, "write to") from None
         if time.monotonic() >= self._next_sweep:
             self._next_sweep = time.monotonic() + SWEEP_EVERY
-            self.cleanup()
+            self.sweep()
 
     def get(self, key: str) -> bytes | None:
         return self._live(self._read(self._path(key)), time.time())
@@ -209,7 +209,10 @@ class FileResultStore(ResultStore):
             raise self._failure(exc, "write to") from None
         return value
 
-    def cleanup(self) -> int:
+    def cleanup(self) -> dict[str, int]:
+        return {"records": self.sweep()}
+
+    def sweep(self) -> int:
         """Delete the files of expired keys; return how many. Run by `set` now and then."""
         removed = 0
         now = time.time()

@@ -90,10 +90,6 @@ class SqliteResultStore(ResultStore):
                 conn.execute(SWEEP, (now,))
         self._db.notifier("results").notify()
 
-    def cleanup(self) -> int:
-        with self._db.write() as conn:
-            return conn.execute(SWEEP, (time.time(),)).rowcount
-
     def get(self, key: str) -> bytes | None:
         with self._db.read() as conn:
             row = conn.execute(GET, (key, time.time())).fetchone()
@@ -126,6 +122,11 @@ class SqliteResultStore(ResultStore):
             if time.monotonic() >= deadline:
                 return None
             poller.sleep(snapshot, deadline)
+
+    def cleanup(self) -> dict[str, int]:
+        """Delete expired results now (writes also do it, once a minute)."""
+        with self._db.write() as conn:
+            return {"results": conn.execute(SWEEP, (time.time(),)).rowcount}
 
     def close(self) -> None:
         self._db.close()

@@ -265,7 +265,7 @@ class CouchDBStore(ResultStore):
             if self._write(key, self._fields(b"%d" % value, expires), rev, resend=False):
                 return value
 
-    def cleanup(self) -> int:
+    def cleanup(self) -> dict[str, int]:
         """Delete every document past its ``kernel_expires``; how many were. What
         ``kernel results cleanup`` runs for this store (CouchDB has no time to live)."""
         client = self._connection()
@@ -281,7 +281,7 @@ class CouchDBStore(ResultStore):
                     raise self._unexpected("delete expired documents", response)
                 # a conflict: rewritten meanwhile, so no longer expired
                 removed += sum(1 for r in response.json() if r.get("ok"))
-        return removed
+        return {"records": removed}
 
     def _pages(self, client: httpx.Client) -> Iterator[list[dict[str, Any]]]:
         start: str | None = None

@@ -45,10 +45,10 @@ def test_cleanup_deletes_what_expired_and_only_that(couchdb_url: str) -> None:
         store.set([("kept", b"c")], None)
         store.set([("later", b"d")], 3600)
         time.sleep(0.3)
-        assert store.cleanup() == 2
+        assert store.cleanup() == {"records": 2}
         assert store.get("kept") == b"c" and store.get("later") == b"d"
         assert httpx.get(f"{http(couchdb_url)}/gone-1").status_code == 404
-        assert store.cleanup() == 0
+        assert store.cleanup() == {"records": 0}
     finally:
         store.close()
 

@@ -1,0 +1,1 @@
+"""kernel-sqlalchemy: kernel's result store on SQL databases, in Celery's tables."""
