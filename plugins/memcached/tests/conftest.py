@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from kernel.testing.servers import unavailable
 from kernel.testing.workers import CeleryWorkerProcess, celery_workers
+from kernel_redis.testing import reachable
 from kernel_memcached.testing import MemcachedServer
 
 REDIS_URL = os.environ.get("KERNEL_REDIS_TEST_URL", "redis://127.0.0.1:6379/13")
@@ -34,14 +34,7 @@ def memcached_url(memcached: MemcachedServer) -> str:
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        unavailable(f"the interop tests need Redis as the broker: not reachable at {REDIS_URL} "
-                    f"({exc}); start redis-server or set KERNEL_REDIS_TEST_URL")
-    return REDIS_URL
+    return reachable(REDIS_URL, "Redis, the interop tests' broker,")
 
 
 @pytest.fixture

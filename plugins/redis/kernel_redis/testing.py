@@ -9,7 +9,8 @@ that kernel's own fault suite and other distributions' tests start them the same
     server.start()  # the same port, the same data
 
 It needs the ``redis-server`` binary: without it the test skips, or fails under ``CI``
-(`kernel.testing.servers.need_binary`).
+(`kernel.testing.servers.need_binary`). `reachable` is for tests on a running Redis (the
+plugins' interop tests use one as their broker).
 """
 
 from __future__ import annotations
@@ -20,13 +21,24 @@ from pathlib import Path
 
 import redis
 
-from kernel.testing.servers import ServerProcess, free_port, need_binary
+from kernel.testing.servers import ServerProcess, free_port, need_binary, unavailable
 from kernel_redis.connection import as_bytes
 from kernel_redis.transport import UNACKED
 
-__all__ = ["RedisServer", "held"]
+__all__ = ["RedisServer", "held", "reachable"]
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def reachable(url: str, role: str = "Redis") -> str:
+    """`url` once a Redis answers there; else the test skips, or fails under ``CI``, saying
+    that `role` (what the tests use it for) is not reachable."""
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        unavailable(f"{role} is not reachable at {url} ({exc}); start redis-server or set "
+                    f"KERNEL_REDIS_TEST_URL")
+    return url
 
 
 def held(client: redis.Redis, queue: str) -> int:

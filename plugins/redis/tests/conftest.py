@@ -14,20 +14,15 @@ from pathlib import Path
 import pytest
 import redis
 
-from kernel.testing.servers import unavailable
 from kernel.testing.workers import CeleryWorkerProcess, celery_workers
+from kernel_redis.testing import reachable
 
 URL = os.environ.get("KERNEL_REDIS_TEST_URL", "redis://127.0.0.1:6379/13")
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    try:
-        redis.Redis.from_url(URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        unavailable(f"Redis is not reachable at {URL} ({exc}); start redis-server or set "
-                    f"KERNEL_REDIS_TEST_URL")
-    return URL
+    return reachable(URL)
 
 
 @pytest.fixture

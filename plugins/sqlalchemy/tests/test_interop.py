@@ -11,14 +11,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import redis
 import sqlalchemy as sa
 
 from kernel import App, GroupResult, Signature, chord
-from kernel.testing.servers import unavailable
 from kernel.testing.workers import CeleryWorkerProcess, running_worker
 
 from conftest import REDIS_URL
+from kernel_redis.testing import reachable
 from kernel_sqlalchemy.connection import sqlalchemy_url
 
 if not os.environ.get("CI"):  # under CI a missing Celery is a failure, not a skip
@@ -31,12 +30,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 @pytest.fixture(scope="module")
 def broker() -> str:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        unavailable(f"Redis (the interop tests' broker) is not reachable at {REDIS_URL} ({exc}); "
-                    f"start redis-server or set KERNEL_REDIS_TEST_URL")
-    return REDIS_URL
+    return reachable(REDIS_URL, "Redis, the interop tests' broker,")
 
 
 @pytest.fixture(params=["postgresql", "mysql"])
