@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -120,7 +121,7 @@ class EventDispatcher:
         chasing them sent many in messages of one or two events, each paying a publish."""
         pending = len(self._buffer)
         # In messages of even size: 201 events go as 101 and 100, not as 200 and 1.
-        size = -(-pending // -(-pending // BATCH)) if pending else 0
+        size = math.ceil(pending / math.ceil(pending / BATCH)) if pending else 0
         while pending > 0:
             with self._cond:
                 batch = [self._buffer.popleft()
