@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import re
 import sys
 import textwrap
 import time
@@ -65,8 +66,10 @@ def gone(pid: int) -> bool:
 
 
 def child_pid(server: ServerProcess) -> int:
-    line = wait_for(lambda: "pids" in server.output() and server.output(), 10, "the child's pid")
-    return int(line.split()[1])
+    # The whole line: the log can be read while the stub is still writing it.
+    found = wait_for(lambda: re.search(r"^pids (\d+)\n", server.output(), re.M), 10,
+                     "the child's pid")
+    return int(found.group(1))
 
 
 def test_start_returns_once_the_server_answers(tmp_path: Path) -> None:
