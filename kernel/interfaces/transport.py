@@ -175,7 +175,9 @@ class Transport(ABC):
 
         The default requeues each one; transports that count deliveries SHOULD undo the count.
         A delivery that is no longer this consumer's (its lease ran out and the message went
-        to another, or its connection dropped) MUST be left alone, as `ack` leaves it.
+        to another, or its connection dropped) MUST be left alone, as `ack` leaves it; where
+        `settle_anywhere`, so MUST one released already, whose message was delivered again
+        (a prefork worker's process gives back what a lost child last said it held).
         """
         for delivery in deliveries:
             self.reject(delivery, requeue=True, reason="released unstarted")

@@ -256,8 +256,18 @@ class Consumer:
             self._reserved.clear()
             self._throttled.clear()
         if unstarted:
+            # First, or a prefork parent gives them back again when it kills this process:
+            # by then another consumer may hold them, under the same tag and count.
+            self._tell_holding()
             self._safely(self.transport.release, unstarted)
             log.info("gave %d prefetched task(s) back to the broker", len(unstarted))
+
+    def _tell_holding(self) -> None:
+        """Tell `holding` (a prefork parent) every message this consumer holds now."""
+        if self.holding is not None:
+            with self._lock:
+                held = [h.delivery for h in (*self._all_waiting(), *self._running.values())]
+            self.holding(held)
 
     # ------------------------------------------------------------------ fetching
 
@@ -305,10 +315,8 @@ class Consumer:
                     log.exception("cannot take message %s from queue %r", delivery.tag,
                                   delivery.queue)
                     self._reject(delivery, f"could not be read: {type(exc).__name__}: {exc}")
-            if self.holding is not None and deliveries:
-                with self._lock:
-                    held = [h.delivery for h in (*self._all_waiting(), *self._running.values())]
-                self.holding(held)
+            if deliveries:
+                self._tell_holding()
             self._dispatch()
 
     def _still_wanted(self, deliveries: list[Delivery]) -> list[Delivery]:

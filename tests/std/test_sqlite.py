@@ -286,6 +286,30 @@ def test_transport_and_results_share_one_file(url: str) -> None:
     assert ids(transport.fetch(["q"], 1, 1)) == ["m-1"] and store.get("k") == b"v"
 
 
+def test_a_file_made_before_deliveries_had_claims_keeps_its_messages(url: str,
+                                                                     tmp_path: Path) -> None:
+    # A broker file an earlier version wrote: its table lacks the claim column.
+    envelope = make_envelope(1).to_json("q")
+    with sqlite3.connect(tmp_path / "kernel.db") as raw:
+        raw.execute("CREATE TABLE kernel_messages (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                    "queue TEXT NOT NULL, priority INTEGER NOT NULL DEFAULT 0, "
+                    "not_before REAL NOT NULL DEFAULT 0, ready INTEGER NOT NULL, "
+                    "lease_owner TEXT, lease_until REAL, "
+                    "delivery_count INTEGER NOT NULL DEFAULT 0, reason TEXT, "
+                    "payload BLOB NOT NULL)")
+        raw.execute("INSERT INTO kernel_messages (queue, ready, payload) VALUES ('q', 1, ?)",
+                    (envelope,))
+    transport = SqliteTransport(url, {})
+    first = transport.fetch(["q"], 1, 1)
+    assert ids(first) == ["m-1"]
+    transport.release(first)
+    again = transport.fetch(["q"], 1, 1)
+    transport.release(first)
+    assert transport.fetch(["q"], 1, 0.2) == [], "the stale release was told apart"
+    transport.ack(again)
+    assert transport.size("q") == 0
+
+
 def test_undecodable_row_goes_to_the_dead_letter_queue(url: str, tmp_path: Path) -> None:
     transport = SqliteTransport(url, {})
     with sqlite3.connect(tmp_path / "kernel.db") as raw:

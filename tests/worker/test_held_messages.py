@@ -184,6 +184,30 @@ def test_two_deliveries_of_one_task_held_at_once_are_each_run_and_acknowledged(a
     assert app.runs.count("hold_again") == 2, app.runs  # type: ignore[attr-defined]
 
 
+def test_what_a_stopped_process_gave_back_is_no_longer_in_what_it_says_it_holds(
+        app: App) -> None:
+    # A prefork child stopped with its task (terminated, past its hard limit) gives its
+    # prefetched messages back, then is killed; its parent gives back again what the child
+    # last said it held. Were those still listed, the parent would release messages another
+    # consumer already holds again (same tag, same count): they would run twice.
+    app.conf.worker_lease_seconds = 30
+    notes: list[list[str]] = []
+    with running_worker(app, concurrency=1, prefetch_multiplier=4) as worker:
+        consumer = worker.consumer
+        assert consumer is not None
+        consumer.holding = lambda held: notes.append([d.envelope.headers["id"] for d in held])
+        running = app.tasks["hold"].delay()
+        wait_for(lambda: app.runs == ["hold"], 10, "the first task to take the only slot")
+        waiting = {app.tasks["count"].delay().id for _ in range(3)}
+        wait_for(lambda: notes and waiting <= set(notes[-1]), 10, "three tasks prefetched")
+        consumer.surrender()
+        assert notes[-1] == [running.id], \
+            f"after giving back {waiting} it must say it holds only the running task: {notes}"
+        app.go.set()  # type: ignore[attr-defined]
+        wait_for(lambda: consumer.idle, 10, "the running task settled")
+    assert app.runs == ["hold"], app.runs  # type: ignore[attr-defined]
+
+
 def test_the_worker_renews_at_the_lease_the_transport_was_given() -> None:
     # transport_options can shorten the lease below worker_lease_seconds: the worker must
     # renew at that pace (and count a message its own that long), or the lease lapses under a

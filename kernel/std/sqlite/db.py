@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -128,16 +128,20 @@ def _shared_notifier(realpath: str, channel: str) -> Notifier:
 class Database:
     """Thread-local connections to one file, each set up the same way.
 
-    `schema` is run once, in a write transaction, when the first connection opens.
+    `schema` is run once, in a write transaction, when the first connection opens; with it,
+    each of `added` (table, column, definition), columns a later version added to a table, is
+    added to a file that an earlier version made.
     """
 
     def __init__(self, path: str, schema: str, busy_timeout: float = 30.0,
-                 synchronous: str = "NORMAL") -> None:
+                 synchronous: str = "NORMAL", *,
+                 added: Sequence[tuple[str, str, str]] = ()) -> None:
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ConfigurationError(f"synchronous={synchronous!r} must be one of OFF, NORMAL, "
                                      f"FULL, EXTRA")
         self.path = path
         self._schema = schema
+        self._added = added
         self._busy_timeout = busy_timeout
         self._synchronous = synchronous.upper()
         self._local = threading.local()
@@ -192,7 +196,12 @@ class Database:
                     raise ConnectionFailed(
                         f"the SQLite database {self.path} cannot use WAL mode (it says {mode!r});"
                         f" keep it on a local disk, not a network file system")
-                conn.executescript(f"BEGIN IMMEDIATE;\n{self._schema}\nCOMMIT;")
+                conn.executescript(f"BEGIN IMMEDIATE;\n{self._schema}")
+                for table, column, definition in self._added:
+                    have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                    if column not in have:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+                conn.execute("COMMIT")
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() >= deadline:

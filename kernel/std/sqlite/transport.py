@@ -7,8 +7,10 @@ A fetch runs in one ``BEGIN IMMEDIATE`` transaction: it turns waiting rows whose
 ready again, then claims ready rows with ``UPDATE ... RETURNING``, so no message goes to two
 consumers at once. Delays and leases live in the file, never in a process's memory.
 
-A delivery is identified by its row id and its ``delivery_count``: acting on a delivery whose
-message has since been redelivered to someone else (its lease ran out) changes nothing.
+A delivery's tag is its row id and the row's ``claim``, counted up at every fetch and never
+down (``delivery_count`` goes down when a message is given back unrun): acting on a delivery
+whose message has since gone to someone else (its lease ran out, it was given back) changes
+nothing.
 """
 
 from __future__ import annotations
@@ -49,13 +51,16 @@ CREATE TABLE IF NOT EXISTS kernel_messages (
     lease_until REAL,
     delivery_count INTEGER NOT NULL DEFAULT 0,
     reason TEXT,
-    payload BLOB NOT NULL
+    payload BLOB NOT NULL,
+    claim INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS kernel_messages_ready
     ON kernel_messages (queue, priority DESC, id) WHERE ready = 1;
 CREATE INDEX IF NOT EXISTS kernel_messages_waiting
     ON kernel_messages (coalesce(lease_until, not_before)) WHERE ready = 0;
 """
+#: columns added since the table's first version (a file made before gets them).
+ADDED = [("kernel_messages", "claim", "INTEGER NOT NULL DEFAULT 0")]
 
 INSERT = ("INSERT INTO kernel_messages (queue, priority, not_before, ready, payload) "
           "VALUES (?, ?, ?, ?, ?)")
@@ -63,20 +68,20 @@ INSERT = ("INSERT INTO kernel_messages (queue, priority, not_before, ready, payl
 PROMOTE = ("UPDATE kernel_messages SET ready = 1, lease_owner = NULL, lease_until = NULL "
            "WHERE ready = 0 AND coalesce(lease_until, not_before) <= ?")
 CLAIM = ("UPDATE kernel_messages SET ready = 0, lease_owner = ?, lease_until = ?, "
-         "delivery_count = delivery_count + 1 "
+         "delivery_count = delivery_count + 1, claim = claim + 1 "
          "WHERE id IN (SELECT id FROM kernel_messages WHERE ready = 1 AND queue = ? "
          "ORDER BY priority DESC, id LIMIT ?) "
-         "RETURNING id, priority, delivery_count, payload")
+         "RETURNING id, claim, priority, delivery_count, payload")
 NEXT_DUE = "SELECT min(coalesce(lease_until, not_before)) FROM kernel_messages WHERE ready = 0"
 ACK = "DELETE FROM kernel_messages WHERE id = ?"
 EXTEND = ("UPDATE kernel_messages SET lease_until = ? "
-          "WHERE id = ? AND delivery_count = ? AND ready = 0")
+          "WHERE id = ? AND claim = ? AND ready = 0")
 REQUEUE = ("UPDATE kernel_messages SET ready = 1, lease_owner = NULL, lease_until = NULL "
-           "WHERE id = ? AND delivery_count = ?")
+           "WHERE id = ? AND claim = ?")
 RELEASE = ("UPDATE kernel_messages SET ready = 1, lease_owner = NULL, lease_until = NULL, "
-           "delivery_count = delivery_count - 1 WHERE id = ? AND delivery_count = ?")
+           "delivery_count = delivery_count - 1 WHERE id = ? AND claim = ?")
 DEAD = (f"UPDATE kernel_messages SET queue = queue || '{DEAD_LETTER_SUFFIX}', ready = 1, "
-        "lease_owner = NULL, lease_until = NULL, reason = ? WHERE id = ? AND delivery_count = ?")
+        "lease_owner = NULL, lease_until = NULL, reason = ? WHERE id = ? AND claim = ?")
 # Waiting = ready, delayed, or leased by a consumer whose lease has run out. Each half of the
 # union reads one partial index, so a long queue elsewhere is never scanned.
 WAITING_IDS = ("SELECT id FROM kernel_messages WHERE ready = 1 AND queue = :queue UNION ALL "
@@ -84,9 +89,9 @@ WAITING_IDS = ("SELECT id FROM kernel_messages WHERE ready = 1 AND queue = :queu
                "AND (lease_until IS NULL OR lease_until <= :now)")
 SIZE = f"SELECT count(*) FROM ({WAITING_IDS})"
 PURGE = f"DELETE FROM kernel_messages WHERE id IN ({WAITING_IDS})"
-DEAD_LETTERS = ("SELECT id, delivery_count, reason, payload FROM kernel_messages "
+DEAD_LETTERS = ("SELECT id, claim, delivery_count, reason, payload FROM kernel_messages "
                 "WHERE ready = 1 AND queue = :queue UNION ALL "
-                "SELECT id, delivery_count, reason, payload FROM kernel_messages "
+                "SELECT id, claim, delivery_count, reason, payload FROM kernel_messages "
                 "INDEXED BY kernel_messages_waiting "
                 "WHERE ready = 0 AND queue = :queue ORDER BY id LIMIT :limit")
 
@@ -110,7 +115,7 @@ class SqliteTransport(Transport):
             "lease_seconds", 30.0, positive=True)
         path = path_from_url(url)
         self._db_settings = file_settings(options, "SQLite transport")
-        self._db = Database(path, SCHEMA, *self._db_settings)
+        self._db = Database(path, SCHEMA, *self._db_settings, added=ADDED)
         self._host = socket.gethostname()
         self._broadcasts: Broadcasts | None = None
 
@@ -170,7 +175,7 @@ class SqliteTransport(Transport):
                     CLAIM, (owner, now + self.lease_seconds, queue, limit - len(claimed))
                 ).fetchall()
                 # RETURNING gives no order: restore priority, then arrival.
-                rows.sort(key=lambda row: (-row[1], row[0]))
+                rows.sort(key=lambda row: (-row[2], row[0]))
                 claimed.extend((queue, row) for row in rows)
                 if len(claimed) >= limit:
                     break
@@ -181,7 +186,8 @@ class SqliteTransport(Transport):
     def _decode(self, claimed: Iterable[tuple[str, Row]]) -> list[Delivery]:
         deliveries: list[Delivery] = []
         broken: list[tuple[Delivery, str]] = []
-        for queue, (tag, _priority, count, payload) in claimed:
+        for queue, (row, claim, _priority, count, payload) in claimed:
+            tag = (row, claim)
             try:
                 envelope = Envelope.from_json(payload)
             except DecodeError as exc:
@@ -201,19 +207,19 @@ class SqliteTransport(Transport):
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         if deliveries:
-            self._run_many(ACK, [(d.tag,) for d in deliveries])
+            self._run_many(ACK, [(d.tag[0],) for d in deliveries])
 
     def reject(self, delivery: Delivery, *, requeue: bool, reason: str = "") -> None:
         if requeue:
-            self._run_many(REQUEUE, [(delivery.tag, delivery.delivery_count)])
+            self._run_many(REQUEUE, [delivery.tag])
             self._db.notifier("queue").notify()
         else:
-            self._run_many(DEAD, [(reason, delivery.tag, delivery.delivery_count)])
+            self._run_many(DEAD, [(reason, *delivery.tag)])
 
     def release(self, deliveries: Sequence[Delivery]) -> None:
         """Give back unstarted messages; their delivery does not count."""
         if deliveries:
-            self._run_many(RELEASE, [(d.tag, d.delivery_count) for d in deliveries])
+            self._run_many(RELEASE, [d.tag for d in deliveries])
             self._db.notifier("queue").notify()
 
     def extend_lease(self, deliveries: Sequence[Delivery], seconds: float) -> None:
@@ -221,7 +227,7 @@ class SqliteTransport(Transport):
         redelivered elsewhere (its lease ran out first) is left alone."""
         if deliveries:
             until = time.time() + seconds
-            self._run_many(EXTEND, [(until, d.tag, d.delivery_count) for d in deliveries])
+            self._run_many(EXTEND, [(until, *d.tag) for d in deliveries])
 
     # ------------------------------------------------------------------ inspect
 
@@ -244,13 +250,13 @@ class SqliteTransport(Transport):
         with self._db.read() as conn:
             rows = conn.execute(DEAD_LETTERS, {"queue": dead, "limit": limit}).fetchall()
         out = []
-        for tag, count, reason, payload in rows:
+        for row, claim, count, reason, payload in rows:
             try:
                 envelope = Envelope.from_json(payload)
             except DecodeError:
                 raw = payload if isinstance(payload, bytes) else str(payload).encode()
                 envelope = Envelope(raw, {})
-            out.append(Delivery(tag, dead, envelope, count, {"reason": reason or ""}))
+            out.append(Delivery((row, claim), dead, envelope, count, {"reason": reason or ""}))
         return out
 
     # ------------------------------------------------------------------ broadcast
