@@ -29,6 +29,8 @@ class Distribution:
 
 
 _REDIS = ("redis", "rediss", "redis+sentinel", "rediss+sentinel")
+_SQL = ("db+postgresql", "db+postgresql+psycopg", "db+postgresql+psycopg2", "db+mysql",
+        "db+mysql+pymysql", "db+mysql+mysqldb", "db+mariadb", "db+mariadb+pymysql", "db+sqlite")
 
 DISTRIBUTIONS: tuple[Distribution, ...] = (
     Distribution("kernel-amqp", "amqp", "amqp", {
@@ -49,9 +51,8 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
         "rate-limit store": _REDIS,
     }),
     Distribution("kernel-sqlalchemy", "sqlalchemy", "sqlalchemy", {
-        "result store": ("db+postgresql", "db+postgresql+psycopg", "db+postgresql+psycopg2",
-                         "db+mysql", "db+mysql+pymysql", "db+mysql+mysqldb", "db+mariadb",
-                         "db+mariadb+pymysql", "db+sqlite"),
+        "result store": _SQL,
+        "schedule store": _SQL,
     }),
 )
 

@@ -1,18 +1,29 @@
-"""URLs, engines and errors: a Celery ``db+`` URL to a SQLAlchemy engine of this process, and
-a database's failure to one sentence."""
+"""URLs, engines and errors: a Celery ``db+`` URL to a SQLAlchemy engine of this process, work
+in one transaction tried again on a fresh connection when the server broke one (`Database`),
+and a database's failure to one sentence; the result and schedule stores share them."""
 
 from __future__ import annotations
 
 import importlib.util
+import logging
+import os
 import re
-from collections.abc import Mapping
-from typing import Any
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from kernel.plugin import ConfigurationError, ConnectionFailed, KernelError, mask_url
+
+log = logging.getLogger("kernel.sqlalchemy")
+T = TypeVar("T")
+
+#: how many times a statement is tried when the server broke its connection.
+ATTEMPTS = 3
 
 #: the driver SQLAlchemy picks for a URL without one, and the one this distribution's extras
 #: install instead (``postgres``: psycopg 3, ``mysql``: PyMySQL).
@@ -93,25 +104,107 @@ _CREDENTIALS = re.compile(r"password authentication|access denied|authentication
 _NO_DATABASE = re.compile(r"database .* does not exist|unknown database", re.IGNORECASE)
 
 
-def failure(exc: sa_exc.SQLAlchemyError, url: str, doing: str) -> KernelError:
-    """One sentence for a database error: what is wrong and what to do."""
+def failure(exc: sa_exc.SQLAlchemyError, url: str, doing: str,
+            what: str = "result database") -> KernelError:
+    """One sentence for a database error: what is wrong and what to do; `what` names the
+    database by its role (``result database``, ``schedule database``)."""
     where = mask_url(url)
     orig = getattr(exc, "orig", None)
     reason = " ".join(str(orig if orig is not None else exc).split()) or type(exc).__name__
     reason = mask_url(reason)
     if _CREDENTIALS.search(reason):
-        return ConfigurationError(f"the result database {where} refused the credentials "
-                                  f"({reason}); check the user and password in result_backend")
+        return ConfigurationError(f"the {what} {where} refused the credentials "
+                                  f"({reason}); check the user and password in its URL")
     if _NO_DATABASE.search(reason):
-        return ConfigurationError(f"the result database of {where} does not exist ({reason}); "
+        return ConfigurationError(f"the {what} of {where} does not exist ({reason}); "
                                   f"create it (CREATE DATABASE) or fix the name in the URL")
     if "unable to open database" in reason:
         return ConfigurationError(f"cannot open the SQLite file of {where} ({reason}); check "
                                   f"its directory exists and is writable")
     if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)) or \
             _UNREACHABLE.search(reason):
-        return ConnectionFailed(f"cannot reach the result database {where} to {doing} "
+        return ConnectionFailed(f"cannot reach the {what} {where} to {doing} "
                                 f"({reason}); check the server runs and the URL's host and "
                                 f"port")
-    return ConfigurationError(f"the result database {where} refused to {doing} ({reason}); "
-                              f"check its tables match Celery's and the user may write them")
+    return ConfigurationError(f"the {what} {where} refused to {doing} ({reason}); "
+                              f"check its tables match kernel's (and Celery's) and the user "
+                              f"may write them")
+
+
+class Database:
+    """One database as a store of this process uses it: the engine (a prefork child makes its
+    own and never touches its parent's connections) and `run`, which does work in one
+    transaction. `what` names the database in errors (``result database``)."""
+
+    def __init__(self, url: str, engine_options: Mapping[str, Any], connection_timeout: float,
+                 pool_size: int, what: str) -> None:
+        self.url = url
+        self.what = what
+        self._sa_url = sqlalchemy_url(url)
+        self._options = dict(engine_options)
+        self._timeout = connection_timeout
+        self._pool_size = pool_size
+        self._engine: Engine | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def engine(self) -> Engine:
+        """This process's engine."""
+        pid = os.getpid()
+        if self._engine is not None and self._pid == pid:
+            return self._engine
+        if self._pid != pid:
+            self._lock = threading.Lock()  # one held by a thread of the parent stays held
+        with self._lock:
+            if self._engine is not None and self._pid != pid:
+                # The parent's sockets are the parent's: forget them without closing them.
+                self._engine.dispose(close=False)
+                self._engine = None
+            if self._engine is None:
+                self._engine = create_engine(self._sa_url, self._options, self._timeout,
+                                             self._pool_size)
+                self._pid = pid
+            return self._engine
+
+    def run(self, doing: str, work: Callable[[Connection], T], retry: bool = True) -> T:
+        """`work` in one transaction. A connection the server broke (a restart drops them all,
+        and one caught mid-query can fail in ways the driver does not call a disconnect) is
+        thrown away and `work` tried again on a fresh one, up to `ATTEMPTS` times (Celery's
+        database backend tries 3): always when it broke before `work` began, else where doing
+        `work` twice is harmless (`retry`). Failures raise `failure`'s sentence."""
+        for attempt in range(1, ATTEMPTS + 1):
+            last = attempt == ATTEMPTS
+            engine = self.engine()
+            try:
+                conn = engine.connect()
+            except sa_exc.DBAPIError as exc:
+                if last:
+                    raise failure(exc, self.url, doing, self.what) from None
+                self._broken(exc, attempt)
+                engine.dispose()  # the pooled connections are likely as dead as this one
+                continue
+            except sa_exc.SQLAlchemyError as exc:
+                raise failure(exc, self.url, doing, self.what) from None
+            try:
+                with conn.begin():
+                    return work(conn)
+            except sa_exc.DBAPIError as exc:
+                conn.invalidate()
+                if last or not retry:
+                    raise failure(exc, self.url, doing, self.what) from None
+                self._broken(exc, attempt)
+            except sa_exc.SQLAlchemyError as exc:
+                raise failure(exc, self.url, doing, self.what) from None
+            finally:
+                conn.close()
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _broken(self, exc: sa_exc.DBAPIError, attempt: int) -> None:
+        log.warning("%s %s failed a statement (%s); trying again on a fresh connection",
+                    self.what, mask_url(self.url), type(exc.orig).__name__)
+        time.sleep(0.05 * attempt)  # a restarting server takes a moment to accept again
+
+    def close(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.dispose(close=self._pid == os.getpid())

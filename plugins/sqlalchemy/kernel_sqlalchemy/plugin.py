@@ -1,11 +1,18 @@
 """Entry point of kernel-sqlalchemy (``kernel.plugins``: ``sqlalchemy``). Kept light:
-SQLAlchemy and the store are imported by the factory, when an App first needs results."""
+SQLAlchemy and the stores are imported by their factories, when an App first needs one."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from kernel.plugin import Lazy, ResultStoreCapabilities, ResultStoreSpec, SettingSpec, hookimpl
+from kernel.plugin import (
+    Lazy,
+    ResultStoreCapabilities,
+    ResultStoreSpec,
+    ScheduleStoreSpec,
+    SettingSpec,
+    hookimpl,
+)
 
 #: Celery's database backend URLs: ``db+`` and a SQLAlchemy URL.
 SCHEMES = ("db+postgresql", "db+postgresql+psycopg", "db+postgresql+psycopg2", "db+mysql",
@@ -25,13 +32,20 @@ def kernel_result_stores() -> Iterable[ResultStoreSpec]:
 
 
 @hookimpl
+def kernel_schedule_stores() -> Iterable[ScheduleStoreSpec]:
+    yield ScheduleStoreSpec("sqlalchemy", SCHEMES,
+                            Lazy("kernel_sqlalchemy.schedule:SqlScheduleStore"))
+
+
+@hookimpl
 def kernel_settings() -> Iterable[SettingSpec]:
     # Celery's names and meanings (celery.backends.database).
     yield SettingSpec("database_table_names", dict, {},
                       "table names by role: {'task': 'celery_taskmeta', 'group': "
                       "'celery_tasksetmeta', 'kv': 'kernel_kv'}")
     yield SettingSpec("database_table_schemas", dict, {},
-                      "schemas by role, as database_table_names: {'task': 'results', ...}")
+                      "schemas by role, as database_table_names: {'task': 'results', ...}; "
+                      "'beat': the schedule store's tables")
     yield SettingSpec("database_create_tables_at_setup", bool, True,
                       "create missing tables when the store is set up (False: on first use)")
     yield SettingSpec("database_pickled_results", bool, False,

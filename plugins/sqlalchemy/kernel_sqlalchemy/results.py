@@ -5,19 +5,15 @@ kernel's ``kernel_kv``; through SQLAlchemy 2 on PostgreSQL, MySQL/MariaDB and SQ
 from __future__ import annotations
 
 import io
-import logging
-import os
 import pickle
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import mysql, postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from kernel.interfaces.results import ResultStore
 from kernel.plugin import (
@@ -31,31 +27,14 @@ from kernel.plugin import (
     key_kind,
     mask_url,
 )
-from kernel_sqlalchemy.connection import create_engine, failure, sqlalchemy_url
+from kernel_sqlalchemy.connection import Database
 from kernel_sqlalchemy.plugin import CAPABILITIES
-
-log = logging.getLogger("kernel.results.sqlalchemy")
-T = TypeVar("T")
+from kernel_sqlalchemy.dialects import binary, exact_string, long_text, timestamp, upsert
 
 #: Celery's table names (``database_table_names`` keys ``task`` and ``group``) and kernel's.
 TABLE_NAMES = {"task": "celery_taskmeta", "group": "celery_tasksetmeta", "kv": "kernel_kv"}
-#: how many times a statement is tried when the server broke its connection.
-ATTEMPTS = 3
 #: expired kernel_kv rows are deleted by a write at most this often (reads ignore them).
 SWEEP_EVERY = 60.0
-
-
-def _binary() -> sa.types.TypeEngine[Any]:
-    # MySQL's BLOB holds 64 KiB; results and tracebacks may be larger.
-    return sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
-
-
-def _text() -> sa.types.TypeEngine[Any]:
-    return sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
-
-
-def _datetime() -> sa.types.TypeEngine[Any]:
-    return sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
 def define_tables(names: Mapping[str, str], schemas: Mapping[str, str | None]
@@ -72,33 +51,30 @@ def define_tables(names: Mapping[str, str], schemas: Mapping[str, str | None]
                   primary_key=True, autoincrement=True),
         sa.Column("task_id", sa.String(155), unique=True),
         sa.Column("status", sa.String(50)),
-        sa.Column("result", _binary(), nullable=True),
-        sa.Column("date_done", _datetime(), nullable=True, index=True),
-        sa.Column("traceback", _text(), nullable=True),
-        sa.Column("children", _binary(), nullable=True),
+        sa.Column("result", binary(), nullable=True),
+        sa.Column("date_done", timestamp(), nullable=True, index=True),
+        sa.Column("traceback", long_text(), nullable=True),
+        sa.Column("children", binary(), nullable=True),
         sa.Column("name", sa.String(155), nullable=True),
-        sa.Column("args", _binary(), nullable=True),
-        sa.Column("kwargs", _binary(), nullable=True),
+        sa.Column("args", binary(), nullable=True),
+        sa.Column("kwargs", binary(), nullable=True),
         sa.Column("worker", sa.String(155), nullable=True),
         sa.Column("retries", sa.Integer, nullable=True),
         sa.Column("queue", sa.String(155), nullable=True),
-        sa.Column("stamps", _binary(), nullable=True),
+        sa.Column("stamps", binary(), nullable=True),
         schema=task_schema, sqlite_autoincrement=True)
     group = sa.Table(
         names["group"], metadata,
         sa.Column("id", sa.Integer, sa.Sequence("taskset_id_sequence", schema=group_schema),
                   primary_key=True, autoincrement=True),
         sa.Column("taskset_id", sa.String(155), unique=True),
-        sa.Column("result", _binary(), nullable=True),
-        sa.Column("date_done", _datetime(), nullable=True, index=True),
+        sa.Column("result", binary(), nullable=True),
+        sa.Column("date_done", timestamp(), nullable=True, index=True),
         schema=group_schema, sqlite_autoincrement=True)
     kv = sa.Table(
         names["kv"], metadata,
-        # Keys compare byte for byte (MySQL's default collation folds case and accents).
-        sa.Column("key", sa.String(512).with_variant(
-            mysql.VARCHAR(512, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"),
-            primary_key=True),
-        sa.Column("value", _binary(), nullable=False),
+        sa.Column("key", exact_string(512), primary_key=True),
+        sa.Column("value", binary(), nullable=False),
         sa.Column("expires_at", sa.Double, nullable=True, index=True),
         schema=schemas.get("kv"))
     return task, group, kv
@@ -151,7 +127,6 @@ class SqlResultStore(ResultStore):
         options = options or {}
         reader = OptionReader(options, "SQLAlchemy result store")
         self.url = url
-        self._sa_url = sqlalchemy_url(url)
         fields = options.get("record_fields")
         if not isinstance(fields, RecordFields):
             raise ConfigurationError("the SQLAlchemy result store needs options['record_fields'] "
@@ -161,14 +136,12 @@ class SqlResultStore(ResultStore):
         names = {**TABLE_NAMES, **self._mapping(reader, "database_table_names")}
         schemas = self._mapping(reader, "database_table_schemas")
         self._task, self._group, self._kv = define_tables(names, schemas)
-        self._engine_options = self._mapping(reader, "database_engine_options")
-        self._timeout = reader.number("connection_timeout", 10.0, positive=True)
-        self._pool_size = reader.integer("worker_concurrency", 0, minimum=0) or 5
+        self._db = Database(url, self._mapping(reader, "database_engine_options"),
+                            reader.number("connection_timeout", 10.0, positive=True),
+                            reader.integer("worker_concurrency", 0, minimum=0) or 5,
+                            "result database")
         #: write ``result`` columns as Celery before 5.7 reads them (its PickleType).
         self._pickled = reader.boolean("database_pickled_results", False)
-        self._engine: Engine | None = None
-        self._pid = 0
-        self._lock = threading.Lock()
         #: the columns the task table has (Celery creates it without the extended ones).
         self._task_columns: frozenset[str] | None = None
         self._next_sweep = time.monotonic() + SWEEP_EVERY
@@ -186,69 +159,10 @@ class SqlResultStore(ResultStore):
     def __repr__(self) -> str:
         return f"<SqlResultStore {mask_url(self.url)}>"
 
-    # ------------------------------------------------------------------ connections
-
-    def _connect(self) -> Engine:
-        """This process's engine: a prefork child makes its own and never touches the
-        parent's connections."""
-        pid = os.getpid()
-        if self._engine is not None and self._pid == pid:
-            return self._engine
-        if self._pid != pid:
-            self._lock = threading.Lock()  # one held by a thread of the parent stays held
-        with self._lock:
-            if self._engine is not None and self._pid != pid:
-                # The parent's sockets are the parent's: forget them without closing them.
-                self._engine.dispose(close=False)
-                self._engine = None
-            if self._engine is None:
-                self._engine = create_engine(self._sa_url, self._engine_options, self._timeout,
-                                             self._pool_size)
-                self._pid = pid
-            return self._engine
-
-    def _run(self, doing: str, work: Callable[[Connection], T], retry: bool = True) -> T:
-        """`work` in one transaction. A connection the server broke (a restart drops them all,
-        and one caught mid-query can fail in ways the driver does not call a disconnect) is
-        thrown away and `work` tried again on a fresh one, up to `ATTEMPTS` times (Celery's
-        database backend tries 3): always when it broke before `work` began, else where doing
-        `work` twice is harmless (`retry`)."""
-        for attempt in range(1, ATTEMPTS + 1):
-            last = attempt == ATTEMPTS
-            engine = self._connect()
-            try:
-                conn = engine.connect()
-            except sa_exc.DBAPIError as exc:
-                if last:
-                    raise failure(exc, self.url, doing) from None
-                self._broken(exc, attempt)
-                engine.dispose()  # the pooled connections are likely as dead as this one
-                continue
-            except sa_exc.SQLAlchemyError as exc:
-                raise failure(exc, self.url, doing) from None
-            try:
-                with conn.begin():
-                    return work(conn)
-            except sa_exc.DBAPIError as exc:
-                conn.invalidate()
-                if last or not retry:
-                    raise failure(exc, self.url, doing) from None
-                self._broken(exc, attempt)
-            except sa_exc.SQLAlchemyError as exc:
-                raise failure(exc, self.url, doing) from None
-            finally:
-                conn.close()
-        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
-
-    def _broken(self, exc: sa_exc.DBAPIError, attempt: int) -> None:
-        log.warning("result database %s failed a statement (%s); trying again on a fresh "
-                    "connection", mask_url(self.url), type(exc.orig).__name__)
-        time.sleep(0.05 * attempt)  # a restarting server takes a moment to accept again
-
     def _prepared(self) -> frozenset[str]:
         """Create the missing tables (once) and learn the task table's columns."""
         if self._task_columns is None:
-            self._task_columns = self._run("create the result tables", self._create)
+            self._task_columns = self._db.run("create the result tables", self._create)
         return self._task_columns
 
     def _create(self, conn: Connection) -> frozenset[str]:
@@ -358,50 +272,11 @@ class SqlResultStore(ResultStore):
                     (self._kv, rest, "key", sa.and_(self._kv.c.expires_at.is_not(None),
                                                     self._kv.c.expires_at <= epoch))):
                 if rows:
-                    self._upsert(conn, table, key, rows, sa.true() if replace else expired)
+                    upsert(conn, table, key, rows, sa.true() if replace else expired)
             if sweep:
                 conn.execute(self._kv.delete().where(self._kv.c.expires_at <= epoch))
 
-        self._run("store results", write)
-
-    def _upsert(self, conn: Connection, table: sa.Table, key: str, rows: list[dict[str, Any]],
-                replace_when: sa.ColumnElement[bool] | None) -> None:
-        """Insert `rows`; where `key` is taken, replace the row if `replace_when` holds for it
-        (None: never). One statement per batch: looking and storing are one atomic step."""
-        # Every row of one batch names the same columns (one executemany).
-        columns = [c for c in rows[0] if c != key]
-        dialect = conn.dialect.name
-        stmt: sa.Executable
-        if dialect in ("postgresql", "sqlite"):
-            insert = (postgresql.insert(table) if dialect == "postgresql"
-                      else sqlite.insert(table))
-            if replace_when is None:
-                stmt = insert.on_conflict_do_nothing(index_elements=[table.c[key]])
-            else:
-                stmt = insert.on_conflict_do_update(
-                    index_elements=[table.c[key]],
-                    set_={c: insert.excluded[c] for c in columns}, where=replace_when)
-        elif dialect in ("mysql", "mariadb"):
-            minsert = mysql.insert(table)
-            if replace_when is None:
-                stmt = minsert.prefix_with("IGNORE")
-            elif isinstance(replace_when, sa.True_):
-                stmt = minsert.on_duplicate_key_update({c: minsert.inserted[c] for c in columns})
-            else:
-                # MySQL assigns left to right, each seeing the ones before: the columns the
-                # condition reads (date_done, expires_at) go last.
-                ordered = sorted(columns, key=lambda c: c in ("date_done", "expires_at"))
-                stmt = minsert.on_duplicate_key_update([
-                    (c, sa.case((replace_when, minsert.inserted[c]), else_=table.c[c]))
-                    for c in ordered])
-                # PyMySQL's executemany cannot bind parameters after VALUES (the condition's).
-                for row in rows:
-                    conn.execute(stmt, row)
-                return
-        else:
-            raise ConfigurationError(f"the SQLAlchemy result store supports PostgreSQL, "
-                                     f"MySQL/MariaDB and SQLite, not {dialect}")
-        conn.execute(stmt, rows)
+        self._db.run("store results", write)
 
     # ------------------------------------------------------------------ reads
 
@@ -413,7 +288,7 @@ class SqlResultStore(ResultStore):
             query = sa.select(kv.c.value).where(
                 kv.c.key == key, sa.or_(kv.c.expires_at.is_(None),
                                         kv.c.expires_at > time.time()))
-            value = self._run("read a result", lambda conn: conn.execute(query).scalar())
+            value = self._db.run("read a result", lambda conn: conn.execute(query).scalar())
             return None if value is None else bytes(value)
         table = self._task if kind[0] == "task" else self._group
         ident = table.c.task_id if kind[0] == "task" else table.c.taskset_id
@@ -422,7 +297,7 @@ class SqlResultStore(ResultStore):
         if cutoff is not None:
             select = select.where(sa.or_(table.c.date_done.is_(None),
                                          table.c.date_done >= cutoff))
-        row = self._run("read a result", lambda conn: conn.execute(select).mappings().first())
+        row = self._db.run("read a result", lambda conn: conn.execute(select).mappings().first())
         if row is None:
             return None
         if kind[0] == "task":
@@ -452,7 +327,7 @@ class SqlResultStore(ResultStore):
                 if found:
                     conn.execute(table.delete().where(table.c[column].in_(found)))
 
-        self._run("forget results", forget)
+        self._db.run("forget results", forget)
 
     # ------------------------------------------------------------------ counters
 
@@ -502,7 +377,7 @@ class SqlResultStore(ResultStore):
                              .scalar_one()))
 
         # Not retried: a commit lost with its connection may have counted already.
-        return self._run("count", count, retry=False)
+        return self._db.run("count", count, retry=False)
 
     # ------------------------------------------------------------------ upkeep
 
@@ -525,9 +400,7 @@ class SqlResultStore(ResultStore):
                 self._kv.delete().where(self._kv.c.expires_at <= now)).rowcount
             return deleted
 
-        return self._run("delete expired results", sweep)
+        return self._db.run("delete expired results", sweep)
 
     def close(self) -> None:
-        engine, self._engine = self._engine, None
-        if engine is not None:
-            engine.dispose(close=self._pid == os.getpid())
+        self._db.close()

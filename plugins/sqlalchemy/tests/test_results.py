@@ -214,13 +214,13 @@ def _child(store: SqlResultStore, key: str) -> None:
 def test_a_forked_child_uses_its_own_connections(db_url: str, make_store: Make) -> None:
     store = make_store(db_url)
     store.set([("parent", b"p")], 30)
-    parent_engine = store._connect()
+    parent_engine = store._db.engine()
     process = multiprocessing.get_context("fork").Process(
         target=_child, args=(store, f"child-{uuid.uuid4().hex}"))
     process.start()
     process.join(30)
     assert process.exitcode == 0, "the child stored and read through an engine of its own"
-    assert store._connect() is parent_engine and store.get("parent") == b"p", \
+    assert store._db.engine() is parent_engine and store.get("parent") == b"p", \
         "the parent's connections survived the child"
 
 
@@ -397,7 +397,7 @@ def test_a_kernel_chord_on_kernel_workers(db_url: str) -> None:
 
 
 def test_the_pool_is_sized_from_the_workers_concurrency(pg_url: str, make_store: Make) -> None:
-    pool: Any = make_store(pg_url, worker_concurrency=7)._connect().pool  # a QueuePool
+    pool: Any = make_store(pg_url, worker_concurrency=7)._db.engine().pool  # a QueuePool
     assert pool.size() == 7, "kernel worker -c 7 keeps 7 connections"
-    default: Any = make_store(pg_url)._connect().pool
+    default: Any = make_store(pg_url)._db.engine().pool
     assert default.size() == 5, "SQLAlchemy's default"
