@@ -56,6 +56,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--amqp-url", default=os.environ.get(env.AMQP_URL, env.DEFAULT_AMQP_URL),
                         help="the RabbitMQ to use; the benchmark's queues are purged between "
                              "runs (default: %(default)s)")
+    parser.add_argument("--stores", metavar="A,B",
+                        help="result stores of the stores table, kernel against Celery (default: "
+                             "all of redis, postgresql, mariadb, sqlite, memcached, couchdb; "
+                             "'none' leaves the table out; it needs kernel in --only)")
     args = parser.parse_args(argv)
     args.systems = _choose(parser, "system", args.only or ",".join(SYSTEMS), SYSTEMS)
     args.brokers = _choose(parser, "broker", args.broker, BROKERS)
@@ -65,6 +69,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--rabbitmq-tasks must be at least 1")
     if args.backlog is not None and args.backlog < 0:
         parser.error("--backlog must be 0 (no backlog row) or more")
+    from tests.bench.stores import STORES
+
+    args.stores = [] if args.stores == "none" else _choose(
+        parser, "store", args.stores or ",".join(STORES), STORES)
     return args
 
 
@@ -106,14 +114,27 @@ def main(argv: list[str] | None = None) -> int:
         tables.append(table)
     if not tables:
         return 2
+    store_table = None
+    if args.stores and "kernel" in args.systems:  # once, after every broker's table
+        from tests.bench import stores
+
+        store_table = stores.measure(
+            args.stores, counts.runs, 100 if args.quick else stores.RESULTS,
+            20 if args.quick else stores.RTT_CALLS,
+            lambda line: console.print(line, highlight=False))
     environment = report.environment({t["broker"]: t["server"] for t in tables})
     out = Console(width=None if sys.stdout.isatty() else 200)
     for table in tables:
         report.render(table, out)
+    if store_table is not None:
+        from tests.bench import stores
+
+        stores.render(store_table, out)
     report.render_environment(environment, out)
     if args.json:
         args.json.write_text(json.dumps(
-            {"environment": environment, "tables": tables}, indent=2) + "\n")
+            {"environment": environment, "tables": tables, "stores": store_table},
+            indent=2) + "\n")
     if args.markdown:
         args.markdown.write_text("\n".join(report.markdown(table) for table in tables))
     if failed:
@@ -180,6 +201,7 @@ def measure_in_child(name: str, args: argparse.Namespace) -> dict[str, Any] | No
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "table.json"
         argv = [sys.executable, "-m", "tests.bench", "--broker", name, "--json", str(out),
+                "--stores", "none",
                 "--only", ",".join(args.systems), "--redis-url", args.redis_url,
                 "--amqp-url", args.amqp_url, "--rabbitmq-tasks", str(args.rabbitmq_tasks),
                 *(["--quick"] if args.quick else []),

@@ -140,7 +140,7 @@ class Database:
                  pool_size: int, what: str) -> None:
         self.url = url
         self.what = what
-        self._sa_url = sqlalchemy_url(url)
+        self.sa_url = sqlalchemy_url(url)
         self._options = dict(engine_options)
         self._timeout = connection_timeout
         self._pool_size = pool_size
@@ -161,7 +161,7 @@ class Database:
                 self._engine.dispose(close=False)
                 self._engine = None
             if self._engine is None:
-                self._engine = create_engine(self._sa_url, self._options, self._timeout,
+                self._engine = create_engine(self.sa_url, self._options, self._timeout,
                                              self._pool_size)
                 self._pid = pid
             return self._engine

@@ -8,6 +8,7 @@ import io
 import pickle
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -27,9 +28,11 @@ from kernel.plugin import (
     key_kind,
     mask_url,
 )
+from kernel_sqlalchemy import notify
 from kernel_sqlalchemy.connection import Database
-from kernel_sqlalchemy.plugin import CAPABILITIES
 from kernel_sqlalchemy.dialects import binary, exact_string, long_text, timestamp, upsert
+from kernel_sqlalchemy.notify import Listener
+from kernel_sqlalchemy.plugin import CAPABILITIES
 
 #: Celery's table names (``database_table_names`` keys ``task`` and ``group``) and kernel's.
 TABLE_NAMES = {"task": "celery_taskmeta", "group": "celery_tasksetmeta", "kv": "kernel_kv"}
@@ -136,10 +139,15 @@ class SqlResultStore(ResultStore):
         names = {**TABLE_NAMES, **self._mapping(reader, "database_table_names")}
         schemas = self._mapping(reader, "database_table_schemas")
         self._task, self._group, self._kv = define_tables(names, schemas)
-        self._db = Database(url, self._mapping(reader, "database_engine_options"),
-                            reader.number("connection_timeout", 10.0, positive=True),
+        timeout = reader.number("connection_timeout", 10.0, positive=True)
+        self._db = Database(url, self._mapping(reader, "database_engine_options"), timeout,
                             reader.integer("worker_concurrency", 0, minimum=0) or 5,
                             "result database")
+        #: on PostgreSQL with psycopg 3, waiting clients are woken by the write (NOTIFY).
+        self._listener = (Listener(self._db.sa_url, timeout)
+                          if notify.supported(self._db.sa_url) else None)
+        if self._listener is not None:
+            self.capabilities = replace(CAPABILITIES, push_wait=True)
         #: write ``result`` columns as Celery before 5.7 reads them (its PickleType).
         self._pickled = reader.boolean("database_pickled_results", False)
         #: the columns the task table has (Celery creates it without the extended ones).
@@ -249,15 +257,19 @@ class SqlResultStore(ResultStore):
         now = datetime.now(timezone.utc)
         epoch = now.timestamp()
         tasks, groups, rest = [], [], []
+        written: list[tuple[str, dict[str, Any] | None]] = []  # what listeners are told
         for key, value in items:
             kind = key_kind(key)
+            task_row = None
             if kind is None:
                 rest.append({"key": key, "value": value,
                              "expires_at": None if expires is None else epoch + expires})
             elif kind[0] == "task":
-                tasks.append(self._task_row(kind[1], value, now))
+                task_row = self._task_row(kind[1], value, now)
+                tasks.append(task_row)
             else:
                 groups.append(self._group_row(kind[1], value, now))
+            written.append((key, task_row))
         cutoff = self._cutoff()
         sweep = time.monotonic() >= self._next_sweep
         if sweep:
@@ -275,6 +287,13 @@ class SqlResultStore(ResultStore):
                     upsert(conn, table, key, rows, sa.true() if replace else expired)
             if sweep:
                 conn.execute(self._kv.delete().where(self._kv.c.expires_at <= epoch))
+            if replace and conn.dialect.name == "postgresql":
+                # Waiters in any process wake at the commit; a task's record goes with its
+                # key as a read would return it. add's use is the PENDING record a client
+                # writes as it sends, which waiters skip: nobody is woken for it (one waiting
+                # for any value sees it at its next look).
+                notify.notify(conn, [(key, None if row is None else self._task_record(row))
+                                     for key, row in written])
 
         self._db.run("store results", write)
 
@@ -402,5 +421,12 @@ class SqlResultStore(ResultStore):
 
         return self._db.run("delete expired results", sweep)
 
+    def wait(self, key: str, timeout: float | None, unless: bytes | None = None) -> bytes | None:
+        if self._listener is None:
+            return super().wait(key, timeout, unless)
+        return notify.wait(self._listener, self.get, key, timeout, unless)
+
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
         self._db.close()

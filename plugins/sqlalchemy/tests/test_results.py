@@ -401,3 +401,82 @@ def test_the_pool_is_sized_from_the_workers_concurrency(pg_url: str, make_store:
     assert pool.size() == 7, "kernel worker -c 7 keeps 7 connections"
     default: Any = make_store(pg_url)._db.engine().pool
     assert default.size() == 5, "SQLAlchemy's default"
+
+
+def _statements(store: SqlResultStore) -> list[str]:
+    """Every statement `store`'s engine runs from now on."""
+    seen: list[str] = []
+    sa.event.listen(store._db.engine(), "before_cursor_execute",
+                    lambda conn, cursor, statement, *rest: seen.append(statement))
+    return seen
+
+
+def _record(task_id: str, value: Any = 1) -> bytes:
+    app = App("records", broker="memory://", results=None)
+    try:
+        return app.backend.encode(app.backend.record(task_id, "SUCCESS", value))
+    finally:
+        app.close()
+
+
+def _wait_in_thread(store: SqlResultStore, key: str) -> Callable[[], bytes | None]:
+    """Start ``store.wait(key)`` on a thread; what it gives returns the value it got."""
+    import threading
+
+    got: list[bytes | None] = []
+    thread = threading.Thread(target=lambda: got.append(store.wait(key, 20)))
+    thread.start()
+
+    def result() -> bytes | None:
+        thread.join(30)
+        assert got, "the wait should have returned"
+        return got[0]
+
+    return result
+
+
+@pytest.mark.parametrize("size", [10, 20_000])
+def test_on_postgresql_a_waiter_is_woken_by_the_write(pg_url: str, make_store: Make,
+                                                      size: int) -> None:
+    # A small record comes with the notification (the waiter reads nothing more); one too big
+    # for a notification comes by its key, and the waiter reads the row.
+    waiter, writer = make_store(pg_url), make_store(pg_url)
+    assert waiter.capabilities.push_wait, "psycopg 3 on PostgreSQL: woken by NOTIFY"
+    task_id = uuid.uuid4().hex
+    key = task_key(task_id)
+    assert waiter.wait(key, 0.01) is None  # the listener is up
+    statements = _statements(waiter)
+    result = _wait_in_thread(waiter, key)
+    deadline = time.monotonic() + 10
+    while not statements:  # its first look at the row, before it sleeps
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    began = time.monotonic()
+    writer.set([(key, _record(task_id, "x" * size))], 30)
+    got = result()
+    assert time.monotonic() - began < 0.5, "woken at the commit, not at a later look"
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(reads) == (1 if size < 7_000 else 2), statements
+    assert got == waiter.get(key), "the record as a read of the row gives it"
+
+
+def test_a_waiter_gets_its_result_while_the_listener_is_cut_off(pg_url: str,
+                                                               make_store: Make) -> None:
+    waiter, writer = make_store(pg_url), make_store(pg_url)
+    task_id = uuid.uuid4().hex
+    key = task_key(task_id)
+    assert waiter.wait(key, 0.01) is None  # the listener is up
+    listener = waiter._listener
+    assert listener is not None and listener.listening.is_set()
+    admin = _engine(pg_url)
+    with admin.begin() as conn:
+        assert conn.execute(sa.text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = :name"), {"name": listener.name}).scalar() == 1
+    admin.dispose()
+    writer.set([(key, _record(task_id))], 30)
+    assert waiter.wait(key, 10) == waiter.get(key) is not None, "found by looking"
+    deadline = time.monotonic() + 10
+    while not listener.listening.is_set():
+        assert time.monotonic() < deadline, "the listener should connect again"
+        time.sleep(0.05)

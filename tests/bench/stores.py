@@ -1,0 +1,249 @@
+"""The result stores' table: for each store, `RESULTS` task results stored and then read back,
+one call each from one process, by kernel's store and by Celery's backend for the same URL on
+the same server, alternating within each run (median of the runs); and the round trip of a
+kernel worker (Redis broker, solo pool) whose results go to PostgreSQL against one whose
+results go to Redis.
+
+Rows (ids as in the JSON):
+  results.<store>      stored and read back per second: 2 x RESULTS operations / seconds
+  rtt.results.<store>  submit -> result of sequential calls, p50 ms (redis and postgresql)
+
+Servers: Redis, PostgreSQL and MariaDB as they run here (a database ``kernel_bench`` is created
+on each), SQLite in a temporary file; memcached and pouchdb-server are started on free ports
+when installed (``.ci/run`` installs both), else their rows say why they are missing. A store
+whose plugin or Celery backend cannot be loaded has "-" for that system, with the reason.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.bench import env
+from tests.bench.systems import Kernel
+
+RESULTS = 1_000
+RTT_CALLS = 200
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
+MYSQL = "mysql+pymysql://root@127.0.0.1:3306"
+DATABASE = "kernel_bench"
+#: the store names, in the table's order.
+STORES = ("redis", "postgresql", "mariadb", "sqlite", "memcached", "couchdb")
+
+
+@dataclass(frozen=True)
+class Store:
+    name: str
+    #: the same store for each system: kernel's URL and Celery's.
+    kernel_url: str
+    celery_url: str
+
+
+def _database(base: str, postgres: bool) -> str:
+    """`base`/kernel_bench (a SQLAlchemy URL), the database created if missing."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(f"{base}/{'postgres' if postgres else ''}",
+                             isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    try:
+        with admin.connect() as conn:
+            if postgres:
+                if not conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :d"),
+                                    {"d": DATABASE}).scalar():
+                    conn.execute(sa.text(f"CREATE DATABASE {DATABASE}"))
+            else:
+                conn.execute(sa.text(f"CREATE DATABASE IF NOT EXISTS {DATABASE}"))
+    finally:
+        admin.dispose()
+    return f"{base}/{DATABASE}"
+
+
+@contextmanager
+def stores(names: list[str], log: Callable[[str], None]) -> Iterator[list[Store]]:
+    """The stores of `names` that can run here, their servers started for the block."""
+    found: list[Store] = []
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-stores-")))
+        for name in names:
+            try:
+                found.append(_start(name, tmp, stack))
+            except BaseException as exc:  # noqa: BLE001 - a missing server drops its row only
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    raise
+                # (the plugins' server helpers say "not installed" with pytest's skip)
+                log(f"results.{name}: left out ({type(exc).__name__}: {exc})")
+        yield found
+
+
+def _start(name: str, tmp: Path, stack: ExitStack) -> Store:
+    if name == "redis":
+        url = env.redis_url()
+        return Store(name, url, url)
+    if name == "postgresql":
+        url = "db+" + _database(PG, postgres=True)
+        return Store(name, url, url)
+    if name == "mariadb":
+        url = "db+" + _database(MYSQL, postgres=False)
+        return Store(name, url, url)
+    if name == "sqlite":
+        url = f"db+sqlite:///{tmp / 'results.db'}"
+        return Store(name, url, url)
+    if name == "memcached":
+        from kernel_memcached.testing import MemcachedServer
+
+        (tmp / "memcached").mkdir()
+        memcached = stack.enter_context(MemcachedServer(tmp / "memcached"))
+        return Store(name, memcached.url, memcached.url)
+    if name == "couchdb":
+        from kernel_couchdb.testing import PouchServer
+
+        pouch = stack.enter_context(PouchServer(tmp / "pouchdb"))
+        return Store(name, pouch.url("bench_kernel"), pouch.url("bench_celery"))
+    raise ValueError(f"unknown store {name!r}")
+
+
+def _kernel_round(url: str) -> tuple[Callable[[list[str]], None], Callable[[], None]]:
+    from kernel import App
+
+    app = App("bench-results", broker="memory://", results=url)
+    backend = app.backend
+
+    def run(ids: list[str]) -> None:
+        for task_id in ids:
+            backend.store_result(task_id, "SUCCESS", 1)
+        for task_id in ids:
+            meta = backend.get_meta(task_id)
+            assert meta is not None and meta["status"] == "SUCCESS", meta
+
+    return run, app.close
+
+
+def _celery_round(url: str) -> tuple[Callable[[list[str]], None], Callable[[], None]]:
+    from celery import Celery
+
+    app = Celery("bench-results", broker="memory://", backend=url)
+    backend = app.backend
+
+    def run(ids: list[str]) -> None:
+        for task_id in ids:
+            backend.store_result(task_id, 1, "SUCCESS")
+        for task_id in ids:
+            meta = backend.get_task_meta(task_id)
+            assert meta["status"] == "SUCCESS", meta
+
+    return run, app.close
+
+
+SYSTEMS = {"kernel": _kernel_round, "celery": _celery_round}
+
+
+def measure(names: list[str], runs: int, results: int, calls: int,
+            log: Callable[[str], None]) -> dict[str, Any]:
+    """The table: {"rows": [{"id", "unit", "values": {system: median}, "why": {...}}]}."""
+    rows: list[dict[str, Any]] = []
+    with stores(names, log) as found:
+        for store in found:
+            values: dict[str, list[float]] = {}
+            why: dict[str, str] = {}
+            rounds: dict[str, tuple[Callable[[list[str]], None], Callable[[], None]]] = {}
+            for system, make in SYSTEMS.items():
+                try:
+                    rounds[system] = make(store.kernel_url if system == "kernel"
+                                          else store.celery_url)
+                    rounds[system][0]([uuid.uuid4().hex for _ in range(10)])  # warm
+                except Exception as exc:  # noqa: BLE001 - the row says why
+                    why[system] = f"{type(exc).__name__}: {exc}"[:200]
+                    log(f"results.{store.name}: no {system} ({why[system]})")
+            try:
+                for _ in range(runs):
+                    for system, (run, _close) in rounds.items():
+                        ids = [uuid.uuid4().hex for _ in range(results)]
+                        began = time.perf_counter()
+                        run(ids)
+                        values.setdefault(system, []).append(
+                            2 * results / (time.perf_counter() - began))
+            finally:
+                for _run, close in rounds.values():
+                    close()
+            medians = {k: statistics.median(v) for k, v in values.items()}
+            log(f"results.{store.name}: " + ", ".join(f"{k} {v:,.0f}/s"
+                                                        for k, v in medians.items()))
+            rows.append({"id": f"results.{store.name}", "unit": "/s", "values": medians,
+                         "why": why})
+        rows.extend(_round_trips(found, calls, log))
+    return {"results": results, "runs": runs, "rows": rows}
+
+
+def _round_trips(found: list[Store], calls: int,
+                 log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """A kernel worker on Redis whose results go to each of Redis and PostgreSQL: p50 ms of
+    `calls` sequential calls."""
+    import os
+
+    from tests.bench.brokers import Redis
+
+    os.environ[env.BROKER] = "redis"  # the worker's task module reads it
+    rows = []
+    by_name = {s.name: s for s in found}
+    for name in ("redis", "postgresql"):
+        store = by_name.get(name)
+        if store is None:
+            continue
+        broker = Redis()
+        system = Kernel(broker, 1)
+        system.results = store.kernel_url
+        system.close()
+        system.app = system.tasks.make_app(system.url, store.kernel_url, system.counter)
+        broker.reset(system)
+        worker = system.start_worker("one")
+        try:
+            system.call(60)  # the worker is up
+            took = []
+            for _ in range(calls):
+                began = time.perf_counter()
+                system.call(30)
+                took.append((time.perf_counter() - began) * 1000)
+            worker.check_alive()
+        finally:
+            worker.stop()
+            system.close()
+            broker.close()
+        p50 = statistics.median(took)
+        log(f"rtt.results.{name}: p50 {p50:.2f} ms")
+        rows.append({"id": f"rtt.results.{name}", "unit": "ms", "values": {"kernel": p50},
+                     "why": {}})
+    return rows
+
+
+def render(table: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    out = Table(title=f"Result stores: {table['results']:,} results stored and read back "
+                      f"(median of {table['runs']}); round trips with results in the store")
+    for column in ("row", "kernel", "Celery", "kernel / Celery"):
+        out.add_column(column, justify="left" if column == "row" else "right")
+    for row in table["rows"]:
+        values = row["values"]
+        kernel, celery = values.get("kernel"), values.get("celery")
+        unit = row["unit"]
+        ratio = "-" if kernel is None or celery is None else f"{kernel / celery:.2f}x"
+        out.add_row(f"{row['id']} {unit}", _fmt(kernel, unit), _fmt(celery, unit), ratio)
+    by_id = {row["id"]: row["values"].get("kernel") for row in table["rows"]}
+    pg, redis = by_id.get("rtt.results.postgresql"), by_id.get("rtt.results.redis")
+    console.print(out)
+    if pg and redis:
+        console.print(f"round trip with results in PostgreSQL / in Redis: {pg / redis:.2f}x "
+                      f"(target: under 2x)")
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if unit == "ms" else f"{value:,.0f}"
