@@ -109,14 +109,18 @@ def fuzz(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """``python -m tests.bench`` against Celery, Dramatiq and Huey on the Redis at
-    127.0.0.1:6379/9 (FLUSHed between runs) and the RabbitMQ at 127.0.0.1:5672:
-    ``nox -s bench -- --quick --broker redis --only kernel,celery``."""
+    127.0.0.1:6379/9 (FLUSHed between runs) and the RabbitMQ at 127.0.0.1:5672, then the
+    result stores against Celery's backends: ``nox -s bench -- --quick --broker redis --only
+    kernel,celery --stores redis,postgresql``."""
     # Compiled as pip compiles them for users (uv does not by default): otherwise every worker
     # process, prefork children included, compiles its imports from source at start-up.
     compiled = {"UV_COMPILE_BYTECODE": "1"}
-    session.install("-e", ".[test]", "-e", "plugins/redis", "-e", "plugins/amqp", env=compiled)
-    session.install("celery[redis]", "dramatiq[redis,rabbitmq]", "huey", "redis", "gevent",
-                    "psutil", "rich", env=compiled)
+    session.install("-e", ".[test]", "-e", "plugins/redis", "-e", "plugins/amqp",
+                    "-e", "plugins/sqlalchemy[postgres,mysql]", "-e", "plugins/memcached",
+                    "-e", "plugins/couchdb", env=compiled)
+    # Celery's result backends for the stores table use the same drivers and clients.
+    session.install("celery[redis,sqlalchemy]", "pycouchdb", "dramatiq[redis,rabbitmq]", "huey",
+                    "redis", "gevent", "psutil", "rich", env=compiled)
     # kernel's own packages are editable installs, compiled here alike.
     session.run("python", "-m", "compileall", "-q", "kernel", "plugins", "tests/bench",
                 silent=True)

@@ -18,7 +18,6 @@ query: ``ssl_cert_reqs`` (``required`` | ``optional`` | ``none``, or an ``ssl.CE
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from kernel.plugin import (
     OptionReader,
     Options,
     mask_url,
+    retry_within,
     tls_settings,
 )
 
@@ -158,22 +158,15 @@ def open_bounded_client(url: str, options: Options, timeout: float) -> redis.Red
 def within(timeout: float, url: str, attempt: Callable[[], T]) -> T:
     """`attempt()` (on an `open_bounded_client`), tried again with backoff on connection
     errors while another attempt fits before `timeout` seconds; then `ConnectionFailed`."""
-    deadline = time.monotonic() + timeout
-    pause = 0.05
-    while True:
-        try:
-            return attempt()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            # An attempt takes at most half the timeout (connect, then read): start one only
-            # if it ends in time.
-            room = deadline - time.monotonic() - timeout / 2
-            if room < 0:
-                raise ConnectionFailed(
-                    f"cannot reach Redis at {mask_url(url)} within {timeout:g} s ({exc}); "
-                    f"check the server is up and the URL is right, or allow longer "
-                    f"(broker_connection_timeout)") from exc
-            time.sleep(min(pause, room))
-            pause = min(pause * 2, 0.5)
+    def failed(exc: BaseException) -> ConnectionFailed:
+        return ConnectionFailed(
+            f"cannot reach Redis at {mask_url(url)} within {timeout:g} s ({exc}); check the "
+            f"server is up and the URL is right, or allow longer (broker_connection_timeout)")
+
+    # An attempt takes at most half the timeout (connect, then read): one starts only in the
+    # first half, so the last ends in time.
+    return retry_within(timeout / 2, attempt, (redis.ConnectionError, redis.TimeoutError),
+                        failed)
 
 
 @contextmanager
