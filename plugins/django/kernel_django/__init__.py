@@ -1,0 +1,1 @@
+"""kernel-django: Django integration for kernel (the django-db result store, in django-celery-results' tables)."""
