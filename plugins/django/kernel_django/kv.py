@@ -12,7 +12,7 @@ from kernel_django.setup import describe, masked
 TABLE = "kernel_kv"
 
 
-class KernelKV(models.Model):
+class KernelKV(models.Model):  # type: ignore[misc]  # Django is untyped here
     """One key. Not a migrated model: the store creates the table where it is missing, so a
     project needs no app of kernel's in INSTALLED_APPS."""
 

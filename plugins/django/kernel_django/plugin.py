@@ -30,7 +30,7 @@ def uses_django() -> bool:
     if os.environ.get("DJANGO_SETTINGS_MODULE"):
         return True
     conf = sys.modules.get("django.conf")
-    return bool(conf is not None and getattr(conf, "settings").configured)
+    return bool(conf is not None and conf.settings.configured)
 
 
 @hookimpl

@@ -140,7 +140,8 @@ class DjangoResultStore(ResultStore):
         """Task and group rows done before this are expired (None: never)."""
         if self.expires is None:
             return None
-        return timezone.now() - timedelta(seconds=self.expires)
+        now: datetime = timezone.now()
+        return now - timedelta(seconds=self.expires)
 
     def _text(self, value: Any) -> str:
         """A value as django-celery-results' text columns hold it."""
