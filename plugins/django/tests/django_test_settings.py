@@ -14,6 +14,7 @@ DEBUG = False
 USE_TZ = True
 TIME_ZONE = "UTC"
 ROOT_URLCONF = "django_test_urls"
+ALLOWED_HOSTS = ["testserver", "localhost"]
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -62,7 +63,7 @@ DATABASES = {
 }
 
 # What App.config_from_object("django.conf:settings", namespace="KERNEL") reads.
-KERNEL_BROKER_URL = "memory://"
+KERNEL_BROKER_URL = os.environ.get("KERNEL_TEST_BROKER", "memory://")
 KERNEL_RESULT_BACKEND = "django-db"
 KERNEL_TASK_DEFAULT_QUEUE = "from-django-settings"
 KERNEL_RESULT_EXTENDED = True
