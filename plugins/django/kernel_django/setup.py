@@ -106,8 +106,13 @@ def installed_apps() -> list[str]:
 
 
 def on_commit(callback: Callable[[], object]) -> None:
+    """`callback` when the transaction open in this thread commits: on the default database
+    if one is open there, else on the database that has one (at once if none has)."""
     start_django()
-    transaction.on_commit(callback)
+    open_on = [conn.alias for conn in connections.all(initialized_only=True)
+               if conn.in_atomic_block]
+    using = "default" if "default" in open_on or not open_on else open_on[0]
+    transaction.on_commit(callback, using=using)
 
 
 def close_old_connections() -> None:

@@ -65,5 +65,5 @@ DATABASES = {
 # What App.config_from_object("django.conf:settings", namespace="KERNEL") reads.
 KERNEL_BROKER_URL = os.environ.get("KERNEL_TEST_BROKER", "memory://")
 KERNEL_RESULT_BACKEND = "django-db"
-KERNEL_TASK_DEFAULT_QUEUE = "from-django-settings"
+KERNEL_TASK_DEFAULT_QUEUE = os.environ.get("KERNEL_TEST_QUEUE", "from-django-settings")
 KERNEL_RESULT_EXTENDED = True
