@@ -84,12 +84,17 @@ def masked(alias: str, exc: BaseException) -> str:
 
 def check_tables(alias: str, tables: list[str]) -> None:
     """`tables` exist in database `alias`; else say which migration to run."""
-    try:
-        with connections[alias].cursor() as cursor:
-            present = set(connections[alias].introspection.table_names(cursor))
-    except DatabaseError as exc:
-        raise ConnectionFailed(f"the django-db result store cannot reach {describe(alias)}: "
-                               f"{masked(alias, exc)}") from None
+    conn = connections[alias]
+    for attempt in (1, 2):
+        try:
+            with conn.cursor() as cursor:
+                present = set(conn.introspection.table_names(cursor))
+            break
+        except DatabaseError as exc:
+            if attempt == 2 or conn.in_atomic_block:
+                raise ConnectionFailed(f"the django-db result store cannot reach "
+                                       f"{describe(alias)}: {masked(alias, exc)}") from None
+            conn.close()  # a connection the server dropped: once more on a new one
     missing = [t for t in tables if t not in present]
     if missing:
         migrate = "python manage.py migrate django_celery_results" + (

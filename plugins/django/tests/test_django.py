@@ -110,6 +110,8 @@ def _backend_pid(alias: str) -> int:
 
 
 def test_a_forked_child_does_not_use_the_parents_connection(pg_alias: str) -> None:
+    # A process that forks has loaded kernel's plugins (an App), and so the fork handler.
+    App("forking", broker="memory://", results="memory://").close()
     parent = _backend_pid(pg_alias)
     read, write = os.pipe()
     pid = os.fork()
