@@ -562,9 +562,14 @@ def load_app(spec: str) -> App:
             f"contains it or put it on PYTHONPATH") from None
     obj = getattr(module, attr or "app", None)
     if not isinstance(obj, App):
-        candidates = [n for n, v in vars(module).items() if isinstance(v, App)]
-        hint = f"; found {', '.join(candidates)}" if candidates else ""
-        raise ConfigurationError(f"{spec!r} is not a kernel App{hint}")
+        candidates = sorted({n for n, v in vars(module).items() if isinstance(v, App)})
+        if attr or len(candidates) != 1:
+            hint = f"; found {', '.join(candidates)}" if candidates else ""
+            raise ConfigurationError(f"{spec!r} is not a kernel App{hint}")
+        # -A proj, where proj/__init__.py imports its one App under another name (as a
+        # Django project's does, from proj/kernel.py): that App, as Celery finds it.
+        attr = candidates[0]
+        obj = getattr(module, attr)
     obj.import_spec = f"{module_name}:{attr or 'app'}"
     _loaded[spec] = obj
     return obj

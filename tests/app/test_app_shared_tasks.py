@@ -120,3 +120,20 @@ def test_autodiscover_force_and_packages_from_a_callable(packages: Path) -> None
 
     app.autodiscover_tasks(installed, force=True)
     assert asked == ["now"] and "shop.checkout" in app.tasks
+
+
+def test_a_package_with_one_app_under_another_name_loads(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from kernel.app import load_app
+
+    (tmp_path / "djproj").mkdir()
+    (tmp_path / "djproj" / "__init__.py").write_text(
+        "from djproj.kernel import app as kernel_app\n")
+    (tmp_path / "djproj" / "kernel.py").write_text(
+        "from kernel import App\napp = App('djproj', broker='memory://')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    app = load_app("djproj")
+    assert app.main == "djproj" and app.import_spec == "djproj:kernel_app", \
+        "-A proj finds the App proj/__init__.py imports, as Celery's -A proj does"
+    with pytest.raises(ConfigurationError, match="'djproj:other' is not a kernel App"):
+        load_app("djproj:other")
