@@ -2,7 +2,8 @@
 
 - tests: the kernel's test suite, in parallel.
 - plugins: each distribution under plugins/ in its own virtualenv (session plugin-<name>), so a
-  plugin cannot lean on another plugin's dependencies; template: contrib/plugin-template alike.
+  plugin cannot lean on another plugin's dependencies; template: contrib/plugin-template alike;
+  django-example: contrib/django-example, a Django project with kernel-django.
 - lint (ruff, one configuration for the whole tree), types (mypy --strict over kernel and every
   distribution's package, one configuration), bench (tests/bench), docs (every Markdown link
   resolves).
@@ -78,6 +79,15 @@ def _define_plugin_session(name: str, path: Path) -> None:
 for _path in PLUGIN_DIRS:
     _define_plugin_session(f"plugin-{_path.name}", _path)
 _define_plugin_session("template", TEMPLATE)
+
+
+@nox.session(name="django-example")
+def django_example(session: nox.Session) -> None:
+    """contrib/django-example's tests: the Django project as its users run it (a prefork
+    worker, delay_on_commit, the results admin), on SQLite alone."""
+    session.install("-e", ".[test]", "-e", "plugins/django[test]")
+    session.chdir(ROOT / "contrib" / "django-example")
+    session.run("pytest", *session.posargs)
 
 
 @nox.session

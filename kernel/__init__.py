@@ -34,6 +34,7 @@ from kernel.errors import (
 from kernel.hookspecs import hookimpl
 from kernel.result import AsyncResult, EagerResult, GroupResult
 from kernel.schedules import clocked, crontab, schedule, solar
+from kernel.shared import shared_task
 from kernel.task import Task
 
 __version__ = "0.1.0"
@@ -67,6 +68,7 @@ __all__ = [
     "hookimpl",
     "maybe_signature",
     "schedule",
+    "shared_task",
     "signature",
     "solar",
     "states",

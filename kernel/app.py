@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 import weakref
@@ -13,9 +14,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from typing_extensions import ParamSpec, Unpack
 
-from kernel import producer
+from kernel import producer, shared
 from kernel.codec import Codec
-from kernel.config import DEFAULT_URL, Config
+from kernel.config import DEFAULT_URL, Config, import_object, settings_from_object
 from kernel.errors import ConfigurationError, MissingCapability
 from kernel.fields import RecordFields
 from kernel.hookspecs import hookimpl
@@ -81,21 +82,29 @@ class App:
     ) -> None:
         self.main = name
         self.plugins = PluginManager(plugins, autoload=autoload, disabled=disable)
+        #: the settings given here, which win over those of `config_from_object` (Celery's
+        #: rule), and the result store derived from the broker, which does not.
+        self._preconf: dict[str, Any] = {}
+        self._derived: dict[str, Any] = {}
+        #: (object, namespace) of `config_from_object`, read when `conf` is next needed.
+        self._source: tuple[Any, str | None] | None = None
+        self._conf: Config | None = None
         if isinstance(config, Config):
-            self.conf = config
+            self._conf = config
         else:
-            values = dict(config or {})
+            self._preconf = dict(config or {})
             if broker is not None:
-                values["broker_url"] = broker
-                if results is None and "result_backend" not in values and (
+                self._preconf["broker_url"] = broker
+                if results is None and "result_backend" not in self._preconf and (
                         "KERNEL_RESULT_BACKEND" not in os.environ):
                     scheme = broker.partition("://")[0]
-                    values["result_backend"] = (
+                    self._derived["result_backend"] = (
                         broker if scheme in self.plugins.result_stores else None)
             if results is not None:
-                values["result_backend"] = results
-            self.conf = Config.from_mapping(values,
-                                            plugin_settings=self.plugins.settings.values())
+                self._preconf["result_backend"] = results
+            self._conf = self._build_conf()
+        #: what `autodiscover_tasks` asked for and `import_discovered` has not imported yet.
+        self._discover: list[tuple[Any, str]] = []
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._module = sys._getframe(1).f_globals.get("__name__")
         self._import_spec: str | None = None
@@ -112,9 +121,75 @@ class App:
         self._pid = os.getpid()
         _apps.add(self)
         self.plugins.hook.kernel_app_created(app=self)
+        shared.adopt(self)
 
     def __repr__(self) -> str:
         return f"<App {self.main}>"
+
+    # ------------------------------------------------------------------ configuration
+
+    @property
+    def conf(self) -> Config:
+        """The settings, read from `config_from_object`'s source when first needed."""
+        if self._conf is None:
+            self._conf = self._build_conf()
+        return self._conf
+
+    @conf.setter
+    def conf(self, value: Config) -> None:
+        self._conf = value
+        self._source = None
+
+    def _build_conf(self) -> Config:
+        specs = self.plugins.settings.values()
+        if self._source is None:
+            return Config.from_mapping({**self._derived, **self._preconf},
+                                       plugin_settings=specs)
+        source, namespace = self._source
+        read = settings_from_object(source, namespace)
+        try:
+            return Config.from_mapping({**self._derived, **read, **self._preconf},
+                                       plugin_settings=specs)
+        except ConfigurationError as exc:
+            where = source if isinstance(source, str) else type(source).__name__
+            named = f" (namespace {namespace})" if namespace else ""
+            raise ConfigurationError(f"the configuration from {where}{named}: {exc}") from None
+
+    def config_from_object(self, obj: Any, silent: bool = False, force: bool = False,
+                           namespace: str | None = None) -> None:
+        """Take settings from `obj`: a module, an object, a mapping or a string naming one
+        (``"proj.settings"``, ``"django.conf:settings"``), read when the settings are next
+        needed, so a module may call this before Django's settings can be read. With
+        ``namespace="KERNEL"`` only names starting with ``KERNEL_`` count, without the prefix
+        and lower-cased (``KERNEL_BROKER_URL`` is ``broker_url``), as Celery's does.
+
+        Settings given to ``App(...)`` and changes made to ``app.conf`` before this call win
+        over the object's; a later call replaces this one's object. Connections opened with
+        the old settings are closed. `force` reads the object now; `silent` ignores one that
+        cannot be imported."""
+        kept = dict(self._preconf)
+        if self._conf is not None:
+            # Changes made to the settings in place (app.conf.x = y) outlive the reload.
+            built = self._build_conf()
+            for name in Config.names():
+                if getattr(self._conf, name) != getattr(built, name):
+                    kept[name] = getattr(self._conf, name)
+            for name, value in self._conf.plugin_settings.items():
+                if built.plugin_settings.get(name) != value:
+                    kept[name] = value
+        if isinstance(obj, str) and silent:
+            try:
+                import_object(obj)
+            except ConfigurationError:
+                return
+        if self._transport is not None or self._backend is not None:
+            self.close()
+        self._codec = None
+        self._preconf = kept
+        self._source = (obj, namespace)
+        self._conf = None
+        if force:
+            self._conf = self._build_conf()
 
     # ------------------------------------------------------------------ pickling (prefork)
 
@@ -348,6 +423,54 @@ class App:
 
         return register(fn) if fn is not None else register
 
+    def set_current(self) -> None:
+        """Make this the App that shared tasks (`kernel.shared_task`) use; the last App
+        created is current until then."""
+        shared.set_current(self)
+
+    def autodiscover_tasks(self, packages: Iterable[str] | Callable[[], Iterable[str]] | None
+                           = None, related_name: str = "tasks", force: bool = False) -> None:
+        """Import the ``tasks`` module (`related_name`) of each package, when a worker starts
+        (or now, with `force`), so the tasks they declare are registered. `packages` may be a
+        callable, called then; None asks the plugins (kernel-django: the INSTALLED_APPS, once
+        Django's app registry is ready). A package without that module is skipped; an error
+        inside one is raised."""
+        self._discover.append((packages, related_name))
+        if force:
+            self.import_discovered()
+
+    def import_discovered(self) -> list[str]:
+        """Import what `autodiscover_tasks` asked for and was not imported yet; returns the
+        modules imported. Workers call it as they start."""
+        imported = []
+        while self._discover:
+            packages, related = self._discover.pop(0)
+            if callable(packages):
+                packages = packages()
+            if packages is None:
+                packages = [name for found in self.plugins.hook.kernel_autodiscover_packages(
+                    app=self) for name in found]
+            for package in packages:
+                module = f"{package}.{related}"
+                try:
+                    found = importlib.util.find_spec(module)
+                except ModuleNotFoundError:
+                    found = None  # the package itself is not importable as a package
+                if found is not None:
+                    importlib.import_module(module)
+                    imported.append(module)
+        return imported
+
+    def on_commit(self, callback: Callable[[], object]) -> None:
+        """Call `callback` once the current database transaction commits (at once outside
+        one): through the plugin that knows the transactions (kernel-django), else a
+        `ConfigurationError`. What `Task.delay_on_commit` uses."""
+        if not self.plugins.hook.kernel_on_commit(app=self, callback=callback):
+            raise ConfigurationError(
+                "delay_on_commit sends a task when the database transaction commits, and no "
+                "installed plugin knows your transactions; install kernel[django] (Django) or "
+                "send with delay()")
+
     # ------------------------------------------------------------------ sending
 
     def send_task(self, name: str, args: Sequence[Any] | None = None,
@@ -439,9 +562,14 @@ def load_app(spec: str) -> App:
             f"contains it or put it on PYTHONPATH") from None
     obj = getattr(module, attr or "app", None)
     if not isinstance(obj, App):
-        candidates = [n for n, v in vars(module).items() if isinstance(v, App)]
-        hint = f"; found {', '.join(candidates)}" if candidates else ""
-        raise ConfigurationError(f"{spec!r} is not a kernel App{hint}")
+        candidates = sorted({n for n, v in vars(module).items() if isinstance(v, App)})
+        if attr or len(candidates) != 1:
+            hint = f"; found {', '.join(candidates)}" if candidates else ""
+            raise ConfigurationError(f"{spec!r} is not a kernel App{hint}")
+        # -A proj, where proj/__init__.py imports its one App under another name (as a
+        # Django project's does, from proj/kernel.py): that App, as Celery finds it.
+        attr = candidates[0]
+        obj = getattr(module, attr)
     obj.import_spec = f"{module_name}:{attr or 'app'}"
     _loaded[spec] = obj
     return obj

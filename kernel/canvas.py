@@ -98,7 +98,7 @@ def prepare_chord(app: App, header: group, body: Signature) -> None:
     if caps.atomic_counter and not caps.chord_unlock:
         key = group_key(gid)
         store.delete([key + ".c"])  # a finished chord's claim, should the id come back
-        store.set([(key + ".s", str(len(members)).encode())], app.conf.result_expires)
+        store.chord_start(key, [str(m.freeze().id) for m in members], app.conf.result_expires)
         return
     # Sent at once, not delayed at the broker: a kernel transport's delayed message waits for
     # a kernel consumer, and the chord may run on Celery workers alone. It retries itself.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import inspect
 import math
 import os
 from collections.abc import Iterable, Mapping
@@ -12,7 +14,7 @@ from functools import cache
 from types import UnionType
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
 
-from kernel.errors import ConfigurationError
+from kernel.errors import ConfigurationError, KernelError
 from kernel.parsing import mask_url
 from kernel.schedules import resolve_timezone
 
@@ -265,3 +267,67 @@ def _describe(hint: Any) -> str:
 def first_set(*values: Any) -> Any:
     """The first value that is not None: a call's option, then the task's, then the app's."""
     return next((value for value in values if value is not None), None)
+
+
+def settings_from_object(source: Any, namespace: str | None = None) -> dict[str, Any]:
+    """The settings an object holds, as `Config.from_mapping` takes them: what
+    ``App.config_from_object`` reads.
+
+    `source` is a mapping, an object or module (its attributes), or a string naming one:
+    ``"proj.settings"`` (a module), ``"django.conf:settings"`` or ``"proj.conf.Settings"`` (an
+    attribute of a module). Celery's rule for names: with a `namespace` (``"KERNEL"``), the
+    settings are the names that start with ``KERNEL_``, less that prefix, lower-cased
+    (``KERNEL_BROKER_URL`` is ``broker_url``); without one, the public lower-case names that
+    are not modules, classes or functions (upper-case names are left alone as constants)."""
+    what = source if isinstance(source, str) else getattr(source, "__name__", type(source)
+                                                          .__name__)
+    if isinstance(source, str):
+        source = import_object(source)
+    try:
+        if isinstance(source, Mapping):
+            items = list(source.items())
+        else:
+            items = [(name, getattr(source, name)) for name in dir(source)]
+    except KernelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the object raises, one sentence
+        raise ConfigurationError(f"cannot read settings from {what}: {exc}") from None
+    found: dict[str, Any] = {}
+    if namespace:
+        prefix = namespace.rstrip("_") + "_"
+        for name, value in items:
+            if isinstance(name, str) and name.startswith(prefix) and name[len(prefix):]:
+                found[name[len(prefix):].lower()] = value
+        return found
+    for name, value in items:
+        if (isinstance(name, str) and not name.startswith("_") and name == name.lower()
+                and not inspect.ismodule(value) and not inspect.isclass(value)
+                and not inspect.isroutine(value)):
+            found[name] = value
+    return found
+
+
+def import_object(spec: str) -> Any:
+    """``module``, ``module:attr`` or ``module.attr``: what the name points to."""
+    module_name, _, attr = spec.partition(":")
+    try:
+        if attr:
+            return _attribute(importlib.import_module(module_name), attr, spec)
+        try:
+            return importlib.import_module(spec)
+        except ModuleNotFoundError as exc:
+            parent, _, name = spec.rpartition(".")
+            if not parent or exc.name != spec:
+                raise
+            return _attribute(importlib.import_module(parent), name, spec)
+    except ImportError as exc:
+        raise ConfigurationError(f"cannot import the configuration {spec!r}: {exc}; check "
+                                 f"the name and that it is on the Python path") from None
+
+
+def _attribute(module: Any, name: str, spec: str) -> Any:
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        raise ConfigurationError(f"the configuration {spec!r} names {name!r}, which "
+                                 f"{module.__name__} does not define") from None

@@ -40,6 +40,9 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
     Distribution("kernel-couchdb", "couchdb", "couchdb", {
         "result store": ("couchdb",),
     }),
+    Distribution("kernel-django", "django", "django", {
+        "result store": ("django-db",),
+    }),
     Distribution("kernel-memcached", "memcached", "memcached", {
         "result store": ("cache+memcached", "cache+memcache", "cache+pymemcache",
                          "cache+pylibmc"),

@@ -14,7 +14,7 @@ A plugin is any module or object with functions named like these hooks, decorate
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -301,6 +301,57 @@ def kernel_cli_commands() -> Iterable[Any]:
         @hookimpl
         def kernel_cli_commands():
             return [dlq]
+    """
+
+
+# ----------------------------------------------------------------------------------------------
+# Framework hooks: what a framework's plugin (kernel-django) answers for an App.
+# ----------------------------------------------------------------------------------------------
+
+
+@hookspec
+def kernel_autodiscover_packages(app: App) -> Iterable[str]:
+    """Name the packages whose ``tasks`` modules ``app.autodiscover_tasks()`` imports when it
+    is given no packages (a framework's installed apps).
+
+    :param app: the App importing its tasks.
+    :returns: package names (``"shop"``, ``"django.contrib.auth"``); a package without the
+        module is skipped.
+
+    **Called** by `App.import_discovered`: when a worker starts, or at once with
+    ``autodiscover_tasks(force=True)``. **Results**: all collected, in plugin order.
+    **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_autodiscover_packages(app):
+            from django.apps import apps
+            return [config.name for config in apps.get_app_configs()]
+    """
+
+
+@hookspec(firstresult=True)
+def kernel_on_commit(app: App, callback: Callable[[], object]) -> bool | None:
+    """Run `callback` when the current database transaction commits: what
+    ``task.delay_on_commit(...)`` sends the task through.
+
+    :param app: the App sending.
+    :param callback: sends the task; call it after the commit (at once outside a
+        transaction), never if the transaction rolls back.
+    :returns: True if this plugin took the callback; None to leave it to another plugin.
+
+    **Called** by `App.on_commit`, from ``delay_on_commit`` and ``apply_async_on_commit``.
+    **Results**: first result: stops at the first plugin returning True; with none, the call
+    is a `ConfigurationError`. **Historic**: no. **Wrappers**: no.
+
+    **Example**::
+
+        @hookimpl
+        def kernel_on_commit(app, callback):
+            from django.db import transaction
+            transaction.on_commit(callback)
+            return True
     """
 
 

@@ -93,6 +93,18 @@ class Task(Generic[P, R]):
             return self.apply(args, kwargs, task_id=options.get("task_id"))
         return self.app.producer.send(self.name, args, kwargs, options, self)
 
+    def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> None:
+        """`delay`, once the current database transaction commits (at once outside one), so
+        a worker finds the rows the transaction wrote; nothing is sent if it rolls back.
+        Needs a plugin that knows the transactions (kernel-django)."""
+        self.app.on_commit(lambda: self.apply_async(args, kwargs))
+
+    def apply_async_on_commit(self, args: tuple[Any, ...] | list[Any] | None = None,
+                              kwargs: dict[str, Any] | None = None,
+                              **options: Unpack[SendOptions]) -> None:
+        """`apply_async` once the current database transaction commits (`delay_on_commit`)."""
+        self.app.on_commit(lambda: self.apply_async(args, kwargs, **options))
+
     def apply(
         self,
         args: tuple[Any, ...] | list[Any] | None = None,

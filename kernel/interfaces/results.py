@@ -91,12 +91,26 @@ class ResultStore(ABC):
         value. With `capabilities.atomic_counter`, concurrent calls from any process MUST each see
         a distinct value."""
 
+    def chord_start(self, key: str, members: Sequence[str], expires: float | None) -> None:
+        """A chord's header is about to be sent: `members` are its task ids, in order, whose
+        count `chord_part` counts towards (`key` as there). Called by the client before the
+        first member is sent, for stores with `capabilities.atomic_counter` that do not
+        declare `chord_unlock`.
+
+        The default stores the size under ``key + ".s"``, where the default `chord_part` reads
+        it. A store where Celery keeps chords its own way overrides it with that layout
+        (django-celery-results: a ``ChordCounter`` row holding the members), so a Celery worker
+        can finish a chord a kernel client sent.
+        """
+        self.set([(key + ".s", str(len(members)).encode())], expires)
+
     def chord_part(self, key: str, index: int | None, task_id: str, entry: bytes,
                    expires: float | None) -> list[bytes] | None:
         """Count one finished member of the chord whose keys begin with `key`
         (``celery-taskset-meta-<group id>``), keeping `entry`, the member's outcome.
 
-        The chord's size is the integer the client stored under ``key + ".s"``, plus the one
+        The chord's size is what `chord_start` recorded (by default the integer under
+        ``key + ".s"``), plus the one
         under ``key + ".t"`` if any. The call that brings the count to the size MUST get every
         entry, ordered by `index` (None last), and MUST be the only one, across processes, to
         get them; every other call gets None, as do calls once the size key is gone. The same

@@ -200,7 +200,7 @@ class ResultStoreSuite:
         if not store.capabilities.atomic_counter:
             pytest.skip("chord_part needs capabilities.atomic_counter")
         members = 20
-        store.set([(key + ".s", str(members).encode())], None)
+        store.chord_start(key, [f"t{i}" for i in range(members)], None)
         got = at_once(lambda i: store.chord_part(key, i, f"t{i}", b'[1,"t%d"]' % i, None),
                       members)
         completed = [found for found in got if found is not None]
@@ -214,7 +214,7 @@ class ResultStoreSuite:
                                                          key: str) -> None:
         if not store.capabilities.atomic_counter:
             pytest.skip("chord_part needs capabilities.atomic_counter")
-        store.set([(key + ".s", b"2")], None)
+        store.chord_start(key, ["a", "b"], None)
         assert store.chord_part(key, 0, "a", b"first", None) is None
         assert store.chord_part(key, 0, "a", b"first", None) is None, (
             "the same task and index counted twice completed a chord of 2; check redeliveries "

@@ -135,6 +135,7 @@ class Worker:
         """Start every bootstep; returns once the worker consumes."""
         FATAL.clear()  # a failure of an earlier worker in this process is not this one's
         self.app.plugins.hook.kernel_worker_init(worker=self)
+        self.app.import_discovered()  # after the plugins set up (kernel-django: django.setup)
         opts = self.options
         spec = None if opts.child_link is not None else self.app.plugins.pools.get(opts.pool)
         if spec is not None and spec.capabilities.consumers:

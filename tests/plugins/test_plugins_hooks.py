@@ -360,3 +360,51 @@ def test_hook_kernel_cli_commands() -> None:
     collected: Sequence[Sequence[click.Command]] = app.plugins.hook.kernel_cli_commands()
     names = sorted(cmd.name for found in collected for cmd in found if cmd.name)
     assert names == ["dlq", "top"]
+
+
+def test_hook_kernel_autodiscover_packages(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "inventory").mkdir()
+    (tmp_path / "inventory" / "__init__.py").write_text("")
+    (tmp_path / "inventory" / "jobs.py").write_text("IMPORTED = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    asked: list[App] = []
+
+    class Framework:
+        @hookimpl
+        def kernel_autodiscover_packages(self, app: App) -> list[str]:
+            asked.append(app)
+            return ["inventory"]
+
+    app = App("t", autoload=False, plugins=[Framework()])
+    app.autodiscover_tasks(related_name="jobs")
+    assert asked == [], "the plugin is asked when the modules are imported, not before"
+    assert app.import_discovered() == ["inventory.jobs"]
+    assert asked == [app]
+
+
+def test_hook_kernel_on_commit() -> None:
+    pending: list[Any] = []
+
+    class Transactions:
+        @hookimpl
+        def kernel_on_commit(self, app: App, callback: Any) -> bool:
+            pending.append(callback)
+            return True
+
+    app = App("t", broker="memory://", results="memory://", plugins=[Transactions()])
+
+    @app.task(name="t.ping")
+    def ping(n: int) -> int:
+        return n
+
+    ping.delay_on_commit(1)
+    ping.apply_async_on_commit((2,), queue="elsewhere")
+    assert len(pending) == 2 and app.transport.size("celery") == 0, \
+        "nothing is sent before the transaction commits"
+    for commit in pending:
+        commit()
+    assert app.transport.size("celery") == 1 and app.transport.size("elsewhere") == 1
+    bare = App("t", broker="memory://", results="memory://")
+    with pytest.raises(ConfigurationError, match="no installed plugin knows your transactions; "
+                       "install kernel\\[django\\]"):
+        bare.task(ping.fn, name="t.ping").delay_on_commit(1)
