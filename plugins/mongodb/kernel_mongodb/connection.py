@@ -125,6 +125,9 @@ def failure(exc: BaseException, url: str, doing: str) -> KernelError:
     where = mask_url(url)
     reason = _reason(exc)
     code = getattr(exc, "code", None)
+    if isinstance(exc, errors.BulkWriteError):  # the first write's own error says why
+        first = (exc.details.get("writeErrors") or [{}])[0]
+        code, reason = first.get("code", code), mask_url(str(first.get("errmsg") or reason))
     if isinstance(exc, errors.DocumentTooLarge) or code in _TOO_LARGE_CODES:
         return ResultTooLarge(f"a record is larger than MongoDB at {where} keeps in one "
                               f"document (16 MiB) ({reason}); return less from the task, or "
