@@ -9,12 +9,14 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from kernel import App, GroupResult
+from kernel import App, GroupResult, chord
 from kernel.plugin import group_key, task_key
 from kernel.testing.transport import wait_for
+from kernel.testing.workers import running_worker
 from kernel_mongodb.results import MongoResultStore
 from kernel_mongodb.testing import NxServer
 
@@ -274,3 +276,29 @@ def test_a_counter_after_time_passes(mongo_url: str, make_store: Make) -> None:
     assert store.get(key) == b"2"
     store.delete([key])
     assert store.incr(key) == 1
+
+
+@pytest.mark.timeout(60)
+def test_a_kernel_chord_on_kernel_workers(mongo_url: str) -> None:
+    """chord_unlock, as Celery's MongoDB backend runs chords: the body runs once, with the
+    header's results in order."""
+    app = App("chords", broker="memory://", results=mongo_url,
+              config={"result_chord_retry_interval": 0.1})
+    bodies: list[str] = []
+
+    @app.task(name="chords.square")
+    def square(x: int) -> int:
+        return x * x
+
+    @app.task(name="chords.collect", bind=True)
+    def collect(self: Any, values: list[int]) -> list[int]:
+        bodies.append(self.request.id)
+        return values
+
+    try:
+        with running_worker(app, concurrency=3):
+            result = chord([square.s(i) for i in range(5)], collect.s()).apply_async()
+            assert result.get(timeout=30) == [0, 1, 4, 9, 16]
+            assert bodies == [result.id]
+    finally:
+        app.close()
