@@ -63,6 +63,7 @@ class NxServer(ServerProcess):
                                    serverSelectionTimeoutMS=5000)
 
     def answers(self) -> bool:
+        client: pymongo.MongoClient[dict[str, object]]
         with pymongo.MongoClient(self.host, self.port, serverSelectionTimeoutMS=500,
                                  connectTimeoutMS=500) as client:
             return bool(client.admin.command("ping").get("ok"))

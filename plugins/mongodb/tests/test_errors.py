@@ -105,9 +105,10 @@ def test_settings_that_hold_a_password_are_masked() -> None:
     store = app.backend.store
     assert isinstance(store, MongoResultStore)
     assert store.settings.client["password"] == SECRET, "Celery's user and password keys"
+    wrong = App("t", broker="memory://", results="mongodb://h/db", config={
+        "mongodb_backend_settings": {"options": "maxPoolSize=3"}})
     with pytest.raises(ConfigurationError, match="must be a dict of MongoClient options"):
-        App("t", broker="memory://", results="mongodb://h/db", config={
-            "mongodb_backend_settings": {"options": "maxPoolSize=3"}}).backend  # noqa: B018
+        wrong.backend  # noqa: B018
 
 
 @pytest.mark.unit
