@@ -16,6 +16,7 @@ from kernel.plugin import (
     ConfigurationError,
     ConnectionFailed,
     DecodeError,
+    KernelError,
     ResultTooLarge,
     task_key,
 )
@@ -100,8 +101,9 @@ def test_urls_and_repr() -> None:
 def test_settings_that_hold_a_password_are_masked() -> None:
     app = App("t", broker="memory://", results=f"mongodb://u:{SECRET}@h/db",
               config={"mongodb_backend_settings": {"user": "u", "password": SECRET}})
-    shown = app.conf.public(secrets=["mongodb_backend_settings"])
-    assert SECRET not in str(shown)
+    secrets = [name for name, spec in app.plugins.settings.items() if spec.secret]
+    assert secrets == ["mongodb_backend_settings"], "declared secret: it may hold a password"
+    assert SECRET not in str(app.conf.public(secrets))
     store = app.backend.store
     assert isinstance(store, MongoResultStore)
     assert store.settings.client["password"] == SECRET, "Celery's user and password keys"
@@ -175,3 +177,37 @@ def test_a_document_that_does_not_decode(nx: NxServer, mongo_url: str, make_stor
 def test_a_value_that_is_not_a_record_is_refused(mongo_url: str, make_store: Make) -> None:
     with pytest.raises(DecodeError, match="does not decode"):
         make_store(mongo_url).set([(task_key(uuid.uuid4().hex), b"opaque")], None)
+
+
+@pytest.mark.integration
+def test_a_value_bson_cannot_hold(mongo_url: str, make_store: Make) -> None:
+    backend = App("t", broker="memory://", config={"result_extended": True}).backend
+    task_id = uuid.uuid4().hex
+    record = backend.record(task_id, "SUCCESS", 1, extra={"args": [2 ** 70]})
+    with pytest.raises(KernelError, match="BSON has no place for a value") as caught:
+        make_store(mongo_url).set([(task_key(task_id), backend.encode(record))], None)
+    _one_sentence(str(caught.value))
+
+
+@pytest.mark.integration
+def test_indexes_refused_is_a_warning_with_the_password_masked(
+        nx: NxServer, make_store: Make, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A user who may write but not create indexes (nx-27017 has no users: pymongo's refusal
+    stands in): results store, and expire on read."""
+    from pymongo.collection import Collection
+
+    def refuse(*args: object, **kwargs: object) -> str:
+        raise errors.OperationFailure("not authorized to create index", code=13)
+
+    monkeypatch.setattr(Collection, "create_index", refuse)
+    store = make_store(nx.url(f"t_{uuid.uuid4().hex[:8]}"))
+    # The URL as a user with a password writes it, put in once the client is made (nx-27017
+    # cannot log in): what the store names in its messages.
+    store._db.client()
+    store.url = store._db.url = store.url.replace("mongodb://", f"mongodb://kernel:{SECRET}@")
+    with caplog.at_level("WARNING", logger="kernel.mongodb"):
+        store.set([("k", b"v")], 30)
+    assert store.get("k") == b"v"
+    [line] = [r.getMessage() for r in caplog.records if r.name == "kernel.mongodb"]
+    assert "kernel results cleanup" in line and "kernel:**@" in line and SECRET not in line
