@@ -36,8 +36,8 @@ DEFAULT_POOL_SIZE = 10
 #: server error codes for a document over MongoDB's 16 MiB (BSONObjectTooLarge and the
 #: update and insert paths' own).
 _TOO_LARGE_CODES = {10334, 17419, 17420, 10329}
-#: AuthenticationFailed, Unauthorized.
-_CREDENTIAL_CODES = {18, 13}
+#: AuthenticationFailed; Unauthorized (a user without the privilege).
+_CREDENTIALS, _UNAUTHORIZED = 18, 13
 
 
 @dataclass(frozen=True)
@@ -136,9 +136,12 @@ def failure(exc: BaseException, url: str, doing: str) -> KernelError:
         return KernelError(f"MongoDB at {where} cannot keep a record: BSON has no place for a "
                            f"value in it ({reason}); return values both the result "
                            f"serializer and BSON carry")
-    if code in _CREDENTIAL_CODES or "authentication failed" in reason.lower():
+    if code == _CREDENTIALS or "authentication failed" in reason.lower():
         return ConfigurationError(f"MongoDB at {where} refused the credentials ({reason}); "
                                   f"check the user, password and authSource in the URL")
+    if code == _UNAUTHORIZED:
+        return ConfigurationError(f"MongoDB at {where} does not let the user {doing} "
+                                  f"({reason}); grant it readWrite on the database")
     if isinstance(exc, errors.ConnectionFailure):
         return ConnectionFailed(f"cannot reach the MongoDB result store {where} to {doing} "
                                 f"({reason}); check the server runs and the URL's host and "

@@ -5,10 +5,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from functools import partial
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Any
 
 import bson
@@ -92,7 +93,7 @@ class MongoResultStore(ResultStore):
             reader.integer("worker_concurrency", 0, minimum=0) or DEFAULT_POOL_SIZE)
         self._db = Connection(url, self.settings, timeout)
         self._indexed: set[str] = set()
-        self._index_lock = threading.Lock()
+        self._index_lock = (0, threading.Lock())
 
     def __repr__(self) -> str:
         return f"<MongoResultStore {mask_url(self.url)}>"
@@ -111,7 +112,9 @@ class MongoResultStore(ResultStore):
         collection = self._collection(kind)
         if kind in self._indexed:
             return collection
-        with self._index_lock:
+        if self._index_lock[0] != os.getpid():  # one a parent's thread held stays held
+            self._index_lock = (os.getpid(), threading.Lock())
+        with self._index_lock[1]:
             if kind not in self._indexed:
                 def make() -> None:
                     if kind != "kv":
@@ -121,8 +124,8 @@ class MongoResultStore(ResultStore):
                 try:
                     self._db.run("create the indexes", make)
                 except ConfigurationError as exc:  # refused: results still store and expire
-                    log.warning("MongoDB result store %s: %s; expired documents then wait for "
-                                "`kernel results cleanup`", mask_url(self.url), exc)
+                    log.warning("%s; expired documents then wait for `kernel results "
+                                "cleanup`", exc)
                 self._indexed.add(kind)
         return collection
 

@@ -82,7 +82,9 @@ def test_failures_name_what_to_do() -> None:
                          "results (h:27017: [Errno 111] Connection refused); check the server "
                          "runs and the URL's host and port")
     refused = failure(errors.OperationFailure("not authorized on db", code=13), url, "count")
-    assert isinstance(refused, ConfigurationError) and "refused the credentials" in str(refused)
+    assert isinstance(refused, ConfigurationError)
+    assert "does not let the user count (not authorized on db); grant it readWrite" in \
+        str(refused)
 
 
 @pytest.mark.unit
@@ -210,4 +212,14 @@ def test_indexes_refused_is_a_warning_with_the_password_masked(
         store.set([("k", b"v")], 30)
     assert store.get("k") == b"v"
     [line] = [r.getMessage() for r in caplog.records if r.name == "kernel.mongodb"]
-    assert "kernel results cleanup" in line and "kernel:**@" in line and SECRET not in line
+    assert "does not let the user create the indexes" in line and "kernel results cleanup" in line
+    assert "kernel:**@" in line and SECRET not in line
+
+
+@pytest.mark.unit
+def test_client_options_pymongo_does_not_know(make_store: Make) -> None:
+    store = make_store("mongodb://127.0.0.1:1/db",
+                       mongodb_backend_settings={"options": {"maxPoolSise": 3}})
+    with pytest.raises(ConfigurationError, match="options are not valid.*maxPoolSise") as caught:
+        store.get("k")
+    _one_sentence(str(caught.value))
