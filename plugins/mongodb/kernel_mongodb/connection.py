@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import pymongo
 from bson.errors import InvalidDocument
@@ -82,10 +82,14 @@ def settings(url: str, backend_settings: Mapping[str, Any], kv_collection: str,
     host = _host(url, config)
     user, password = config.pop("user", None), config.pop("password", None)
     millis = max(1, round(connection_timeout * 1000))
-    client: dict[str, Any] = {
-        "host": host, "maxPoolSize": pool_size, "serverSelectionTimeoutMS": millis,
-        "connectTimeoutMS": millis, "tz_aware": True, "connect": False,
-        **options, **config}
+    # Defaults only: pymongo lets a keyword argument win over the URL's option of that name
+    # (case-insensitive), and the URL's must win, as in Celery.
+    in_url = {name.lower() for name, _ in parse_qsl(urlsplit(host).query)}
+    defaults = {name: value for name, value in (
+        ("maxPoolSize", pool_size), ("serverSelectionTimeoutMS", millis),
+        ("connectTimeoutMS", millis)) if name.lower() not in in_url}
+    client: dict[str, Any] = {"host": host, **defaults, "tz_aware": True, "connect": False,
+                              **options, **config}
     if user:
         client["username"] = user
     if password:

@@ -245,6 +245,8 @@ def test_the_pool_is_sized_from_the_workers_concurrency(mongo_url: str, make_sto
         "Celery's default"
     assert make_store(mongo_url, worker_concurrency=7, mongodb_backend_settings={
         "options": {"maxPoolSize": 3}})._db.client().options.pool_options.max_pool_size == 3
+    assert make_store(mongo_url + "?maxpoolsize=4", worker_concurrency=7)._db.client() \
+        .options.pool_options.max_pool_size == 4, "the URL's option wins over the default"
 
 
 def test_a_missing_database_is_created_on_the_first_write(nx: NxServer, make_store: Make) -> None:
