@@ -23,9 +23,9 @@ from kernel.plugin import (
     mask_url,
     retry_within,
 )
+from kernel_mongodb.documents import Document
 
 T = TypeVar("T")
-Document = dict[str, Any]
 
 #: Celery's defaults (celery.backends.mongodb.MongoBackend).
 DEFAULT_DATABASE = "celery"
@@ -33,9 +33,9 @@ TASK_COLLECTION = "celery_taskmeta"
 GROUP_COLLECTION = "celery_groupmeta"
 DEFAULT_POOL_SIZE = 10
 
-#: server error codes for a document over MongoDB's 16 MiB (BSONObjectTooLarge and the
-#: update and insert paths' own).
-_TOO_LARGE_CODES = {10334, 17419, 17420, 10329}
+#: server error codes for a document over MongoDB's 16 MiB: BSONObjectTooLarge, and an
+#: update's result too large.
+_TOO_LARGE_CODES = {10334, 17419}
 #: AuthenticationFailed; Unauthorized (a user without the privilege).
 _CREDENTIALS, _UNAUTHORIZED = 18, 13
 
