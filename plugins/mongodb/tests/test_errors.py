@@ -100,6 +100,16 @@ def test_urls_and_repr() -> None:
 
 
 @pytest.mark.unit
+def test_the_workers_banner_masks_the_password() -> None:
+    from kernel.worker import Worker
+
+    app = App("t", broker="memory://",
+              results=f"mongodb+srv://u:{SECRET}@cluster.example.com/db?authSource=admin")
+    shown = dict(Worker(app, pool="solo", concurrency=1).banner_rows())["results"]
+    assert shown == "mongodb+srv://u:**@cluster.example.com/db?authSource=admin"
+
+
+@pytest.mark.unit
 def test_settings_that_hold_a_password_are_masked() -> None:
     app = App("t", broker="memory://", results=f"mongodb://u:{SECRET}@h/db",
               config={"mongodb_backend_settings": {"user": "u", "password": SECRET}})
