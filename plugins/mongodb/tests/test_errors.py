@@ -18,6 +18,7 @@ from kernel.plugin import (
     DecodeError,
     KernelError,
     ResultTooLarge,
+    mask_url,
     task_key,
 )
 from kernel.testing.workers import running_worker
@@ -100,13 +101,14 @@ def test_urls_and_repr() -> None:
 
 
 @pytest.mark.unit
-def test_the_workers_banner_masks_the_password() -> None:
-    from kernel.worker import Worker
-
-    app = App("t", broker="memory://",
-              results=f"mongodb+srv://u:{SECRET}@cluster.example.com/db?authSource=admin")
-    shown = dict(Worker(app, pool="solo", concurrency=1).banner_rows())["results"]
-    assert shown == "mongodb+srv://u:**@cluster.example.com/db?authSource=admin"
+def test_mongodb_urls_are_masked_as_banners_and_logs_show_them() -> None:
+    """The worker's banner and kernel's logs show URLs through mask_url."""
+    for url, shown in ((f"mongodb+srv://u:{SECRET}@cluster.example.com/db?authSource=admin",
+                        "mongodb+srv://u:**@cluster.example.com/db?authSource=admin"),
+                       (f"mongodb://u:{SECRET}@h1:1,h2:2/db?replicaSet=rs0",
+                        "mongodb://u:**@h1:1,h2:2/db?replicaSet=rs0"),
+                       (f"mongodb://h/db?password={SECRET}", "mongodb://h/db?password=**")):
+        assert mask_url(url) == shown
 
 
 @pytest.mark.unit
