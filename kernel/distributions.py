@@ -47,6 +47,9 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
         "result store": ("cache+memcached", "cache+memcache", "cache+pymemcache",
                          "cache+pylibmc"),
     }),
+    Distribution("kernel-mongodb", "mongodb", "mongodb", {
+        "result store": ("mongodb", "mongodb+srv"),
+    }),
     Distribution("kernel-redis", "redis", "redis", {
         "transport": _REDIS,
         "result store": _REDIS,

@@ -1,0 +1,1 @@
+"""kernel-mongodb: kernel's result store on MongoDB, in Celery's documents."""
