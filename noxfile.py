@@ -127,7 +127,8 @@ def bench(session: nox.Session) -> None:
     compiled = {"UV_COMPILE_BYTECODE": "1"}
     session.install("-e", ".[test]", "-e", "plugins/redis", "-e", "plugins/amqp",
                     "-e", "plugins/sqlalchemy[postgres,mysql]", "-e", "plugins/memcached",
-                    "-e", "plugins/couchdb", env=compiled)
+                    "-e", "plugins/couchdb", "-e", "plugins/mongodb", "nx-27017==0.8.1",
+                    env=compiled)
     # Celery's result backends for the stores table use the same drivers and clients.
     session.install("celery[redis,sqlalchemy]", "pycouchdb", "dramatiq[redis,rabbitmq]", "huey",
                     "redis", "gevent", "psutil", "rich", env=compiled)

@@ -9,8 +9,10 @@ Rows (ids as in the JSON):
   rtt.results.<store>  submit -> result of sequential calls, p50 ms (redis and postgresql)
 
 Servers: Redis, PostgreSQL and MariaDB as they run here (a database ``kernel_bench`` is created
-on each), SQLite in a temporary file; memcached and pouchdb-server are started on free ports
-when installed (``.ci/run`` installs both), else their rows say why they are missing. A store
+on each), SQLite in a temporary file; memcached, pouchdb-server and nx-27017 (a MongoDB
+wire-protocol server on SQLite, not MongoDB: its row compares clients, not servers) are started
+on free ports when installed (``.ci/run`` and kernel-mongodb's test extra install them), else
+their rows say why they are missing. kernel-django has no row: it needs a Django project. A store
 whose plugin or Celery backend cannot be loaded has "-" for that system, with the reason.
 """
 
@@ -35,7 +37,7 @@ PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
 MYSQL = "mysql+pymysql://root@127.0.0.1:3306"
 DATABASE = "kernel_bench"
 #: the store names, in the table's order.
-STORES = ("redis", "postgresql", "mariadb", "sqlite", "memcached", "couchdb")
+STORES = ("redis", "postgresql", "mariadb", "sqlite", "memcached", "couchdb", "mongodb")
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,11 @@ def _start(name: str, tmp: Path, stack: ExitStack) -> Store:
 
         pouch = stack.enter_context(PouchServer(tmp / "pouchdb"))
         return Store(name, pouch.url("bench_kernel"), pouch.url("bench_celery"))
+    if name == "mongodb":
+        from kernel_mongodb.testing import NxServer
+
+        nx = stack.enter_context(NxServer(tmp / "nx-27017"))
+        return Store(name, nx.url("bench_kernel"), nx.url("bench_celery"))
     raise ValueError(f"unknown store {name!r}")
 
 
