@@ -133,9 +133,15 @@ class ConnectionFailed(KernelError):
     """A broker or result store cannot be reached."""
 
 
-class ResultTooLarge(KernelError):
+class ResultRefused(KernelError):
+    """A result store refused a record it cannot keep: larger than it holds, or holding a value
+    its format has no place for (an integer over 64 bits in BSON); the worker records the task
+    as FAILURE with this error instead, without the task's arguments (they may be the cause)."""
+
+
+class ResultTooLarge(ResultRefused):
     """A result store refused a record as larger than it can keep (a Memcached value over the
-    server's item size); the worker records the task as FAILURE with this error instead."""
+    server's item size)."""
 
 
 class PublishError(KernelError):

@@ -44,6 +44,7 @@ from kernel.errors import (
     MessageError,
     MissingCapability,
     PluginError,
+    ResultRefused,
     ResultTooLarge,
 )
 from kernel.fields import GroupFields, RecordFields, TaskFields, key_kind
@@ -107,6 +108,7 @@ __all__ = [
     "OptionReader",
     "Options",
     "PluginError",
+    "ResultRefused",
     "ResultTooLarge",
     "PoolCapabilities",
     "PoolSpec",

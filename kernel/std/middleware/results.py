@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kernel import states
-from kernel.errors import ResultTooLarge
+from kernel.errors import ResultRefused
 from kernel.interfaces.middleware import Call, Middleware
 from kernel.std.middleware.callbacks import children
 
@@ -48,7 +48,9 @@ class StoreResults(Middleware):
             call.app.backend.store_result(request.id, call.state, call.value,
                                           traceback=call.traceback, extra=extra,
                                           request=request)
-        except ResultTooLarge as exc:
-            # The caller learns why instead of waiting for a result that never comes.
-            call.app.backend.store_result(request.id, states.FAILURE, exc, extra=extra,
+        except ResultRefused as exc:
+            # The caller learns why instead of waiting for a result that never comes; the
+            # arguments stay out, as they may be what the store could not keep.
+            kept = {k: v for k, v in extra.items() if k not in ("args", "kwargs")}
+            call.app.backend.store_result(request.id, states.FAILURE, exc, extra=kept,
                                           request=request)

@@ -19,6 +19,7 @@ from kernel.plugin import (
     ConfigurationError,
     ConnectionFailed,
     KernelError,
+    ResultRefused,
     ResultTooLarge,
     mask_url,
     retry_within,
@@ -137,7 +138,7 @@ def failure(exc: BaseException, url: str, doing: str) -> KernelError:
                               f"document (16 MiB) ({reason}); return less from the task, or "
                               f"keep large values elsewhere and return a reference")
     if isinstance(exc, (InvalidDocument, OverflowError)):
-        return KernelError(f"MongoDB at {where} cannot keep a record: BSON has no place for a "
+        return ResultRefused(f"MongoDB at {where} cannot keep a record: BSON has no place for a "
                            f"value in it ({reason}); return values both the result "
                            f"serializer and BSON carry")
     if code == _CREDENTIALS or "authentication failed" in reason.lower():

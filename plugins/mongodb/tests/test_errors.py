@@ -17,6 +17,7 @@ from kernel.plugin import (
     ConnectionFailed,
     DecodeError,
     KernelError,
+    ResultRefused,
     ResultTooLarge,
     mask_url,
     task_key,
@@ -164,6 +165,25 @@ def test_a_task_whose_result_is_too_large_fails_with_the_reason(mongo_url: str) 
         with running_worker(app, concurrency=1):
             result = blob.delay()
             with pytest.raises(ResultTooLarge):
+                result.get(timeout=30)
+            assert result.state == "FAILURE", "the caller learns why, instead of waiting"
+    finally:
+        app.close()
+
+
+@pytest.mark.integration
+def test_a_task_whose_record_bson_cannot_hold_fails_with_the_reason(mongo_url: str) -> None:
+    app = App("huge-int", broker="memory://", results=mongo_url,
+              config={"result_extended": True})
+
+    @app.task(name="huge.int")
+    def echo(value: int) -> int:
+        return value
+
+    try:
+        with running_worker(app, concurrency=1):
+            result = echo.delay(2 ** 70)  # JSON carries it; BSON has no integer that wide
+            with pytest.raises(ResultRefused, match="BSON has no place"):
                 result.get(timeout=30)
             assert result.state == "FAILURE", "the caller learns why, instead of waiting"
     finally:
