@@ -65,6 +65,17 @@ def _tested_with(path: Path) -> list[str]:
     return [arg for name in names for arg in ("-e", str(ROOT / "plugins" / name))]
 
 
+def _with_extras(path: Path) -> str:
+    """`path` with its optional extras but the tests' (drivers: kernel-sqlalchemy[postgres]),
+    so mypy checks a plugin against every client it can use."""
+    text = (path / "pyproject.toml").read_text()
+    section = re.search(r"^\[project\.optional-dependencies\]\n(.*?)(?=^\[|\Z)", text,
+                        re.MULTILINE | re.DOTALL)
+    names = re.findall(r"^([A-Za-z][\w-]*)\s*=", section.group(1), re.MULTILINE) if section else []
+    extras = sorted(set(names) - {"test"})
+    return f"{path}[{','.join(extras)}]" if extras else str(path)
+
+
 def _define_plugin_session(name: str, path: Path) -> None:
     def plugin(session: nox.Session) -> None:
         session.install("-e", ".[test]", *_tested_with(path))
@@ -101,7 +112,7 @@ def types(session: nox.Session) -> None:
     """mypy --strict over kernel and the package of every distribution, all installed in one
     venv so each is checked against the others' real types."""
     session.install("-e", ".[test,solar]", *(arg for p in [*PLUGIN_DIRS, TEMPLATE] for arg in
-                                       ("-e", str(p))))
+                                       ("-e", _with_extras(p))))
     packages = [str(pkg.relative_to(ROOT)) for p in [*PLUGIN_DIRS, TEMPLATE]
                 for pkg in sorted(p.glob("kernel_*"))]
     session.run("mypy", "--strict", "kernel", *packages, *session.posargs)
