@@ -18,7 +18,8 @@ Suites: `TransportSuite`, `BroadcastSuite`, `ResultStoreSuite`, `RateLimitStoreS
 ``[tool.kernel]`` is what its plugin registers.
 
 Helpers for tests that need real processes: `kernel.testing.servers` (a server binary or
-emulator on a free port) and `kernel.testing.workers` (real worker processes).
+emulator on a free port), `kernel.testing.workers` (real worker processes) and
+`kernel.testing.interop` (the tasks both sides of a Celery interop test run).
 """
 
 from __future__ import annotations

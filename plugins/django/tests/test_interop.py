@@ -5,7 +5,6 @@ ways."""
 
 from __future__ import annotations
 
-import textwrap
 import uuid
 from collections.abc import Iterator
 from typing import Any, Callable
@@ -13,6 +12,7 @@ from typing import Any, Callable
 import pytest
 
 from kernel import App, GroupResult, Signature, chord
+from kernel.testing.interop import celery_client, celery_tasks_source, kernel_tasks
 from kernel.testing.workers import CeleryWorkerProcess, running_worker
 
 from conftest import REDIS_URL
@@ -35,63 +35,21 @@ def queue(pg_alias: str) -> str:
     return f"django-interop-{uuid.uuid4().hex}"
 
 
-def _celery_app(broker: str, queue: str) -> Any:
-    capp = celery.Celery("celery-side", broker=broker, backend="django-db")
-    capp.conf.task_default_queue = queue
-    capp.conf.result_extended = True
-    return capp
-
-
-CELERY_TASKS = textwrap.dedent("""
-    import os
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_test_settings")
-    import django
-    django.setup()
-
-    from celery import Celery
-    app = Celery("ctasks", broker={broker!r}, backend="django-db")
-    app.conf.task_default_queue = {queue!r}
-    app.conf.worker_hijack_root_logger = False
-    app.conf.result_extended = True
-
-    @app.task(name="interop.add")
-    def add(x, y):
-        return x + y
-
-    @app.task(name="interop.tsum")
-    def tsum(values):
-        return sum(values)
-
-    @app.task(name="interop.boom")
-    def boom(text):
-        raise KeyError(text)
-""")
-
-
 @pytest.fixture
 def celery_on_queue(broker: str, queue: str,
                     celery_worker: Callable[[str, str, str], CeleryWorkerProcess]
                     ) -> CeleryWorkerProcess:
-    return celery_worker("ctasks", CELERY_TASKS.format(broker=broker, queue=queue), queue)
+    return celery_worker("ctasks", celery_tasks_source(broker, "django-db", queue, setup="""
+        import os
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_test_settings")
+        import django
+        django.setup()
+    """), queue)
 
 
 @pytest.fixture
 def kernel_worker(broker: str, queue: str) -> Iterator[App]:
-    kapp = App("kernel-side", broker=broker, results="django-db",
-               config={"task_default_queue": queue, "result_extended": True})
-
-    @kapp.task(name="interop.add")
-    def add(x: int, y: int) -> int:
-        return x + y
-
-    @kapp.task(name="interop.tsum")
-    def tsum(values: list[int]) -> int:
-        return sum(values)
-
-    @kapp.task(name="interop.boom")
-    def boom(text: str) -> None:
-        raise KeyError(text)
-
+    kapp = kernel_tasks(broker, "django-db", queue)
     with running_worker(kapp, concurrency=4):
         yield kapp
     kapp.close()
@@ -121,7 +79,7 @@ def test_a_celery_workers_results_read_through_kernel(
 
 def test_a_kernel_workers_results_read_through_celery(
         broker: str, queue: str, kernel_worker: App) -> None:
-    capp = _celery_app(broker, queue)
+    capp = celery_client(broker, "django-db", queue)
     try:
         result = capp.send_task("interop.add", (4, 5))
         assert result.get(timeout=30) == 9
@@ -146,7 +104,7 @@ def test_a_kernel_workers_results_read_through_celery(
 
 def test_saved_groups_read_both_ways(broker: str, queue: str) -> None:
     kapp = App("kernel-client", broker=broker, results="django-db")
-    capp = _celery_app(broker, queue)
+    capp = celery_client(broker, "django-db", queue)
     try:
         ids = [uuid.uuid4().hex for _ in range(3)]
         mine = GroupResult(uuid.uuid4().hex, [kapp.AsyncResult(i) for i in ids], app=kapp)
@@ -167,7 +125,7 @@ def test_saved_groups_read_both_ways(broker: str, queue: str) -> None:
 
 def test_a_celery_chord_runs_on_kernel_workers(broker: str, queue: str,
                                                kernel_worker: App) -> None:
-    capp = _celery_app(broker, queue)
+    capp = celery_client(broker, "django-db", queue)
     try:
         add, tsum = capp.signature("interop.add"), capp.signature("interop.tsum")
         result = celery.chord([add.clone((i, i)) for i in range(6)], tsum).apply_async()

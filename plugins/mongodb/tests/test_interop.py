@@ -6,7 +6,6 @@ Celery's ``backend_cleanup``; and the one thing nx-27017 cannot do for either si
 from __future__ import annotations
 
 import os
-import textwrap
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
@@ -16,6 +15,7 @@ import pytest
 
 from kernel import App, GroupResult, Signature, chord
 from kernel.plugin import ConfigurationError
+from kernel.testing.interop import celery_client, celery_tasks_source, kernel_tasks
 from kernel.testing.workers import CeleryWorkerProcess, running_worker
 from kernel_mongodb.testing import NxServer
 
@@ -33,62 +33,16 @@ def queue() -> str:
     return f"mongo-interop-{uuid.uuid4().hex}"
 
 
-def _celery_app(broker: str, backend: str, queue: str, **conf: Any) -> Any:
-    capp = celery.Celery("celery-side", broker=broker, backend=backend)
-    capp.conf.task_default_queue = queue
-    capp.conf.result_extended = True
-    capp.conf.update(conf)
-    return capp
-
-
-CELERY_TASKS = textwrap.dedent("""
-    from celery import Celery
-    app = Celery("ctasks", broker={broker!r}, backend={backend!r})
-    app.conf.task_default_queue = {queue!r}
-    app.conf.worker_hijack_root_logger = False
-    app.conf.result_extended = True
-    app.conf.result_chord_retry_interval = 0.2
-
-    @app.task(name="interop.add")
-    def add(x, y):
-        return x + y
-
-    @app.task(name="interop.tsum")
-    def tsum(values):
-        return sum(values)
-
-    @app.task(name="interop.boom")
-    def boom(text):
-        raise KeyError(text)
-""")
-
-
 @pytest.fixture
 def celery_on_queue(redis_url: str, mongo_url: str, queue: str,
                     celery_worker: Callable[[str, str, str], CeleryWorkerProcess]
                     ) -> CeleryWorkerProcess:
-    return celery_worker("ctasks", CELERY_TASKS.format(broker=redis_url, backend=mongo_url,
-                                                       queue=queue), queue)
+    return celery_worker("ctasks", celery_tasks_source(redis_url, mongo_url, queue), queue)
 
 
 @pytest.fixture
 def kernel_worker(redis_url: str, mongo_url: str, queue: str) -> Iterator[App]:
-    kapp = App("kernel-side", broker=redis_url, results=mongo_url,
-               config={"task_default_queue": queue, "result_extended": True,
-                       "result_chord_retry_interval": 0.2})
-
-    @kapp.task(name="interop.add")
-    def add(x: int, y: int) -> int:
-        return x + y
-
-    @kapp.task(name="interop.tsum")
-    def tsum(values: list[int]) -> int:
-        return sum(values)
-
-    @kapp.task(name="interop.boom")
-    def boom(text: str) -> None:
-        raise KeyError(text)
-
+    kapp = kernel_tasks(redis_url, mongo_url, queue)
     with running_worker(kapp, concurrency=4):
         yield kapp
     kapp.close()
@@ -119,7 +73,7 @@ def test_a_celery_workers_results_read_through_kernel(
 
 def test_a_kernel_workers_results_read_through_celery(
         redis_url: str, mongo_url: str, queue: str, kernel_worker: App) -> None:
-    capp = _celery_app(redis_url, mongo_url, queue)
+    capp = celery_client(redis_url, mongo_url, queue)
     try:
         result = capp.send_task("interop.add", (4, 5))
         assert result.get(timeout=30) == 9
@@ -140,7 +94,7 @@ def test_a_kernel_workers_results_read_through_celery(
 
 def test_saved_groups_read_both_ways(redis_url: str, mongo_url: str, queue: str) -> None:
     kapp = App("kernel-client", broker=redis_url, results=mongo_url)
-    capp = _celery_app(redis_url, mongo_url, queue)
+    capp = celery_client(redis_url, mongo_url, queue)
     try:
         ids = [uuid.uuid4().hex for _ in range(3)]
         mine = GroupResult(uuid.uuid4().hex, [kapp.AsyncResult(i) for i in ids], app=kapp)
@@ -166,7 +120,7 @@ def test_saved_groups_read_both_ways(redis_url: str, mongo_url: str, queue: str)
 
 def test_a_celery_chord_runs_on_kernel_workers(redis_url: str, mongo_url: str, queue: str,
                                                kernel_worker: App) -> None:
-    capp = _celery_app(redis_url, mongo_url, queue)
+    capp = celery_client(redis_url, mongo_url, queue)
     try:
         add, tsum = capp.signature("interop.add"), capp.signature("interop.tsum")
         result = celery.chord([add.clone((i, i)) for i in range(6)], tsum).apply_async()
@@ -196,7 +150,7 @@ def test_celerys_backend_cleanup_deletes_kernels_expired_documents(
         nx: NxServer, redis_url: str, mongo_url: str, queue: str) -> None:
     kapp = App("kernel-client", broker="memory://", results=mongo_url,
                config={"result_expires": 3600})
-    capp = _celery_app(redis_url, mongo_url, queue, result_expires=3600)
+    capp = celery_client(redis_url, mongo_url, queue, result_expires=3600)
     try:
         old, fresh = uuid.uuid4().hex, uuid.uuid4().hex
         record = kapp.backend.record(old, "SUCCESS", 1)
@@ -221,7 +175,7 @@ REPLACE_BYTES = ("nx-27017 cannot replace a document that holds bytes (its repla
 @pytest.mark.xfail(strict=True, raises=WriteError, reason=REPLACE_BYTES)
 def test_celery_with_pickle_replaces_a_started_result(redis_url: str, mongo_url: str,
                                                       queue: str) -> None:
-    capp = _celery_app(redis_url, mongo_url, queue, result_serializer="pickle",
+    capp = celery_client(redis_url, mongo_url, queue, result_serializer="pickle",
                        accept_content=["json", "pickle"])
     try:
         task_id = uuid.uuid4().hex

@@ -5,7 +5,6 @@ through Celery's, saved groups both ways, and chords (``celery.chord_unlock``) b
 from __future__ import annotations
 
 import os
-import textwrap
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from kernel import App, GroupResult, Signature, chord
+from kernel.testing.interop import celery_client, celery_tasks_source, kernel_tasks
 from kernel.testing.workers import CeleryWorkerProcess, running_worker
 
 from conftest import REDIS_URL
@@ -45,61 +45,16 @@ def queue() -> str:
     return f"sql-interop-{uuid.uuid4().hex}"
 
 
-def _celery_app(broker: str, backend: str, queue: str) -> Any:
-    capp = celery.Celery("celery-side", broker=broker, backend=backend)
-    capp.conf.task_default_queue = queue
-    capp.conf.result_extended = True
-    return capp
-
-
-CELERY_TASKS = textwrap.dedent("""
-    from celery import Celery
-    app = Celery("ctasks", broker={broker!r}, backend={backend!r})
-    app.conf.task_default_queue = {queue!r}
-    app.conf.worker_hijack_root_logger = False
-    app.conf.result_extended = True
-    app.conf.result_chord_retry_interval = 0.2
-
-    @app.task(name="interop.add")
-    def add(x, y):
-        return x + y
-
-    @app.task(name="interop.tsum")
-    def tsum(values):
-        return sum(values)
-
-    @app.task(name="interop.boom")
-    def boom(text):
-        raise KeyError(text)
-""")
-
-
 @pytest.fixture
 def celery_on_queue(broker: str, backend: str, queue: str,
                     celery_worker: Callable[[str, str, str], CeleryWorkerProcess]
                     ) -> CeleryWorkerProcess:
-    return celery_worker("ctasks", CELERY_TASKS.format(broker=broker, backend=backend,
-                                                       queue=queue), queue)
+    return celery_worker("ctasks", celery_tasks_source(broker, backend, queue), queue)
 
 
 @pytest.fixture
 def kernel_worker(broker: str, backend: str, queue: str) -> Iterator[App]:
-    kapp = App("kernel-side", broker=broker, results=backend,
-               config={"task_default_queue": queue, "result_extended": True,
-                       "result_chord_retry_interval": 0.2})
-
-    @kapp.task(name="interop.add")
-    def add(x: int, y: int) -> int:
-        return x + y
-
-    @kapp.task(name="interop.tsum")
-    def tsum(values: list[int]) -> int:
-        return sum(values)
-
-    @kapp.task(name="interop.boom")
-    def boom(text: str) -> None:
-        raise KeyError(text)
-
+    kapp = kernel_tasks(broker, backend, queue)
     with running_worker(kapp, concurrency=4):
         yield kapp
     kapp.close()
@@ -129,7 +84,7 @@ def test_a_celery_workers_results_read_through_kernel(
 
 def test_a_kernel_workers_results_read_through_celery(
         broker: str, backend: str, queue: str, kernel_worker: App) -> None:
-    capp = _celery_app(broker, backend, queue)
+    capp = celery_client(broker, backend, queue)
     try:
         result = capp.send_task("interop.add", (4, 5))
         assert result.get(timeout=30) == 9
@@ -150,7 +105,7 @@ def test_a_kernel_workers_results_read_through_celery(
 
 def test_saved_groups_read_both_ways(broker: str, backend: str, queue: str) -> None:
     kapp = App("kernel-client", broker=broker, results=backend)
-    capp = _celery_app(broker, backend, queue)
+    capp = celery_client(broker, backend, queue)
     try:
         ids = [uuid.uuid4().hex for _ in range(3)]
         mine = GroupResult(uuid.uuid4().hex, [kapp.AsyncResult(i) for i in ids], app=kapp)
@@ -171,7 +126,7 @@ def test_saved_groups_read_both_ways(broker: str, backend: str, queue: str) -> N
 
 def test_a_celery_chord_runs_on_kernel_workers(broker: str, backend: str, queue: str,
                                                kernel_worker: App) -> None:
-    capp = _celery_app(broker, backend, queue)
+    capp = celery_client(broker, backend, queue)
     try:
         add, tsum = capp.signature("interop.add"), capp.signature("interop.tsum")
         result = celery.chord([add.clone((i, i)) for i in range(6)], tsum).apply_async()
