@@ -204,10 +204,7 @@ def _round_trips(found: list[Store], calls: int,
         if store is None:
             continue
         broker = Redis()
-        system = Kernel(broker, 1)
-        system.results = store.kernel_url
-        system.close()
-        system.app = system.tasks.make_app(system.url, store.kernel_url, system.counter)
+        system = Kernel(broker, 1, results=store.kernel_url)
         broker.reset(system)
         worker = system.start_worker("one")
         try:

@@ -109,10 +109,11 @@ class Kernel(System):
     has_batch = True
     modes = ("one", "events", "two")
 
-    def __init__(self, broker: Broker, io_concurrency: int, url: str | None = None) -> None:
+    def __init__(self, broker: Broker, io_concurrency: int, url: str | None = None,
+                 results: str | None = None) -> None:
         super().__init__(broker, io_concurrency)
         self.url = url or env.broker_url()
-        self.results = None if url else env.results_url()
+        self.results = results or (None if url else env.results_url())
         self.configs = {"one": "-P solo", "two": "-P prefork -c 2",
                         "io": f"-P asyncio -c {io_concurrency}"}
         self.tasks = import_module("tests.bench.tasks_kernel")
