@@ -1,6 +1,6 @@
 """The DynamoDB result store (boto3), in Celery's DynamoDB backend's table layout: one item per
-key, ``{"id": S <Celery's key>, "result": B <the encoded record>, "timestamp": N <Unix time>}``
-and, for a record that expires, ``"ttl": N <Unix time, whole seconds>``, the attribute the
+key, ``{"id": S "b'<Celery's key>'", "result": B <the encoded record>, "timestamp": N <Unix
+time>}`` (the id is the text of the key's bytes, see `item_id`) and, for a record that expires, ``"ttl": N <Unix time, whole seconds>``, the attribute the
 table's time to live deletes by (enabled on first use, as Celery does with ``ttl_seconds``).
 Counters keep their value in Celery's ``chord_count`` attribute.
 
@@ -59,6 +59,18 @@ CHORD_PREFIX = "chord-unlock-"
 PART_SIZE = 380_000
 #: what BatchWriteItem and BatchGetItem take in one request.
 WRITE_BATCH, READ_BATCH = 25, 100
+
+
+def item_id(key: str) -> str:
+    """The ``id`` of the item that holds `key`, as Celery's backend writes it: the text
+    Python gives the key's UTF-8 bytes (``b'celery-task-meta-<id>'``; Celery keeps keys as
+    bytes and its backend converts them with ``str``). One key, one id, and back."""
+    return str(key.encode())
+
+
+def ref(key: str) -> dict[str, Any]:
+    """The DynamoDB ``Key`` of `key`'s item."""
+    return {ID: {"S": item_id(key)}}
 
 
 def part_key(key: str, gen: str, n: int) -> str:
@@ -187,12 +199,12 @@ class DynamoDBStore(ResultStore):
         now = {"N": repr(time.time())}
         extra = {} if at is None else {TTL: {"N": str(at)}}
         if len(value) <= PART_SIZE:
-            return [{ID: {"S": key}, RESULT: {"B": value}, TIMESTAMP: now, **extra}]
+            return [{**ref(key), RESULT: {"B": value}, TIMESTAMP: now, **extra}]
         gen = uuid.uuid4().hex
         chunks = [value[i:i + PART_SIZE] for i in range(0, len(value), PART_SIZE)]
-        rest = [{ID: {"S": part_key(key, gen, n)}, RESULT: {"B": chunk}, TIMESTAMP: now,
+        rest = [{**ref(part_key(key, gen, n)), RESULT: {"B": chunk}, TIMESTAMP: now,
                  **extra} for n, chunk in enumerate(chunks[1:], 1)]
-        return [*rest, {ID: {"S": key}, RESULT: {"B": chunks[0]}, TIMESTAMP: now,
+        return [*rest, {**ref(key), RESULT: {"B": chunks[0]}, TIMESTAMP: now,
                         GEN: {"S": gen}, PARTS: {"N": str(len(chunks) - 1)}, **extra}]
 
     @staticmethod
@@ -202,9 +214,8 @@ class DynamoDBStore(ResultStore):
         ttl = item.get(TTL, {}).get("N")
         return ttl is None or float(ttl) > now
 
-    def _value(self, item: Mapping[str, Any]) -> bytes:
-        """The bytes an item holds (a counter as its decimal text)."""
-        key = item[ID]["S"]
+    def _value(self, key: str, item: Mapping[str, Any]) -> bytes:
+        """The bytes `key`'s item holds (a counter as its decimal text)."""
         if RESULT in item:
             value = item[RESULT].get("B")
             if not isinstance(value, bytes):
@@ -235,7 +246,7 @@ class DynamoDBStore(ResultStore):
 
     def _read(self, key: str) -> dict[str, Any] | None:
         found = self.table.call("get_item", TableName=self.target.table,
-                                Key={ID: {"S": key}}, ConsistentRead=True)
+                                Key=ref(key), ConsistentRead=True)
         item: dict[str, Any] | None = found.get("Item")
         return item
 
@@ -243,13 +254,14 @@ class DynamoDBStore(ResultStore):
         """The items of `keys` that exist, by key (``BatchGetItem``, 100 a request)."""
         found: dict[str, dict[str, Any]] = {}
         unique = list(dict.fromkeys(keys))
+        by_id = {item_id(k): k for k in unique}
         for start in range(0, len(unique), READ_BATCH):
             request: dict[str, Any] = {self.target.table: {
-                "Keys": [{ID: {"S": k}} for k in unique[start:start + READ_BATCH]],
+                "Keys": [ref(k) for k in unique[start:start + READ_BATCH]],
                 "ConsistentRead": True}}
             for answer in self._batches("batch_get_item", request, "UnprocessedKeys"):
                 for item in answer.get("Responses", {}).get(self.target.table, []):
-                    found[item[ID]["S"]] = item
+                    found[by_id[item[ID]["S"]]] = item
         return found
 
     def _write_many(self, requests: Sequence[dict[str, Any]]) -> None:
@@ -313,7 +325,7 @@ class DynamoDBStore(ResultStore):
                 return None
             assert item is not None
             try:
-                return self._value(item)
+                return self._value(key, item)
             except _Replaced:
                 continue  # replaced between reading the item and its parts: read it again
         raise KernelError(f"the DynamoDB item {key!r} in the table {self.target.table!r} "
@@ -324,10 +336,10 @@ class DynamoDBStore(ResultStore):
         them deleted too."""
         for key in dict.fromkeys(keys):
             old = self.table.call("delete_item", TableName=self.target.table,
-                                  Key={ID: {"S": key}}, ReturnValues="ALL_OLD")
+                                  Key=ref(key), ReturnValues="ALL_OLD")
             item = old.get("Attributes") or {}
             if PARTS in item:
-                self._write_many([{"DeleteRequest": {"Key": {ID: {"S": k}}}}
+                self._write_many([{"DeleteRequest": {"Key": ref(k)}}
                                   for k in self._part_keys(key, item)])
 
     def incr(self, key: str, amount: int = 1, expires: float | None = None) -> int:
@@ -345,14 +357,14 @@ class DynamoDBStore(ResultStore):
             try:
                 answer = self.table.call(
                     "update_item", resend=False, TableName=self.target.table,
-                    Key={ID: {"S": key}}, UpdateExpression=update,
+                    Key=ref(key), UpdateExpression=update,
                     ConditionExpression="attribute_not_exists(#ttl) OR #ttl > :now",
                     ExpressionAttributeNames=names, ExpressionAttributeValues=values,
                     ReturnValues="UPDATED_NEW")
                 return int(answer["Attributes"][COUNT]["N"])
             except ConditionFailed:
                 pass  # expired: start again from 0, unless another call did so first
-            item = {ID: {"S": key}, COUNT: {"N": str(amount)}, TIMESTAMP: {"N": repr(now)}}
+            item = {**ref(key), COUNT: {"N": str(amount)}, TIMESTAMP: {"N": repr(now)}}
             if at is not None:
                 item[TTL] = {"N": str(at)}
             try:
@@ -375,7 +387,7 @@ class DynamoDBStore(ResultStore):
         if self._fields is not None:
             group = [[gid, None], [[[member, None], None] for member in members]]
             self.set([(key, self._fields.group_record(GroupFields(gid, group)))], expires)
-        item = {ID: {"S": CHORD_PREFIX + gid}, COUNT: {"N": "0"},
+        item = {**ref(CHORD_PREFIX + gid), COUNT: {"N": "0"},
                 SIZE: {"N": str(len(members))}, TIMESTAMP: {"N": repr(time.time())}}
         if at is not None:
             item[TTL] = {"N": str(at)}
@@ -396,7 +408,7 @@ class DynamoDBStore(ResultStore):
         try:
             answer = self.table.call(
                 "update_item", resend=False, TableName=self.target.table,
-                Key={ID: {"S": counter}}, UpdateExpression="ADD #c :one, #p :me",
+                Key=ref(counter), UpdateExpression="ADD #c :one, #p :me",
                 ConditionExpression="attribute_exists(#id) AND NOT contains(#p, :key)",
                 ExpressionAttributeNames={"#c": COUNT, "#p": COUNTED, "#id": ID},
                 ExpressionAttributeValues={":one": {"N": "1"}, ":me": {"SS": [marker]},
@@ -414,10 +426,10 @@ class DynamoDBStore(ResultStore):
             return None
         counted = sorted(state.get(COUNTED, {}).get("SS", []))
         parts = [bytes(v).split(b"\n", 2) for v in
-                 (self._value(i) for i in self._read_many(counted).values())]
+                 (self._value(k, i) for k, i in self._read_many(counted).items())]
         parts += self._celery_members(gid, {p[1].decode() for p in parts}, key)
         parts.sort(key=lambda p: (not p[0], int(p[0] or 0)))
-        self._write_many([{"DeleteRequest": {"Key": {ID: {"S": k}}}}
+        self._write_many([{"DeleteRequest": {"Key": ref(k)}}
                           for k in [counter, key + ".t", *counted]])
         return [p[2] for p in parts]
 
@@ -454,7 +466,7 @@ class DynamoDBStore(ResultStore):
                             gid, tid)
                 entry = fields.dumps([1, tid, "SUCCESS", None])
             else:
-                task = fields.task(self._value(item))
+                task = fields.task(self._value(task_key(tid), item))
                 entry = fields.dumps([1, tid, task.status, task.result])
             parts.append([str(n).encode(), tid.encode(), entry])
         return parts
@@ -500,4 +512,4 @@ class _Replaced(Exception):
     """A record kept in parts was replaced while it was read."""
 
 
-__all__ = ["DynamoDBStore", "part_key"]
+__all__ = ["DynamoDBStore", "item_id", "part_key"]

@@ -7,10 +7,10 @@
     server.url("results")   # dynamodb://testing:testing@127.0.0.1:PORT/results
 
 moto keeps its tables in memory (a restart empties it); dynalite keeps them in its directory,
-so `Dynalite.restart` is what a DynamoDB outage looks like. ``moto_server`` is found beside
-this interpreter or on PATH (or at ``KERNEL_MOTO_SERVER``), dynalite on PATH, in ``build/npm``
-of the repository (where ``.ci/run`` installs it) or at ``KERNEL_DYNALITE``; without one the
-test skips, or fails under ``CI`` (`kernel.testing.servers.unavailable`).
+so `Dynalite.restart` is what a DynamoDB outage looks like. moto runs in this interpreter
+(the ``test`` extra installs it), dynalite is found on PATH, in ``build/npm`` of the
+repository (where ``.ci/run`` installs it) or at ``KERNEL_DYNALITE``; without one the test
+skips, or fails under ``CI`` (`kernel.testing.servers.unavailable`).
 
 ``KERNEL_DYNAMODB_TEST_URL`` names a DynamoDB (or DynamoDB Local) to run the tests against
 instead: see `test_url`.
@@ -18,16 +18,18 @@ instead: see `test_url`.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
+import textwrap
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
 from kernel.testing.servers import ServerProcess, free_port, listening, unavailable
 
-__all__ = ["Dynalite", "MotoServer", "dynalite", "moto_server", "test_url"]
+__all__ = ["Dynalite", "MotoServer", "dynalite", "test_url"]
 
 #: any key works with both emulators.
 CREDENTIALS = "testing:testing"
@@ -42,14 +44,24 @@ def test_url() -> str | None:
     return os.environ.get("KERNEL_DYNAMODB_TEST_URL") or None
 
 
-def moto_server() -> str:
-    beside = Path(sys.executable).parent / "moto_server"
-    found = os.environ.get("KERNEL_MOTO_SERVER") or (str(beside) if beside.exists() else None) \
-        or shutil.which("moto_server")
-    if not found:
-        unavailable(f"needs moto's server: pip install 'kernel-dynamodb[test]' (looked in "
-                    f"{beside.parent}, on PATH and at KERNEL_MOTO_SERVER)")
-    return found
+#: moto's server as ``moto_server`` runs it, but answering one request at a time: its
+#: threads share the tables without a lock, so two ``UpdateItem ADD`` on one item can
+#: interleave and lose a count there, which DynamoDB never does. (A request per connection:
+#: a single-threaded server speaks HTTP/1.0.)
+MOTO_MAIN = textwrap.dedent("""
+    import sys
+    from werkzeug.serving import run_simple
+    from moto.moto_server.threaded_moto_server import MotoRequestHandler
+    from moto.server import DomainDispatcherApplication, create_backend_app
+    run_simple(sys.argv[1], int(sys.argv[2]), DomainDispatcherApplication(create_backend_app),
+               threaded=False, request_handler=MotoRequestHandler)
+""")
+
+
+def moto_command(host: str, port: int) -> list[str]:
+    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
+        unavailable("needs moto's server: pip install 'kernel-dynamodb[test]' (moto[server])")
+    return [sys.executable, "-c", MOTO_MAIN, host, str(port)]
 
 
 def dynalite() -> str:
@@ -95,7 +107,7 @@ class MotoServer(_Emulator):
                  env: Mapping[str, str] | None = None) -> None:
         self.port = port or free_port()
         directory.mkdir(parents=True, exist_ok=True)
-        super().__init__([moto_server(), "-H", self.host, "-p", str(self.port)],
+        super().__init__(moto_command(self.host, self.port),
                          log=directory / "moto.log", probe=self.answers, cwd=directory,
                          env=dict(env or {}), start_timeout=30, grace=5,
                          name=f"moto_server on {self.host}:{self.port}")
