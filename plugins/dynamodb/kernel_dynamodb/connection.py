@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -55,7 +56,7 @@ THROTTLED = frozenset({
 DENIED = frozenset({
     "UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException",
     "AccessDeniedException", "ExpiredTokenException", "MissingAuthenticationTokenException",
-    "SignatureDoesNotMatch", "IncompleteSignature",
+    "SignatureDoesNotMatch", "IncompleteSignature", "AccessDenied",
 })
 
 #: failures where the request never reached DynamoDB (safe to send again, even an update).
@@ -89,10 +90,19 @@ class Target:
         return f"the AWS region {self.region or os.environ.get('AWS_DEFAULT_REGION', '?')}"
 
 
+def shown_url(url: str) -> str:
+    """`url` for a message: everything before its last ``@`` (the access key id and the
+    secret, which may hold an unquoted ``/`` that URL parsing trips on) masked."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return mask_url(url)
+    return f"{scheme}://**@{rest.rsplit('@', 1)[1]}"
+
+
 def parse_target(url: str, endpoint_setting: str | None) -> Target:
     """The `Target` of a Celery ``dynamodb://`` URL; `ConfigurationError` with a sentence for
     a URL Celery would not take either."""
-    shown = mask_url(url)
+    shown = shown_url(url)
     parts = urlsplit(url)
     if parts.scheme != "dynamodb":
         raise ConfigurationError(f"{shown!r} is not a DynamoDB URL; write "
@@ -107,8 +117,9 @@ def parse_target(url: str, endpoint_setting: str | None) -> Target:
     try:
         port = parts.port
     except ValueError:
-        raise ConfigurationError(f"the port of the DynamoDB URL {shown!r} is not a "
-                                 f"number") from None
+        raise ConfigurationError(f"the port of the DynamoDB URL {shown!r} is not a number "
+                                 f"(a secret key with '/' or '+' must be URL-quoted: %2F, "
+                                 f"%2B)") from None
     host = parts.hostname or None
     endpoint = None
     region = host
@@ -317,15 +328,27 @@ class Table:
 
 
 def error_code(exc: botocore.exceptions.ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+    return _error(exc)[0]
+
+
+def _error(exc: botocore.exceptions.ClientError) -> tuple[str, str]:
+    """The error's code and message; from the body when botocore could not parse it (moto
+    answers a refused signature in IAM's XML, which the DynamoDB protocol does not expect)."""
+    error = exc.response.get("Error", {})
+    code, message = str(error.get("Code", "Unknown")), str(error.get("Message", ""))
+    inner = re.search(r"<Code>([^<]+)</Code>", message)
+    if inner:
+        said = re.search(r"<Message>([^<]*)</Message>", message)
+        return inner.group(1), said.group(1) if said else ""
+    return code, message
 
 
 def describe(exc: BaseException) -> str:
     if isinstance(exc, botocore.exceptions.ClientError):
-        message = exc.response.get("Error", {}).get("Message", "")
-        return f"{error_code(exc)}: {message}"[:300]
+        code, message = _error(exc)
+        return f"{code}: {message}"[:300]
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
 __all__ = ["DEFAULT_TABLE", "ConditionFailed", "Table", "Target", "Transient", "describe", "error_code",
-           "parse_target"]
+           "parse_target", "shown_url"]

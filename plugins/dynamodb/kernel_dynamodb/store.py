@@ -38,7 +38,6 @@ from kernel.plugin import (
     OptionReader,
     Options,
     RecordFields,
-    mask_url,
     task_key,
 )
 from kernel_dynamodb.connection import ConditionFailed, Table, Target, describe, error_code, \
@@ -117,7 +116,8 @@ class DynamoDBStore(ResultStore):
             prepare=self._prepare)
 
     def __repr__(self) -> str:
-        return f"<DynamoDBStore {mask_url(self.url)} table={self.target.table!r}>"
+        # No URL: its user is the access key id.
+        return f"<DynamoDBStore table={self.target.table!r} at {self.target.where()}>"
 
     # ------------------------------------------------------------------ the table
 
