@@ -9,11 +9,13 @@ Rows (ids as in the JSON):
   rtt.results.<store>  submit -> result of sequential calls, p50 ms (redis and postgresql)
 
 Servers: Redis, PostgreSQL and MariaDB as they run here (a database ``kernel_bench`` is created
-on each), SQLite in a temporary file; memcached, pouchdb-server and nx-27017 (a MongoDB
-wire-protocol server on SQLite, not MongoDB: its row compares clients, not servers) are started
-on free ports when installed (``.ci/run`` and kernel-mongodb's test extra install them), else
-their rows say why they are missing. kernel-django has no row: it needs a Django project. A store
-whose plugin or Celery backend cannot be loaded has "-" for that system, with the reason.
+on each), SQLite in a temporary file; memcached, pouchdb-server, nx-27017 (a MongoDB
+wire-protocol server on SQLite, not MongoDB: its row compares clients, not servers) and moto's
+DynamoDB server (one request at a time, as kernel-dynamodb's tests run it: its row too compares
+clients) are started on free ports when installed (``.ci/run`` and the plugins' test extras
+install them), else their rows say why they are missing. kernel-django has no row: it needs a
+Django project. A store whose plugin or Celery backend cannot be loaded has "-" for that system,
+with the reason.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
 MYSQL = "mysql+pymysql://root@127.0.0.1:3306"
 DATABASE = "kernel_bench"
 #: the store names, in the table's order.
-STORES = ("redis", "postgresql", "mariadb", "sqlite", "memcached", "couchdb", "mongodb")
+STORES = ("redis", "postgresql", "mariadb", "sqlite", "memcached", "couchdb", "mongodb",
+          "dynamodb")
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,11 @@ def _start(name: str, tmp: Path, stack: ExitStack) -> Store:
 
         nx = stack.enter_context(NxServer(tmp / "nx-27017"))
         return Store(name, nx.url("bench_kernel"), nx.url("bench_celery"))
+    if name == "dynamodb":
+        from kernel_dynamodb.testing import MotoServer
+
+        moto = stack.enter_context(MotoServer(tmp / "moto"))
+        return Store(name, moto.url("bench_kernel"), moto.url("bench_celery"))
     raise ValueError(f"unknown store {name!r}")
 
 

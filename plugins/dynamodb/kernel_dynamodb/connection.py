@@ -350,5 +350,5 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
-__all__ = ["DEFAULT_TABLE", "ConditionFailed", "Table", "Target", "Transient", "describe", "error_code",
-           "parse_target", "shown_url"]
+__all__ = ["DEFAULT_TABLE", "ConditionFailed", "Table", "Target", "Transient", "describe",
+           "error_code", "parse_target", "shown_url"]

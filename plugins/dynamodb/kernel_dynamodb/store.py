@@ -1,8 +1,8 @@
 """The DynamoDB result store (boto3), in Celery's DynamoDB backend's table layout: one item per
 key, ``{"id": S "b'<Celery's key>'", "result": B <the encoded record>, "timestamp": N <Unix
-time>}`` (the id is the text of the key's bytes, see `item_id`) and, for a record that expires, ``"ttl": N <Unix time, whole seconds>``, the attribute the
-table's time to live deletes by (enabled on first use, as Celery does with ``ttl_seconds``).
-Counters keep their value in Celery's ``chord_count`` attribute.
+time>}`` (the id is the text of the key's bytes, see `item_id`) and, for a record that
+expires, ``"ttl": N <Unix time, whole seconds>``, the attribute the table's time to live
+deletes by (turned on at first use). Counters keep their value in Celery's ``chord_count``.
 
 DynamoDB deletes expired items lazily (within days), so reads treat an item whose ``ttl`` is
 past as absent, and `add` and `incr` as nothing stored. An emulator without a time-to-live API
@@ -14,8 +14,8 @@ not having expired; `set` and `delete` of many keys go in ``BatchWriteItem`` req
 what DynamoDB leaves unprocessed sent again with a backoff.
 
 A record over DynamoDB's item limit (400 KB) is kept in parts: the item holds the first, and
-``parts``/``gen`` say which items (``<key>\\x1f<gen>\\x1f<n>``) hold the rest. Celery's backend cannot
-write such records, nor read them.
+``parts``/``gen`` name the items (``<key>\\x1f<gen>\\x1f<n>``) that hold the rest. Celery's
+backend can neither write nor read such records.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import botocore.exceptions
@@ -227,7 +227,7 @@ class DynamoDBStore(ResultStore):
                 return value + self._rest(key, item)
             return value
         if COUNT in item:
-            return item[COUNT]["N"].encode()
+            return str(item[COUNT]["N"]).encode()
         raise KernelError(f"the DynamoDB item {key!r} in the table {self.target.table!r} has "
                           f"neither 'result' nor 'chord_count'; it was not written by Celery "
                           f"or kernel: delete it")
@@ -242,7 +242,7 @@ class DynamoDBStore(ResultStore):
         found = self._read_many(keys)
         if len(found) != len(keys):
             raise _Replaced(key)  # deleted meanwhile
-        return b"".join(bytes(found[k][RESULT]["B"]) for k in keys)
+        return b"".join([bytes(found[k][RESULT]["B"]) for k in keys])
 
     def _read(self, key: str) -> dict[str, Any] | None:
         found = self.table.call("get_item", TableName=self.target.table,
@@ -277,9 +277,8 @@ class DynamoDBStore(ResultStore):
         throttling), with a backoff, until nothing is left or ``connection_timeout`` passed."""
         deadline = time.monotonic() + self.table.connection_timeout
         pause = 0.05
-        param = "RequestItems"
         while request:
-            answer = self.table.call(operation, **{param: request})
+            answer = self.table.call(operation, RequestItems=request)
             yield answer
             request = answer.get(unprocessed) or {}
             if request:
@@ -449,7 +448,8 @@ class DynamoDBStore(ResultStore):
         members = fields.group(gid, data).result[1]
         return [str(m[0][0]) for m in members]
 
-    def _celery_members(self, gid: str, counted: set[str], key: str) -> list[list[bytes]]:
+    def _celery_members(self, gid: str, counted: Collection[str],
+                        key: str) -> list[list[bytes]]:
         """Entries for the members a Celery worker ran (counted, with no entry of kernel's),
         made from their results."""
         members = self._members(gid, key) if self._fields is not None else []

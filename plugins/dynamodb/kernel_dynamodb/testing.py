@@ -39,8 +39,8 @@ PROJECT_NPM = Path(__file__).resolve().parents[3] / "build" / "npm" / "node_modu
 
 
 def test_url() -> str | None:
-    """``KERNEL_DYNAMODB_TEST_URL``: a real DynamoDB's URL (its tables are the tests' own:
-    they create and delete them), or None for the emulators."""
+    """``KERNEL_DYNAMODB_TEST_URL``: a real DynamoDB's URL (the tests make tables of their
+    own there, and delete them), or None for the emulators."""
     return os.environ.get("KERNEL_DYNAMODB_TEST_URL") or None
 
 

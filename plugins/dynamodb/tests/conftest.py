@@ -45,15 +45,24 @@ def _table() -> str:
 
 
 @pytest.fixture
-def dynamodb_url(request: pytest.FixtureRequest) -> str:
+def dynamodb_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A table of the test's own (created by the store on first use): on the DynamoDB that
-    ``KERNEL_DYNAMODB_TEST_URL`` names, else on moto's server."""
+    ``KERNEL_DYNAMODB_TEST_URL`` names (deleted afterwards), else on moto's server."""
     real = test_url()
-    if real:
-        parts = urlsplit(real)
-        return urlunsplit(parts._replace(path="/" + _table()))
-    server: MotoServer = request.getfixturevalue("moto")
-    return server.url(_table())
+    if not real:
+        server: MotoServer = request.getfixturevalue("moto")
+        yield server.url(_table())
+        return
+    table = _table()
+    url = urlunsplit(urlsplit(real)._replace(path="/" + table))
+    yield url
+    store = DynamoDBStore(url, {})
+    try:
+        store.table.client().delete_table(TableName=table)
+    except Exception:  # noqa: BLE001 - never created, or already gone
+        pass
+    finally:
+        store.close()
 
 
 @pytest.fixture

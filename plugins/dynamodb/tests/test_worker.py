@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel import App, Signature, chord
+from kernel import App, chord
 from kernel.testing.workers import Workers, running_worker
 from kernel_dynamodb.store import item_id
 from kernel_dynamodb.testing import Dynalite
