@@ -43,6 +43,9 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
     Distribution("kernel-django", "django", "django", {
         "result store": ("django-db",),
     }),
+    Distribution("kernel-dynamodb", "dynamodb", "dynamodb", {
+        "result store": ("dynamodb",),
+    }),
     Distribution("kernel-memcached", "memcached", "memcached", {
         "result store": ("cache+memcached", "cache+memcache", "cache+pymemcache",
                          "cache+pylibmc"),

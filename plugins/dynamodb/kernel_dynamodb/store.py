@@ -426,7 +426,8 @@ class DynamoDBStore(ResultStore):
         counted = sorted(state.get(COUNTED, {}).get("SS", []))
         parts = [bytes(v).split(b"\n", 2) for v in
                  (self._value(k, i) for k, i in self._read_many(counted).items())]
-        parts += self._celery_members(gid, {p[1].decode() for p in parts}, key)
+        if len(parts) < done:  # members a Celery worker counted, without an entry
+            parts += self._celery_members(gid, {p[1].decode() for p in parts}, key)
         parts.sort(key=lambda p: (not p[0], int(p[0] or 0)))
         self._write_many([{"DeleteRequest": {"Key": ref(k)}}
                           for k in [counter, key + ".t", *counted]])
@@ -440,7 +441,7 @@ class DynamoDBStore(ResultStore):
         return len(self._members(gid, key))
 
     def _members(self, gid: str, key: str) -> list[str]:
-        fields = self._need_fields("a chord a Celery client started")
+        fields = self._need_fields(f"the saved header of the chord {gid}")
         data = self.get(key)
         if data is None:
             raise KernelError(f"the chord {gid} has no saved header ({key!r}) in the DynamoDB "
@@ -452,11 +453,11 @@ class DynamoDBStore(ResultStore):
                         key: str) -> list[list[bytes]]:
         """Entries for the members a Celery worker ran (counted, with no entry of kernel's),
         made from their results."""
-        members = self._members(gid, key) if self._fields is not None else []
+        members = self._members(gid, key)
         missing = [(n, tid) for n, tid in enumerate(members) if tid not in counted]
         if not missing:
             return []
-        fields = self._need_fields("a chord a Celery worker counted in")
+        fields = self._need_fields(f"the results of the chord {gid}'s members")
         found = self._read_many([task_key(tid) for _, tid in missing])
         parts = []
         for n, tid in missing:
