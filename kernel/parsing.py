@@ -171,6 +171,15 @@ def mask_url(url: str) -> str:
     if not sep:
         return _mask_fields(url)
     netloc, slash, tail = rest.partition("/")
+    if "@" not in netloc and not rest.startswith("/"):
+        # A password with an unquoted "/" (AWS secret keys have them) ends the netloc early:
+        # the credentials run to the last "@" before the query. (A path with an "@" after a
+        # host:port is masked too: better than showing part of a secret.)
+        head = rest.partition("?")[0]
+        if "@" in head and ":" in head.partition("/")[0]:
+            at = head.rfind("@")
+            netloc, slash, tail = rest[:at] + "@" + rest[at + 1:].partition("/")[0], \
+                *rest[at + 1:].partition("/")[1:]
     if "@" in netloc and "=" not in netloc:
         creds, _, hosts = netloc.rpartition("@")
         user, colon, _ = creds.partition(":")
