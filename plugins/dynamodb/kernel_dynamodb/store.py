@@ -63,7 +63,7 @@ WRITE_BATCH, READ_BATCH = 25, 100
 def item_id(key: str) -> str:
     """The ``id`` of the item that holds `key`, as Celery's backend writes it: the text
     Python gives the key's UTF-8 bytes (``b'celery-task-meta-<id>'``; Celery keeps keys as
-    bytes and its backend converts them with ``str``). One key, one id, and back."""
+    bytes and its backend converts them with ``str``): one key, one id."""
     return str(key.encode())
 
 
@@ -132,7 +132,10 @@ class DynamoDBStore(ResultStore):
                 raise table.refused(exc, "DescribeTable") from None
             found = self._create(table)
         if found.get("TableStatus") != "ACTIVE":
-            table.wait_active("it was created")
+            try:
+                table.wait_active("it was created")
+            except botocore.exceptions.ClientError as exc:
+                raise table.refused(exc, "DescribeTable") from None
         self._time_to_live(table)
 
     def _create(self, table: Table) -> Any:
