@@ -8,6 +8,7 @@ import json
 import logging
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,17 @@ def test_credentials_never_shown(caplog: pytest.LogCaptureFixture) -> None:
     message = str(info.value)
     assert "s3cr3t" not in message and "did not take a request" in message, message
     assert "s3cr3t" not in caplog.text
+
+
+def test_celerys_endpoint_setting_through_the_app(moto: MotoServer,
+                                                  make_store: Callable[..., DynamoDBStore],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    store = make_store("dynamodb://@eu-west-1/by-setting", dynamodb_endpoint_url=moto.endpoint)
+    store.set([("k", b"v")], None)
+    assert store.get("k") == b"v" and store.target.region == "eu-west-1"
+    assert moto.endpoint in store.target.where(), "the setting's endpoint, the URL's region"
 
 
 def test_the_endpoint_from_boto3s_own_variable(moto: MotoServer,
