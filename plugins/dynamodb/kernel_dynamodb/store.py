@@ -317,8 +317,10 @@ class DynamoDBStore(ResultStore):
                     ConditionExpression="attribute_not_exists(#id) OR #ttl <= :now",
                     ExpressionAttributeNames={"#id": ID, "#ttl": TTL},
                     ExpressionAttributeValues={":now": {"N": repr(time.time())}})
-            except ConditionFailed:
-                pass  # a live value is there: it stays
+            except ConditionFailed:  # a live value is there: it stays, without these parts
+                if rest:
+                    self._write_many([{"DeleteRequest": {"Key": {ID: item[ID]}}}
+                                      for item in rest])
 
     def get(self, key: str) -> bytes | None:
         for _ in range(5):

@@ -110,7 +110,7 @@ def test_a_record_over_the_item_limit_is_kept_in_parts(moto: MotoServer) -> None
         value = os.urandom(PART_SIZE * 3 + 17)
         store.set([("big", value)], None)
         assert store.get("big") == value
-        store.add([("big", b"small")], None)
+        store.add([("big", value[::-1])], None)
         assert store.get("big") == value, "add leaves a live record kept in parts alone"
         first = raw(moto, url, "big")
         assert first is not None and first["parts"] == {"N": "3"}
