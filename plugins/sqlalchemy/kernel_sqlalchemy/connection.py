@@ -80,7 +80,12 @@ def create_engine(url: URL, options: Mapping[str, Any], connection_timeout: floa
     else:
         settings["pool_size"] = pool_size
         settings["connect_args"] = {"connect_timeout": max(2, round(connection_timeout))}
-    settings.update(options)
+    # connect_args given are added to the defaults' (connect_timeout stays unless named).
+    extra = options.get("connect_args", {})
+    if not isinstance(extra, Mapping):
+        raise ConfigurationError(f"database_engine_options['connect_args'] must be a dict, "
+                                 f"not {type(extra).__name__}")
+    settings.update({**options, "connect_args": {**settings["connect_args"], **extra}})
     try:
         engine = sa.create_engine(url, **settings)
     except (TypeError, sa_exc.ArgumentError) as exc:

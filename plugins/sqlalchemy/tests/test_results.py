@@ -490,3 +490,20 @@ def test_a_waiter_gets_its_result_while_the_listener_is_cut_off(pg_url: str,
     while not listener.listening.is_set():
         assert time.monotonic() < deadline, "the listener should connect again"
         time.sleep(0.05)
+
+
+def test_connect_args_add_to_the_defaults(pg_url: str, make_store: Make) -> None:
+    """A user's connect_args (PostgreSQL's session settings, here) keep the connect timeout
+    the store sets, and reach every connection."""
+    store = make_store(pg_url, database_engine_options={
+        "connect_args": {"options": "-c synchronous_commit=off"}})
+    engine = store._db.engine()
+    seen: dict[str, Any] = {}
+    sa.event.listen(engine, "do_connect",
+                    lambda _dialect, _record, _args, params: seen.update(params))
+    engine.dispose()  # the next connection is a new one
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SHOW synchronous_commit")).scalar() == "off"
+    assert seen["connect_timeout"] >= 2, "the store's connect timeout stays"
+    with pytest.raises(ConfigurationError, match="connect_args"):
+        make_store(pg_url, database_engine_options={"connect_args": "-c x=y"})
