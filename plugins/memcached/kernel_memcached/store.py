@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -59,6 +61,26 @@ NOT_SENT = (ConnectionRefusedError, BrokenPipeError)
 
 #: errors of a server that went away or does not answer.
 UNREACHABLE = (OSError, MemcacheUnexpectedCloseError)
+
+
+def drop_closed(client: PooledClient | HashClient) -> None:
+    """Close the idle pooled connections whose server hung up (it stopped or restarted): a
+    command written to one fails only after its bytes left, so for an incr that failure could
+    not be told from a lost reply. Peeking at each idle socket tells them apart first."""
+    for pooled in client.clients.values() if isinstance(client, HashClient) else [client]:
+        for connection in pooled.client_pool.free:
+            sock = connection.sock
+            if sock is None:
+                continue
+            try:
+                # Readable while idle: the peer hung up (or reset). select, not a timed recv:
+                # a socket with a timeout waits that long even when told not to.
+                closed = bool(select.select([sock], [], [], 0)[0]) and \
+                    sock.recv(1, socket.MSG_PEEK) == b""
+            except (OSError, ValueError):
+                closed = True  # reset by the peer, or closed meanwhile
+            if closed:
+                connection.close()  # the next command on it connects afresh
 
 
 def parse_servers(url: str) -> list[tuple[str, int]]:
@@ -249,6 +271,7 @@ class MemcachedStore(ResultStore):
         raw, ttl = item_key(key), exptime(expires)
 
         def count(client: PooledClient | HashClient) -> int:
+            drop_closed(client)
             while True:
                 if amount >= 0:
                     value = client.incr(raw, amount, noreply=False)
