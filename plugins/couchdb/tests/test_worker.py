@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from kernel import App, chord
-from kernel.errors import ChordError
+from kernel import App, ChordError, chord
 from kernel.testing.workers import running_worker
 
 

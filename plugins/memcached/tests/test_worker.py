@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pymemcache.client.base import Client
 
-from kernel import App
+from kernel import App, ChordError, chord
 from kernel.testing.workers import running_worker
 from kernel_memcached.testing import MemcachedServer
 
@@ -35,11 +36,6 @@ def test_chords_complete_on_kernel_workers_in_celerys_layout(memcached_url: str)
     """A kernel client's chord on kernel workers, counted on Celery's chord-unlock-<gid>: the
     body gets every value in the header's order; one failed member fails the body with a
     ChordError naming it; the chord's keys are gone once it finished."""
-    from pymemcache.client.base import Client
-
-    from kernel import chord
-    from kernel.errors import ChordError
-
     app = App("chords", broker="memory://", results=memcached_url)
 
     @app.task(name="c.square")
