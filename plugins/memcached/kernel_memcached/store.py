@@ -87,12 +87,16 @@ def drop_closed(client: PooledClient | HashClient) -> None:
             if sock is None:
                 continue
             try:
-                # Readable while idle: the peer hung up (or reset). select, not a timed recv:
-                # a socket with a timeout waits that long even when told not to.
-                closed = bool(select.select([sock], [], [], 0)[0]) and \
-                    sock.recv(1, socket.MSG_PEEK) == b""
-            except (OSError, ValueError):
-                closed = True  # reset by the peer, or closed meanwhile
+                # Readable while idle: the peer hung up (or reset). poll, not a timed recv (a
+                # socket with a timeout waits that long even when told not to), nor select
+                # (it refuses descriptors past 1023).
+                ready = select.poll()
+                ready.register(sock, select.POLLIN)
+                closed = bool(ready.poll(0)) and sock.recv(1, socket.MSG_PEEK) == b""
+            except ValueError:
+                continue  # closed meanwhile by the thread that took it from the pool
+            except OSError:
+                closed = True  # reset by the peer
             if closed:
                 connection.close()  # the next command on it connects afresh
 
