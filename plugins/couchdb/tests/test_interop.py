@@ -1,7 +1,7 @@
 """Celery 5 (its CouchDB backend, on pycouchdb) and kernel on one pouchdb-server (results) and
 one Redis (broker): a Celery client calls a kernel worker and a kernel client a real Celery
 worker, each reading the result through its own AsyncResult; chords both ways (on
-``celery.chord_unlock``, as Celery's CouchDB backend runs them)."""
+``celery.chord_unlock``, as Celery's CouchDB backend runs them), also split over both."""
 
 from __future__ import annotations
 
@@ -129,3 +129,34 @@ def test_a_kernel_chord_runs_on_a_celery_worker(
             failing.get(timeout=60)
     finally:
         kapp.close()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("client", ["kernel", "celery"])
+def test_a_chord_whose_members_run_on_celery_and_kernel_workers_completes(
+        client: str, redis_url: str, couchdb_url: str, queue: str, kernel_worker: App,
+        celery_worker: Callable[[str, str, str], CeleryWorkerProcess]) -> None:
+    """One chord, its even members on a Celery worker and its odd ones on a kernel worker:
+    celery.chord_unlock (run by whichever worker takes it) reads every member's result, and
+    the body gets them in the header's order."""
+    other = f"{queue}-celery"
+    worker = celery_worker("ctasks_mixed", celery_tasks_source(redis_url, couchdb_url, other),
+                           other)
+    capp = celery_client(redis_url, couchdb_url, queue)
+    try:
+        if client == "kernel":
+            header = [Signature("interop.add", (i, i), app=kernel_worker,
+                                options={"queue": other if i % 2 == 0 else queue})
+                      for i in range(6)]
+            result = chord(header)(Signature("interop.tsum", app=kernel_worker))
+        else:
+            add, tsum = capp.signature("interop.add"), capp.signature("interop.tsum")
+            result = celery.chord([add.clone((i, i), queue=other if i % 2 == 0 else queue)
+                                   for i in range(6)], tsum).apply_async()
+        assert result.get(timeout=60) == 30, f"the mixed chord must complete; see {worker.log}"
+        members = [m.id for m in result.parent.results]
+        ran = [(kernel_worker.backend.get_meta(m) or {}).get("worker") for m in members]
+        assert ran[0::2] == [worker.nodename] * 3, \
+            f"the Celery worker ran the even members: {ran}"
+    finally:
+        capp.close()
