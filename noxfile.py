@@ -13,7 +13,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nox
@@ -48,12 +52,39 @@ def faults(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def plugins(session: nox.Session) -> None:
-    """Every plugin's tests, each in its own virtualenv (one plugin-<name> session each)."""
+    """Every plugin's tests, each in its own virtualenv (one plugin-<name> session each), as
+    separate nox runs `KERNEL_PLUGIN_JOBS` at a time (3 by default: they wait on their servers
+    more than they compute); each run's output is printed as it ends."""
     if not PLUGIN_DIRS:
         session.log("no plugins yet: nothing matches plugins/*/pyproject.toml")
         return
-    for path in PLUGIN_DIRS:
-        session.notify(f"plugin-{path.name}", posargs=session.posargs)
+    jobs = max(1, int(os.environ.get("KERNEL_PLUGIN_JOBS", "3")))
+    logs = ROOT / "build" / "nox-plugins"
+    logs.mkdir(parents=True, exist_ok=True)
+    waiting = [f"plugin-{path.name}" for path in PLUGIN_DIRS]
+    running: dict[str, tuple[subprocess.Popen[bytes], Path, float]] = {}
+    failed = []
+    while waiting or running:
+        while waiting and len(running) < jobs:
+            name = waiting.pop(0)
+            log = logs / f"{name}.log"
+            with log.open("wb") as out:
+                running[name] = (subprocess.Popen(
+                    [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "-s", name,
+                     "--", *session.posargs], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT),
+                    log, time.monotonic())
+        done = [name for name, (proc, _, _) in running.items() if proc.poll() is not None]
+        if not done:
+            time.sleep(0.5)  # polling child processes: nothing to wait on but their exit
+        for name in done:
+            proc, log, began = running.pop(name)
+            print(log.read_text(errors="replace"), flush=True)
+            outcome = "passed" if proc.returncode == 0 else f"FAILED ({proc.returncode})"
+            session.log(f"{name} {outcome} in {time.monotonic() - began:.0f} s")
+            if proc.returncode:
+                failed.append(name)
+    if failed:
+        session.error(f"failed: {', '.join(failed)} (logs in {logs.relative_to(ROOT)})")
 
 
 def _tested_with(path: Path) -> list[str]:

@@ -67,11 +67,12 @@ def sqlalchemy_url(url: str) -> URL:
 
 def create_engine(url: URL, options: Mapping[str, Any], connection_timeout: float,
                   pool_size: int) -> Engine:
-    """An engine with Celery's defaults (pool_pre_ping: a connection a server restart closed
-    is replaced before use; pool_recycle an hour), `pool_size` connections kept where the
-    dialect pools, `connection_timeout` to give up connecting; `options`
-    (``database_engine_options``) override each."""
-    settings: dict[str, Any] = {"pool_pre_ping": True, "pool_recycle": 3600}
+    """An engine with `pool_size` connections kept where the dialect pools, `connection_timeout`
+    to give up connecting and connections recycled after an hour (Celery's); `options`
+    (``database_engine_options``) override each. Unlike Celery, no ``pool_pre_ping``: it costs
+    a round trip per use, and `Database.run` already replaces a connection a restart broke
+    and does the work again where that is safe."""
+    settings: dict[str, Any] = {"pool_recycle": 3600}
     backend = url.get_backend_name()
     if backend == "sqlite":
         # Writers wait for each other instead of failing at once ("database is locked").
@@ -79,7 +80,12 @@ def create_engine(url: URL, options: Mapping[str, Any], connection_timeout: floa
     else:
         settings["pool_size"] = pool_size
         settings["connect_args"] = {"connect_timeout": max(2, round(connection_timeout))}
-    settings.update(options)
+    # connect_args given are added to the defaults' (connect_timeout stays unless named).
+    extra = options.get("connect_args", {})
+    if not isinstance(extra, Mapping):
+        raise ConfigurationError(f"database_engine_options['connect_args'] must be a dict, "
+                                 f"not {type(extra).__name__}")
+    settings.update({**options, "connect_args": {**settings["connect_args"], **extra}})
     try:
         engine = sa.create_engine(url, **settings)
     except (TypeError, sa_exc.ArgumentError) as exc:
@@ -166,17 +172,23 @@ class Database:
                 self._pid = pid
             return self._engine
 
-    def run(self, doing: str, work: Callable[[Connection], T], retry: bool = True) -> T:
+    def run(self, doing: str, work: Callable[[Connection], T], retry: bool = True,
+            single: bool = False) -> T:
         """`work` in one transaction. A connection the server broke (a restart drops them all,
         and one caught mid-query can fail in ways the driver does not call a disconnect) is
         thrown away and `work` tried again on a fresh one, up to `ATTEMPTS` times (Celery's
-        database backend tries 3): always when it broke before `work` began, else where doing
-        `work` twice is harmless (`retry`). Failures raise `failure`'s sentence."""
+        database backend tries 3): always when it broke before the commit was sent (nothing
+        was committed), and when the commit itself failed only where doing `work` twice is
+        harmless (`retry`). `single`: `work` is one statement, safe to run twice; it runs
+        without BEGIN and COMMIT, the statement its own transaction (two round trips fewer).
+        Failures raise `failure`'s sentence."""
         for attempt in range(1, ATTEMPTS + 1):
             last = attempt == ATTEMPTS
             engine = self.engine()
             try:
                 conn = engine.connect()
+                if single:
+                    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             except sa_exc.DBAPIError as exc:
                 if last:
                     raise failure(exc, self.url, doing, self.what) from None
@@ -185,12 +197,18 @@ class Database:
                 continue
             except sa_exc.SQLAlchemyError as exc:
                 raise failure(exc, self.url, doing, self.what) from None
+            committing = False
             try:
-                with conn.begin():
+                if single:
                     return work(conn)
+                with conn.begin() as transaction:
+                    result = work(conn)
+                    committing = True
+                    transaction.commit()
+                return result
             except sa_exc.DBAPIError as exc:
                 conn.invalidate()
-                if last or not retry:
+                if last or (committing and not retry):
                     raise failure(exc, self.url, doing, self.what) from None
                 self._broken(exc, attempt)
             except sa_exc.SQLAlchemyError as exc:

@@ -18,7 +18,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import URL
 
 from kernel.plugin import mask_url
 
@@ -36,17 +37,22 @@ POLL = 0.05
 RECONNECT = 1.0
 
 
-def notify(conn: Connection, changes: list[tuple[str, bytes | None]]) -> None:
-    """In the writing transaction: tell the listeners each (key, value) changed (sent at the
-    commit). The value goes with its key, so a waiter need not read the row, where it is
-    what a read would return (None: it is not) and fits a notification as text."""
-    payloads = []
+#: the statement that tells the listeners of the changes bound as ``kernel_payloads``
+#: (`payloads`), sent when its transaction commits.
+STATEMENT = sa.select(sa.func.pg_notify(CHANNEL, sa.column("p"))).select_from(
+    sa.func.unnest(sa.bindparam("kernel_payloads", type_=ARRAY(sa.Text))).alias("p"))
+
+
+def payloads(changes: list[tuple[str, bytes | None]]) -> list[str]:
+    """The notifications of (key, value) changes. The value goes with its key, so a waiter
+    need not read the row, where it is what a read would return (None: it is not) and fits
+    a notification as text."""
+    found = []
     for key, value in changes:
         text = _as_text(value)
-        payloads.append(key if text is None or len(text) + len(key) > MAX_PAYLOAD
-                        else f"{key}\n{text}")
-    conn.execute(sa.text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) "
-                         "AS p"), {"channel": CHANNEL, "payloads": payloads})
+        found.append(key if text is None or len(text) + len(key) > MAX_PAYLOAD
+                     else f"{key}\n{text}")
+    return found
 
 
 def _as_text(value: bytes | None) -> str | None:

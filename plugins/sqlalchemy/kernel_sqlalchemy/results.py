@@ -30,7 +30,13 @@ from kernel.plugin import (
 )
 from kernel_sqlalchemy import notify
 from kernel_sqlalchemy.connection import Database
-from kernel_sqlalchemy.dialects import binary, exact_string, long_text, timestamp, upsert
+from kernel_sqlalchemy.dialects import (
+    binary,
+    exact_string,
+    long_text,
+    timestamp,
+    Upsert,
+)
 from kernel_sqlalchemy.notify import Listener
 from kernel_sqlalchemy.plugin import CAPABILITIES
 
@@ -143,6 +149,10 @@ class SqlResultStore(ResultStore):
         self._db = Database(url, self._mapping(reader, "database_engine_options"), timeout,
                             reader.integer("worker_concurrency", 0, minimum=0) or 5,
                             "result database")
+        self._dialect = self._db.sa_url.get_backend_name()
+        self._upserts: dict[tuple[str, tuple[str, ...], bool, bool], Upsert] = {}
+        self._notifies: dict[int, sa.Executable] = {}
+        self._reads: dict[str, sa.Select[Any]] = {}
         #: on PostgreSQL with psycopg 3, waiting clients are woken by the write (NOTIFY).
         self._listener = (Listener(self._db.sa_url, timeout)
                           if notify.supported(self._db.sa_url) else None)
@@ -274,49 +284,87 @@ class SqlResultStore(ResultStore):
         sweep = time.monotonic() >= self._next_sweep
         if sweep:
             self._next_sweep = time.monotonic() + SWEEP_EVERY
+        # What the statements' conditions bind, in every row.
+        bound = {"kernel_cutoff": cutoff, "kernel_now": epoch}
+        batches = [(self._upsert(table, key, tuple(rows[0]), replace, cutoff is not None),
+                    [{**row, **bound} for row in rows])
+                   for table, rows, key in ((self._task, tasks, "task_id"),
+                                            (self._group, groups, "taskset_id"),
+                                            (self._kv, rest, "key")) if rows]
+        # Waiters in any process wake at the commit; a task's record goes with its key as a
+        # read would return it. add's use is the PENDING record a client writes as it sends,
+        # which waiters skip: nobody is woken for it (one waiting for any value sees it at its
+        # next look).
+        changes = (notify.payloads([(key, None if row is None else self._task_record(row))
+                                    for key, row in written])
+                   if replace and self._dialect == "postgresql" else [])
+
+        if not sweep and len(batches) == 1 and len(batches[0][1]) == 1:
+            # The common case, one row, is one statement (an upsert, on PostgreSQL with its
+            # NOTIFY around it): its own transaction, and safe to repeat.
+            upsert, rows = batches[0]
+            stmt: sa.Executable = upsert.statement
+            params = rows[0]
+            if changes:
+                stmt = self._notifying(upsert)
+                params = {**params, "kernel_payloads": changes}
+            self._db.run("store results", lambda conn: conn.execute(stmt, params), single=True)
+            return
 
         def write(conn: Connection) -> None:
-            for table, rows, key, expired in (
-                    (self._task, tasks, "task_id",
-                     None if cutoff is None else self._task.c.date_done < cutoff),
-                    (self._group, groups, "taskset_id",
-                     None if cutoff is None else self._group.c.date_done < cutoff),
-                    (self._kv, rest, "key", sa.and_(self._kv.c.expires_at.is_not(None),
-                                                    self._kv.c.expires_at <= epoch))):
-                if rows:
-                    upsert(conn, table, key, rows, sa.true() if replace else expired)
+            for upsert, rows in batches:
+                upsert.run(conn, rows)
             if sweep:
                 conn.execute(self._kv.delete().where(self._kv.c.expires_at <= epoch))
-            if replace and conn.dialect.name == "postgresql":
-                # Waiters in any process wake at the commit; a task's record goes with its
-                # key as a read would return it. add's use is the PENDING record a client
-                # writes as it sends, which waiters skip: nobody is woken for it (one waiting
-                # for any value sees it at its next look).
-                notify.notify(conn, [(key, None if row is None else self._task_record(row))
-                                     for key, row in written])
+            if changes:
+                conn.execute(notify.STATEMENT, {"kernel_payloads": changes})
 
         self._db.run("store results", write)
+
+    def _upsert(self, table: sa.Table, key: str, columns: tuple[str, ...], replace: bool,
+                expiring: bool) -> Upsert:
+        """The statement that stores rows of `columns` in `table` (made once): `replace`
+        whatever is there, or only a row that expired (`add`)."""
+        found = self._upserts.get((table.name, columns, replace, expiring))
+        if found is None:
+            when: sa.ColumnElement[bool] | None
+            if replace:
+                when = sa.true()
+            elif table is self._kv:
+                when = sa.and_(table.c.expires_at.is_not(None),
+                               table.c.expires_at <= sa.bindparam("kernel_now"))
+            else:
+                when = (table.c.date_done < sa.bindparam("kernel_cutoff", type_=timestamp())
+                        if expiring else None)
+            found = Upsert(self._dialect, table, key, columns, when)
+            self._upserts[(table.name, columns, replace, expiring)] = found
+        return found
+
+    def _notifying(self, upsert: Upsert) -> sa.Executable:
+        """`upsert` and the notification of what it stored, one statement (PostgreSQL)."""
+        found = self._notifies.get(id(upsert))
+        if found is None:
+            found = self._notifies[id(upsert)] = notify.STATEMENT.add_cte(
+                upsert.statement.cte("written"))
+        return found
 
     # ------------------------------------------------------------------ reads
 
     def get(self, key: str) -> bytes | None:
         kind = key_kind(key)
         cutoff = self._cutoff()
+        query = self._reads.get(kind[0] if kind else "kv")
+        if query is None:
+            query = self._reads[kind[0] if kind else "kv"] = self._read(kind)
+        params = {"kernel_key": kind[1] if kind else key, "kernel_cutoff": cutoff,
+                  "kernel_now": time.time()}
         if kind is None:
-            kv = self._kv
-            query = sa.select(kv.c.value).where(
-                kv.c.key == key, sa.or_(kv.c.expires_at.is_(None),
-                                        kv.c.expires_at > time.time()))
-            value = self._db.run("read a result", lambda conn: conn.execute(query).scalar())
+            value = self._db.run("read a result",
+                                 lambda conn: conn.execute(query, params).scalar(), single=True)
             return None if value is None else bytes(value)
-        table = self._task if kind[0] == "task" else self._group
-        ident = table.c.task_id if kind[0] == "task" else table.c.taskset_id
-        columns = [c for c in table.c if kind[0] == "group" or c.name in self._prepared()]
-        select = sa.select(*columns).where(ident == kind[1])
-        if cutoff is not None:
-            select = select.where(sa.or_(table.c.date_done.is_(None),
-                                         table.c.date_done >= cutoff))
-        row = self._db.run("read a result", lambda conn: conn.execute(select).mappings().first())
+        row = self._db.run("read a result",
+                           lambda conn: conn.execute(query, params).mappings().first(),
+                           single=True)
         if row is None:
             return None
         if kind[0] == "task":
@@ -326,6 +374,25 @@ class SqlResultStore(ResultStore):
         done = row["date_done"]
         return self.fields.group_record(GroupFields(
             kind[1], result, None if done is None else done.replace(tzinfo=timezone.utc)))
+
+    def _read(self, kind: tuple[str, str] | None) -> sa.Select[Any]:
+        """The query that reads a key of `kind` (made once; the key, the cutoff and the time
+        bound as ``kernel_key``, ``kernel_cutoff``, ``kernel_now``)."""
+        key: sa.BindParameter[str] = sa.bindparam("kernel_key", type_=sa.String())
+        if kind is None:
+            kv = self._kv
+            return sa.select(kv.c.value).where(
+                kv.c.key == key, sa.or_(kv.c.expires_at.is_(None),
+                                        kv.c.expires_at > sa.bindparam("kernel_now")))
+        table = self._task if kind[0] == "task" else self._group
+        ident = table.c.task_id if kind[0] == "task" else table.c.taskset_id
+        columns = [c for c in table.c if kind[0] == "group" or c.name in self._prepared()]
+        select = sa.select(*columns).where(ident == key)
+        if self.expires is not None:
+            select = select.where(sa.or_(
+                table.c.date_done.is_(None),
+                table.c.date_done >= sa.bindparam("kernel_cutoff", type_=timestamp())))
+        return select
 
     def delete(self, keys: Sequence[str]) -> None:
         by_table: dict[str, list[str]] = {"task": [], "group": [], "kv": []}

@@ -196,14 +196,24 @@ def test_reconnects_after_the_server_closed_its_connections(pg_url: str,
         "connect_args": {"application_name": name, "connect_timeout": 3}})
     store.set([("before", b"1")], 5)
     admin = _engine(pg_url)
-    with admin.begin() as conn:  # what a server restart does to every connection it had
-        killed = conn.execute(sa.text(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE application_name = :name"), {"name": name}).scalar()
-    admin.dispose()
-    assert killed and killed >= 1
+
+    def restart() -> None:  # what a server restart does to every connection it had
+        with admin.begin() as conn:
+            killed = conn.execute(sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = :name"), {"name": name}).scalar()
+        assert killed and killed >= 1
+
+    restart()
     store.set([("after", b"2")], 5)
     assert store.get("before") == b"1" and store.incr(f"c-{uuid.uuid4().hex}") == 1
+    # A count is never tried twice once its commit was sent, but a connection found dead
+    # before that (no pre-ping looks first) committed nothing: it is counted, once.
+    counter = f"c-{uuid.uuid4().hex}"
+    assert store.incr(counter) == 1
+    restart()
+    assert store.incr(counter) == 2
+    admin.dispose()
 
 
 def _child(store: SqlResultStore, key: str) -> None:
@@ -480,3 +490,20 @@ def test_a_waiter_gets_its_result_while_the_listener_is_cut_off(pg_url: str,
     while not listener.listening.is_set():
         assert time.monotonic() < deadline, "the listener should connect again"
         time.sleep(0.05)
+
+
+def test_connect_args_add_to_the_defaults(pg_url: str, make_store: Make) -> None:
+    """A user's connect_args (PostgreSQL's session settings, here) keep the connect timeout
+    the store sets, and reach every connection."""
+    store = make_store(pg_url, database_engine_options={
+        "connect_args": {"options": "-c synchronous_commit=off"}})
+    engine = store._db.engine()
+    seen: dict[str, Any] = {}
+    sa.event.listen(engine, "do_connect",
+                    lambda _dialect, _record, _args, params: seen.update(params))
+    engine.dispose()  # the next connection is a new one
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SHOW synchronous_commit")).scalar() == "off"
+    assert seen["connect_timeout"] >= 2, "the store's connect timeout stays"
+    with pytest.raises(ConfigurationError, match="connect_args"):
+        make_store(pg_url, database_engine_options={"connect_args": "-c x=y"})
