@@ -1,7 +1,7 @@
-"""A real kernel worker on the store: DynamoDB (dynalite, its tables on disk) killed and
-started again, then stopped and started again, under a prefork worker loses no result and
-fails no task; a chord whose saved header does not decode is one sentence in the log, and the
-worker serves on."""
+"""A real kernel worker on the store: DynamoDB (dynalite, its tables on disk) killed (SIGKILL)
+and started again under a prefork worker loses no result and fails no task (test_restart.py
+stops it politely, with the kit's stricter checks); a chord whose saved header does not decode
+is one sentence in the log, and the worker serves on."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ TASKS = textwrap.dedent("""
 
 
 @pytest.mark.timeout(240)
-def test_a_running_worker_loses_no_result_when_dynamodb_restarts(
+def test_a_running_worker_loses_no_result_when_dynamodb_crashes(
         tmp_path: Path, redis_url: str) -> None:
     (tmp_path / "restart_tasks.py").write_text(TASKS)
     with Dynalite(tmp_path / "dynalite") as server:
@@ -55,9 +55,7 @@ def test_a_running_worker_loses_no_result_when_dynamodb_restarts(
             workers.wait(lambda: stored() >= 40, 90, "40 results before the crash")
             server.kill()  # SIGKILL: no shutdown, what it wrote is on disk
             server.start()
-            workers.wait(lambda: stored() >= 120, 90, "120 results before the restart")
-            server.restart()  # SIGTERM, then started again
-            assert 0 <= stored() < 240, "the worker was still storing results at the restart"
+            assert 0 <= stored() < 240, "the worker was still storing results at the crash"
             workers.wait_succeeded(ids, timeout=120)
             assert all(workers.client.AsyncResult(i).get(timeout=5) == 42 for i in ids)
             failures = [f for w in workers.processes for f in w.failures()]
