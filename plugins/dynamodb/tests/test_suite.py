@@ -1,10 +1,12 @@
 """The kernel's conformance suite against moto's server and dynalite (which has no time-to-live
 API: expiry is the store's own reading of ``ttl`` there): every guarantee of the result-store
-contract, the atomic ``UpdateItem ADD`` counter and chords included."""
+contract, the atomic ``UpdateItem ADD`` counter and chords included. On moto the store is the
+one an App makes (with the app's result serializer: chords save their header as Celery's
+workers read it); on dynalite one made from the URL alone."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -17,10 +19,9 @@ class TestOnMoto(ResultStoreSuite):
     expiry_grace = 6.0
 
     @pytest.fixture
-    def store(self, dynamodb_url: str) -> Iterator[DynamoDBStore]:
-        s = DynamoDBStore(dynamodb_url, {})
-        yield s
-        s.close()
+    def store(self, dynamodb_url: str,
+              make_store: Callable[..., DynamoDBStore]) -> DynamoDBStore:
+        return make_store(dynamodb_url)
 
 
 class TestOnDynalite(ResultStoreSuite):
