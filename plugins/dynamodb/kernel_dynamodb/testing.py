@@ -51,8 +51,8 @@ def test_url() -> str | None:
 MOTO_MAIN = textwrap.dedent("""
     import sys
     from werkzeug.serving import run_simple
-    from moto.moto_server.threaded_moto_server import MotoRequestHandler
-    from moto.server import DomainDispatcherApplication, create_backend_app
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
     run_simple(sys.argv[1], int(sys.argv[2]), DomainDispatcherApplication(create_backend_app),
                threaded=False, request_handler=MotoRequestHandler)
 """)
