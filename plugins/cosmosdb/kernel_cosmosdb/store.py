@@ -132,13 +132,13 @@ class CosmosDBStore(ResultStore):
             # The client retries nothing itself: `_call` retries, within this store's budgets.
             policy = ConnectionPolicy()
             policy.RetryOptions = RetryOptions(max_retry_attempt_count=0)
-            client = CosmosClient(
-                s.endpoint, credential=s.key, consistency_level=s.consistency_level,
-                connection_policy=policy, connection_verify=s.verify_tls,
-                enable_endpoint_discovery=s.endpoint_discovery,
-                connection_timeout=s.connection_timeout, read_timeout=s.connection_timeout,
-                retry_total=0, retry_connect=0, retry_read=0, retry_status=0)
             try:
+                client = CosmosClient(
+                    s.endpoint, credential=s.key, consistency_level=s.consistency_level,
+                    connection_policy=policy, connection_verify=s.verify_tls,
+                    enable_endpoint_discovery=s.endpoint_discovery,
+                    connection_timeout=s.connection_timeout, read_timeout=s.connection_timeout,
+                    retry_total=0, retry_connect=0, retry_read=0, retry_status=0)
                 database = client.create_database_if_not_exists(s.database)
                 items = database.create_container_if_not_exists(
                     s.container, partition_key=PartitionKey(path="/id"), default_ttl=-1)
@@ -147,7 +147,7 @@ class CosmosDBStore(ResultStore):
                 if exc.status_code == 403:
                     raise ConfigurationError(
                         f"{self._where} refused to create or read the database or container "
-                        f"(403); create them (the container partitioned by /id) or use a key "
+                        f"(403); create them (the container partitioned by /id), or use a key "
                         f"that may") from None
                 raise
             if paths != ["/id"]:
