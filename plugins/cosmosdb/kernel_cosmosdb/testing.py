@@ -28,6 +28,7 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
+import socket
 import ssl
 import threading
 import urllib.request
@@ -104,6 +105,12 @@ class CosmosServer(ServerProcess):
             return bool(r.status == 200)
 
 
+def nodelay(sock: socket.socket) -> None:
+    """Headers and body go in separate writes: without this, Nagle's algorithm holds the
+    second until the peer's delayed ACK (40 ms a request on a kept-alive connection)."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class CosmosProxy:
     """A plain-HTTP front for a ``tls=False`` `CosmosServer` on `upstream_port`: see the
     module's docstring. `requests` counts what it forwarded and answered."""
@@ -142,6 +149,9 @@ class CosmosProxy:
         own = f"http://{self.host}:{self.port}".encode()
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive both ways: one upstream per client
+            upstream: http.client.HTTPConnection | None = None
+
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 request_body = self.rfile.read(length) if length else b""
@@ -149,32 +159,45 @@ class CosmosProxy:
                 if fault is not None:
                     status, headers, body = fault
                 else:
-                    upstream = http.client.HTTPConnection(proxy.host, proxy.upstream_port,
-                                                          timeout=30)
                     try:
-                        upstream.request(self.command, self.path, request_body,
-                                         {k: v for k, v in self.headers.items()
-                                          if k.lower() != "host"})
-                        answer = upstream.getresponse()
+                        if self.upstream is None:
+                            self.upstream = http.client.HTTPConnection(
+                                proxy.host, proxy.upstream_port, timeout=30)
+                            self.upstream.connect()
+                            nodelay(self.upstream.sock)
+                        self.upstream.request(self.command, self.path, request_body,
+                                              {k: v for k, v in self.headers.items()
+                                               if k.lower() != "host"})
+                        answer = self.upstream.getresponse()
                         status, body = answer.status, answer.read().replace(advertised, own)
-                        headers = {k: v.replace(advertised.decode(), own.decode())
-                                   for k, v in answer.getheaders()
-                                   if k.lower() not in ("content-length", "connection",
-                                                        "transfer-encoding")}
-                    except OSError:  # the emulator is down: as if nothing listened
-                        self.connection.close()
+                    except (OSError, http.client.HTTPException):
+                        # the emulator is down: as if nothing listened
+                        if self.upstream is not None:
+                            self.upstream.close()
+                        self.upstream = None
+                        self.close_connection = True
                         return
-                    finally:
-                        upstream.close()
+                    headers = {k: v.replace(advertised.decode(), own.decode())
+                               for k, v in answer.getheaders()
+                               if k.lower() not in ("content-length", "connection",
+                                                    "transfer-encoding", "keep-alive")}
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(len(body)))
-                self.send_header("Connection", "close")
                 self.end_headers()
                 self.wfile.write(body)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _forward
+
+            def setup(self) -> None:
+                super().setup()
+                nodelay(self.connection)
+
+            def finish(self) -> None:
+                super().finish()
+                if self.upstream is not None:
+                    self.upstream.close()
 
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002
                 pass
