@@ -170,11 +170,13 @@ def mask_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:
         return _mask_fields(url)
-    netloc, slash, tail = rest.partition("/")
+    # The netloc ends at the path or, with no path, at the query: redis://:pw@h?db=2.
+    end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    netloc, tail = rest[:end], rest[end:]
     if "@" in netloc and "=" not in netloc:
         creds, _, hosts = netloc.rpartition("@")
         user, colon, _ = creds.partition(":")
-        rest = (f"{user}:**@{hosts}" if colon else f"**@{hosts}") + slash + tail
+        rest = (f"{user}:**@{hosts}" if colon else f"**@{hosts}") + tail
     return f"{scheme}://{_mask_fields(rest)}"
 
 

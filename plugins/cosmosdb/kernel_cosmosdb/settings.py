@@ -55,10 +55,8 @@ class CosmosSettings:
     def parse(cls, url: str, options: Options | None = None) -> CosmosSettings:
         """The settings of `url` and `options`; `ConfigurationError` (a sentence naming the
         URL, key masked) for anything wrong."""
+        shown = mask_url(url)
         bare, query = url_query(url)
-        # Masked without its query: mask_url takes a query right after the host (no path) for
-        # part of the host, and would show the key. The query holds no secret.
-        shown = mask_url(bare) + url[len(bare):]
         merged: dict[str, Any] = {**(options or {}), **query}
         reader = OptionReader(merged, "Cosmos DB result store")
         parts = urlsplit(bare)

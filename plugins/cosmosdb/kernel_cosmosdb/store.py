@@ -171,7 +171,8 @@ class CosmosDBStore(ResultStore):
               writes: bool = False) -> T:
         """`op(container)`, tried again while the account is busy (429, 503) or unreachable;
         `resend` False: an unreachable account only when nothing was sent. A write (`writes`)
-        answered with 404 or 500 checks its container exists, once, and is tried again."""
+        answered with 404 (or 500, with `resend`) makes sure its container exists, once, and
+        is tried again."""
         s = self.settings
         busy = 0
         recreated = False
@@ -192,10 +193,14 @@ class CosmosDBStore(ResultStore):
                         time.sleep(min(pause, s.max_retry_wait_time))
                     raise _Again(f"{status} ({'throttled' if status == 429 else 'unavailable'})"
                                  ) from exc
-                if writes and status in (404, 500) and not recreated:
+                if writes and not recreated and status in (404, 500):
+                    # 404: nothing was written. 500 (the emulator's answer to a create in a
+                    # container gone) may have been: sent again only where that is safe, but
+                    # the container is checked on the next call either way.
                     recreated = True
                     self._forget_container()
-                    raise _Again(f"{status} on a write") from exc
+                    if status == 404 or resend:
+                        raise _Again(f"{status} on a write") from exc
                 raise self._refused(what, exc) from None
             except again as exc:
                 now = time.monotonic()
