@@ -156,9 +156,27 @@ class CosmosProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 request_body = self.rfile.read(length) if length else b""
                 fault = proxy._next_fault()
-                if fault is not None:
-                    status, headers, body = fault
+                if fault is None:
+                    answer = self._ask(request_body)
+                    if answer is None:  # the emulator is down: as if nothing listened
+                        self.close_connection = True
+                        return
+                    status, headers, body = answer
                 else:
+                    status, headers, body = fault
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _ask(self, request_body: bytes) -> tuple[int, dict[str, str], bytes] | None:
+                """The emulator's answer, or None if it cannot be reached. A kept-alive
+                connection the emulator closed meanwhile (Node closes idle ones after 5 s)
+                is opened again once."""
+                for _ in range(2):
+                    fresh = self.upstream is None
                     try:
                         if self.upstream is None:
                             self.upstream = http.client.HTTPConnection(
@@ -169,24 +187,20 @@ class CosmosProxy:
                                               {k: v for k, v in self.headers.items()
                                                if k.lower() != "host"})
                         answer = self.upstream.getresponse()
-                        status, body = answer.status, answer.read().replace(advertised, own)
+                        body = answer.read().replace(advertised, own)
                     except (OSError, http.client.HTTPException):
-                        # the emulator is down: as if nothing listened
                         if self.upstream is not None:
                             self.upstream.close()
                         self.upstream = None
-                        self.close_connection = True
-                        return
+                        if fresh:
+                            return None
+                        continue
                     headers = {k: v.replace(advertised.decode(), own.decode())
                                for k, v in answer.getheaders()
                                if k.lower() not in ("content-length", "connection",
                                                     "transfer-encoding", "keep-alive")}
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                    return answer.status, headers, body
+                return None
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _forward
 
