@@ -104,3 +104,16 @@ def test_the_key_never_shows(caplog: pytest.LogCaptureFixture) -> None:
         assert not any(s in caplog.text for s in secrets), "the key in a log line"
     finally:
         store.close()
+
+
+def test_the_key_is_in_no_log_line_of_a_working_store(cosmos_url: str,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)  # azure-core logs each request and its headers there
+    store = CosmosDBStore(cosmos_url, {})
+    try:
+        store.set([("k", b"v")], None)
+        assert store.get("k") == b"v"
+    finally:
+        store.close()
+    assert "Request URL" in caplog.text, "the client's request log was captured"
+    assert KEY not in caplog.text and quote(KEY, safe="") not in caplog.text
