@@ -27,11 +27,14 @@ import math
 import os
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+from azure.core.pipeline.transport import RequestsTransport
 from azure.cosmos import ContainerProxy, CosmosClient, PartitionKey
 from azure.cosmos._retry_options import RetryOptions  # azure-cosmos exports it nowhere else
 from azure.cosmos.documents import ConnectionPolicy
@@ -137,10 +140,10 @@ class CosmosDBStore(ResultStore):
             try:
                 client = CosmosClient(
                     s.endpoint, credential=s.key, consistency_level=s.consistency_level,
-                    connection_policy=policy, connection_verify=s.verify_tls,
-                    enable_endpoint_discovery=s.endpoint_discovery,
+                    connection_policy=policy, enable_endpoint_discovery=s.endpoint_discovery,
                     connection_timeout=s.connection_timeout, read_timeout=s.connection_timeout,
-                    retry_total=0, retry_connect=0, retry_read=0, retry_status=0)
+                    retry_total=0, retry_connect=0, retry_read=0, retry_status=0,
+                    **_environment(s))
                 database = client.create_database_if_not_exists(s.database)
                 items = database.create_container_if_not_exists(
                     s.container, partition_key=PartitionKey(path="/id"), default_ttl=-1)
@@ -404,6 +407,20 @@ class CosmosDBStore(ResultStore):
             client, self._client, self._items = self._client, None, None
         if client is not None and self._pid == os.getpid():
             client.close()
+
+
+def _environment(s: CosmosSettings) -> dict[str, Any]:
+    """What requests would read from the environment on every request (proxies and
+    ``NO_PROXY``, ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``), read once, when the client is
+    made: per request that reading (and a stat of ~/.netrc) costs more CPU than the rest of
+    the client's work."""
+    host = urlsplit(s.endpoint).hostname or ""
+    proxies = {} if urllib.request.proxy_bypass(host) else {
+        scheme: url for scheme, url in urllib.request.getproxies().items()
+        if scheme in ("http", "https")}
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    return {"transport": RequestsTransport(use_env_settings=False), "proxies": proxies,
+            "connection_verify": (bundle or True) if s.verify_tls else False}
 
 
 def _retry_after(exc: CosmosHttpResponseError) -> float:

@@ -242,3 +242,23 @@ def test_a_forked_child_makes_its_own_client(store: CosmosDBStore) -> None:
     child.join(30)
     assert child.exitcode == 0 and mine.recv(), "the child must not use the parent's client"
     assert store.get("child") == b"wrote" and store.get("parent") == b"p"
+
+
+def test_the_environment_is_read_once_as_requests_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proxies, NO_PROXY and a CA bundle from the environment still apply (read when the client
+    is made, not on every request)."""
+    from kernel_cosmosdb.settings import CosmosSettings
+    from kernel_cosmosdb.store import _environment
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy",
+                 "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/corp-ca.pem")
+    cloud = _environment(CosmosSettings.parse("cosmosdbsql://:k@acct.documents.azure.com"))
+    assert cloud["proxies"] == {"https": "http://proxy.example:3128"}
+    assert cloud["connection_verify"] == "/etc/corp-ca.pem"
+    local = _environment(CosmosSettings.parse(
+        "cosmosdbsql://:k@127.0.0.1:8081?scheme=https&tls_verify=false"))
+    assert local["proxies"] == {} and local["connection_verify"] is False
