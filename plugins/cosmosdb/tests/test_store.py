@@ -9,6 +9,8 @@ front of the same emulator (said in each test)."""
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -262,3 +264,23 @@ def test_the_environment_is_read_once_as_requests_would(monkeypatch: pytest.Monk
     local = _environment(CosmosSettings.parse(
         "cosmosdbsql://:k@127.0.0.1:8081?scheme=https&tls_verify=false"))
     assert local["proxies"] == {} and local["connection_verify"] is False
+
+
+def test_kernel_results_cleanup_deletes_what_the_emulator_kept(cosmos_url: str,
+                                                               tmp_path: Path) -> None:
+    (tmp_path / "proj.py").write_text(
+        f"from kernel import App\napp = App('proj', broker='memory://', results={cosmos_url!r})\n")
+    store = CosmosDBStore(cosmos_url, {})
+    try:
+        store.set([("a", b"1"), ("b", b"2")], 0.1)
+        store.set([("c", b"3")], None)
+        wait_for(lambda: store.get("a") is None and store.get("b") is None, 5,
+                 "the two records past their deadline")
+        done = subprocess.run([sys.executable, "-m", "kernel", "results", "cleanup", "-A",
+                               "proj"], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "2 records" in done.stdout, done.stdout
+        assert store.get("c") == b"3"
+    finally:
+        store.close()
