@@ -99,7 +99,11 @@ class CosmosServer(ServerProcess):
 
     def answers(self) -> bool:
         scheme = "https" if self.tls else "http"
-        context = ssl._create_unverified_context() if self.tls else None  # its own certificate
+        context = None
+        if self.tls:  # its own self-signed certificate
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
         with urllib.request.urlopen(f"{scheme}://{self.host}:{self.port}/", timeout=1,
                                     context=context) as r:
             return bool(r.status == 200)
