@@ -37,6 +37,9 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
         "transport": ("amqp", "amqps", "pyamqp"),
         "result store": ("rpc",),
     }),
+    Distribution("kernel-cosmosdb", "cosmosdbsql", "cosmosdb", {
+        "result store": ("cosmosdbsql",),
+    }),
     Distribution("kernel-couchdb", "couchdb", "couchdb", {
         "result store": ("couchdb",),
     }),
