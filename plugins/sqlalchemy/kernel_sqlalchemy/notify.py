@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import URL
@@ -123,12 +124,17 @@ class Listener:
     def _listen(self) -> None:
         import psycopg
 
-        conninfo = self._url.set(drivername="postgresql").render_as_string(hide_password=False)
+        # The URL's parts as keywords (a rendered URL would send a query's spaces as "+",
+        # which libpq does not read back: ?options=-c%20name%3Dvalue).
+        params: dict[str, Any] = {
+            **self._url.translate_connect_args(username="user", database="dbname"),
+            "connect_timeout": max(2, round(self._timeout)),
+            **{k: v if isinstance(v, str) else v[-1] for k, v in self._url.query.items()},
+            "application_name": self.name, "autocommit": True}
         warned = False
         while not self._stopped.is_set():
             try:
-                with psycopg.connect(conninfo, autocommit=True, application_name=self.name,
-                                     connect_timeout=max(2, round(self._timeout))) as conn:
+                with psycopg.connect(**params) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.listening.set()
                     warned = False

@@ -507,3 +507,20 @@ def test_connect_args_add_to_the_defaults(pg_url: str, make_store: Make) -> None
     assert seen["connect_timeout"] >= 2, "the store's connect timeout stays"
     with pytest.raises(ConfigurationError, match="connect_args"):
         make_store(pg_url, database_engine_options={"connect_args": "-c x=y"})
+
+
+def test_a_url_with_session_options_listens_with_them(pg_url: str, make_store: Make) -> None:
+    """libpq options in the URL's query (here the durability trade the docs describe) reach
+    the listening connection too: waiters are woken, not left to look every second."""
+    url = f"{pg_url}?options=-c%20synchronous_commit%3Doff"
+    waiter, writer = make_store(url), make_store(url)
+    task_id = uuid.uuid4().hex
+    key = task_key(task_id)
+    assert waiter.wait(key, 0.01) is None
+    listener = waiter._listener
+    assert listener is not None and listener.listening.is_set(), "the listener connected"
+    with waiter._db.engine().connect() as conn:
+        assert conn.execute(sa.text("SHOW synchronous_commit")).scalar() == "off"
+    got = _wait_in_thread(waiter, key)
+    writer.set([(key, _record(task_id))], 30)
+    assert got() == waiter.get(key) is not None
