@@ -225,8 +225,13 @@ class ObjectStore(ResultStore, Generic[C]):
             return self._client
 
     def object_name(self, key: str) -> str:
-        """The object that holds `key`: the prefix, then the key (Celery's names)."""
+        """The object that holds `key`: the prefix, then the key (Celery's names). A service
+        that mangles some names overrides it (and `key_of`) to escape just those."""
         return self.prefix + key
+
+    def key_of(self, name: str) -> str:
+        """The key object `name` holds: `object_name` undone."""
+        return name[len(self.prefix):]
 
     def _call(self, what: str, operation: Callable[[], T], *, resend: bool = True) -> T:
         """`operation()` with the client's errors translated (see `classify`), tried again
@@ -374,7 +379,7 @@ class ObjectStore(ResultStore, Generic[C]):
                 continue
             self._call(f"delete {entry.name!r}",
                        partial(self.delete_object, client, entry.name, entry.version))
-            kind = key_kind(entry.name[len(self.prefix):])
+            kind = key_kind(self.key_of(entry.name))
             removed[kind[0] if kind else "other"] += 1
         return removed
 
