@@ -209,7 +209,8 @@ class ObjectStore(ResultStore, Generic[C]):
 
     @abstractmethod
     def classify(self, exc: Exception, what: str) -> BaseException | None:
-        """What `exc`, raised by the client while doing `what` (``"read 'name'"``), is: a
+        """What `exc`, raised by the client while doing `what` (``"read 'name'"``), is (a
+        primitive may also raise `ContainerMissing` itself): a
         `Throttled`, `Unreached` or `Lost` to try again, `ContainerMissing`, a
         `kernel.plugin` error (credentials refused: a `ConfigurationError`) to raise, or None
         to let `exc` through (a bug)."""
@@ -247,7 +248,7 @@ class ObjectStore(ResultStore, Generic[C]):
             except (KernelError, Retryable):
                 raise
             except Exception as exc:
-                problem = self.classify(exc, what)
+                problem = exc if isinstance(exc, ContainerMissing) else self.classify(exc, what)
                 if problem is None:
                     raise
                 if isinstance(problem, ContainerMissing):
