@@ -133,9 +133,9 @@ class ObjectStore(ResultStore, Generic[C]):
 
     `resource` names the bucket or container for messages (``"bucket 'results'"``), `where`
     the service's endpoint without credentials; `prefix` comes before every key (the base
-    path, as the Celery backend joins it). `creates_container` names the setting that allows
-    creating a missing bucket, when it is on (else None); `container_setting` the setting
-    that names the bucket, for the message when it is missing.
+    path, as the Celery backend joins it). `creates_container`: a missing bucket is created
+    (`create_setting` names the setting that says so, `container_setting` the one that names
+    the bucket: the message for a missing bucket suggests both).
     """
 
     #: the service, in messages: "S3", "Google Cloud Storage", "Azure Blob Storage".
@@ -143,7 +143,8 @@ class ObjectStore(ResultStore, Generic[C]):
 
     def __init__(self, *, resource: str, where: str, prefix: str, connection_timeout: float,
                  capabilities: ResultStoreCapabilities, conditional: bool = True,
-                 creates_container: str | None = None, container_setting: str = "") -> None:
+                 creates_container: bool = False, create_setting: str = "",
+                 container_setting: str = "") -> None:
         self.resource = resource
         self.where = where
         self.prefix = prefix
@@ -152,6 +153,7 @@ class ObjectStore(ResultStore, Generic[C]):
         self.capabilities = capabilities if conditional else replace(capabilities,
                                                                      atomic_counter=False)
         self.creates_container = creates_container
+        self.create_setting = create_setting
         self.container_setting = container_setting
         self._lock = threading.Lock()
         self._pid = -1
@@ -159,6 +161,9 @@ class ObjectStore(ResultStore, Generic[C]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.resource} at {self.where}>"
+
+    def __str__(self) -> str:
+        return f"the {self.described}"
 
     @property
     def described(self) -> str:
@@ -252,11 +257,11 @@ class ObjectStore(ResultStore, Generic[C]):
                 if problem is None:
                     raise
                 if isinstance(problem, ContainerMissing):
-                    if self.creates_container is None or created:
+                    if not self.creates_container or created:
                         raise self._missing() from exc
                     created = True
                     self.create_container(self.client())
-                    raise Unreached("the container was created") from exc
+                    return attempt()  # at once: the creation may have taken the time left
                 raise problem from exc
 
         retry_on: tuple[type[BaseException], ...] = (Retryable,) if resend else (
@@ -278,12 +283,11 @@ class ObjectStore(ResultStore, Generic[C]):
                 f"(a worker retries the task)") from exc
 
     def _missing(self) -> ConfigurationError:
-        allow = (f"set {self.creates_container} = True to have kernel create it"
-                 if self.creates_container else "check the name")
-        return ConfigurationError(
-            f"the {self.described} does not exist; create it (or {allow})"
-            + (f", or name another with {self.container_setting}"
-               if self.container_setting else ""))
+        allow = (f", set {self.create_setting} = True to have kernel create it"
+                 if self.create_setting and not self.creates_container else "")
+        other = f", or name another with {self.container_setting}" \
+            if self.container_setting else ""
+        return ConfigurationError(f"the {self.described} does not exist; create it{allow}{other}")
 
     def _read(self, name: str) -> StoredObject | None:
         client = self.client()

@@ -117,8 +117,8 @@ class AzureBlobStore(ObjectStore[ContainerClient]):
             resource=f"container {self.container!r}", where=where,
             prefix=reader.text("azureblockblob_base_path", ""), connection_timeout=timeout,
             capabilities=RESULT_STORE_CAPABILITIES,
-            creates_container="azureblockblob_create_container"
-            if reader.boolean("azureblockblob_create_container", True) else None,
+            creates_container=reader.boolean("azureblockblob_create_container", True),
+            create_setting="azureblockblob_create_container",
             container_setting="azureblockblob_container_name")
 
     def object_name(self, key: str) -> str:

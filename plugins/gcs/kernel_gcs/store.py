@@ -106,9 +106,8 @@ class GCSStore(ObjectStore[storage.Bucket]):
             if base else "", connection_timeout=timeout,
             capabilities=RESULT_STORE_CAPABILITIES,
             conditional=reader.boolean("gcs_conditional_writes", True),
-            creates_container="gcs_create_bucket" if reader.boolean("gcs_create_bucket",
-                                                                     False) else None,
-            container_setting="gcs_bucket")
+            creates_container=reader.boolean("gcs_create_bucket", False),
+            create_setting="gcs_create_bucket", container_setting="gcs_bucket")
         self._lifecycle_checked = False
         self._check_lock = threading.Lock()
 

@@ -116,8 +116,8 @@ class S3Store(ObjectStore[S3Client]):
             resource=f"bucket {self.bucket!r}", where=where, prefix=prefix,
             connection_timeout=timeout, capabilities=RESULT_STORE_CAPABILITIES,
             conditional=reader.boolean("s3_conditional_writes", True),
-            creates_container="s3_create_bucket" if reader.boolean("s3_create_bucket", False)
-            else None, container_setting="s3_bucket")
+            creates_container=reader.boolean("s3_create_bucket", False),
+            create_setting="s3_create_bucket", container_setting="s3_bucket")
         self._session_lock = threading.Lock()
 
     # ------------------------------------------------------------------ the client
