@@ -139,10 +139,14 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[test]", "-e", "plugins/redis", "-e", "plugins/amqp",
                     "-e", "plugins/sqlalchemy[postgres,mysql]", "-e", "plugins/memcached",
                     "-e", "plugins/couchdb", "-e", "plugins/mongodb", "nx-27017==0.8.1",
+                    "-e", "plugins/s3", "-e", "plugins/azure-blob", "-e", "plugins/gcs",
                     env=compiled)
-    # Celery's result backends for the stores table use the same drivers and clients.
-    session.install("celery[redis,sqlalchemy]", "pycouchdb", "dramatiq[redis,rabbitmq]", "huey",
-                    "redis", "gevent", "psutil", "rich", env=compiled)
+    # Celery's result backends for the stores table use the same drivers and clients; the
+    # object stores' emulators (moto's S3 server, gcp-storage-emulator; Azurite is npm's, from
+    # .ci/run) run their rows.
+    session.install("celery[redis,sqlalchemy,s3,azureblockblob,gcs]", "pycouchdb",
+                    "dramatiq[redis,rabbitmq]", "huey", "redis", "gevent", "psutil", "rich",
+                    "moto[s3]", "flask", "flask-cors", "gcp-storage-emulator", env=compiled)
     # kernel's own packages are editable installs, compiled here alike.
     session.run("python", "-m", "compileall", "-q", "kernel", "plugins", "tests/bench",
                 silent=True)
