@@ -37,11 +37,17 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
         "transport": ("amqp", "amqps", "pyamqp"),
         "result store": ("rpc",),
     }),
+    Distribution("kernel-azure-blob", "azureblockblob", "azureblockblob", {
+        "result store": ("azureblockblob",),
+    }),
     Distribution("kernel-couchdb", "couchdb", "couchdb", {
         "result store": ("couchdb",),
     }),
     Distribution("kernel-django", "django", "django", {
         "result store": ("django-db",),
+    }),
+    Distribution("kernel-gcs", "gcs", "gcs", {
+        "result store": ("gs",),
     }),
     Distribution("kernel-memcached", "memcached", "memcached", {
         "result store": ("cache+memcached", "cache+memcache", "cache+pymemcache",
@@ -55,6 +61,9 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
         "result store": _REDIS,
         "schedule store": _REDIS,
         "rate-limit store": _REDIS,
+    }),
+    Distribution("kernel-s3", "s3", "s3", {
+        "result store": ("s3",),
     }),
     Distribution("kernel-sqlalchemy", "sqlalchemy", "sqlalchemy", {
         "result store": _SQL,
