@@ -7,6 +7,8 @@ from __future__ import annotations
 import http.server
 import multiprocessing
 import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -167,3 +169,27 @@ def test_a_forked_child_makes_its_own_client(s3_options: dict[str, Any]) -> None
     child.join(30)
     assert answer.get(timeout=5) is True, "the child must make a client of its own"
     assert store._pid == os.getpid()
+
+
+def test_kernel_results_cleanup_deletes_expired_objects_with_boto3s_own_endpoint_setting(
+        moto: S3Server, s3_options: dict[str, Any]) -> None:
+    bucket = s3_options["s3_bucket"]
+    store = S3Store("s3://", s3_options)
+    task_id = uuid.uuid4().hex
+    store.set([(f"celery-task-meta-{task_id}", b"{}")], 0.1)
+    store.set([("celery-task-meta-kept", b"{}")], None)
+    deadline = time.monotonic() + 10
+    while store.get(f"celery-task-meta-{task_id}") is not None:
+        assert time.monotonic() < deadline, "the record never expired"
+        time.sleep(0.05)
+    # The endpoint and keys as boto3 reads them itself: the same code runs against AWS.
+    env = {**os.environ, "KERNEL_BROKER_URL": "memory://", "KERNEL_RESULT_BACKEND":
+           f"s3://{bucket}", "AWS_ENDPOINT_URL_S3": moto.endpoint, "AWS_DEFAULT_REGION":
+           "us-east-1", "AWS_ACCESS_KEY_ID": moto.access_key,
+           "AWS_SECRET_ACCESS_KEY": moto.secret_key}
+    done = subprocess.run([sys.executable, "-m", "kernel", "results", "cleanup"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "deleted expired records: 1 task" in done.stdout, done.stdout
+    names = [o["Key"] for o in moto.client().list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert names == ["celery-task-meta-kept"], "cleanup must delete only the expired record"
