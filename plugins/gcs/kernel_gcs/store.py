@@ -20,6 +20,7 @@ client's own setting) points it at an emulator, with anonymous credentials.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -28,6 +29,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import google.auth.exceptions
 import requests
+import urllib3.exceptions
 from google.api_core import exceptions as api
 from google.cloud import storage
 
@@ -113,8 +115,6 @@ class GCSStore(ObjectStore[storage.Bucket]):
 
     @staticmethod
     def _endpoint() -> str:
-        import os
-
         emulator = os.environ.get("STORAGE_EMULATOR_HOST")
         return mask_url(emulator) if emulator else "storage.googleapis.com"
 
@@ -230,17 +230,23 @@ class GCSStore(ObjectStore[storage.Bucket]):
                 f"a service account is attached")
         if isinstance(exc, api.NotFound):
             return ContainerMissing()
-        if isinstance(exc, (requests.exceptions.ConnectionError,
-                            requests.exceptions.ConnectTimeout)) and not isinstance(
-                exc, requests.exceptions.ReadTimeout):
-            return Unreached(f"{type(exc).__name__}")
-        if isinstance(exc, (requests.exceptions.ReadTimeout,
+        if isinstance(exc, requests.exceptions.ConnectTimeout) or (
+                isinstance(exc, requests.exceptions.ConnectionError) and _never_connected(exc)):
+            return Unreached(f"{type(exc).__name__}: could not connect")
+        if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                             requests.exceptions.ChunkedEncodingError)):
+            # sent, and the connection dropped or the reply never came: it may have applied
             return Lost(f"{type(exc).__name__}")
         if isinstance(exc, api.GoogleAPICallError):
             return KernelError(f"the {self.described} could not {what}: {exc.code} "
                                f"{str(exc.message)[:200]}; check the bucket's settings")
         return None
+
+
+def _never_connected(exc: requests.exceptions.ConnectionError) -> bool:
+    """True where the connection was refused (nothing was sent), not dropped after."""
+    reason = exc.args[0] if exc.args else None
+    return isinstance(getattr(reason, "reason", reason), urllib3.exceptions.NewConnectionError)
 
 
 __all__ = ["GCSStore"]
