@@ -8,9 +8,10 @@ and writes only its client's specifics::
 
     class BlobStore(ObjectStore[Client]):
         service = "Blob storage"
-        def connect(self) -> Client: ...           # once per process; checks the container
+        def connect(self) -> Client: ...           # once per process
+        def create_container(self, client) -> None: ...  # when the user's setting asks
         def read_object(self, client, name) -> StoredObject | None: ...
-        def write_object(self, client, name, data, expires_at) -> str: ...
+        def write_object(self, client, name, data, expires_at) -> None: ...
         def create_object(self, client, name, data, expires_at) -> bool: ...
         def replace_object(self, client, name, data, expires_at, version) -> bool: ...
         def delete_object(self, client, name, version) -> None: ...
@@ -19,10 +20,11 @@ and writes only its client's specifics::
 
 Guarantees built here from those primitives:
 
-* Expiry is kernel's own deadline, kept in the object's metadata (``kernel-expires``, Unix
-  time): reads treat an object past it as absent, `add` and `incr` as nothing stored, and
-  `cleanup` (``kernel results cleanup``) deletes such objects. Celery's readers ignore
-  metadata. A plugin may also hand the deadline to the service (a GCS lifecycle rule).
+* Expiry is kernel's own deadline, which the plugin keeps beside the object (metadata
+  ``kernel-expires``, Unix time; GCS: the Custom-Time Celery sets) and hands back as
+  `StoredObject.expires_at`: reads treat an object past it as absent, `add` and `incr` as
+  nothing stored, and `cleanup` (``kernel results cleanup``) deletes such objects. Celery's
+  readers ignore it.
 * `add` is a create-if-absent (S3 ``If-None-Match: *``, GCS ``ifGenerationMatch=0``, Azure
   ``If-None-Match: *``); an expired object is replaced only at the version read.
 * `incr` is a compare-and-swap on the object's version (ETag, generation): read, add, write
