@@ -37,6 +37,9 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
         "transport": ("amqp", "amqps", "pyamqp"),
         "result store": ("rpc",),
     }),
+    Distribution("kernel-azure-blob", "azureblockblob", "azureblockblob", {
+        "result store": ("azureblockblob",),
+    }),
     Distribution("kernel-cosmosdb", "cosmosdbsql", "cosmosdb", {
         "result store": ("cosmosdbsql",),
     }),
@@ -48,6 +51,9 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
     }),
     Distribution("kernel-dynamodb", "dynamodb", "dynamodb", {
         "result store": ("dynamodb",),
+    }),
+    Distribution("kernel-gcs", "gcs", "gcs", {
+        "result store": ("gs",),
     }),
     Distribution("kernel-memcached", "memcached", "memcached", {
         "result store": ("cache+memcached", "cache+memcache", "cache+pymemcache",
@@ -61,6 +67,9 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
         "result store": _REDIS,
         "schedule store": _REDIS,
         "rate-limit store": _REDIS,
+    }),
+    Distribution("kernel-s3", "s3", "s3", {
+        "result store": ("s3",),
     }),
     Distribution("kernel-sqlalchemy", "sqlalchemy", "sqlalchemy", {
         "result store": _SQL,

@@ -25,15 +25,15 @@ and its implementation reads its options with the helpers here::
             self.timeout = reader.number("socket_timeout", 5.0, positive=True)
             self.bucket = reader.text("kv_bucket", "results")
 
+A result store on object storage (a bucket of blobs) subclasses `ObjectStore` and implements
+only its client's primitives (read, write, conditional writes, delete, list); the kit builds
+the contract on them (`kernel.objectstore`).
+
 ``kernel plugins new NAME --provides KIND`` writes a working distribution to start from;
 docs/plugin-authoring.md walks through it. Every hook is documented in `kernel.hookspecs`.
 """
 
 from __future__ import annotations
-
-import time
-from collections.abc import Callable
-from typing import TypeVar
 
 from kernel.errors import (
     ConfigurationError,
@@ -60,6 +60,18 @@ from kernel.interfaces.transport import (
     topic_matches,
 )
 from kernel.message import Envelope
+from kernel.objectstore import (
+    EXPIRES_METADATA,
+    ContainerMissing,
+    Lost,
+    ObjectListing,
+    ObjectStore,
+    StoredObject,
+    Throttled,
+    Unreached,
+    format_deadline,
+    parse_deadline,
+)
 from kernel.parsing import (
     TLS_KEYS,
     OptionReader,
@@ -70,6 +82,7 @@ from kernel.parsing import (
     verify_mode,
 )
 from kernel.records import GROUP_KEY_PREFIX, TASK_KEY_PREFIX, group_key, task_key
+from kernel.supervision import retry_within
 from kernel.specs import (
     BootstepSpec,
     CompressorSpec,
@@ -88,6 +101,7 @@ from kernel.specs import (
 
 __all__ = [
     "DEAD_LETTER_SUFFIX",
+    "EXPIRES_METADATA",
     "GROUP_KEY_PREFIX",
     "MAX_PRIORITY",
     "TASK_KEY_PREFIX",
@@ -95,6 +109,7 @@ __all__ = [
     "BootstepSpec",
     "CompressorSpec",
     "ConfigurationError",
+    "ContainerMissing",
     "ConnectionFailed",
     "ContentDisallowed",
     "DecodeError",
@@ -102,9 +117,12 @@ __all__ = [
     "GroupFields",
     "KernelError",
     "Lazy",
+    "Lost",
     "MessageError",
     "MiddlewareSpec",
     "MissingCapability",
+    "ObjectListing",
+    "ObjectStore",
     "OptionReader",
     "Options",
     "PluginError",
@@ -120,43 +138,25 @@ __all__ = [
     "SerializerSpec",
     "SettingSpec",
     "SignerSpec",
+    "StoredObject",
     "TransportCapabilities",
     "TaskFields",
+    "Throttled",
     "TransportSpec",
+    "Unreached",
     "clamp_priority",
     "group_key",
     "hookimpl",
     "key_kind",
     "mask_url",
     "retry_within",
+    "parse_deadline",
     "parse_duration",
     "task_key",
     "tls_settings",
     "exchange_type",
+    "format_deadline",
     "topic_matches",
     "url_query",
     "verify_mode",
 ]
-
-
-T = TypeVar("T")
-
-
-def retry_within(timeout: float, attempt: Callable[[], T],
-                 retry_on: tuple[type[BaseException], ...],
-                 failed: Callable[[BaseException], KernelError]) -> T:
-    """`attempt()`, tried again with a backoff (50 ms doubling to 500 ms) while it raises one
-    of `retry_on` and `timeout` seconds have not passed; then `failed(last error)` is raised,
-    chained to it. For a store that MUST give up within ``connection_timeout``: give each
-    attempt a socket timeout well below `timeout`, and retry only what is safe to send twice."""
-    deadline = time.monotonic() + timeout
-    pause = 0.05
-    while True:
-        try:
-            return attempt()
-        except retry_on as exc:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise failed(exc) from exc
-            time.sleep(min(pause, left))
-            pause = min(pause * 2, 0.5)

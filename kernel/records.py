@@ -151,10 +151,23 @@ class ResultBackend:
                            traceback=None, date_done=now_iso())
             return self.codec.serializer(self.serializer).dumps(failure)
 
-    def decode(self, data: bytes) -> dict[str, Any]:
-        meta = self.codec.serializer(self.serializer).loads(data)
+    def decode(self, data: bytes, task_id: str | None = None) -> dict[str, Any]:
+        """The record in `data`; a `DecodeError` naming the task, the store and what to do
+        when it is none (stores of opaque bytes hand over whatever the key holds)."""
+        try:
+            meta = self.codec.serializer(self.serializer).loads(data)
+        except DecodeError as exc:
+            if task_id is None:
+                raise
+            raise DecodeError(
+                f"the result of task {task_id} in {self.store} does not decode with the result "
+                f"serializer {self.serializer!r} ({exc}); check result_serializer matches what "
+                f"wrote it, or forget the result (AsyncResult.forget)") from None
         if not isinstance(meta, dict) or "status" not in meta:
-            raise DecodeError("stored result is not a result record (no 'status')")
+            raise DecodeError("stored result is not a result record (no 'status')"
+                              if task_id is None else
+                              f"the result of task {task_id} in {self.store} is not a result "
+                              f"record (no 'status'); forget it (AsyncResult.forget)")
         return meta
 
     # ------------------------------------------------------------------ operations
@@ -190,7 +203,7 @@ class ResultBackend:
 
     def get_meta(self, task_id: str) -> dict[str, Any] | None:
         data = self._need_store().get(task_key(task_id))
-        return None if data is None else self.decode(data)
+        return None if data is None else self.decode(data, task_id)
 
     def just_sent(self, task_id: str) -> bool:
         """This process sent `task_id` and has not waited for it yet: its record is the PENDING
@@ -209,7 +222,7 @@ class ResultBackend:
             data = store.wait(key, left, unless=seen)
             if data is None:
                 return None
-            meta = self.decode(data)
+            meta = self.decode(data, task_id)
             if meta.get("status") in states.READY_STATES:
                 return meta
             seen = data  # an intermediate record (PENDING, STARTED, RETRY): wait for the next

@@ -4,6 +4,9 @@ unexpected exception is logged with its traceback and the thread starts again af
 pause; one that keeps failing (more than `MAX_FAILURES` times in `WINDOW` seconds) gives up,
 and `FATAL` tells the worker to shut down warm and exit non-zero, so that its own supervisor
 (systemd, Kubernetes) starts a fresh one instead of keeping a process that looks alive.
+
+`retry_within` is the same patience for one call: a store's request tried again with a backoff
+until a deadline (exported to plugins by `kernel.plugin`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TypeVar
+
+from kernel.errors import KernelError
 
 log = logging.getLogger("kernel.worker")
 
@@ -97,3 +103,26 @@ def start_supervised(name: str, target: Callable[[], None],
     thread = threading.Thread(target=run, name=name, daemon=True)
     thread.start()
     return thread
+
+
+T = TypeVar("T")
+
+
+def retry_within(timeout: float, attempt: Callable[[], T],
+                 retry_on: tuple[type[BaseException], ...],
+                 failed: Callable[[BaseException], KernelError]) -> T:
+    """`attempt()`, tried again with a backoff (50 ms doubling to 500 ms) while it raises one
+    of `retry_on` and `timeout` seconds have not passed; then `failed(last error)` is raised,
+    chained to it. For a store that MUST give up within ``connection_timeout``: give each
+    attempt a socket timeout well below `timeout`, and retry only what is safe to send twice."""
+    deadline = time.monotonic() + timeout
+    pause = 0.05
+    while True:
+        try:
+            return attempt()
+        except retry_on as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise failed(exc) from exc
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.5)

@@ -10,13 +10,15 @@ Rows (ids as in the JSON):
                        and postgresql.async_commit: synchronous_commit=off)
 
 Servers: Redis, PostgreSQL and MariaDB as they run here (a database ``kernel_bench`` is created
-on each), SQLite in a temporary file; memcached, pouchdb-server, nx-27017 (a MongoDB
-wire-protocol server on SQLite, not MongoDB: its row compares clients, not servers) and moto's
-DynamoDB server (one request at a time, as kernel-dynamodb's tests run it: its row too compares
-clients) are started on free ports when installed (``.ci/run`` and the plugins' test extras
-install them), else their rows say why they are missing. kernel-django has no row: it needs a
-Django project. A store whose plugin or Celery backend cannot be loaded has "-" for that system,
-with the reason.
+on each), SQLite in a temporary file; memcached, pouchdb-server and nx-27017 (a MongoDB
+wire-protocol server on SQLite, not MongoDB: its row compares clients, not servers) are started
+on free ports when installed (``.ci/run`` and the plugins' test extras install them), else
+their rows say why they are missing. So are the cloud stores' emulators: moto's server (S3,
+and DynamoDB one request at a time, as kernel-dynamodb's tests run it: its row too compares
+clients), Azurite and gcp-storage-emulator (Celery's side of the GCS row is GCSBackendBase, its
+GCS backend without the Firestore chord counter, which needs Firestore). kernel-django has no
+row: it needs a Django project. A store whose plugin or Celery backend cannot be loaded has "-" for
+that system, with the reason.
 
 The cosmosdb row runs @vercel/cosmosdb-server (plain HTTP, behind kernel-cosmosdb's
 `CosmosProxy`, the one way Celery's client can reach it unpatched) and has kernel alone:
@@ -32,7 +34,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +47,8 @@ PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
 MYSQL = "mysql+pymysql://root@127.0.0.1:3306"
 DATABASE = "kernel_bench"
 #: the store names, in the table's order.
-STORES = ("redis", "postgresql", "mariadb", "sqlite", "memcached", "couchdb", "mongodb",
-          "dynamodb", "cosmosdb")
+STORES = ("redis", "postgresql", "mariadb", "sqlite", "memcached", "couchdb", "mongodb", "s3",
+          "azureblockblob", "gcs", "dynamodb", "cosmosdb")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,9 @@ class Store:
     #: the same store for each system: kernel's URL and Celery's.
     kernel_url: str
     celery_url: str
+    #: settings for each side (the object stores' buckets and endpoints).
+    kernel_config: dict[str, Any] = field(default_factory=dict)
+    celery_conf: dict[str, Any] = field(default_factory=dict)
 
 
 def _database(base: str, postgres: bool) -> str:
@@ -135,13 +140,44 @@ def _start(name: str, tmp: Path, stack: ExitStack) -> Store:
         # Celery reads no query: its items go to its default database, celerydb.
         return Store(name, proxy.url() + "?cosmosdbsql_database_name=bench_kernel",
                      proxy.url())
+    if name == "s3":
+        from kernel_s3.testing import MotoServer
+
+        moto = stack.enter_context(MotoServer(tmp / "moto"))
+        for bucket in ("bench-kernel", "bench-celery"):
+            moto.client().create_bucket(Bucket=bucket)
+        return Store(name, "s3://", "s3://", moto.options("bench-kernel"),
+                     moto.options("bench-celery"))
+    if name == "azureblockblob":
+        from kernel_azure_blob.testing import Azurite
+
+        azurite = stack.enter_context(Azurite(tmp / "azurite"))
+        return Store(name, azurite.url(), azurite.url(),
+                     {"azureblockblob_container_name": "bench-kernel"},
+                     {"azureblockblob_container_name": "bench-celery"})
+    if name == "gcs":
+        import os
+
+        from google.cloud import storage
+        from kernel_gcs.testing import GCSEmulator
+
+        gcs = stack.enter_context(GCSEmulator(tmp / "gcs"))
+        os.environ["STORAGE_EMULATOR_HOST"] = gcs.host  # the client's own endpoint setting
+        client = storage.Client(project="test")
+        for bucket in ("bench-kernel", "bench-celery"):
+            client.create_bucket(bucket)
+        # the emulator ignores preconditions: kernel is told so (a plain set and get either way)
+        return Store(name, gcs.url("bench-kernel"),
+                     "celery.backends.gcs:GCSBackendBase+" + gcs.url("bench-celery"),
+                     {"gcs_conditional_writes": False})
     raise ValueError(f"unknown store {name!r}")
 
 
-def _kernel_round(url: str) -> tuple[Callable[[list[str]], None], Callable[[], None]]:
+def _kernel_round(url: str, config: dict[str, Any]
+                  ) -> tuple[Callable[[list[str]], None], Callable[[], None]]:
     from kernel import App
 
-    app = App("bench-results", broker="memory://", results=url)
+    app = App("bench-results", broker="memory://", results=url, config=config)
     backend = app.backend
 
     def run(ids: list[str]) -> None:
@@ -154,10 +190,12 @@ def _kernel_round(url: str) -> tuple[Callable[[list[str]], None], Callable[[], N
     return run, app.close
 
 
-def _celery_round(url: str) -> tuple[Callable[[list[str]], None], Callable[[], None]]:
+def _celery_round(url: str, conf: dict[str, Any]
+                  ) -> tuple[Callable[[list[str]], None], Callable[[], None]]:
     from celery import Celery
 
     app = Celery("bench-results", broker="memory://", backend=url)
+    app.conf.update(conf)
     backend = app.backend
 
     def run(ids: list[str]) -> None:
@@ -184,8 +222,8 @@ def measure(names: list[str], runs: int, results: int, calls: int,
             rounds: dict[str, tuple[Callable[[list[str]], None], Callable[[], None]]] = {}
             for system, make in SYSTEMS.items():
                 try:
-                    rounds[system] = make(store.kernel_url if system == "kernel"
-                                          else store.celery_url)
+                    rounds[system] = make(store.kernel_url, store.kernel_config) \
+                        if system == "kernel" else make(store.celery_url, store.celery_conf)
                     rounds[system][0]([uuid.uuid4().hex for _ in range(10)])  # warm
                 except Exception as exc:  # noqa: BLE001 - the row says why
                     why[system] = f"{type(exc).__name__}: {exc}"[:200]

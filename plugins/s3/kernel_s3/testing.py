@@ -1,0 +1,121 @@
+"""Private S3 emulators for tests, each on a free loopback port, in memory: moto's server (from
+PyPI, kernel-s3's test extra) and s3rver (npm, a second opinion)::
+
+    from kernel_s3.testing import MotoServer
+
+    server = MotoServer(tmp_path).start()
+    server.options("results")   # the store's settings: bucket, endpoint, keys
+
+moto_server is found beside the running Python, or on PATH; s3rver on PATH, or where ``.ci/run``
+installs it (``build/npm`` of the repository), or at ``KERNEL_S3RVER``. Without one the test
+skips, or fails under ``CI`` (`kernel.testing.servers.unavailable`).
+
+``KERNEL_S3_TEST_ENDPOINT`` (with ``AWS_ACCESS_KEY_ID`` and ``AWS_SECRET_ACCESS_KEY``) runs
+the tests against that S3 endpoint instead of starting moto (`endpoint_from_environment`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from kernel.testing.servers import ServerProcess, free_port, listening, unavailable
+
+__all__ = ["MotoServer", "S3rver", "endpoint_from_environment", "moto_server", "s3rver"]
+
+#: where .ci/run installs npm packages: build/npm of the repository this package sits in.
+PROJECT_NPM = Path(__file__).resolve().parents[3] / "build" / "npm" / "node_modules" / ".bin"
+
+
+def moto_server() -> str:
+    """The moto_server executable: beside this Python (the test extra installs it), or on
+    PATH."""
+    beside = Path(sys.executable).parent / "moto_server"
+    found = str(beside) if beside.exists() else shutil.which("moto_server")
+    if not found:
+        unavailable("needs moto's server: pip install 'kernel-s3[test]' (moto[s3], flask, "
+                    "flask-cors)")
+    return found
+
+
+def s3rver() -> str:
+    found = os.environ.get("KERNEL_S3RVER") or shutil.which("s3rver") or \
+        shutil.which("s3rver", path=str(PROJECT_NPM))
+    if not found:
+        unavailable(f"needs s3rver: npm install --prefix build/npm s3rver@3.7.1 "
+                    f"(looked on PATH and in {PROJECT_NPM})")
+    return found
+
+
+def endpoint_from_environment() -> str | None:
+    """``KERNEL_S3_TEST_ENDPOINT``: an S3 endpoint to test against instead of moto."""
+    return os.environ.get("KERNEL_S3_TEST_ENDPOINT") or None
+
+
+class S3Server(ServerProcess):
+    """An S3 emulator process on 127.0.0.1; `options` are a store's settings for a bucket."""
+
+    access_key = "testing"
+    secret_key = "testing"
+    #: False where the emulator ignores If-None-Match / If-Match (s3rver).
+    conditional_writes = True
+
+    def __init__(self, command: list[str], directory: Path, port: int, name: str,
+                 probe: Any = None) -> None:
+        self.host, self.port = "127.0.0.1", port
+        super().__init__(command, log=directory / f"{name}.log", cwd=directory,
+                         probe=probe or listening(port), start_timeout=30, grace=5,
+                         name=f"{name} on {self.host}:{port}")
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def options(self, bucket: str, **more: Any) -> dict[str, Any]:
+        return {"s3_bucket": bucket, "s3_endpoint_url": self.endpoint,
+                "s3_region": "us-east-1", "s3_access_key_id": self.access_key,
+                "s3_secret_access_key": self.secret_key,
+                "s3_conditional_writes": self.conditional_writes, **more}
+
+    def client(self) -> Any:
+        """A plain boto3 client on the emulator (for tests to set up and look)."""
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id=self.access_key,
+                            aws_secret_access_key=self.secret_key)
+
+
+class MotoServer(S3Server):
+    """``MotoServer(tmp_path).start()``: moto's server, S3 in memory, any keys accepted."""
+
+    def __init__(self, directory: Path, *, port: int | None = None) -> None:
+        port = port or free_port()
+        directory.mkdir(parents=True, exist_ok=True)
+        super().__init__([moto_server(), "-H", "127.0.0.1", "-p", str(port)], directory, port,
+                         "moto", probe=lambda: _answers(f"http://127.0.0.1:{port}/moto-api/"))
+
+
+class S3rver(S3Server):
+    """``S3rver(tmp_path).start()``: s3rver, its objects under `directory`; it accepts only
+    the key S3RVER/S3RVER and ignores conditional writes."""
+
+    access_key = "S3RVER"
+    secret_key = "S3RVER"
+    conditional_writes = False
+
+    def __init__(self, directory: Path, *, port: int | None = None) -> None:
+        port = port or free_port()
+        (directory / "data").mkdir(parents=True, exist_ok=True)
+        super().__init__([s3rver(), "-d", str(directory / "data"), "-a", "127.0.0.1",
+                          "-p", str(port), "--no-vhost-buckets", "--silent"],
+                         directory, port, "s3rver")
+
+
+def _answers(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=1) as reply:
+        return bool(reply.status == 200)
