@@ -80,6 +80,22 @@ def need_binary(name: str) -> str:
     return path
 
 
+#: where ``.ci/run`` installs the emulators that come from npm: build/npm of the repository.
+PROJECT_NPM = Path(__file__).resolve().parents[2] / "build" / "npm" / "node_modules" / ".bin"
+
+
+def npm_binary(name: str, package: str, override: str) -> str:
+    """The executable `name` of npm's `package` (``"s3rver@3.7.1"``): the one the environment
+    variable `override` names, else on PATH, else where ``.ci/run`` installs it; else the test
+    is `unavailable`, with the command that installs it."""
+    found = os.environ.get(override) or shutil.which(name) or \
+        shutil.which(name, path=str(PROJECT_NPM))
+    if not found:
+        unavailable(f"needs {name}: npm install --prefix build/npm {package} (looked on PATH "
+                    f"and in {PROJECT_NPM}; or name it in {override})")
+    return found
+
+
 def listening(port: int, host: str = "127.0.0.1") -> Callable[[], bool]:
     """A probe for `ServerProcess`: true once something accepts TCP connections on host:port
     (enough for servers that answer as soon as they listen)."""

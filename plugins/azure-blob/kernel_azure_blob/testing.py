@@ -15,15 +15,13 @@ of the repository), or at ``KERNEL_AZURITE_BLOB``; without it the test skips, or
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
-from kernel.testing.servers import ServerProcess, free_port, listening, unavailable
+from kernel.testing.servers import ServerProcess, free_port, listening, npm_binary
 
 __all__ = ["ACCOUNT", "ACCOUNT_KEY", "Azurite", "azurite_blob", "url_from_environment"]
 
 #: where .ci/run installs npm packages: build/npm of the repository this package sits in.
-PROJECT_NPM = Path(__file__).resolve().parents[3] / "build" / "npm" / "node_modules" / ".bin"
 
 #: Azurite's well-known development account (published by Microsoft; not a secret).
 ACCOUNT = "devstoreaccount1"
@@ -32,12 +30,7 @@ ACCOUNT_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K
 
 
 def azurite_blob() -> str:
-    found = os.environ.get("KERNEL_AZURITE_BLOB") or shutil.which("azurite-blob") or \
-        shutil.which("azurite-blob", path=str(PROJECT_NPM))
-    if not found:
-        unavailable(f"needs Azurite: npm install --prefix build/npm azurite@3.35.0 "
-                    f"(looked on PATH and in {PROJECT_NPM})")
-    return found
+    return npm_binary("azurite-blob", "azurite@3.35.0", "KERNEL_AZURITE_BLOB")
 
 
 def url_from_environment() -> str | None:

@@ -14,27 +14,18 @@ or at ``KERNEL_POUCHDB_SERVER``; without it the test skips, or fails under ``CI`
 
 from __future__ import annotations
 
-import os
-import shutil
 import urllib.request
 from pathlib import Path
 
-from kernel.testing.servers import ServerProcess, free_port, unavailable
+from kernel.testing.servers import ServerProcess, free_port, npm_binary
 
 __all__ = ["PouchServer", "pouchdb_server"]
 
-#: where .ci/run installs it: build/npm of the repository this package sits in.
-PROJECT_NPM = Path(__file__).resolve().parents[3] / "build" / "npm" / "node_modules" / ".bin"
 
 
 def pouchdb_server() -> str:
     """The pouchdb-server executable (see the module's docstring for where it is looked for)."""
-    found = os.environ.get("KERNEL_POUCHDB_SERVER") or shutil.which("pouchdb-server") or \
-        shutil.which("pouchdb-server", path=str(PROJECT_NPM))
-    if not found:
-        unavailable(f"needs pouchdb-server: npm install --prefix build/npm pouchdb-server "
-                    f"(looked on PATH and in {PROJECT_NPM})")
-    return found
+    return npm_binary("pouchdb-server", "pouchdb-server@4.2.0", "KERNEL_POUCHDB_SERVER")
 
 
 class PouchServer(ServerProcess):

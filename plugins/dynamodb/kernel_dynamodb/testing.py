@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import sys
 import textwrap
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from kernel.testing.servers import ServerProcess, free_port, listening, unavailable
+from kernel.testing.servers import ServerProcess, free_port, listening, npm_binary, unavailable
 
 __all__ = ["Dynalite", "MotoServer", "dynalite", "test_url"]
 
@@ -35,7 +34,6 @@ __all__ = ["Dynalite", "MotoServer", "dynalite", "test_url"]
 CREDENTIALS = "testing:testing"
 
 #: where .ci/run installs dynalite: build/npm of the repository this package sits in.
-PROJECT_NPM = Path(__file__).resolve().parents[3] / "build" / "npm" / "node_modules" / ".bin"
 
 
 def test_url() -> str | None:
@@ -65,12 +63,7 @@ def moto_command(host: str, port: int) -> list[str]:
 
 
 def dynalite() -> str:
-    found = os.environ.get("KERNEL_DYNALITE") or shutil.which("dynalite") or \
-        shutil.which("dynalite", path=str(PROJECT_NPM))
-    if not found:
-        unavailable(f"needs dynalite: npm install --prefix build/npm dynalite@4.0.0 (looked "
-                    f"on PATH and in {PROJECT_NPM})")
-    return found
+    return npm_binary("dynalite", "dynalite@4.0.0", "KERNEL_DYNALITE")
 
 
 class _Emulator(ServerProcess):

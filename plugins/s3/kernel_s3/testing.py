@@ -23,12 +23,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from kernel.testing.servers import ServerProcess, free_port, listening, unavailable
+from kernel.testing.servers import ServerProcess, free_port, listening, npm_binary, unavailable
 
 __all__ = ["MotoServer", "S3rver", "endpoint_from_environment", "moto_server", "s3rver"]
 
 #: where .ci/run installs npm packages: build/npm of the repository this package sits in.
-PROJECT_NPM = Path(__file__).resolve().parents[3] / "build" / "npm" / "node_modules" / ".bin"
 
 
 def moto_server() -> str:
@@ -43,12 +42,7 @@ def moto_server() -> str:
 
 
 def s3rver() -> str:
-    found = os.environ.get("KERNEL_S3RVER") or shutil.which("s3rver") or \
-        shutil.which("s3rver", path=str(PROJECT_NPM))
-    if not found:
-        unavailable(f"needs s3rver: npm install --prefix build/npm s3rver@3.7.1 "
-                    f"(looked on PATH and in {PROJECT_NPM})")
-    return found
+    return npm_binary("s3rver", "s3rver@3.7.1", "KERNEL_S3RVER")
 
 
 def endpoint_from_environment() -> str | None:
