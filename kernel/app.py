@@ -198,7 +198,8 @@ class App:
         """Sign every task this app sends and accept only signed tasks, as Celery's: the task
         serializer becomes ``auth`` (X.509 signatures, kernel-signing) signing what
         `serializer` makes, and ``accept_content`` becomes ``["auth"]``. Arguments left None
-        keep the ``security_*`` settings. A signed message may carry any serializer that
+        keep the ``security_*`` settings, read here (a missing file or a wrong password is
+        a `ConfigurationError` from this call). A signed message may carry any serializer that
         cannot run code (json, msgpack, yaml) inside; `allowed_serializers` (Celery's
         argument) may name those only: pickle inside a signature needs pickle in
         ``accept_content``, which accepts it unsigned too, a choice left to the user."""
@@ -219,6 +220,7 @@ class App:
         conf.task_serializer = "auth"
         conf.accept_content = ("auth",)
         self._codec = None
+        self.codec.signer("auth")  # read the key, certificate and store now: errors here
 
     # ------------------------------------------------------------------ pickling (prefork)
 

@@ -56,6 +56,9 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
         "schedule store": _REDIS,
         "rate-limit store": _REDIS,
     }),
+    Distribution("kernel-signing", "signing", "signing", {
+        "signer": ("auth", "hmac"),
+    }),
     Distribution("kernel-sqlalchemy", "sqlalchemy", "sqlalchemy", {
         "result store": _SQL,
         "schedule store": _SQL,

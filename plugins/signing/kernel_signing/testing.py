@@ -67,3 +67,46 @@ def issue(ca: Identity, directory: Path, name: str, *, valid_from: timedelta = t
             .not_valid_before(start).not_valid_after(start + valid_for)
             .sign(ca.key, hashes.SHA256()))
     return _write(directory, name, key, cert, password)
+
+
+@dataclass(frozen=True)
+class Pki:
+    """What the plugin's tests sign with: a CA's certificates for a signer, a colleague, an
+    expired one and one with an encrypted key, all in the trusted `store`, and one from
+    another CA that the store does not hold."""
+
+    ca: Identity
+    signer: Identity
+    colleague: Identity
+    expired: Identity
+    encrypted: Identity
+    untrusted: Identity
+    #: the trusted store: a directory of PEM certificates.
+    store: Path
+
+    #: the password of `encrypted`'s key.
+    password = "open sesame"
+
+    def settings(self, identity: Identity | None = None) -> dict[str, str]:
+        """The kernel (and Celery) settings that sign as `identity` (the signer by default)
+        and trust the store."""
+        identity = identity or self.signer
+        return {"security_key": str(identity.key_path),
+                "security_certificate": str(identity.cert_path),
+                "security_cert_store": str(self.store)}
+
+
+def make_pki(root: Path) -> Pki:
+    """A fresh `Pki` under `root`."""
+    ca = make_ca(root / "ca")
+    keys = root / "keys"
+    signer, colleague = issue(ca, keys, "signer"), issue(ca, keys, "colleague")
+    expired = issue(ca, keys, "expired", valid_from=-timedelta(days=10),
+                    valid_for=timedelta(days=1))
+    encrypted = issue(ca, keys, "encrypted", password=Pki.password.encode())
+    untrusted = issue(make_ca(root / "other-ca", "another CA"), keys, "untrusted")
+    store = root / "store"
+    store.mkdir(parents=True, exist_ok=True)
+    for identity in (signer, colleague, expired, encrypted):
+        (store / identity.cert_path.name).write_bytes(identity.cert_path.read_bytes())
+    return Pki(ca, signer, colleague, expired, encrypted, untrusted, store)

@@ -189,6 +189,10 @@ def from_settings(options: Options) -> X509Signer:
     settings: Mapping[str, Any] = options
     key_path, cert_path = settings.get("security_key"), settings.get("security_certificate")
     store_path = settings.get("security_cert_store")
+    if not (key_path or cert_path or store_path):
+        raise ConfigurationError("the auth signer signs with security_key and "
+                                 "security_certificate and verifies with security_cert_store: "
+                                 "set them (paths of PEM files; the store a directory or glob)")
     certificate = None
     if cert_path:
         [certificate, *_] = load_certificates("security_certificate", cert_path)
