@@ -135,7 +135,7 @@ class X509Signer:
             raise ConfigurationError("signing with auth needs both security_key and "
                                      "security_certificate: set the one missing")
         if key is not None and certificate is not None and (
-                key.public_key().public_numbers() != certificate.public_key().public_numbers()):
+                key.public_key() != certificate.public_key()):
             raise ConfigurationError("security_certificate is not the certificate of "
                                      "security_key (their public keys differ): give the "
                                      "certificate issued for that key")

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from kernel import App
-from kernel.interfaces import Outgoing
 from kernel.testing.transport import wait_for
 from kernel.testing.workers import running_worker
 from kernel_signing.envelope import SEPARATOR
