@@ -74,6 +74,13 @@ class Codec:
             found = self._signers[name] = spec.factory(self._signer_options(name))
         return found
 
+    def build_accepted_signers(self) -> None:
+        """Build now every signer ``accept_content`` names (a worker starting): settings it
+        cannot use are a `ConfigurationError` at start, not a refusal of every signed message."""
+        for spec in self._signer_by_type.values():
+            if spec.content_type in self.accept:
+                self.signer(spec.name)
+
     def is_signer(self, name: str) -> bool:
         return self._signer_specs is not None and name in self._signer_specs
 

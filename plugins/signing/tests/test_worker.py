@@ -130,3 +130,13 @@ def test_hmac_with_rotated_keys(make_app: AppFactory,
         make_app().send_task("add", (1, 1), task_id="hmac-unsigned")
         refused(worker_app, "hmac-unsigned", "refusing content type", caplog)
         assert worker.consumer is not None and worker.consumer.alive()
+
+
+def test_a_worker_whose_signer_settings_are_unusable_does_not_start(
+        make_app: AppFactory, tmp_path: Path) -> None:
+    from kernel.plugin import ConfigurationError
+    from kernel.worker import Worker
+
+    app = make_app(accept_content=["auth"], security_cert_store=str(tmp_path / "empty"))
+    with pytest.raises(ConfigurationError, match="holds no certificate"):
+        Worker(app, pool="threads", concurrency=1).start()
