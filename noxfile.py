@@ -170,10 +170,12 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[test]", "-e", "plugins/redis", "-e", "plugins/amqp",
                     "-e", "plugins/sqlalchemy[postgres,mysql]", "-e", "plugins/memcached",
                     "-e", "plugins/couchdb", "-e", "plugins/mongodb", "nx-27017==0.8.1",
+                    "-e", "plugins/dynamodb", "moto[server]", "-e", "plugins/cosmosdb",
                     env=compiled)
     # Celery's result backends for the stores table use the same drivers and clients.
-    session.install("celery[redis,sqlalchemy]", "pycouchdb", "dramatiq[redis,rabbitmq]", "huey",
-                    "redis", "gevent", "psutil", "rich", env=compiled)
+    session.install("celery[redis,sqlalchemy,dynamodb]", "pycouchdb", "pydocumentdb",
+                    "dramatiq[redis,rabbitmq]", "huey", "redis", "gevent", "psutil", "rich",
+                    env=compiled)
     # kernel's own packages are editable installs, compiled here alike.
     session.run("python", "-m", "compileall", "-q", "kernel", "plugins", "tests/bench",
                 silent=True)

@@ -37,11 +37,17 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
         "transport": ("amqp", "amqps", "pyamqp"),
         "result store": ("rpc",),
     }),
+    Distribution("kernel-cosmosdb", "cosmosdbsql", "cosmosdb", {
+        "result store": ("cosmosdbsql",),
+    }),
     Distribution("kernel-couchdb", "couchdb", "couchdb", {
         "result store": ("couchdb",),
     }),
     Distribution("kernel-django", "django", "django", {
         "result store": ("django-db",),
+    }),
+    Distribution("kernel-dynamodb", "dynamodb", "dynamodb", {
+        "result store": ("dynamodb",),
     }),
     Distribution("kernel-memcached", "memcached", "memcached", {
         "result store": ("cache+memcached", "cache+memcache", "cache+pymemcache",

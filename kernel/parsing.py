@@ -170,11 +170,21 @@ def mask_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:
         return _mask_fields(url)
-    netloc, slash, tail = rest.partition("/")
+    # The host part ends at the path or, with no path, at the query (redis://:pw@h?db=2).
+    head, mark, query = rest.partition("?")
+    cut = head.find("/")
+    netloc, tail = (head, "") if cut < 0 else (head[:cut], head[cut:])
+    if "@" not in netloc and cut > 0 and ":" in netloc and "@" in head:
+        # A password with an unquoted "/" (AWS secret keys have them) ends the host part
+        # early: the credentials run to the last "@" before the query. (A path with an "@"
+        # after a host:port is masked too: better than showing part of a secret.)
+        cut = head.find("/", head.rfind("@"))
+        netloc, tail = (head, "") if cut < 0 else (head[:cut], head[cut:])
+    tail += mark + query
     if "@" in netloc and "=" not in netloc:
         creds, _, hosts = netloc.rpartition("@")
         user, colon, _ = creds.partition(":")
-        rest = (f"{user}:**@{hosts}" if colon else f"**@{hosts}") + slash + tail
+        rest = (f"{user}:**@{hosts}" if colon else f"**@{hosts}") + tail
     return f"{scheme}://{_mask_fields(rest)}"
 
 

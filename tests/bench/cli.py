@@ -59,8 +59,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stores", metavar="A,B",
                         help="result stores of the stores table, kernel against Celery "
                              "(default: all of redis, postgresql, mariadb, sqlite, memcached, "
-                             "couchdb, mongodb; 'none' leaves the table out; it needs kernel "
-                             "in --only)")
+                             "couchdb, mongodb, cosmosdb; 'none' leaves the table out; it needs "
+                             "kernel in --only)")
     args = parser.parse_args(argv)
     args.systems = _choose(parser, "system", args.only or ",".join(SYSTEMS), SYSTEMS)
     args.brokers = _choose(parser, "broker", args.broker, BROKERS)

@@ -9,11 +9,18 @@ Rows (ids as in the JSON):
   rtt.results.<store>  submit -> result of sequential calls, p50 ms (redis and postgresql)
 
 Servers: Redis, PostgreSQL and MariaDB as they run here (a database ``kernel_bench`` is created
-on each), SQLite in a temporary file; memcached, pouchdb-server and nx-27017 (a MongoDB
-wire-protocol server on SQLite, not MongoDB: its row compares clients, not servers) are started
-on free ports when installed (``.ci/run`` and kernel-mongodb's test extra install them), else
-their rows say why they are missing. kernel-django has no row: it needs a Django project. A store
-whose plugin or Celery backend cannot be loaded has "-" for that system, with the reason.
+on each), SQLite in a temporary file; memcached, pouchdb-server, nx-27017 (a MongoDB
+wire-protocol server on SQLite, not MongoDB: its row compares clients, not servers) and moto's
+DynamoDB server (one request at a time, as kernel-dynamodb's tests run it: its row too compares
+clients) are started on free ports when installed (``.ci/run`` and the plugins' test extras
+install them), else their rows say why they are missing. kernel-django has no row: it needs a
+Django project. A store whose plugin or Celery backend cannot be loaded has "-" for that system,
+with the reason.
+
+The cosmosdb row runs @vercel/cosmosdb-server (plain HTTP, behind kernel-cosmosdb's
+`CosmosProxy`, the one way Celery's client can reach it unpatched) and has kernel alone:
+Celery's backend reads a task's item before storing its result, and this emulator answers
+that read of a missing item with 500 (Cosmos DB answers 404), so Celery's round fails there.
 """
 
 from __future__ import annotations
@@ -37,7 +44,8 @@ PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
 MYSQL = "mysql+pymysql://root@127.0.0.1:3306"
 DATABASE = "kernel_bench"
 #: the store names, in the table's order.
-STORES = ("redis", "postgresql", "mariadb", "sqlite", "memcached", "couchdb", "mongodb")
+STORES = ("redis", "postgresql", "mariadb", "sqlite", "memcached", "couchdb", "mongodb",
+          "dynamodb", "cosmosdb")
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,19 @@ def _start(name: str, tmp: Path, stack: ExitStack) -> Store:
 
         nx = stack.enter_context(NxServer(tmp / "nx-27017"))
         return Store(name, nx.url("bench_kernel"), nx.url("bench_celery"))
+    if name == "dynamodb":
+        from kernel_dynamodb.testing import MotoServer
+
+        moto = stack.enter_context(MotoServer(tmp / "moto"))
+        return Store(name, moto.url("bench_kernel"), moto.url("bench_celery"))
+    if name == "cosmosdb":
+        from kernel_cosmosdb.testing import CosmosProxy, CosmosServer
+
+        server = stack.enter_context(CosmosServer(tmp / "cosmosdb", tls=False))
+        proxy = stack.enter_context(CosmosProxy(server.port))
+        # Celery reads no query: its items go to its default database, celerydb.
+        return Store(name, proxy.url() + "?cosmosdbsql_database_name=bench_kernel",
+                     proxy.url())
     raise ValueError(f"unknown store {name!r}")
 
 
@@ -168,6 +189,9 @@ def measure(names: list[str], runs: int, results: int, calls: int,
                 except Exception as exc:  # noqa: BLE001 - the row says why
                     why[system] = f"{type(exc).__name__}: {exc}"[:200]
                     log(f"results.{store.name}: no {system} ({why[system]})")
+                    failed = rounds.pop(system, None)  # made, but its warm-up failed
+                    if failed is not None:
+                        failed[1]()
             try:
                 for _ in range(runs):
                     for system, (run, _close) in rounds.items():

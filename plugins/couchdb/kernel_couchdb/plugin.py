@@ -11,8 +11,12 @@ from kernel.plugin import Lazy, ResultStoreCapabilities, ResultStoreSpec, hookim
 SCHEMES = ("couchdb",)
 
 #: Counters are revision-checked updates (a conflict is read again and retried); waiting polls.
+#: Chords run on ``celery.chord_unlock``, as Celery's CouchDB backend (which has no counter)
+#: runs them: its workers count nothing, so a chord counted on kernel's keys would never
+#: finish on them, and its clients send that task, which kernel workers run.
 RESULT_STORE_CAPABILITIES = ResultStoreCapabilities(
-    push_wait=False, atomic_counter=True, persistent=True, multi_process=True)
+    push_wait=False, atomic_counter=True, persistent=True, multi_process=True,
+    chord_unlock=True)
 
 
 @hookimpl

@@ -5,6 +5,7 @@ free loopback port, in memory, its files in a directory of its own::
 
     server = PouchServer(tmp_path).start()
     server.url("results")   # couchdb://127.0.0.1:PORT/results
+    PouchServer(tmp_path, in_memory=False)   # databases on disk: a restart keeps them
 
 The binary is found on PATH, or where ``.ci/run`` installs it (``build/npm`` of the repository),
 or at ``KERNEL_POUCHDB_SERVER``; without it the test skips, or fails under ``CI``
@@ -38,15 +39,18 @@ def pouchdb_server() -> str:
 
 class PouchServer(ServerProcess):
     """``PouchServer(tmp_path).start()``: pouchdb-server on 127.0.0.1, databases in memory
-    (``-m``), its log and config in `directory`."""
+    (``-m``), its log and config in `directory`; with `in_memory` False the databases are
+    files there (LevelDB), kept across a restart as a CouchDB server keeps them."""
 
-    def __init__(self, directory: Path, *, port: int | None = None) -> None:
+    def __init__(self, directory: Path, *, port: int | None = None,
+                 in_memory: bool = True) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port()
         directory.mkdir(parents=True, exist_ok=True)
         super().__init__(
-            [pouchdb_server(), "-o", self.host, "-p", str(self.port), "-m",
-             "-d", str(directory), "-c", str(directory / "config.json")],
+            [pouchdb_server(), "-o", self.host, "-p", str(self.port),
+             *(["-m"] if in_memory else []), "-d", str(directory),
+             "-c", str(directory / "config.json")],
             log=directory / "pouchdb-server.log", probe=self.answers, cwd=directory,
             start_timeout=30, name=f"pouchdb-server on {self.host}:{self.port}")
 

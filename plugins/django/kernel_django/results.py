@@ -56,6 +56,27 @@ GROUP_COLUMNS = ["content_type", "content_encoding", "result", "date_done"]
 META_FIELDS = ("retries", "queue")
 
 
+#: a transaction rolled back whole to break a deadlock or a serialization conflict: the
+#: SQLSTATEs (PostgreSQL's 40P01 and 40001; MySQL/MariaDB report 40001 for their error 1213).
+ROLLED_BACK_STATES = ("40001", "40P01")
+
+
+def deadlock_victim(exc: BaseException) -> bool:
+    """Whether the database rolled back the transaction of `exc` to break a deadlock."""
+    cause = exc.__cause__
+    code = cause.args[0] if cause is not None and cause.args else None
+    return getattr(cause, "sqlstate", None) in ROLLED_BACK_STATES or code == 1213
+
+
+class RolledBack(Exception):  # noqa: N818 - a state the store retries, never raised to callers
+    """A transaction the database rolled back whole (see `deadlock_victim`): safe to run
+    again, whether or not the work is."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 class DjangoResultStore(ResultStore):
     """``django-db`` (Celery's URL: the database Django's router picks for
     django-celery-results' models), or ``django-db://ALIAS`` for a database of DATABASES.
@@ -107,27 +128,33 @@ class DjangoResultStore(ResultStore):
 
     def _run(self, what: str, work: Callable[[], T], retry: bool = True) -> T:
         """`work()`, retried within ``connection_timeout`` while the database cannot be
-        reached (if `retry`: only what is safe to do twice); errors as one sentence."""
+        reached (if `retry`: only what is safe to do twice); errors as one sentence. A
+        transaction of the store's own (not inside the caller's) that the database chose as a
+        deadlock's victim is tried again whatever `retry` says: it was rolled back, so nothing
+        of it was done (InnoDB picks one when counters start the same missing row at once)."""
         alias = self.alias
 
         def attempt() -> T:
             try:
                 return work()
-            except (OperationalError, InterfaceError):
+            except (OperationalError, InterfaceError) as exc:
                 conn = connections[alias]
-                if not conn.in_atomic_block:
-                    conn.close()  # a broken connection: the next attempt opens another
+                if conn.in_atomic_block:
+                    raise  # the caller's transaction: not ours to run again
+                if deadlock_victim(exc):
+                    raise RolledBack(exc) from exc
+                conn.close()  # a broken connection: the next attempt opens another
                 raise
 
         def failed(exc: BaseException) -> ConnectionFailed:
+            cause = exc.cause if isinstance(exc, RolledBack) else exc
             return ConnectionFailed(f"the django-db result store cannot {what} in "
-                                    f"{describe(alias)}: {masked(alias, exc)}")
+                                    f"{describe(alias)}: {masked(alias, cause)}")
 
+        retry_on: tuple[type[BaseException], ...] = (
+            (OperationalError, InterfaceError, RolledBack) if retry else (RolledBack,))
         try:
-            if retry:
-                return retry_within(self.timeout, attempt, (OperationalError, InterfaceError),
-                                    failed)
-            return attempt()
+            return retry_within(self.timeout, attempt, retry_on, failed)
         except (OperationalError, InterfaceError) as exc:
             raise failed(exc) from None
         except DatabaseError as exc:
@@ -271,10 +298,18 @@ class DjangoResultStore(ResultStore):
             if not objs:
                 continue
             if replace:
-                manager.bulk_create(objs, update_conflicts=True, unique_fields=[ident],
+                manager.bulk_create(objs, update_conflicts=True, **self._conflict_on(ident),
                                     update_fields=columns + (["date_started"] if started else []))
             else:
                 manager.bulk_create(objs, ignore_conflicts=True)
+
+    def _conflict_on(self, field: str) -> dict[str, list[str]]:
+        """The upsert's conflict target where the database names one (PostgreSQL, SQLite: ON
+        CONFLICT (field)); MySQL and MariaDB have none (ON DUPLICATE KEY UPDATE fires on any
+        unique key; `field` is the only one a new row can meet, its id being new)."""
+        features = connections[self.alias].features
+        return {"unique_fields": [field]} if features.supports_update_conflicts_with_target \
+            else {}
 
     def _keys(self, items: Mapping[str, bytes], expires: float | None, replace: bool) -> None:
         if not items:
@@ -290,7 +325,7 @@ class DjangoResultStore(ResultStore):
         objs = [self._kv(key=key, value=value, number=None, expires_at=at)
                 for key, value in items.items()]
         if replace:
-            manager.bulk_create(objs, update_conflicts=True, unique_fields=["key"],
+            manager.bulk_create(objs, update_conflicts=True, **self._conflict_on("key"),
                                 update_fields=["value", "number", "expires_at"])
         else:
             manager.bulk_create(objs, ignore_conflicts=True)

@@ -2,10 +2,11 @@
 migrated, and stores on them.
 
 The tests use a database of their own, ``kernel_django_tests``, on the running PostgreSQL
-(``KERNEL_PG_TEST_URL``, default postgres@127.0.0.1:5432), created if missing, and a SQLite
+(``KERNEL_PG_TEST_URL``, default postgres@127.0.0.1:5432) and on the running MariaDB
+(``KERNEL_MYSQL_TEST_URL``, default root@127.0.0.1:3306), created if missing, and a SQLite
 file per test process. Keys and task ids are unique per test, so tests share the tables, also
-under pytest-xdist. Without a reachable PostgreSQL its tests are skipped, except under CI
-(``CI`` set) where that is a failure.
+under pytest-xdist. Without a reachable PostgreSQL or MariaDB their tests are skipped, except
+under CI (``CI`` set) where that is a failure.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ sys.path.insert(0, str(HERE))
 
 import django  # noqa: E402
 import psycopg  # noqa: E402
+import pymysql  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
@@ -61,6 +63,22 @@ def _create_pg_database() -> None:
                     f"start it or set KERNEL_PG_TEST_URL")
 
 
+def _create_mysql_database() -> None:
+    conf = settings.DATABASES["mysql"]
+    try:
+        conn = pymysql.connect(host=conf["HOST"], port=int(conf["PORT"]), user=conf["USER"],
+                               password=conf["PASSWORD"] or "", connect_timeout=3)
+    except pymysql.err.OperationalError as exc:
+        unavailable(f"MariaDB/MySQL is not reachable at {conf['HOST']}:{conf['PORT']} ({exc}); "
+                    f"start it or set KERNEL_MYSQL_TEST_URL")
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{conf['NAME']}` "
+                           f"CHARACTER SET utf8mb4")
+    finally:
+        conn.close()
+
+
 def _migrate(alias: str) -> None:
     # One migration at a time, whatever the number of test processes sharing the database.
     with open(Path(tempfile.gettempdir()) / "kernel-django-tests.lock", "w") as lock:
@@ -76,16 +94,23 @@ def pg_alias() -> str:
 
 
 @pytest.fixture(scope="session")
+def mysql_alias() -> str:
+    _create_mysql_database()
+    _migrate("mysql")
+    return "mysql"
+
+
+@pytest.fixture(scope="session")
 def sqlite_alias() -> str:
     _migrate("sqlite")
     return "sqlite"
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+@pytest.fixture(params=["postgresql", "mysql", "sqlite"])
 def alias(request: pytest.FixtureRequest) -> str:
     """Each database in turn: its alias in DATABASES."""
-    return str(request.getfixturevalue("pg_alias" if request.param == "postgresql"
-                                       else "sqlite_alias"))
+    fixture = {"postgresql": "pg_alias", "mysql": "mysql_alias", "sqlite": "sqlite_alias"}
+    return str(request.getfixturevalue(fixture[request.param]))
 
 
 @pytest.fixture

@@ -1,13 +1,21 @@
-"""The Django project the plugin's tests run in: PostgreSQL as ``default``, a SQLite file as
-``sqlite`` (``KERNEL_DJANGO_SQLITE``, set by conftest.py), django-celery-results and the admin,
-and a ``shop`` app whose tasks.py autodiscovery finds."""
+"""The Django project the plugin's tests run in: PostgreSQL as ``default``, MariaDB/MySQL as
+``mysql`` (``KERNEL_MYSQL_TEST_URL``, through PyMySQL), a SQLite file as ``sqlite``
+(``KERNEL_DJANGO_SQLITE``, set by conftest.py), django-celery-results and the admin, and a
+``shop`` app whose tasks.py autodiscovery finds."""
 
 from __future__ import annotations
 
 import os
 from urllib.parse import urlsplit
 
+import pymysql
+
+# Django's MySQL backend is written for mysqlclient (a C extension with no Linux wheel);
+# PyMySQL stands in for it under its module name, as Django's documentation allows.
+pymysql.install_as_MySQLdb()
+
 _pg = urlsplit(os.environ.get("KERNEL_PG_TEST_URL", "postgresql://postgres@127.0.0.1:5432"))
+_my = urlsplit(os.environ.get("KERNEL_MYSQL_TEST_URL", "mysql://root@127.0.0.1:3306"))
 
 SECRET_KEY = "kernel-django-tests"
 DEBUG = False
@@ -48,6 +56,15 @@ DATABASES = {
         "HOST": _pg.hostname or "127.0.0.1",
         "PORT": _pg.port or 5432,
         "OPTIONS": {"connect_timeout": 3},
+    },
+    "mysql": {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": os.environ.get("KERNEL_DJANGO_MYSQL_DATABASE", "kernel_django_tests"),
+        "USER": _my.username or "root",
+        "PASSWORD": _my.password or "",
+        "HOST": _my.hostname or "127.0.0.1",
+        "PORT": _my.port or 3306,
+        "OPTIONS": {"connect_timeout": 3, "charset": "utf8mb4"},
     },
     "sqlite": {
         "ENGINE": "django.db.backends.sqlite3",

@@ -3,8 +3,12 @@ as ``celery-task-meta-<id>`` and encoded records, and it stores them as Celery's
 (the record's bytes as the item, ``result_expires`` as its time to live), so Celery clients and
 workers on the same servers read kernel's results and the other way round.
 
-Counters are memcached's ``incr``, atomic on the server, so chords count with the contract's
-default `ResultStore.chord_part`. `wait` polls (memcached cannot notify).
+Counters are memcached's ``incr``, atomic on the server. Chords are counted as Celery's cache
+backend counts them: the client saves the header as the group record
+``celery-taskset-meta-<gid>`` and sets ``chord-unlock-<gid>`` to 0; each finished member
+increments that counter, and the one that brings it to the group's size sends the body. So a
+chord runs on Celery and kernel workers alike, whichever client sent it. `wait` polls
+(memcached cannot notify).
 
 Each process has its own connections: a store used in a forked child (a prefork pool) opens
 new ones there and never touches its parent's sockets.
@@ -13,8 +17,11 @@ new ones there and never touches its parent's sockets.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,17 +33,23 @@ from pymemcache.exceptions import MemcacheError, MemcacheServerError, MemcacheUn
 
 from kernel.interfaces.results import ResultStore
 from kernel.plugin import (
+    GROUP_KEY_PREFIX,
     ConfigurationError,
     ConnectionFailed,
+    GroupFields,
     OptionReader,
     Options,
+    RecordFields,
     ResultTooLarge,
     mask_url,
     retry_within,
+    task_key,
 )
 from kernel_memcached.plugin import RESULT_STORE_CAPABILITIES
 
 T = TypeVar("T")
+
+log = logging.getLogger("kernel.results")
 
 DEFAULT_PORT = 11211
 
@@ -57,8 +70,35 @@ ITEM_OVERHEAD = 64
 #: write. (Once a request is out, a lost reply leaves an incr's effect unknown.)
 NOT_SENT = (ConnectionRefusedError, BrokenPipeError)
 
+#: where Celery's cache backend counts a chord's finished members: ``chord-unlock-<gid>``.
+CHORD_COUNTER_PREFIX = "chord-unlock-"
+
 #: errors of a server that went away or does not answer.
 UNREACHABLE = (OSError, MemcacheUnexpectedCloseError)
+
+
+def drop_closed(client: PooledClient | HashClient) -> None:
+    """Close the idle pooled connections whose server hung up (it stopped or restarted): a
+    command written to one fails only after its bytes left, so for an incr that failure could
+    not be told from a lost reply. Peeking at each idle socket tells them apart first."""
+    for pooled in client.clients.values() if isinstance(client, HashClient) else [client]:
+        for connection in pooled.client_pool.free:
+            sock = connection.sock
+            if sock is None:
+                continue
+            try:
+                # Readable while idle: the peer hung up (or reset). poll, not a timed recv (a
+                # socket with a timeout waits that long even when told not to), nor select
+                # (it refuses descriptors past 1023).
+                ready = select.poll()
+                ready.register(sock, select.POLLIN)
+                closed = bool(ready.poll(0)) and sock.recv(1, socket.MSG_PEEK) == b""
+            except ValueError:
+                continue  # closed meanwhile by the thread that took it from the pool
+            except OSError:
+                closed = True  # reset by the peer
+            if closed:
+                connection.close()  # the next command on it connects afresh
 
 
 def parse_servers(url: str) -> list[tuple[str, int]]:
@@ -135,6 +175,9 @@ class MemcachedStore(ResultStore):
         pool = options.get("max_pool_size")
         self._max_pool_size = None if pool is None else reader.integer("max_pool_size", 0,
                                                                        minimum=1)
+        fields = options.get("record_fields")
+        #: the app's result serializer (the App gives it), for Celery's chord records.
+        self._fields = fields if isinstance(fields, RecordFields) else None
         self._lock = threading.Lock()
         self._pid = -1
         self._client: PooledClient | HashClient | None = None
@@ -262,8 +305,96 @@ class MemcachedStore(ResultStore):
                     return max(amount, 0)
                 # another process created it between our incr and add: count on it
 
+        return self._once(count)
+
+    # ------------------------------------------------------------------ chords (Celery's)
+
+    def _record_fields(self) -> RecordFields:
+        if self._fields is None:
+            raise ConfigurationError(
+                "the Memcached result store needs options['record_fields'] (the App gives it) "
+                "to keep chords as Celery does: create it through App(results=...)")
+        return self._fields
+
+    def chord_start(self, key: str, members: Sequence[str], expires: float | None) -> None:
+        """What Celery's cache backend writes for a chord: the header as the group record
+        under `key` (``celery-taskset-meta-<gid>``, Celery's ``GroupResult.save``) and its
+        counter ``chord-unlock-<gid>`` at 0, which a Celery worker counts as `chord_part`
+        does."""
+        group_id = key[len(GROUP_KEY_PREFIX):]
+        header = [[group_id, None], [[[member, None], None] for member in members]]
+        self.set([(key, self._record_fields().group_record(GroupFields(group_id, header))),
+                  (CHORD_COUNTER_PREFIX + group_id, b"0")], expires)
+
+    def chord_part(self, key: str, index: int | None, task_id: str, entry: bytes,
+                   expires: float | None) -> list[bytes] | None:
+        """Count one member on ``chord-unlock-<gid>``, as Celery's workers do, against the
+        size of the group record `chord_start` (or a Celery client) saved. The member's entry
+        is kept first under ``<key>.d.<task>.<index>``, with memcached's ``add``, which also
+        tells a redelivered member: it counts once. The call that brings the count to the size
+        deletes the counter and the group record and gets every entry in the group's order;
+        members a Celery worker ran have none, and are read from their results. A counter or
+        group record that is gone (the chord finished, expired, or the server restarted) counts
+        nothing: None."""
+        fields = self._record_fields()
+        group_id = key[len(GROUP_KEY_PREFIX):]
+        position = b"" if index is None else str(index).encode()
+        ttl = exptime(expires)
+        marker = item_key(f"{key}.d.{task_id}.{index}")
+        value = b"%s\n%s\n%s" % (position, task_id.encode(), entry)
+        if not self._once(lambda c: bool(c.add(marker, value, ttl, noreply=False))):
+            return None  # counted already (a redelivered member)
+        saved = self.get(key)
+        if saved is None:
+            log.warning("chord %s: its group record is gone (expired, or memcached restarted); "
+                        "member %s counts nowhere and the body will not run", group_id, task_id)
+            return None
+        members = [str(m[0][0]) for m in fields.group(group_id, saved).result[1]]
+        counter = item_key(CHORD_COUNTER_PREFIX + group_id)
+        done = self._once(lambda c: c.incr(counter, 1, noreply=False))
+        if done is None or int(done) != len(members):
+            if done is not None and int(done) > len(members):
+                log.warning("chord %s counted %s members of %d", group_id, done, len(members))
+            return None
+        return self._chord_entries(key, members)
+
+    def _chord_entries(self, key: str, members: list[str]) -> list[bytes]:
+        """The finished chord's entries, in the group's order, and its keys deleted."""
+        fields = self._record_fields()
+        markers = {tid: [item_key(f"{key}.d.{tid}.{n}"), item_key(f"{key}.d.{tid}.None")]
+                   for n, tid in enumerate(members)}
+        found = self._call(lambda c: c.get_many([k for ks in markers.values() for k in ks]))
+        entries: dict[str, bytes] = {}
+        for tid, keys in markers.items():
+            stored = next((found[k] for k in keys if k in found), None)
+            if stored is not None:
+                entries[tid] = bytes(stored).split(b"\n", 2)[2]
+        missing = [tid for tid in members if tid not in entries]
+        records = self._call(lambda c: c.get_many([item_key(task_key(t)) for t in missing])) \
+            if missing else {}
+        for tid in missing:  # run by a Celery worker: its result record says how it ended
+            record = records.get(item_key(task_key(tid)))
+            if record is None:
+                log.warning("chord member %s has no result; its value in the body is None", tid)
+                status, result = "PENDING", None
+            else:
+                task = fields.task(bytes(record))
+                status, result = task.status, task.result
+            entries[tid] = fields.dumps([1, tid, status, result])
+        self._call(lambda c: c.delete_many(
+            [item_key(key), item_key(CHORD_COUNTER_PREFIX + key[len(GROUP_KEY_PREFIX):]),
+             *(k for ks in markers.values() for k in ks)], noreply=False))
+        return [entries[tid] for tid in members]
+
+    def _once(self, operation: Callable[[PooledClient | HashClient], T]) -> T:
+        """`operation`, a write that must not be made twice (add, incr), on connections the
+        server has not hung up on; sent again only when nothing was sent."""
+        def run(client: PooledClient | HashClient) -> T:
+            drop_closed(client)
+            return operation(client)
+
         try:
-            return self._call(count, resend=False)
+            return self._call(run, resend=False)
         except MemcacheError as exc:
             raise self._refused(exc) from exc
 

@@ -1,7 +1,7 @@
 """Celery 5 and kernel on one memcached (results) and one Redis (broker): a Celery client calls
 a kernel worker and a kernel client calls a real Celery worker, each reading the result
-through its own AsyncResult. Chords across the two do not complete yet (xfail, strict: the
-reasons name the layouts that differ)."""
+through its own AsyncResult; chords sent by either complete on the other's workers, and on both
+at once (both count on Celery's chord-unlock-<gid> against the group record)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from kernel import App, Signature, chord
+from kernel.testing.interop import celery_tasks_source
 from kernel.testing.servers import unavailable
 from kernel.testing.workers import CeleryWorkerProcess, running_worker
 
@@ -69,10 +70,6 @@ def test_celery_client_reads_a_kernel_workers_result(kernel_worker: App,
     assert result.status == "SUCCESS"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Celery's cache backend counts a chord on chord-unlock-<gid> against the members of the "
-    "group record it saved; kernel counts on celery-taskset-meta-<gid>.s, which a Celery "
-    "client does not write (chords.count would have to size it from the group record)"))
 def test_celery_clients_chord_runs_on_kernel_workers(kernel_worker: App,
                                                      celery_client: Any) -> None:
     add, tsum = celery_client.tasks["interop.add"], celery_client.tasks["interop.tsum"]
@@ -118,9 +115,6 @@ def test_kernel_client_reads_a_celery_workers_result(
         f"a kernel client must read the Celery worker's result; see {worker.log}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a Celery worker on the cache backend restores the chord's group record and increments "
-    "chord-unlock-<gid>; kernel's prepare_chord saves neither (it writes .s only)"))
 @pytest.mark.timeout(90)
 def test_kernel_clients_chord_runs_on_a_celery_worker(
         celery_worker_app: tuple[App, CeleryWorkerProcess]) -> None:
@@ -129,3 +123,31 @@ def test_kernel_clients_chord_runs_on_a_celery_worker(
         Signature("interop.tsum", app=kapp))
     assert result.get(timeout=10) == 12, \
         f"a kernel client's chord must complete on a Celery worker; see {worker.log}"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("client", ["kernel", "celery"])
+def test_a_chord_whose_members_run_on_celery_and_kernel_workers_completes(
+        client: str, kernel_worker: App, celery_client: Any, redis_url: str,
+        memcached_url: str, queue: str,
+        celery_worker: Callable[[str, str, str], CeleryWorkerProcess]) -> None:
+    """One chord, its even members on a Celery worker and its odd ones on a kernel worker:
+    both count on chord-unlock-<gid>, and whichever counts last sends the body with every
+    value in the header's order (the kernel worker reads the Celery-run members' results)."""
+    other = f"{queue}-celery"
+    worker = celery_worker("ctasks_mixed", celery_tasks_source(redis_url, memcached_url, other),
+                           other)
+    if client == "kernel":
+        header = [Signature("interop.add", (i, i), app=kernel_worker,
+                            options={"queue": other if i % 2 == 0 else queue})
+                  for i in range(8)]
+        result = chord(header)(Signature("interop.tsum", app=kernel_worker))
+    else:
+        add, tsum = celery_client.tasks["interop.add"], celery_client.tasks["interop.tsum"]
+        result = celery.chord(add.s(i, i).set(queue=other if i % 2 == 0 else queue)
+                              for i in range(8))(tsum.s())
+    assert result.get(timeout=60) == sum(2 * i for i in range(8)), \
+        f"the mixed chord must complete; see {worker.log}"
+    members = [m.id for m in result.parent.results]
+    ran = [(kernel_worker.backend.get_meta(m) or {}).get("worker") for m in members]
+    assert ran[0::2] == [worker.nodename] * 4, f"the Celery worker ran the even members: {ran}"

@@ -8,6 +8,7 @@ import multiprocessing
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,28 @@ def test_a_restart_during_use_is_ridden_out_within_connection_timeout(tmp_path: 
         store.set([(key, b"written across the restart")], None)  # retried, not failed
         restarting.join()
         assert store.get(key) == b"written across the restart"
+    finally:
+        store.close()
+        server.stop()
+
+
+def test_counting_after_a_restart_does_not_meet_the_old_servers_connections(
+        tmp_path: Path) -> None:
+    """Pooled connections to the stopped process are closed by the time the new one answers:
+    an incr sent on one fails after its bytes were written, which cannot be told from a lost
+    reply (so it is never sent again). The store drops such connections before counting."""
+    server = MemcachedServer(tmp_path).start()
+    store = MemcachedStore(server.url, {"connection_timeout": 4})
+    key = f"celery-task-meta-{uuid.uuid4()}"
+    try:
+        with ThreadPoolExecutor(8) as pool:  # several threads at once: several connections
+            list(pool.map(lambda _: [store.get(key) for _ in range(50)], range(8)))
+        idle = len(store._connection().client_pool.free)
+        assert idle >= 2, "the test needs several pooled connections"
+        server.stop()
+        server.start()
+        counts = [store.incr(key + ".n") for _ in range(idle + 1)]
+        assert counts == list(range(1, idle + 2)), "each count counted once, none refused"
     finally:
         store.close()
         server.stop()

@@ -1,5 +1,6 @@
 """The kernel's conformance suite against a real memcached: every guarantee of the result-store
-contract, the atomic counter and chord counting included."""
+contract, the atomic counter and chord counting (in Celery's layout) included. Each store is
+the one an App makes, so it has the App's result serializer, as chords need."""
 
 from __future__ import annotations
 
@@ -7,16 +8,23 @@ from collections.abc import Iterator
 
 import pytest
 
+from kernel import App
 from kernel.testing.results import ResultStoreSuite
 from kernel_memcached.store import MemcachedStore
+
+
+def app_store(url: str) -> Iterator[MemcachedStore]:
+    app = App("memcached-suite", broker="memory://", results=url)
+    store = app.backend.store
+    assert isinstance(store, MemcachedStore)
+    yield store
+    app.close()
 
 
 class TestMemcachedStore(ResultStoreSuite):
     @pytest.fixture
     def store(self, memcached_url: str) -> Iterator[MemcachedStore]:
-        s = MemcachedStore(memcached_url, {})
-        yield s
-        s.close()
+        yield from app_store(memcached_url)
 
 
 class TestMemcachedStoreOnTwoServers(ResultStoreSuite):
@@ -25,6 +33,4 @@ class TestMemcachedStoreOnTwoServers(ResultStoreSuite):
     @pytest.fixture
     def store(self, memcached_url: str, second_memcached_url: str) -> Iterator[MemcachedStore]:
         servers = memcached_url.removeprefix("cache+memcached://").rstrip("/")
-        s = MemcachedStore(f"{second_memcached_url.rstrip('/')};{servers}/", {})
-        yield s
-        s.close()
+        yield from app_store(f"{second_memcached_url.rstrip('/')};{servers}/")
