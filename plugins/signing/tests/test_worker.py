@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from kernel import App
+from kernel.plugin import ConfigurationError
 from kernel.testing.transport import wait_for
 from kernel.testing.workers import running_worker
 from kernel_signing.envelope import SEPARATOR
@@ -134,9 +135,7 @@ def test_hmac_with_rotated_keys(make_app: AppFactory,
 
 def test_a_worker_whose_signer_settings_are_unusable_does_not_start(
         make_app: AppFactory, tmp_path: Path) -> None:
-    from kernel.plugin import ConfigurationError
-    from kernel.worker import Worker
-
     app = make_app(accept_content=["auth"], security_cert_store=str(tmp_path / "empty"))
-    with pytest.raises(ConfigurationError, match="holds no certificate"):
-        Worker(app, pool="threads", concurrency=1).start()
+    with pytest.raises(ConfigurationError, match="holds no certificate"), \
+            running_worker(app, concurrency=1):
+        pytest.fail("the worker started")
