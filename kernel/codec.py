@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from kernel.errors import ConfigurationError, ContentDisallowed, DecodeError, MessageError
+from kernel.errors import (
+    CapabilityNotFound,
+    ConfigurationError,
+    ContentDisallowed,
+    DecodeError,
+    MessageError,
+)
 from kernel.interfaces.codec import Compressor, Serializer, Signer
 from kernel.plugins import Registry
 from kernel.specs import CompressorSpec, Options, SerializerSpec, SignerSpec
@@ -49,7 +55,9 @@ class Codec:
     def _content_type_of(self, name: str) -> str:
         if name in self._serializer_specs:
             return self._serializer_specs.get(name).content_type
-        if self._signer_specs is not None and name in self._signer_specs:
+        if self._signer_specs is not None and (
+                name in self._signer_specs or self._signer_specs.offered(name)):
+            # A signer's name whose plugin is missing: the sentence saying what to install.
             return self._signer_specs.get(name).content_type
         return name
 
@@ -96,7 +104,12 @@ class Codec:
             content_type = self._signer_specs.get(serializer).content_type
             content_encoding = signer.content_encoding
         else:
-            ser = self.serializer(serializer)
+            try:
+                ser = self.serializer(serializer)
+            except CapabilityNotFound:
+                if self._signer_specs is not None and self._signer_specs.offered(serializer):
+                    self._signer_specs.get(serializer)  # "no signer 'auth'; install ..."
+                raise
             data, content_type, content_encoding = (
                 ser.dumps(obj), ser.content_type, ser.content_encoding)
         mime = None
