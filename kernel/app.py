@@ -191,6 +191,37 @@ class App:
         if force:
             self._conf = self._build_conf()
 
+    def setup_security(self, allowed_serializers: Iterable[str] | None = None,
+                       key: str | None = None, key_password: str | bytes | None = None,
+                       cert: str | None = None, store: str | None = None,
+                       digest: str | None = None, serializer: str = "json") -> None:
+        """Sign every task this app sends and accept only signed tasks, as Celery's: the task
+        serializer becomes ``auth`` (X.509 signatures, kernel-signing) signing what
+        `serializer` makes, and ``accept_content`` becomes ``["auth"]``. Arguments left None
+        keep the ``security_*`` settings, read here (a missing file or a wrong password is
+        a `ConfigurationError` from this call). A signed message may carry any serializer that
+        cannot run code (json, msgpack, yaml) inside; `allowed_serializers` (Celery's
+        argument) may name those only: pickle inside a signature needs pickle in
+        ``accept_content``, which accepts it unsigned too, a choice left to the user."""
+        self.plugins.signers.get("auth")  # the sentence saying what to install, if missing
+        unsafe = [name for name in allowed_serializers or ()
+                  if name in self.plugins.serializers and self.plugins.serializers.get(name).unsafe]
+        if unsafe:
+            raise ConfigurationError(
+                f"setup_security: {', '.join(unsafe)} can run code from a message, so kernel "
+                f"does not accept it inside signatures on its own; add it to accept_content "
+                f"after setup_security if you mean to")
+        conf = self.conf
+        given = {"security_key": key, "security_key_password": key_password,
+                 "security_certificate": cert, "security_cert_store": store,
+                 "security_digest": digest}
+        conf.plugin_settings.update({k: v for k, v in given.items() if v is not None})
+        conf.plugin_settings["security_serializer"] = serializer
+        conf.task_serializer = "auth"
+        conf.accept_content = ("auth",)
+        self._codec = None
+        self.codec.signer("auth")  # read the key, certificate and store now: errors here
+
     # ------------------------------------------------------------------ pickling (prefork)
 
     @property
@@ -233,7 +264,9 @@ class App:
     def codec(self) -> Codec:
         if self._codec is None:
             self._codec = Codec(self.plugins.serializers, self.plugins.compressors,
-                                accept=self.conf.accept_content)
+                                accept=self.conf.accept_content, signers=self.plugins.signers,
+                                signer_options=lambda name: self._settings_of(
+                                    self.plugins.signers, name))
         return self._codec
 
     @property
@@ -354,10 +387,10 @@ class App:
                 f"broker {spec.name!r} lives inside one process; a separate worker cannot read "
                 f"it; use sqlite:// (the default) or a server broker")
 
-    def _settings_of(self, registry: Registry[Any], url: str) -> dict[str, Any]:
-        """The settings the plugin serving `url` declared, with their values: what its
-        factories find in their options."""
-        owner = registry.owner(scheme_of(url))
+    def _settings_of(self, registry: Registry[Any], url_or_name: str) -> dict[str, Any]:
+        """The settings the plugin serving `url_or_name` (a URL, or a signer's name) declared,
+        with their values: what its factories find in their options."""
+        owner = registry.owner(scheme_of(url_or_name))
         settings = self.plugins.settings
         return {name: self.conf.plugin_settings.get(name, spec.default)
                 for name, spec in settings.items() if owner and settings.owner(name) == owner}

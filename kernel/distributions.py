@@ -71,6 +71,9 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
     Distribution("kernel-s3", "s3", "s3", {
         "result store": ("s3",),
     }),
+    Distribution("kernel-signing", "signing", "signing", {
+        "signer": ("auth", "hmac"),
+    }),
     Distribution("kernel-sqlalchemy", "sqlalchemy", "sqlalchemy", {
         "result store": _SQL,
         "schedule store": _SQL,

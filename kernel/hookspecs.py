@@ -127,7 +127,9 @@ def kernel_compressors() -> Iterable[CompressorSpec]:
 def kernel_signers() -> Iterable[SignerSpec]:
     """Declare message signers.
 
-    :returns: records with the short name and a factory taking the signer options.
+    :returns: records with the short name (what ``task_serializer`` and ``accept_content``
+        name), a factory taking the settings the plugin declared, and the content type signed
+        messages carry.
 
     **Called** by `PluginManager` when an App first needs that registry. **Results**: all collected.
     **Historic**: no. **Wrappers**: no.
@@ -136,7 +138,8 @@ def kernel_signers() -> Iterable[SignerSpec]:
 
         @hookimpl
         def kernel_signers():
-            yield SignerSpec("hmac", lambda options: HmacSigner(options["key"]))
+            yield SignerSpec("hmac", lambda options: HmacSigner(options["hmac_keys"]),
+                             "application/x-kernel-hmac")
     """
 
 

@@ -124,6 +124,10 @@ class Registry(Generic[S]):
         """The name of the plugin that registered `key`."""
         return self._owners.get(key)
 
+    def offered(self, key: str) -> bool:
+        """Whether one of kernel's distributions provides `key`, loaded here or not."""
+        return key in PROVIDERS.get(self.kind, {})
+
     def get(self, key: str) -> S:
         """The record for `key`, or `CapabilityNotFound` saying what to do."""
         try:

@@ -105,8 +105,13 @@ class CompressorSpec:
 
 @dataclass(frozen=True)
 class SignerSpec:
+    """``SignerSpec("auth", factory, "application/data")``: the name a serializer setting or
+    ``accept_content`` uses, a factory taking the signer's plugin settings, and the content type
+    its signed messages carry."""
+
     name: str
     factory: Callable[[Options], Signer]
+    content_type: str
     kind: str = field(default="signer", init=False)
 
     @property

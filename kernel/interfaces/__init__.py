@@ -2,7 +2,7 @@
 through pluggy."""
 
 from kernel.interfaces.bootstep import Bootstep
-from kernel.interfaces.codec import Compressor, Serializer, Signer
+from kernel.interfaces.codec import Compressor, Serializer, Signer, Unsigned
 from kernel.interfaces.pool import (
     Job,
     OnDone,
@@ -43,6 +43,7 @@ __all__ = [
     "ScheduleStore",
     "Serializer",
     "Signer",
+    "Unsigned",
     "Subscription",
     "Transport",
     "TransportCapabilities",

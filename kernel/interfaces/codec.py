@@ -1,12 +1,13 @@
 """Codec contracts: serializers, compressors and signers.
 
-The kernel chains them into one pipeline (`kernel.codec.Codec`): serialize, then compress, then
-sign; the reverse on the way in. Each piece MUST be stateless and thread-safe.
+The kernel chains them into one pipeline (`kernel.codec.Codec`): serialize, then sign, then
+compress (the order of Celery's ``auth`` serializer, which kombu compresses like any other);
+the reverse on the way in. Each piece MUST be stateless and thread-safe.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 
 @runtime_checkable
@@ -43,15 +44,35 @@ class Compressor(Protocol):
         ...
 
 
+class Unsigned(NamedTuple):
+    """What a signature wrapped: the serialized body and the content type and encoding of the
+    serializer that made it."""
+
+    body: bytes
+    content_type: str
+    content_encoding: str
+
+
 @runtime_checkable
 class Signer(Protocol):
-    name: str
+    """A signer wraps a serialized body, with its content type, in a signed envelope; a message
+    so signed carries the signer's content type (the spec's), the serializer's travels inside.
+    A task is signed when its serializer is the signer's name (``task_serializer="auth"``)."""
 
-    def sign(self, data: bytes) -> bytes:
-        """Return `data` wrapped with a signature."""
+    #: short name used in configuration, e.g. "auth".
+    name: str
+    #: the message's content-encoding while signed, e.g. "utf-8".
+    content_encoding: str
+    #: the serializer whose output it signs (a name, e.g. "json").
+    serializer: str
+
+    def sign(self, body: bytes, content_type: str, content_encoding: str) -> bytes:
+        """Return the envelope carrying `body`, its content type and encoding, and the
+        signature."""
         ...
 
-    def verify(self, data: bytes) -> bytes:
-        """Return the original data; MUST raise `kernel.errors.DecodeError` if the signature is
-        missing or wrong."""
+    def verify(self, data: bytes) -> Unsigned:
+        """Return what was signed; MUST raise `kernel.errors.DecodeError`, with a sentence saying
+        why, if the envelope is malformed or the signature missing, wrong, or made by a key the
+        signer does not trust, and MUST check the signature before returning anything."""
         ...

@@ -283,29 +283,34 @@ class SignerSuite:
                     "whose key `signer` does not accept")
 
     @staticmethod
-    def _payloads() -> list[bytes]:
-        return [b"", b"x", b'[[2, 40], {}, {"callbacks": null}]', bytes(range(256)) * 40]
+    def _payloads() -> list[tuple[bytes, str, str]]:
+        return [(b"", "application/json", "utf-8"), (b"x", "application/x-yaml", "utf-8"),
+                (b'[[2, 40], {}, {"callbacks": null}]', "application/json", "utf-8"),
+                (bytes(range(256)) * 40, "application/x-msgpack", "binary")]
 
     def test_declares_a_name(self, signer: Signer) -> None:
         assert isinstance(signer, Signer), (
-            "the object lacks part of the Signer protocol (name, sign, verify) → fix: define "
-            "all three")
+            "the object lacks part of the Signer protocol (name, content_encoding, serializer, "
+            "sign, verify) → fix: define all of them")
         assert isinstance(signer.name, str) and signer.name, "name must be a non-empty string"
+        assert isinstance(signer.serializer, str) and signer.serializer, (
+            "serializer must name the serializer whose output is signed, e.g. 'json'")
 
     def test_verify_returns_what_was_signed(self, signer: Signer) -> None:
-        for data in self._payloads():
-            signed = signer.sign(data)
-            assert isinstance(signed, bytes) and signed != data, (
+        for body, content_type, content_encoding in self._payloads():
+            signed = signer.sign(body, content_type, content_encoding)
+            assert isinstance(signed, bytes) and signed != body, (
                 "sign must return bytes that carry a signature → fix the return value")
-            assert signer.verify(signed) == data, (
-                f"{len(data)} bytes did not survive sign/verify → fix verify to strip exactly "
-                f"what sign added")
+            assert tuple(signer.verify(signed)) == (body, content_type, content_encoding), (
+                f"{len(body)} bytes of {content_type} did not survive sign/verify → fix verify "
+                f"to return exactly the body, content type and encoding sign was given")
 
     def test_unsigned_and_tampered_bodies_are_refused(self, signer: Signer) -> None:
-        signed = signer.sign(b'{"task": "transfer", "amount": 10}')
-        flipped = bytes([signed[-1] ^ 1])
-        tampered = [b'{"task": "transfer", "amount": 10}', signed[:-1] + flipped,
-                    signed.replace(b"10", b"99"), signed[: len(signed) // 2], b""]
+        body = b'{"task": "transfer", "amount": 10}'
+        signed = signer.sign(body, "application/json", "utf-8")
+        tampered = [body, b"", signed[: len(signed) // 2], signed + b"x"]
+        for at in (0, len(signed) // 3, len(signed) // 2, len(signed) - 1):
+            tampered.append(signed[:at] + bytes([signed[at] ^ 1]) + signed[at + 1:])
         wrong = _not_decode_errors(signer.verify, [t for t in tampered if t != signed],
                                    "verified")
         assert not wrong, ("verify must raise kernel.errors.DecodeError for an unsigned, "
@@ -313,7 +318,9 @@ class SignerSuite:
                            "returning anything: " + "; ".join(wrong))
 
     def test_another_key_is_refused(self, signer: Signer, other_signer: Signer) -> None:
-        wrong = _not_decode_errors(signer.verify, [other_signer.sign(b"payload")], "verified")
+        wrong = _not_decode_errors(
+            signer.verify, [other_signer.sign(b"payload", "application/json", "utf-8")],
+            "verified")
         assert not wrong, ("a body signed with a key the signer does not trust was accepted → "
                            "fix: verify with the signer's own key(s) only: " + "; ".join(wrong))
 
@@ -321,8 +328,9 @@ class SignerSuite:
         payloads = self._payloads()
 
         def round_trip(i: int) -> bool:
-            data = payloads[i % len(payloads)]
-            return signer.verify(signer.sign(data)) == data
+            body, content_type, content_encoding = payloads[i % len(payloads)]
+            signed = signer.sign(body, content_type, content_encoding)
+            return signer.verify(signed).body == body
 
         wrong = _in_threads(round_trip)
         assert not wrong, (f"{len(wrong)} sign/verify round trips failed on 8 threads at once "

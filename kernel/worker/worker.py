@@ -136,6 +136,7 @@ class Worker:
         FATAL.clear()  # a failure of an earlier worker in this process is not this one's
         self.app.plugins.hook.kernel_worker_init(worker=self)
         self.app.import_discovered()  # after the plugins set up (kernel-django: django.setup)
+        self.app.codec.build_accepted_signers()
         opts = self.options
         spec = None if opts.child_link is not None else self.app.plugins.pools.get(opts.pool)
         if spec is not None and spec.capabilities.consumers:

@@ -107,3 +107,12 @@ def test_encode_then_decode_through_every_std_pair() -> None:
         for compression in (None, "zlib", "bzip2"):
             body, ctype, _, mime = c.encode(value, serializer, compression)
             assert c.decode(body, ctype, mime) == value, (serializer, compression)
+
+
+@pytest.mark.parametrize("config", [{"task_serializer": "auth"}, {"accept_content": ["auth"]}])
+def test_celerys_auth_without_kernel_signing_says_what_to_install(
+        config: dict[str, Any]) -> None:
+    app = App("t", disable=["signing"], config=config)
+    with pytest.raises(CapabilityNotFound, match=r"no signer for 'auth'.*(kernel\[signing\]|"
+                                                 r"kernel-signing)"):
+        app.codec.encode([[1], {}, {}], app.conf.task_serializer)

@@ -15,10 +15,10 @@ import pytest
 import kernel.std.serializers
 from kernel import App
 from kernel.codec import Codec
-from kernel.errors import ConfigurationError, DecodeError, PluginError
+from kernel.errors import ConfigurationError, ContentDisallowed, DecodeError, PluginError
 from kernel.fields import RecordFields
 from kernel.hookspecs import hookimpl
-from kernel.interfaces import Bootstep, PoolCapabilities, ResultStoreCapabilities
+from kernel.interfaces import Bootstep, PoolCapabilities, ResultStoreCapabilities, Unsigned
 from kernel.interfaces.transport import TransportCapabilities
 from kernel.specs import (
     BootstepSpec,
@@ -156,34 +156,47 @@ def test_hook_kernel_compressors() -> None:
     assert app.codec.decode(body, "application/json", header) == {"k": 1}
 
 
-class XorSigner:
-    name = "xor"
+class KeyByteSigner:
+    """A toy signer: the key byte, then the inner content type, then the body."""
+
+    name = "keybyte"
+    content_encoding = "binary"
+    serializer = "json"
 
     def __init__(self, key: int) -> None:
         self.key = key
 
-    def sign(self, data: bytes) -> bytes:
-        return bytes([self.key]) + data
+    def sign(self, body: bytes, content_type: str, content_encoding: str) -> bytes:
+        return bytes([self.key]) + content_type.encode() + b"\n" + body
 
-    def verify(self, data: bytes) -> bytes:
+    def verify(self, data: bytes) -> Unsigned:
         if not data or data[0] != self.key:
             raise DecodeError("message signature does not match this worker's key")
-        return data[1:]
+        content_type, _, body = data[1:].partition(b"\n")
+        return Unsigned(body, content_type.decode(), "utf-8")
 
 
-def test_hook_kernel_signers() -> None:
-    spec = SignerSpec("xor", lambda options: XorSigner(options["key"]))
-    app = App("t", plugins=[make("kernel_signers", [spec])])
-    found = app.plugins.signers.get("xor")
+def test_hook_kernel_signers_sign_the_tasks_of_their_serializer_name() -> None:
+    spec = SignerSpec("keybyte", lambda options: KeyByteSigner(options["key"]),
+                      "application/x-keybyte")
+    plugin = make("kernel_signers", [spec])
+    app = App("t", plugins=[plugin])
+    found = app.plugins.signers.get("keybyte")
     assert found is spec
-    sending = Codec(app.plugins.serializers, app.plugins.compressors,
-                    signer=found.factory({"key": 7}))
-    receiving = Codec(app.plugins.serializers, app.plugins.compressors,
-                      signer=found.factory({"key": 9}))
-    body, ctype, _, _ = sending.encode([1, 2])
+
+    def codec(key: int) -> Codec:
+        return Codec(app.plugins.serializers, app.plugins.compressors, accept=["keybyte"],
+                     signers=app.plugins.signers, signer_options=lambda name: {"key": key})
+
+    sending, receiving = codec(7), codec(9)
+    body, ctype, cenc, _ = sending.encode([1, 2], "keybyte")
+    assert (ctype, cenc) == ("application/x-keybyte", "binary")
+    assert body == b"\x07application/json\n[1,2]"
     assert sending.decode(body, ctype) == [1, 2]
     with pytest.raises(DecodeError, match="signature"):
         receiving.decode(body, ctype)
+    with pytest.raises(ContentDisallowed):
+        sending.decode(b"[1,2]", "application/json")
 
 
 def test_hook_kernel_pools() -> None:

@@ -95,6 +95,31 @@ def test_a_body_that_does_not_decode_is_rejected_with_its_reason(app: App) -> No
         wait_for(lambda: len(app.transport.dead_letters("q")) == 2, 10, "two dead letters")
 
 
+REFUSED_CONTENT = [
+    # (content type, compression header, body, reason): what accept_content does not allow.
+    ("application/x-python-serialize", None, b"\x80\x04N.", "refusing content type"),
+    ("application/data", None, b"c2lnbmVk", "refusing content type 'application/data'"),
+    ("application/json", "application/x-unknown", VALID, "no compressor installed"),
+]
+
+
+@pytest.mark.parametrize(("content_type", "compression", "body", "reason"), REFUSED_CONTENT)
+def test_content_outside_accept_content_is_dead_lettered_with_the_reason(
+        app: App, content_type: str, compression: str | None, body: bytes, reason: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    headers = {"compression": compression} if compression else {}
+    bad = Envelope(body, {"lang": "py", "task": "add", "id": "refused", **headers},
+                   {"correlation_id": "refused"}, content_type=content_type)
+    app.transport.publish([Outgoing("q", bad), Outgoing("q", envelope("good-4"))])
+    with running_worker(app, concurrency=1) as worker:
+        assert app.AsyncResult("good-4").get(timeout=10) == 5
+        [dead] = wait_for(lambda: app.transport.dead_letters("q"), 10, "the dead letter")
+        assert dead.envelope.headers["id"] == "refused" and reason in dead.extra["reason"]
+        assert any("refused" in r.getMessage() and reason in r.getMessage()
+                   for r in caplog.records), "the reason is in the log"
+        assert worker.consumer is not None and worker.consumer.alive()
+
+
 def test_a_worker_thread_that_keeps_failing_stops_the_worker_non_zero(
         app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
