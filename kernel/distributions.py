@@ -50,6 +50,9 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
     Distribution("kernel-mongodb", "mongodb", "mongodb", {
         "result store": ("mongodb", "mongodb+srv"),
     }),
+    Distribution("kernel-msgpack", "msgpack", "msgpack", {
+        "serializer": ("msgpack",),
+    }),
     Distribution("kernel-redis", "redis", "redis", {
         "transport": _REDIS,
         "result store": _REDIS,

@@ -89,15 +89,24 @@ def test_corrupt_compressed_body_is_a_decode_error() -> None:
 
 def test_accepted_content_type_without_a_serializer_is_a_decode_error() -> None:
     with pytest.raises(DecodeError, match="no serializer installed for content type"):
-        codec(accept_content=["json", "application/x-msgpack"]).decode(
-            b"\x93\x90\x80\x80", "application/x-msgpack")
+        codec(accept_content=["json", "application/cbor"]).decode(
+            b"\x83\x80\xa0\xa0", "application/cbor")
 
 
 def test_unknown_serializer_name_names_what_is_installed() -> None:
-    with pytest.raises(CapabilityNotFound, match=r"no serializer for 'msgpack'; no kernel "
+    with pytest.raises(CapabilityNotFound, match=r"no serializer for 'cbor'; no kernel "
                                                  r"plugin distribution provides a serializer "
-                                                 r"named 'msgpack'; available: json, pickle"):
-        codec().encode([1], "msgpack")
+                                                 r"named 'cbor'; available: json, "):
+        codec().encode([1], "cbor")
+
+
+@pytest.mark.parametrize("name", ["msgpack", "yaml"])
+def test_a_serializer_of_ours_that_is_switched_off_says_how_to_get_it(name: str) -> None:
+    with pytest.raises(CapabilityNotFound, match=rf"no serializer for '{name}'; (install "
+                                                 rf"kernel\[{name}\]|the plugin '{name}' "
+                                                 rf"\(kernel-{name}\) that provides it is "
+                                                 rf"switched off)"):
+        App("t", disable=[name]).codec.encode([1], name)
 
 
 def test_encode_then_decode_through_every_std_pair() -> None:
