@@ -63,6 +63,9 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
         "result store": _SQL,
         "schedule store": _SQL,
     }),
+    Distribution("kernel-yaml", "yaml", "yaml", {
+        "serializer": ("yaml",),
+    }),
 )
 
 
