@@ -233,7 +233,9 @@ class App:
     def codec(self) -> Codec:
         if self._codec is None:
             self._codec = Codec(self.plugins.serializers, self.plugins.compressors,
-                                accept=self.conf.accept_content)
+                                accept=self.conf.accept_content,
+                                accept_compression=self.conf.accept_compression,
+                                compression_min_bytes=self.conf.task_compression_min_bytes)
         return self._codec
 
     @property

@@ -1,7 +1,9 @@
 """The codec pipeline: serializer → compressor → signer, and back, negotiated per message.
 
 The sender picks the serializer and compressor; the receiver reads them from the content type and
-the ``compression`` header, and refuses content types outside ``accept_content``.
+the ``compression`` header, and refuses content types outside ``accept_content`` and compressions
+outside ``accept_compression`` (every installed one unless set). A body shorter than
+``task_compression_min_bytes`` is sent uncompressed, without a ``compression`` header.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from kernel.errors import ContentDisallowed, DecodeError, MessageError
+from kernel.errors import CompressionDisallowed, ContentDisallowed, DecodeError, MessageError
 from kernel.interfaces.codec import Compressor, Serializer, Signer
 from kernel.plugins import Registry
 from kernel.specs import CompressorSpec, SerializerSpec
@@ -22,6 +24,8 @@ class Codec:
         compressors: Registry[CompressorSpec],
         accept: Iterable[str] = ("json",),
         signer: Signer | None = None,
+        accept_compression: Iterable[str] | None = None,
+        compression_min_bytes: int = 0,
     ) -> None:
         self._serializer_specs = serializers
         self._compressor_specs = compressors
@@ -34,6 +38,11 @@ class Codec:
         self.accept = frozenset(
             serializers.get(a).content_type if a in serializers else a for a in accept
         )
+        #: accepted compressors' names (names, aliases or headers given); None: every one.
+        self.accept_compression = None if accept_compression is None else frozenset(
+            self._by_mime[a].name if a in self._by_mime else compressors.get(a).name
+            for a in accept_compression)
+        self.compression_min_bytes = compression_min_bytes
 
     def serializer(self, name: str) -> Serializer:
         found = self._serializers.get(name)
@@ -42,6 +51,7 @@ class Codec:
         return found
 
     def compressor(self, name: str) -> Compressor:
+        """The compressor `name` (or an alias of it) names, built on first use."""
         found = self._compressors.get(name)
         if found is None:
             found = self._compressors[name] = self._compressor_specs.get(name).factory()
@@ -54,7 +64,7 @@ class Codec:
         ser = self.serializer(serializer)
         data = ser.dumps(obj)
         mime = None
-        if compression:
+        if compression and len(data) >= self.compression_min_bytes:
             comp = self.compressor(compression)
             data, mime = comp.compress(data), comp.mime
         if self.signer is not None:
@@ -90,5 +100,8 @@ class Codec:
                 else None)
             if comp_spec is None:
                 raise DecodeError(f"no compressor installed for compression {compression!r}")
+            if (self.accept_compression is not None
+                    and comp_spec.name not in self.accept_compression):
+                raise CompressionDisallowed(compression, self.accept_compression)
             body = self.compressor(comp_spec.name).decompress(body)
         return self.serializer(spec.name).loads(body)

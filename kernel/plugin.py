@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from kernel.errors import (
+    CompressionDisallowed,
     ConfigurationError,
     ConnectionFailed,
     ContentDisallowed,
@@ -96,6 +97,7 @@ __all__ = [
     "CompressorSpec",
     "ConfigurationError",
     "ConnectionFailed",
+    "CompressionDisallowed",
     "ContentDisallowed",
     "DecodeError",
     "Envelope",
