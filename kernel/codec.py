@@ -51,7 +51,7 @@ class Codec:
         return found
 
     def compressor(self, name: str) -> Compressor:
-        """The compressor `name` (or an alias of it) names, built on first use."""
+        """The compressor registered as `name` or under it as an alias, built on first use."""
         found = self._compressors.get(name)
         if found is None:
             found = self._compressors[name] = self._compressor_specs.get(name).factory()
