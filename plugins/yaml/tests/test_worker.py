@@ -11,7 +11,7 @@ import pytest
 
 from kernel import App
 from kernel.interfaces import Outgoing
-from kernel.message import Envelope
+from kernel.plugin import Envelope
 from kernel.testing.transport import wait_for
 from kernel.testing.workers import running_worker
 
