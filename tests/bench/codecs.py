@@ -9,7 +9,8 @@ Rows (ids as in the JSON):
   codec.<compressor>.<size>   zlib, bzip2, lzma, zstd, brotli: round trips per second; the
                               compressed sizes are in ``bytes``
 
-A codec whose library is missing has "-" for that system, with the reason.
+A codec whose library is missing has "-" for that system, with the reason; so has kombu's
+column without kombu (``nox -s bench`` installs Celery).
 """
 
 from __future__ import annotations
@@ -19,9 +20,6 @@ import statistics
 import time
 from collections.abc import Callable
 from typing import Any
-
-from kombu import compression as kombu_compression
-from kombu import serialization as kombu_serialization
 
 from kernel import App
 
@@ -67,6 +65,10 @@ def _serializer_pair(app: App, name: str, value: Any) -> tuple[Callable[[], obje
         return codec.decode(data, ctype)
 
     accept = {content_type}
+    try:
+        from kombu import serialization as kombu_serialization
+    except ImportError as exc:
+        return kernel, _missing(exc)
 
     def kombu() -> object:
         ctype, encoding, data = kombu_serialization.dumps(value, name)
@@ -82,11 +84,33 @@ def _compressor_pair(app: App, name: str, data: bytes) -> tuple[Callable[[], obj
     def kernel() -> object:
         return compressor.decompress(compressor.compress(data))
 
+    try:
+        from kombu import compression as kombu_compression
+    except ImportError as exc:
+        return kernel, _missing(exc)
+
     def kombu() -> object:
         packed, header = kombu_compression.compress(data, mime)
         return kombu_compression.decompress(packed, header)
 
     return kernel, kombu
+
+
+def _missing(exc: ImportError) -> Callable[[], object]:
+    """kombu's side when kombu is not installed: says so when measured."""
+
+    def kombu() -> object:
+        raise exc
+
+    return kombu
+
+
+def _kombu_size(data: bytes, mime: str) -> int | None:
+    try:
+        from kombu import compression as kombu_compression
+    except ImportError:
+        return None
+    return len(kombu_compression.compress(data, mime)[0])
 
 
 def measure(names: list[str], runs: int, log: Callable[[str], None]) -> dict[str, Any]:
@@ -109,8 +133,7 @@ def measure(names: list[str], runs: int, log: Callable[[str], None]) -> dict[str
                         pair = _compressor_pair(app, name, json_body)
                         row["bytes"] = {
                             "kernel": len(app.codec.compressor(name).compress(json_body)),
-                            "celery": len(kombu_compression.compress(
-                                json_body, app.codec.compressor(name).mime)[0])}
+                            "celery": _kombu_size(json_body, app.codec.compressor(name).mime)}
                 except Exception as exc:  # noqa: BLE001 - a missing library: say so, go on
                     row["why"]["kernel"] = f"{type(exc).__name__}: {exc}"
                     continue
@@ -133,15 +156,15 @@ def render(table: dict[str, Any], console: Any) -> None:
 
     out = Table(title=f"Codecs: encode + decode of a task body, round trips per second (median "
                       f"of {table['runs']}); compressors on the json body, sizes in bytes")
-    for column in ("row", "kernel", "kombu", "kernel / kombu", "bytes kernel / kombu"):
+    for column in ("row", "kernel", "kombu", "kernel / kombu", "bytes kernel / kombu; why -"):
         out.add_column(column, justify="left" if column == "row" else "right")
     for row in table["rows"]:
         kernel, kombu = row["values"].get("kernel"), row["values"].get("celery")
         ratio = "-" if kernel is None or kombu is None else f"{kernel / kombu:.2f}x"
         sizes = row["bytes"]
-        size = f"{sizes['kernel']:,} / {sizes['celery']:,}" if sizes else ""
+        size = f"{sizes['kernel']:,} / {sizes['celery'] or '-'}" if sizes else ""
         why = "; ".join(f"{s}: {w}" for s, w in row["why"].items())
-        out.add_row(row["id"], _fmt(kernel), _fmt(kombu), ratio or why, size or why)
+        out.add_row(row["id"], _fmt(kernel), _fmt(kombu), ratio, f"{size} {why}".strip())
     console.print(out)
 
 

@@ -33,7 +33,9 @@ def test_quick_sqlite_run_writes_every_row(tmp_path: Path) -> None:
     assert set(codecs) == {f"codec.{name}.{size}" for name in ("json", "zlib")
                            for size in ("1KiB", "100KiB")}
     for row in codecs.values():
-        assert row["values"]["kernel"] > 0 and row["values"]["celery"] > 0, row
+        assert row["values"]["kernel"] > 0, row
+        # kombu's column needs kombu, which `nox -s bench` installs and `nox -s tests` not
+        assert row["values"].get("celery", 0) > 0 or "kombu" in row["why"]["celery"], row
     assert codecs["codec.zlib.1KiB"]["bytes"]["kernel"] < 1024, "the body was compressed"
     assert "Codecs: encode + decode" in done.stdout
 
