@@ -162,8 +162,8 @@ def fuzz(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """``python -m tests.bench`` against Celery, Dramatiq and Huey on the Redis at
     127.0.0.1:6379/9 (FLUSHed between runs) and the RabbitMQ at 127.0.0.1:5672, then the
-    result stores against Celery's backends: ``nox -s bench -- --quick --broker redis --only
-    kernel,celery --stores redis,postgresql``."""
+    result stores against Celery's backends and the codecs against kombu's: ``nox -s bench --
+    --quick --broker redis --only kernel,celery --stores redis,postgresql --codecs json,zstd``."""
     # Compiled as pip compiles them for users (uv does not by default): otherwise every worker
     # process, prefork children included, compiles its imports from source at start-up.
     compiled = {"UV_COMPILE_BYTECODE": "1"}
@@ -171,7 +171,11 @@ def bench(session: nox.Session) -> None:
                     "-e", "plugins/sqlalchemy[postgres,mysql]", "-e", "plugins/memcached",
                     "-e", "plugins/couchdb", "-e", "plugins/mongodb", "nx-27017==0.8.1",
                     "-e", "plugins/dynamodb", "-e", "plugins/cosmosdb", "-e", "plugins/s3",
-                    "-e", "plugins/azure-blob", "-e", "plugins/gcs", env=compiled)
+                    "-e", "plugins/azure-blob", "-e", "plugins/gcs", "-e", "plugins/msgpack",
+                    "-e", "plugins/yaml", env=compiled)
+    # The codecs table: kombu's msgpack and yaml use the same libraries (msgpack, PyYAML, which
+    # the plugins bring), its zstd and brotli those of kernel[zstd,brotli].
+    session.install("backports.zstd>=1.0; python_version < '3.14'", "brotli>=1.1", env=compiled)
     # Celery's result backends for the stores table use the same drivers and clients; the
     # emulators of the cloud stores' rows (moto's server, gcp-storage-emulator; Azurite and
     # the Cosmos DB emulator are npm's, from .ci/run) run their rows.

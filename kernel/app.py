@@ -266,7 +266,9 @@ class App:
             self._codec = Codec(self.plugins.serializers, self.plugins.compressors,
                                 accept=self.conf.accept_content, signers=self.plugins.signers,
                                 signer_options=lambda name: self._settings_of(
-                                    self.plugins.signers, name))
+                                    self.plugins.signers, name),
+                                accept_compression=self.conf.accept_compression,
+                                compression_min_bytes=self.conf.task_compression_min_bytes)
         return self._codec
 
     @property

@@ -1,9 +1,12 @@
 """The codec pipeline: serializer → signer → compressor, and back, negotiated per message.
 
 The sender picks the serializer and compressor; the receiver reads them from the content type and
-the ``compression`` header, and refuses content types outside ``accept_content``. A signer's name
-stands where a serializer's would (``task_serializer="auth"``, ``accept_content=["auth"]``): the
-message then carries the signer's content type, and the serializer's inside the signed envelope.
+the ``compression`` header, and refuses content types outside ``accept_content`` and compressions
+outside ``accept_compression`` (every installed one unless set). A body shorter than
+``task_compression_min_bytes`` is sent uncompressed, without a ``compression`` header. A
+signer's name stands where a serializer's would (``task_serializer="auth"``,
+``accept_content=["auth"]``): the message then carries the signer's content type, and the
+serializer's inside the signed envelope.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 from kernel.errors import (
     CapabilityNotFound,
+    CompressionDisallowed,
     ConfigurationError,
     ContentDisallowed,
     DecodeError,
@@ -31,6 +35,8 @@ class Codec:
         accept: Iterable[str] = ("json",),
         signers: Registry[SignerSpec] | None = None,
         signer_options: Callable[[str], Options] = lambda name: {},
+        accept_compression: Iterable[str] | None = None,
+        compression_min_bytes: int = 0,
     ) -> None:
         self._serializer_specs = serializers
         self._compressor_specs = compressors
@@ -51,6 +57,11 @@ class Codec:
         # code (Celery's auth accepts any, pickle included; kernel wants pickle listed).
         self._accept_signed = self.accept | {
             spec.content_type for spec in serializers.values() if not spec.unsafe}
+        #: accepted compressors' names (names, aliases or headers given); None: every one.
+        self.accept_compression = None if accept_compression is None else frozenset(
+            self._by_mime[a].name if a in self._by_mime else compressors.get(a).name
+            for a in accept_compression)
+        self.compression_min_bytes = compression_min_bytes
 
     def _content_type_of(self, name: str) -> str:
         if name in self._serializer_specs:
@@ -68,6 +79,7 @@ class Codec:
         return found
 
     def compressor(self, name: str) -> Compressor:
+        """The compressor registered as `name` or under it as an alias, built on first use."""
         found = self._compressors.get(name)
         if found is None:
             found = self._compressors[name] = self._compressor_specs.get(name).factory()
@@ -113,7 +125,7 @@ class Codec:
             data, content_type, content_encoding = (
                 ser.dumps(obj), ser.content_type, ser.content_encoding)
         mime = None
-        if compression:
+        if compression and len(data) >= self.compression_min_bytes:
             comp = self.compressor(compression)
             data, mime = comp.compress(data), comp.mime
         return data, content_type, content_encoding, mime
@@ -145,6 +157,9 @@ class Codec:
                 else None)
             if comp_spec is None:
                 raise DecodeError(f"no compressor installed for compression {compression!r}")
+            if (self.accept_compression is not None
+                    and comp_spec.name not in self.accept_compression):
+                raise CompressionDisallowed(compression, self.accept_compression)
             body = self.compressor(comp_spec.name).decompress(body)
         if signer_spec is not None:
             try:

@@ -42,6 +42,12 @@ class Config:
     #: serializers (names or content types) a worker decodes; pickle must be added explicitly.
     accept_content: tuple[str, ...] = ("json",)
     task_compression: str | None = None
+    #: a body (serialized) shorter than this many bytes is sent uncompressed, without a
+    #: ``compression`` header; 0 compresses every body, as Celery does.
+    task_compression_min_bytes: int = 0
+    #: compressors (names or ``compression`` headers) a worker decompresses; None: every one
+    #: installed, as Celery does.
+    accept_compression: tuple[str, ...] | None = None
 
     task_default_queue: str = "celery"
     task_default_priority: int = 0
@@ -157,8 +163,9 @@ class Config:
                 merged[key] = os.environ[var] or None
         merged.update(values or {})
         merged.update({k: v for k, v in overrides.items() if v is not None})
-        if "accept_content" in merged and isinstance(merged["accept_content"], list):
-            merged["accept_content"] = tuple(merged["accept_content"])
+        for listed in ("accept_content", "accept_compression"):
+            if isinstance(merged.get(listed), list):
+                merged[listed] = tuple(merged[listed])
         declared = {spec.name: spec for spec in plugin_settings}
         hints = _own_hints()
         own: dict[str, Any] = {}

@@ -62,6 +62,9 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
     Distribution("kernel-mongodb", "mongodb", "mongodb", {
         "result store": ("mongodb", "mongodb+srv"),
     }),
+    Distribution("kernel-msgpack", "msgpack", "msgpack", {
+        "serializer": ("msgpack",),
+    }),
     Distribution("kernel-redis", "redis", "redis", {
         "transport": _REDIS,
         "result store": _REDIS,
@@ -77,6 +80,9 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
     Distribution("kernel-sqlalchemy", "sqlalchemy", "sqlalchemy", {
         "result store": _SQL,
         "schedule store": _SQL,
+    }),
+    Distribution("kernel-yaml", "yaml", "yaml", {
+        "serializer": ("yaml",),
     }),
 )
 

@@ -110,6 +110,17 @@ class ContentDisallowed(MessageError):
         )
 
 
+class CompressionDisallowed(MessageError):
+    """The message uses a compression the worker does not accept (``accept_compression``)."""
+
+    def __init__(self, compression: str, accepted: Iterable[str]) -> None:
+        super().__init__(
+            f"refusing compression {compression!r}: accepted are "
+            f"{', '.join(sorted(accepted)) or 'none'}; add it to accept_compression if you "
+            f"trust every producer on this broker"
+        )
+
+
 class DecodeError(MessageError):
     """The body or envelope is not valid for its declared content type."""
 

@@ -36,6 +36,7 @@ docs/plugin-authoring.md walks through it. Every hook is documented in `kernel.h
 from __future__ import annotations
 
 from kernel.errors import (
+    CompressionDisallowed,
     ConfigurationError,
     ConnectionFailed,
     ContentDisallowed,
@@ -111,6 +112,7 @@ __all__ = [
     "ConfigurationError",
     "ContainerMissing",
     "ConnectionFailed",
+    "CompressionDisallowed",
     "ContentDisallowed",
     "DecodeError",
     "Envelope",

@@ -96,11 +96,13 @@ class CompressorSpec:
     #: the `compression` header value, e.g. "application/x-gzip" for zlib (kombu's spelling).
     mime: str
     factory: Callable[[], Compressor]
+    #: other names it answers to in ``task_compression`` (kombu's aliases: "gzip" for zlib).
+    aliases: tuple[str, ...] = ()
     kind: str = field(default="compressor", init=False)
 
     @property
     def keys(self) -> tuple[str, ...]:
-        return (self.name,)
+        return (self.name, *self.aliases)
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                              "(default: all of redis, postgresql, mariadb, sqlite, memcached, "
                              "couchdb, mongodb, cosmosdb; 'none' leaves the table out; it needs "
                              "kernel in --only)")
+    parser.add_argument("--codecs", metavar="A,B",
+                        help="serializers and compressors of the codecs table, kernel against "
+                             "kombu (default: all of json, pickle, msgpack, yaml, zlib, bzip2, "
+                             "lzma, zstd, brotli; 'none' leaves the table out)")
     args = parser.parse_args(argv)
     args.systems = _choose(parser, "system", args.only or ",".join(SYSTEMS), SYSTEMS)
     args.brokers = _choose(parser, "broker", args.broker, BROKERS)
@@ -74,6 +78,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
     args.stores = [] if args.stores == "none" else _choose(
         parser, "store", args.stores or ",".join(STORES), STORES)
+    from tests.bench.codecs import COMPRESSORS, SERIALIZERS
+
+    known = (*SERIALIZERS, *COMPRESSORS)
+    args.codecs = [] if args.codecs == "none" else _choose(
+        parser, "codec", args.codecs or ",".join(known), known)
     return args
 
 
@@ -123,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
             args.stores, counts.runs, 100 if args.quick else stores.RESULTS,
             20 if args.quick else stores.RTT_CALLS,
             lambda line: console.print(line, highlight=False))
+    codec_table = None
+    if args.codecs:  # no server: measured once, after the brokers' tables
+        from tests.bench import codecs
+
+        codec_table = codecs.measure(args.codecs, counts.runs,
+                                     lambda line: console.print(line, highlight=False))
     environment = report.environment({t["broker"]: t["server"] for t in tables})
     out = Console(width=None if sys.stdout.isatty() else 200)
     for table in tables:
@@ -131,10 +146,15 @@ def main(argv: list[str] | None = None) -> int:
         from tests.bench import stores
 
         stores.render(store_table, out)
+    if codec_table is not None:
+        from tests.bench import codecs
+
+        codecs.render(codec_table, out)
     report.render_environment(environment, out)
     if args.json:
         args.json.write_text(json.dumps(
-            {"environment": environment, "tables": tables, "stores": store_table},
+            {"environment": environment, "tables": tables, "stores": store_table,
+             "codecs": codec_table},
             indent=2) + "\n")
     if args.markdown:
         args.markdown.write_text("\n".join(report.markdown(table) for table in tables))

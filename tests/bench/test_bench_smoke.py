@@ -14,7 +14,7 @@ def test_quick_sqlite_run_writes_every_row(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     done = subprocess.run(
         [sys.executable, "-m", "tests.bench", "--quick", "--only", "kernel-sqlite",
-         "--json", str(out)],
+         "--codecs", "json,zlib", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -29,6 +29,15 @@ def test_quick_sqlite_run_writes_every_row(tmp_path: Path) -> None:
     assert rows["rtt.p50"]["median"]["kernel-sqlite"] <= rows["rtt.p99"]["median"]["kernel-sqlite"]
     assert report["environment"]["cpu_count"] >= 1
     assert "drain, 1 process" in done.stdout  # the table
+    codecs = {row["id"]: row for row in report["codecs"]["rows"]}
+    assert set(codecs) == {f"codec.{name}.{size}" for name in ("json", "zlib")
+                           for size in ("1KiB", "100KiB")}
+    for row in codecs.values():
+        assert row["values"]["kernel"] > 0, row
+        # kombu's column needs kombu, which `nox -s bench` installs and `nox -s tests` not
+        assert row["values"].get("celery", 0) > 0 or "kombu" in row["why"]["celery"], row
+    assert codecs["codec.zlib.1KiB"]["bytes"]["kernel"] < 1024, "the body was compressed"
+    assert "Codecs: encode + decode" in done.stdout
 
 
 def test_unknown_system_is_a_sentence(tmp_path: Path) -> None:

@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 
 from kernel.interfaces.codec import Compressor, Serializer
-from kernel.std.compression import Bzip2Compressor, ZlibCompressor
+from kernel.std.compression import (
+    BrotliCompressor,
+    Bzip2Compressor,
+    LzmaCompressor,
+    ZlibCompressor,
+    ZstdCompressor,
+)
 from kernel.std.serializers import JsonSerializer, PickleSerializer
 from kernel.testing import CompressorSuite, SerializerSuite
 from kernel.testing.codec import JSON_LIKE_SAMPLES
@@ -59,3 +65,21 @@ class TestBzip2(CompressorSuite):
     @pytest.fixture
     def compressor(self) -> Compressor:
         return Bzip2Compressor()
+
+
+class TestLzma(CompressorSuite):
+    @pytest.fixture
+    def compressor(self) -> Compressor:
+        return LzmaCompressor()
+
+
+class TestZstd(CompressorSuite):
+    @pytest.fixture
+    def compressor(self) -> Compressor:
+        return ZstdCompressor()
+
+
+class TestBrotli(CompressorSuite):
+    @pytest.fixture
+    def compressor(self) -> Compressor:
+        return BrotliCompressor()

@@ -49,7 +49,9 @@ def test_each_distribution_builds_alike_and_shares_the_root_configuration(path: 
 
 
 #: root extras that install a third-party package for a kernel feature, not a plugin.
-FEATURE_EXTRAS = {"solar": ["ephem>=4.1"]}
+FEATURE_EXTRAS = {"solar": ["ephem>=4.1"],
+                  "zstd": ["backports.zstd>=1.0; python_version < '3.14'"],
+                  "brotli": ["brotli>=1.1"]}
 
 
 def test_root_extras_and_uv_sources_name_every_plugin_and_nothing_else() -> None:

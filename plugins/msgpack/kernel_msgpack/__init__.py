@@ -1,0 +1,1 @@
+"""kernel-msgpack: the msgpack serializer (Celery's ``application/x-msgpack``)."""
