@@ -247,7 +247,8 @@ def measure(names: list[str], runs: int, results: int, calls: int,
                                                         for k, v in medians.items()))
             rows.append({"id": f"results.{store.name}", "unit": "/s", "values": medians,
                          "why": why})
-        rows.extend(_round_trips(found, calls, log))
+        if calls:  # 0: the stores alone
+            rows.extend(_round_trips(found, calls, log))
     return {"results": results, "runs": runs, "rows": rows}
 
 
