@@ -18,6 +18,7 @@ import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import nox
@@ -61,27 +62,24 @@ def plugins(session: nox.Session) -> None:
     jobs = max(1, int(os.environ.get("KERNEL_PLUGIN_JOBS", "3")))
     logs = ROOT / "build" / "nox-plugins"
     logs.mkdir(parents=True, exist_ok=True)
-    waiting = [f"plugin-{path.name}" for path in PLUGIN_DIRS]
-    running: dict[str, tuple[subprocess.Popen[bytes], Path, float]] = {}
+
+    def run(name: str) -> tuple[str, int, Path, float]:
+        began, log = time.monotonic(), logs / f"{name}.log"
+        with log.open("wb") as out:
+            code = subprocess.run(
+                [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "-s", name,
+                 "--", *session.posargs], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                check=False).returncode
+        return name, code, log, time.monotonic() - began
+
     failed = []
-    while waiting or running:
-        while waiting and len(running) < jobs:
-            name = waiting.pop(0)
-            log = logs / f"{name}.log"
-            with log.open("wb") as out:
-                running[name] = (subprocess.Popen(
-                    [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "-s", name,
-                     "--", *session.posargs], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT),
-                    log, time.monotonic())
-        done = [name for name, (proc, _, _) in running.items() if proc.poll() is not None]
-        if not done:
-            time.sleep(0.5)  # polling child processes: nothing to wait on but their exit
-        for name in done:
-            proc, log, began = running.pop(name)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        runs = [pool.submit(run, f"plugin-{path.name}") for path in PLUGIN_DIRS]
+        for done in as_completed(runs):
+            name, code, log, took = done.result()
             print(log.read_text(errors="replace"), flush=True)
-            outcome = "passed" if proc.returncode == 0 else f"FAILED ({proc.returncode})"
-            session.log(f"{name} {outcome} in {time.monotonic() - began:.0f} s")
-            if proc.returncode:
+            session.log(f"{name} {'passed' if code == 0 else f'FAILED ({code})'} in {took:.0f} s")
+            if code:
                 failed.append(name)
     if failed:
         session.error(f"failed: {', '.join(failed)} (logs in {logs.relative_to(ROOT)})")

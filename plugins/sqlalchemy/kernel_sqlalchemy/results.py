@@ -151,7 +151,7 @@ class SqlResultStore(ResultStore):
                             "result database")
         self._dialect = self._db.sa_url.get_backend_name()
         self._upserts: dict[tuple[str, tuple[str, ...], bool, bool], Upsert] = {}
-        self._notifies: dict[int, sa.Executable] = {}
+        self._notifies: dict[Upsert, sa.Executable] = {}
         self._reads: dict[str, sa.Select[Any]] = {}
         #: on PostgreSQL with psycopg 3, waiting clients are woken by the write (NOTIFY).
         self._listener = (Listener(self._db.sa_url, timeout)
@@ -342,9 +342,9 @@ class SqlResultStore(ResultStore):
 
     def _notifying(self, upsert: Upsert) -> sa.Executable:
         """`upsert` and the notification of what it stored, one statement (PostgreSQL)."""
-        found = self._notifies.get(id(upsert))
+        found = self._notifies.get(upsert)
         if found is None:
-            found = self._notifies[id(upsert)] = notify.STATEMENT.add_cte(
+            found = self._notifies[upsert] = notify.STATEMENT.add_cte(
                 upsert.statement.cte("written"))
         return found
 
