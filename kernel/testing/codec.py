@@ -34,9 +34,11 @@ your format) when the defaults do not fit. Every failure message ends with what 
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,7 +47,8 @@ from kernel.errors import DecodeError, KernelError
 from kernel.interfaces.codec import Compressor, Serializer, Signer
 from kernel.testing.transport import at_once
 
-__all__ = ["JSON_LIKE_SAMPLES", "CompressorSuite", "SerializerSuite", "SignerSuite"]
+__all__ = ["JSON_LIKE_SAMPLES", "CompressorSuite", "SerializerSuite", "SignerSuite",
+           "refused_body_is_dead_lettered"]
 
 #: values every serializer that claims to carry JSON's data model must return unchanged.
 JSON_LIKE_SAMPLES: tuple[Any, ...] = (
@@ -335,3 +338,37 @@ class SignerSuite:
         wrong = _in_threads(round_trip)
         assert not wrong, (f"{len(wrong)} sign/verify round trips failed on 8 threads at once "
                            f"→ fix: keep no shared hashing state on the instance")
+
+
+def refused_body_is_dead_lettered(directory: Path, caplog: pytest.LogCaptureFixture,
+                                  serializer: str, body: bytes, reason: str,
+                                  logged: str) -> None:
+    """A worker that accepts `serializer` alone (SQLite in `directory`, real worker threads)
+    runs its tasks, sends a message of `body` under that serializer's content type to the
+    dead-letter queue with `reason` in the dead letter and `logged` in the log, and serves on:
+    how a serializer plugin proves it refuses what a broken or hostile producer wrote."""
+    from kernel import App
+    from kernel.interfaces import Outgoing
+    from kernel.message import Envelope
+    from kernel.testing.transport import wait_for
+    from kernel.testing.workers import running_worker
+
+    url = f"sqlite:///{directory / 'k.db'}"
+    app = App(f"{serializer}-worker", broker=url, results=url,
+              config={"task_default_queue": "q", "task_serializer": serializer,
+                      "result_serializer": serializer, "accept_content": [serializer]})
+    app.task(name="add")(lambda x, y: x + y)
+    try:
+        content_type = app.codec.serializer(serializer).content_type
+        app.transport.publish([Outgoing("q", Envelope(
+            body, {"lang": "py", "task": "add", "id": "hostile"},
+            {"correlation_id": "hostile"}, content_type, "utf-8"))])
+        with caplog.at_level(logging.INFO), running_worker(app, concurrency=2) as worker:
+            assert app.tasks["add"].delay([1], [2]).get(timeout=10) == [1, 2]
+            [dead] = wait_for(lambda: app.transport.dead_letters("q"), 10, "the dead letter")
+            assert reason in dead.extra["reason"], dead.extra["reason"]
+            assert app.tasks["add"].delay(2, 2).get(timeout=10) == 4, "the worker serves on"
+            assert worker.consumer is not None and worker.consumer.alive()
+        assert logged in caplog.text
+    finally:
+        app.close()
