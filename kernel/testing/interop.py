@@ -220,5 +220,64 @@ class CeleryInteropSuite:
             f"the Celery worker finished kernel's chord; see {celery_on_queue.log}"
 
 
-__all__ = ["SHARED_CONF", "CeleryInteropSuite", "celery_client", "celery_tasks_source",
-           "kernel_tasks"]
+
+class SerializerInteropSuite:
+    """Celery and kernel exchanging tasks and results in one serializer on Redis, both ways:
+    a kernel client's task runs on a real Celery worker and its result reads back in kernel,
+    and a Celery client's runs on a kernel worker. ``interop.add(left, right)`` concatenates
+    two lists, so every value in them travels there and back. Give `serializer`, `left`,
+    `right` and the fixtures ``broker`` (a Redis URL) and ``celery_worker``
+    (`kernel.testing.workers.celery_workers`)."""
+
+    serializer: str = ""
+    left: list[Any] = []
+    right: list[Any] = []
+
+    @property
+    def conf(self) -> dict[str, Any]:
+        """Both sides send and store results in the serializer and accept nothing else (so
+        nothing passes as json)."""
+        name = self.serializer
+        return {"task_serializer": name, "result_serializer": name, "accept_content": [name]}
+
+    @pytest.fixture
+    def queue(self) -> str:
+        return f"{self.serializer}-interop-{uuid.uuid4().hex}"
+
+    @pytest.fixture
+    def kernel_worker(self, broker: str, queue: str) -> Iterator[App]:
+        kapp = kernel_tasks(broker, broker, queue, **self.conf)
+        with running_worker(kapp, concurrency=2):
+            yield kapp
+        kapp.close()
+
+    def test_a_kernel_clients_task_runs_on_a_celery_worker(
+            self, broker: str, queue: str,
+            celery_worker: Callable[[str, str, str], CeleryWorkerProcess]) -> None:
+        worker = celery_worker("ctasks", celery_tasks_source(broker, broker, queue,
+                                                             **self.conf), queue)
+        kapp = App("kernel-client", broker=broker, results=broker,
+                   config={"task_default_queue": queue, **self.conf})
+        try:
+            result = kapp.send_task("interop.add", (self.left, self.right))
+            assert result.get(timeout=40) == self.left + self.right, f"see {worker.log}"
+            meta = kapp.backend.get_meta(result.id)
+            assert meta is not None and meta["status"] == "SUCCESS"
+        finally:
+            kapp.close()
+
+    def test_a_celery_clients_task_runs_on_a_kernel_worker(self, broker: str, queue: str,
+                                                           kernel_worker: App) -> None:
+        capp = celery_client(broker, broker, queue, **self.conf)
+        try:
+            sent = capp.send_task("interop.add", (self.left, self.right))
+            assert sent.get(timeout=40) == self.left + self.right, \
+                f"Celery reads kernel's {self.serializer} result"
+            message = kernel_worker.AsyncResult(sent.id)
+            assert message.get(timeout=5) == self.left + self.right
+        finally:
+            capp.close()
+
+
+__all__ = ["SHARED_CONF", "CeleryInteropSuite", "SerializerInteropSuite", "celery_client",
+           "celery_tasks_source", "kernel_tasks"]
