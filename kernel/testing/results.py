@@ -21,14 +21,40 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import pytest
 
 from kernel.interfaces.results import ResultStore
 from kernel.testing.transport import at_once, wait_for, wake_latency
 
-__all__ = ["ResultStoreSuite"]
+__all__ = ["ResultStoreSuite", "app_stores"]
+
+S = TypeVar("S", bound=ResultStore)
+
+
+@contextmanager
+def app_stores(kind: type[S], name: str) -> Iterator[Callable[..., S]]:
+    """``make(url, **config)`` for the block: the store (of type `kind`) an App named `name`
+    with that config would use; the Apps are closed after it."""
+    from kernel.app import App
+
+    apps: list[App] = []
+
+    def make(url: str, **config: Any) -> S:
+        app = App(name, broker="memory://", results=url, config=config)
+        apps.append(app)
+        store = app.backend.store
+        assert isinstance(store, kind), f"{url} gave a {type(store).__name__}, not a {kind}"
+        return store
+
+    try:
+        yield make
+    finally:
+        for app in apps:
+            app.close()
 
 #: keys a store must keep apart and give back, whatever its naming rules.
 AWKWARD_KEYS = ("a/b", "a%2Fb", "a\\b", ".", "..", ".hidden", "sp ace", "colon:star*?",

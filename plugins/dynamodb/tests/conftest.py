@@ -13,12 +13,11 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from kernel import App
+from kernel.testing.results import app_stores
 from kernel.testing.workers import CeleryWorkerProcess, celery_workers
 from kernel_dynamodb.store import DynamoDBStore
 from kernel_dynamodb.testing import Dynalite, MotoServer, test_url
@@ -73,18 +72,8 @@ def dynalite_url(dynalite: Dynalite) -> str:
 @pytest.fixture
 def make_store() -> Iterator[Callable[..., DynamoDBStore]]:
     """``make_store(url, **config)``: the store an App with that config would use."""
-    apps: list[App] = []
-
-    def make(url: str, **config: Any) -> DynamoDBStore:
-        app = App("dynamodb-tests", broker="memory://", results=url, config=config)
-        apps.append(app)
-        store = app.backend.store
-        assert isinstance(store, DynamoDBStore)
-        return store
-
-    yield make
-    for app in apps:
-        app.close()
+    with app_stores(DynamoDBStore, "dynamodb-tests") as make:
+        yield make
 
 
 @pytest.fixture(scope="session")

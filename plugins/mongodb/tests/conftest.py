@@ -12,11 +12,10 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from kernel import App
+from kernel.testing.results import app_stores
 from kernel.testing.workers import CeleryWorkerProcess, celery_workers
 from kernel_mongodb.results import MongoResultStore
 from kernel_mongodb.testing import NxServer
@@ -41,18 +40,8 @@ def mongo_url(nx: NxServer) -> str:
 @pytest.fixture
 def make_store() -> Iterator[Callable[..., MongoResultStore]]:
     """``make_store(url, **config)``: the store an App with that config would use."""
-    apps: list[App] = []
-
-    def make(url: str, **config: Any) -> MongoResultStore:
-        app = App("mongodb-tests", broker="memory://", results=url, config=config)
-        apps.append(app)
-        store = app.backend.store
-        assert isinstance(store, MongoResultStore)
-        return store
-
-    yield make
-    for app in apps:
-        app.close()
+    with app_stores(MongoResultStore, "mongodb-tests") as make:
+        yield make
 
 
 @pytest.fixture(scope="session")

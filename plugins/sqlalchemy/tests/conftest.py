@@ -12,12 +12,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from kernel import App
+from kernel.testing.results import app_stores
 from kernel.testing.servers import unavailable
 from kernel.testing.workers import CeleryWorkerProcess, celery_workers
 from kernel_sqlalchemy.results import SqlResultStore
@@ -79,18 +78,8 @@ def db_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def make_store() -> Iterator[Callable[..., SqlResultStore]]:
     """``make_store(url, **config)``: the store an App with that config would use."""
-    apps: list[App] = []
-
-    def make(url: str, **config: Any) -> SqlResultStore:
-        app = App("sqlalchemy-tests", broker="memory://", results=url, config=config)
-        apps.append(app)
-        store = app.backend.store
-        assert isinstance(store, SqlResultStore)
-        return store
-
-    yield make
-    for app in apps:
-        app.close()
+    with app_stores(SqlResultStore, "sqlalchemy-tests") as make:
+        yield make
 
 
 @pytest.fixture
