@@ -27,8 +27,8 @@ from kernel.testing.servers import ServerProcess, free_port, listening, npm_bina
 
 __all__ = ["MotoServer", "S3rver", "endpoint_from_environment", "moto_server", "s3rver"]
 
-#: where .ci/run installs npm packages: build/npm of the repository this package sits in.
-
+#: preloaded into s3rver: its PUTs answer only once the object reads back.
+SETTLE = Path(__file__).with_name("s3rver_settle.js")
 
 def moto_server() -> str:
     """The moto_server executable: beside this Python (the test extra installs it), or on
@@ -96,7 +96,8 @@ class MotoServer(S3Server):
 
 class S3rver(S3Server):
     """``S3rver(tmp_path).start()``: s3rver, its objects under `directory`; it accepts only
-    the key S3RVER/S3RVER and ignores conditional writes."""
+    the key S3RVER/S3RVER and ignores conditional writes. It runs with ``s3rver_settle.js``
+    preloaded, so that a PUT answers only once the object reads back (as S3's do)."""
 
     access_key = "S3RVER"
     secret_key = "S3RVER"
@@ -105,8 +106,10 @@ class S3rver(S3Server):
     def __init__(self, directory: Path, *, port: int | None = None) -> None:
         port = port or free_port()
         (directory / "data").mkdir(parents=True, exist_ok=True)
-        super().__init__([s3rver(), "-d", str(directory / "data"), "-a", "127.0.0.1",
-                          "-p", str(port), "--no-vhost-buckets", "--silent"],
+        node = shutil.which("node") or unavailable("needs node, which runs s3rver")
+        super().__init__([node, "-r", str(SETTLE), os.path.realpath(s3rver()),
+                          "-d", str(directory / "data"), "-a", "127.0.0.1", "-p", str(port),
+                          "--no-vhost-buckets", "--silent"],
                          directory, port, "s3rver")
 
 
