@@ -178,3 +178,29 @@ def test_compressed_body_is_marked_with_kombus_header(app: App) -> None:
     decoded = app.codec.decode(out.envelope.body, out.envelope.content_type,
                                out.envelope.headers["compression"])
     assert decoded[0] == [2, 40]
+
+
+def test_task_ids_and_delivery_tags_are_version_4_uuids(app: App) -> None:
+    """Celery and its dashboards parse task ids as UUIDs: every id kernel makes is a random
+    RFC 4122 version 4 UUID in its canonical text form, and none repeats."""
+    import uuid
+
+    from kernel.message import new_id
+
+    ids = [new_id() for _ in range(2000)]
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122) and str(parsed) == text
+    assert len(set(ids)) == len(ids)
+    app.tasks["tasks.add"].delay(1, 2)
+    [out] = sent(app)
+    tag = json.loads(out.envelope.to_json("celery"))["properties"]["delivery_tag"]
+    assert uuid.UUID(tag).version == 4 and uuid.UUID(out.envelope.headers["id"]).version == 4
+
+
+def test_to_json_properties_override_the_envelopes_own_on_the_wire_only(app: App) -> None:
+    app.tasks["tasks.add"].apply_async((1, 2), priority=3)
+    [out] = sent(app)
+    raw = json.loads(out.envelope.to_json("celery", properties={"priority": 6}))
+    assert raw["properties"]["priority"] == 6
+    assert out.envelope.properties["priority"] == 3

@@ -52,9 +52,11 @@ import json
 import re
 import threading
 import time
+import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import redis
@@ -136,6 +138,8 @@ class RedisTransport(Transport):
             raise ConfigurationError(f"Redis option 'priority_steps' must be increasing integers "
                                      f"0..9 starting at 0, got {steps!r}")
         self.steps: tuple[int, ...] = tuple(steps)
+        self._steps_of: dict[int, int] = {}
+        self._steps_of = {p: self._step_index(p) for p in range(MAX_PRIORITY + 1)}
         self.connection_timeout = reader.number("connection_timeout", 4.0, positive=True)
         self._client = open_client(url, options)
         # Publishing must give up in time (a caller's delay() waits on it); fetching, which
@@ -156,8 +160,11 @@ class RedisTransport(Transport):
     # ------------------------------------------------------------------ keys
 
     def _step_index(self, priority: int) -> int:
-        kombu = wire_priority(priority)
-        return max(i for i, step in enumerate(self.steps) if step <= kombu)
+        found = self._steps_of.get(priority)
+        if found is None:
+            kombu = wire_priority(priority)
+            found = max(i for i, step in enumerate(self.steps) if step <= kombu)
+        return found
 
     def ready_keys(self, queue: str) -> list[str]:
         """The lists of `queue`, highest priority first (kombu's names)."""
@@ -168,13 +175,12 @@ class RedisTransport(Transport):
     def publish(self, messages: Sequence[Outgoing]) -> None:
         if not messages:
             return
-        keys: list[str] = [f"kernel.publish:{uuid.uuid4().hex}"]
+        keys: list[str] = [f"kernel.publish:{os.urandom(16).hex()}"]
         # The token outlives the retries (`within`), so a retried call cannot publish twice.
         args: list[Any] = [60]
         for m in messages:
-            envelope = replace(m.envelope, properties=_flip_property(
-                {"priority": m.priority, **m.envelope.properties}))
-            raw = envelope.to_json(m.queue)
+            raw = m.envelope.to_json(m.queue, properties=_flip_property(
+                {"priority": m.envelope.properties.get("priority", m.priority)}))
             step = self._step_index(m.priority)
             if m.not_before is not None and m.not_before > time.time():
                 ident = f"{time.time_ns():020d}{uuid.uuid4().hex[:12]}{step}".encode()
@@ -183,7 +189,15 @@ class RedisTransport(Transport):
             else:
                 keys.append(self.ready_keys(m.queue)[step])
                 args += ["", raw]
-        within(self.connection_timeout, self.url, lambda: self._publish(keys=keys, args=args))
+        within(self.connection_timeout, self.url, partial(self._run_publish, keys, args))
+
+    def _run_publish(self, keys: list[str], args: list[Any]) -> Any:
+        # EVALSHA itself: redis-py's Script wrapper costs a few microseconds a call, and a
+        # call is ~200 µs in all. A server that lost its scripts (a restart) gets it again.
+        try:
+            return self._sender.evalsha(self._publish.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            return self._publish(keys=keys, args=args)
 
     # ------------------------------------------------------------------ consume
 
