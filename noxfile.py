@@ -170,9 +170,10 @@ def bench(session: nox.Session) -> None:
                     "-e", "plugins/couchdb", "-e", "plugins/mongodb", "nx-27017==0.8.1",
                     "-e", "plugins/dynamodb", "-e", "plugins/cosmosdb", "-e", "plugins/s3",
                     "-e", "plugins/azure-blob", "-e", "plugins/gcs", "-e", "plugins/msgpack",
-                    "-e", "plugins/yaml", env=compiled)
+                    "-e", "plugins/yaml", "-e", "plugins/signing", env=compiled)
     # The codecs table: kombu's msgpack and yaml use the same libraries (msgpack, PyYAML, which
-    # the plugins bring), its zstd and brotli those of kernel[zstd,brotli].
+    # the plugins bring), its zstd and brotli those of kernel[zstd,brotli], Celery's auth
+    # serializer kernel-signing's (cryptography).
     session.install("backports.zstd>=1.0; python_version < '3.14'", "brotli>=1.1", env=compiled)
     # Celery's result backends for the stores table use the same drivers and clients; the
     # emulators of the cloud stores' rows (moto's server, gcp-storage-emulator; Azurite and

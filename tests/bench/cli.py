@@ -62,9 +62,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                              "couchdb, mongodb, cosmosdb; 'none' leaves the table out; it needs "
                              "kernel in --only)")
     parser.add_argument("--codecs", metavar="A,B",
-                        help="serializers and compressors of the codecs table, kernel against "
-                             "kombu (default: all of json, pickle, msgpack, yaml, zlib, bzip2, "
-                             "lzma, zstd, brotli; 'none' leaves the table out)")
+                        help="serializers, compressors and signers of the codecs table, "
+                             "kernel against kombu and Celery's auth serializer (default: all "
+                             "of json, pickle, msgpack, yaml, zlib, bzip2, lzma, zstd, brotli, "
+                             "auth, hmac; 'none' leaves the table out)")
     args = parser.parse_args(argv)
     args.systems = _choose(parser, "system", args.only or ",".join(SYSTEMS), SYSTEMS)
     args.brokers = _choose(parser, "broker", args.broker, BROKERS)
@@ -78,9 +79,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
     args.stores = [] if args.stores == "none" else _choose(
         parser, "store", args.stores or ",".join(STORES), STORES)
-    from tests.bench.codecs import COMPRESSORS, SERIALIZERS
+    from tests.bench.codecs import COMPRESSORS, SERIALIZERS, SIGNERS
 
-    known = (*SERIALIZERS, *COMPRESSORS)
+    known = (*SERIALIZERS, *COMPRESSORS, *SIGNERS)
     args.codecs = [] if args.codecs == "none" else _choose(
         parser, "codec", args.codecs or ",".join(known), known)
     return args

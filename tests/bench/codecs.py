@@ -8,6 +8,10 @@ Rows (ids as in the JSON):
   codec.<serializer>.<size>   json, pickle, msgpack, yaml: round trips per second
   codec.<compressor>.<size>   zlib, bzip2, lzma, zstd, brotli: round trips per second; the
                               compressed sizes are in ``bytes``
+  codec.<signer>.<size>       auth (kernel-signing's X.509 signer against Celery's auth
+                              serializer, same key and certificate store) and hmac (kernel
+                              alone: Celery has no such signer): signed json round trips per
+                              second, kernel's `Codec.encode` + `Codec.decode`
 
 A codec whose library is missing has "-" for that system, with the reason; so has kombu's
 column without kombu (``nox -s bench`` installs Celery).
@@ -17,14 +21,19 @@ from __future__ import annotations
 
 import json
 import statistics
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kernel import App
 
 SERIALIZERS = ("json", "pickle", "msgpack", "yaml")
 COMPRESSORS = ("zlib", "bzip2", "lzma", "zstd", "brotli")
+SIGNERS = ("auth", "hmac")
 SIZES = {"1KiB": 1024, "100KiB": 100 * 1024}
 #: each measurement runs its round trips for at least this long.
 SLICE = 0.2
@@ -96,6 +105,60 @@ def _compressor_pair(app: App, name: str, data: bytes) -> tuple[Callable[[], obj
     return kernel, kombu
 
 
+@dataclass
+class Signing:
+    auth: App
+    hmac: App
+    pki: Any  # kernel_signing.testing.Pki
+    store: Path  # the trusted certificates, Celery's store too
+
+
+@contextmanager
+def _signing_apps() -> Iterator[Signing]:
+    """Apps that sign with ``auth`` (a fresh key and certificate store of kernel-signing's
+    test PKI) and with ``hmac``; the store's directory is Celery's too."""
+    from kernel_signing.testing import make_pki
+
+    with tempfile.TemporaryDirectory(prefix="kernel-bench-pki-") as root:
+        pki = make_pki(Path(root))
+        # Celery refuses a store that holds an expired certificate: the signer's alone.
+        store = Path(root) / "celery-store"
+        store.mkdir()
+        (store / pki.signer.cert_path.name).write_bytes(pki.signer.cert_path.read_bytes())
+        auth = App("bench-auth", broker="memory://", results=None,
+                   config={**pki.settings(), "security_cert_store": str(store)})
+        auth.setup_security()
+        hmac = App("bench-hmac", broker="memory://", results=None,
+                   config={"hmac_keys": ["k" * 32], "accept_content": ["hmac"]})
+        try:
+            yield Signing(auth, hmac, pki, store)
+        finally:
+            auth.close()
+            hmac.close()
+
+
+def _signer_pair(signing: Signing, name: str, value: Any) -> tuple[Callable[[], object], ...]:
+    codec = (signing.auth if name == "auth" else signing.hmac).codec
+
+    def kernel() -> object:
+        data, ctype, _, compression = codec.encode(value, name)
+        return codec.decode(data, ctype, compression)
+
+    if name != "auth":
+        return (kernel,)
+    try:
+        from celery.security.certificate import Certificate, FSCertStore
+        from celery.security.key import PrivateKey
+        from celery.security.serialization import SecureSerializer
+    except ImportError as exc:
+        return kernel, _missing(exc)
+    signer = signing.pki.signer
+    celery = SecureSerializer(PrivateKey(signer.key_path.read_text()),
+                              Certificate(signer.cert_path.read_text()),
+                              FSCertStore(str(signing.store)), "sha256", "json")
+    return kernel, lambda: celery.deserialize(celery.serialize(value))
+
+
 def _missing(exc: ImportError) -> Callable[[], object]:
     """kombu's side when kombu is not installed: says so when measured."""
 
@@ -114,7 +177,18 @@ def _kombu_size(data: bytes, mime: str) -> int | None:
 
 
 def measure(names: list[str], runs: int, log: Callable[[str], None]) -> dict[str, Any]:
-    """The table's rows for the codecs `names` (of SERIALIZERS and COMPRESSORS)."""
+    """The table's rows for the codecs `names` (of SERIALIZERS, COMPRESSORS and SIGNERS)."""
+    if any(name in SIGNERS for name in names):
+        try:
+            with _signing_apps() as signing:
+                return _measure(names, runs, log, signing)
+        except ImportError as exc:  # kernel-signing is not installed: its rows say so
+            log(f"codecs: no signing rows ({exc})")
+    return _measure([n for n in names if n not in SIGNERS], runs, log, None)
+
+
+def _measure(names: list[str], runs: int, log: Callable[[str], None],
+             signing: Signing | None) -> dict[str, Any]:
     app = App("bench-codecs", broker="memory://", results=None,
               config={"accept_content": list(SERIALIZERS)})
     rows: list[dict[str, Any]] = []
@@ -129,6 +203,9 @@ def measure(names: list[str], runs: int, log: Callable[[str], None]) -> dict[str
                 try:
                     if name in SERIALIZERS:
                         pair = _serializer_pair(app, name, value)
+                    elif name in SIGNERS:
+                        assert signing is not None
+                        pair = _signer_pair(signing, name, value)
                     else:
                         pair = _compressor_pair(app, name, json_body)
                         row["bytes"] = {
@@ -139,7 +216,8 @@ def measure(names: list[str], runs: int, log: Callable[[str], None]) -> dict[str
                     continue
                 samples: dict[str, list[float]] = {"kernel": [], "celery": []}
                 for _ in range(runs):
-                    for system, round_trip in zip(("kernel", "celery"), pair, strict=True):
+                    systems = ("kernel", "celery")[:len(pair)]  # hmac: kernel alone
+                    for system, round_trip in zip(systems, pair, strict=True):
                         try:
                             samples[system].append(_rate(round_trip))
                         except Exception as exc:  # noqa: BLE001 - kombu lacks the library
@@ -156,7 +234,8 @@ def render(table: dict[str, Any], console: Any) -> None:
 
     out = Table(title=f"Codecs: encode + decode of a task body, round trips per second (median "
                       f"of {table['runs']}); compressors on the json body, sizes in bytes")
-    for column in ("row", "kernel", "kombu", "kernel / kombu", "bytes kernel / kombu; why -"):
+    for column in ("row", "kernel", "kombu (auth: Celery)", "kernel / kombu",
+                   "bytes kernel / kombu; why -"):
         out.add_column(column, justify="left" if column == "row" else "right")
     for row in table["rows"]:
         kernel, kombu = row["values"].get("kernel"), row["values"].get("celery")
