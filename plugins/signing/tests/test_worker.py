@@ -1,6 +1,7 @@
 """A worker that requires signatures (``accept_content=["auth"]`` or ``["hmac"]``), on SQLite
-(a real file, real worker threads): it runs what a trusted key signed, and sends everything else
-to the dead-letter queue with the reason in its log, serving on. The bad messages are made the
+(a real file, real worker threads, and a prefork worker process): it runs what a trusted key
+signed, and sends everything else to the dead-letter queue with the reason in its log, serving
+on. The bad messages are made the
 way an attacker or a misconfigured client would: unsigned, altered after signing, signed by a
 certificate the store does not hold, or by an expired one."""
 
@@ -18,11 +19,12 @@ import pytest
 from kernel import App
 from kernel.plugin import ConfigurationError
 from kernel.testing.transport import wait_for
-from kernel.testing.workers import running_worker
+from kernel.testing.workers import WorkerProcess, running_worker
 from kernel_signing.envelope import SEPARATOR
 from kernel_signing.testing import Identity, Pki
 
 AppFactory = Callable[..., App]
+HERE = Path(__file__).parent
 
 
 @pytest.fixture
@@ -60,16 +62,19 @@ def tamper(app: App, task_id: str, change: Callable[[bytes], bytes]) -> None:
     app.transport.publish([dataclasses.replace(outgoing, envelope=envelope)])
 
 
-def refused(worker_app: App, task_id: str, reason: str,
-            caplog: pytest.LogCaptureFixture) -> None:
+def dead_lettered(app: App, task_id: str, reason: str) -> None:
+    """`task_id` reaches the dead-letter queue of ``q``, `reason` in its recorded reason."""
     def dead() -> bool:
-        return any(d.envelope.headers["id"] == task_id
-                   for d in worker_app.transport.dead_letters("q"))
+        return any(d.envelope.headers["id"] == task_id for d in app.transport.dead_letters("q"))
 
     wait_for(dead, 10, f"{task_id} in the dead-letter queue")
-    [letter] = [d for d in worker_app.transport.dead_letters("q")
-                if d.envelope.headers["id"] == task_id]
+    [letter] = [d for d in app.transport.dead_letters("q") if d.envelope.headers["id"] == task_id]
     assert reason in letter.extra["reason"], letter.extra["reason"]
+
+
+def refused(worker_app: App, task_id: str, reason: str,
+            caplog: pytest.LogCaptureFixture) -> None:
+    dead_lettered(worker_app, task_id, reason)
     assert any(task_id in r.getMessage() and reason in r.getMessage()
                for r in caplog.records if r.levelno >= logging.ERROR), "the reason is logged"
 
@@ -101,6 +106,32 @@ def test_a_worker_requiring_signatures_runs_signed_tasks_and_dead_letters_the_re
         refused(worker_app, "truncated", "not auth-signed", caplog)
         assert client.tasks["add"].delay(20, 22).get(timeout=10) == 42, "it serves on"
         assert worker.consumer is not None and worker.consumer.alive()
+
+
+def test_a_prefork_worker_requiring_signatures(make_app: AppFactory, pki: Pki,
+                                               tmp_path: Path) -> None:
+    """Each prefork child decodes on its own: the signer's settings, made by setup_security in
+    the worker's process, reach the children, which verify what they fetch."""
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    client = x509_client(make_app, pki)
+    with WorkerProcess("signed_tasks:app", broker=url, results=url, path=HERE,
+                       log=tmp_path / "worker.log", pool="prefork", concurrency=2,
+                       queues=["q"], loglevel="info",
+                       env={"KERNEL_SIGNING_TEST_STORE": str(pki.store)}) as worker:
+        worker.wait_ready()
+        results = [client.tasks["add"].delay(i, i) for i in range(6)]
+        assert [r.get(timeout=20) for r in results] == [2 * i for i in range(6)]
+        make_app().send_task("add", (1, 1), task_id="unsigned")
+        dead_lettered(client, "unsigned", "refusing content type 'application/json'")
+        tamper(client, "tampered-body", lambda raw: raw.replace(b"[2,3]", b"[2,4]"))
+        dead_lettered(client, "tampered-body", "does not match the body")
+        x509_client(make_app, pki, pki.untrusted).send_task("add", (1, 1), task_id="untrusted")
+        dead_lettered(client, "untrusted", "not in the trusted store")
+        assert client.tasks["add"].delay(20, 22).get(timeout=20) == 42, "it serves on"
+        log = worker.output()
+        assert all(reason in log for reason in ("does not match the body",
+                                                 "not in the trusted store")), worker.tail()
+        assert worker.running
 
 
 def test_signed_and_compressed_tasks_run(make_app: AppFactory, pki: Pki) -> None:
