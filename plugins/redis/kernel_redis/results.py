@@ -36,6 +36,10 @@ from kernel_redis.plugin import RESULT_STORE_CAPABILITIES
 
 #: subscriber connections kept for later waits (one per thread that waits at once).
 MAX_IDLE_SUBSCRIBERS = 16
+#: channels a kept subscriber stays subscribed to after their waits ended, before it leaves
+#: them all in one UNSUBSCRIBE: one command per wait saved (a wait is a few round trips), for
+#: messages on channels nobody waits on any more, which `_next` skips.
+STALE_SUBSCRIPTIONS = 64
 
 #: KEYS: records. ARGV: expiry in ms (``0``: none), then one value per key. Stores each record
 #: and publishes it on its own name (Celery's SETEX + PUBLISH), atomically, in one command: a
@@ -191,7 +195,8 @@ class RedisResultStore(ResultStore):
     def _give_back(self, pubsub: PubSub, key: str, reusable: bool) -> None:
         if reusable:
             try:
-                pubsub.unsubscribe(key)  # type: ignore[no-untyped-call]  # confirmed later; `_next` skips what is not ours
+                if len(pubsub.channels) > STALE_SUBSCRIPTIONS:
+                    pubsub.unsubscribe()  # type: ignore[no-untyped-call]  # all; confirmed later, skipped by `_next`
                 with self._lock:
                     if len(self._idle) < MAX_IDLE_SUBSCRIBERS:
                         self._idle.append(pubsub)

@@ -80,3 +80,23 @@ def test_waits_reuse_subscriber_connections_and_never_see_stale_messages(
         assert store.wait(other, 0.3) is None, "a stale message answered another key's wait"
     finally:
         store.close()
+
+
+def test_a_kept_subscriber_leaves_its_ended_waits_channels_in_one_go(redis_url: str) -> None:
+    """Ending a wait sends nothing (one command fewer per result); the channels of ended waits
+    are left all at once after `STALE_SUBSCRIPTIONS`, so a long-lived client's subscriber
+    stays subscribed to a bounded number of channels, and waits answer right throughout."""
+    from kernel_redis.results import STALE_SUBSCRIPTIONS
+
+    store = RedisResultStore(redis_url)
+    try:
+        most = 0
+        for n in range(3 * STALE_SUBSCRIPTIONS):
+            key = f"celery-task-meta-{uuid.uuid4()}"
+            store.set([(key, b"%d" % n)], 60)
+            assert store.wait(key, 5) == b"%d" % n
+            (subscriber,) = store._idle
+            most = max(most, len(subscriber.channels))
+        assert most == STALE_SUBSCRIPTIONS + 1, f"subscribed to {most} channels at most"
+    finally:
+        store.close()
