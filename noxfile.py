@@ -94,6 +94,14 @@ def _tested_with(path: Path) -> list[str]:
     return [arg for name in names for arg in ("-e", str(ROOT / "plugins" / name))]
 
 
+def _no_deps_test(path: Path) -> list[str]:
+    """Test requirements a plugin installs without their dependencies (``[tool.kernel]
+    no-deps-test``): mockylla, whose scylla-driver would overwrite cassandra-driver's files."""
+    text = (path / "pyproject.toml").read_text()
+    found = re.search(r"^no-deps-test\s*=\s*\[([^\]]*)\]", text, re.MULTILINE)
+    return re.findall(r'"([^"]+)"', found.group(1)) if found else []
+
+
 def _with_extras(path: Path) -> str:
     """`path` with its optional extras but the tests' (drivers: kernel-sqlalchemy[postgres]),
     so mypy checks a plugin against every client it can use."""
@@ -109,6 +117,8 @@ def _define_plugin_session(name: str, path: Path) -> None:
     def plugin(session: nox.Session) -> None:
         session.install("-e", ".[test]", *_tested_with(path))
         session.install("-e", f"{path}[test]")
+        if no_deps := _no_deps_test(path):
+            session.install("--no-deps", *no_deps)
         session.chdir(path)
         session.run("pytest", *session.posargs)
 

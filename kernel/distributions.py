@@ -43,6 +43,9 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
     Distribution("kernel-azure-blob", "azureblockblob", "azureblockblob", {
         "result store": ("azureblockblob",),
     }),
+    Distribution("kernel-cassandra", "cassandra", "cassandra", {
+        "result store": ("cassandra",),
+    }),
     Distribution("kernel-cosmosdb", "cosmosdbsql", "cosmosdb", {
         "result store": ("cosmosdbsql",),
     }),

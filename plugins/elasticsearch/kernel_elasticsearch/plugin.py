@@ -40,7 +40,7 @@ def kernel_settings() -> Iterable[SettingSpec]:
                       "a counter's conditional write is never sent twice)")
     yield SettingSpec("elasticsearch_max_retries", int, 3,
                       "how many times the client sends a request again on another failure")
-    yield SettingSpec("elasticsearch_timeout", float, 10.0,
+    yield SettingSpec("elasticsearch_timeout", int | float, 10,
                       "seconds one request waits (at most connection_timeout, except cleanup's)")
     yield SettingSpec("elasticsearch_save_meta_as_text", bool, True,
                       "keep a task's record as its serialized text in 'result' (Celery's "
