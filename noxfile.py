@@ -180,14 +180,17 @@ def bench(session: nox.Session) -> None:
                     "-e", "plugins/couchdb", "-e", "plugins/mongodb", "nx-27017==0.8.1",
                     "-e", "plugins/dynamodb", "-e", "plugins/cosmosdb", "-e", "plugins/s3",
                     "-e", "plugins/azure-blob", "-e", "plugins/gcs", "-e", "plugins/msgpack",
-                    "-e", "plugins/yaml", env=compiled)
+                    "-e", "plugins/yaml", "-e", "plugins/elasticsearch[opensearch]",
+                    "noida-db==0.2.3", "osmem-server==0.1.6", env=compiled)
     # The codecs table: kombu's msgpack and yaml use the same libraries (msgpack, PyYAML, which
     # the plugins bring), its zstd and brotli those of kernel[zstd,brotli].
     session.install("backports.zstd>=1.0; python_version < '3.14'", "brotli>=1.1", env=compiled)
     # Celery's result backends for the stores table use the same drivers and clients; the
     # emulators of the cloud stores' rows (moto's server, gcp-storage-emulator; Azurite and
     # the Cosmos DB emulator are npm's, from .ci/run) run their rows.
-    session.install("celery[redis,sqlalchemy,dynamodb,s3,azureblockblob,gcs]", "pycouchdb",
+    # (Celery's Elasticsearch backend runs on elasticsearch-py 8 only.)
+    session.install("celery[redis,sqlalchemy,dynamodb,s3,azureblockblob,gcs,elasticsearch]",
+                    "elasticsearch>=8.12,<9", "pycouchdb",
                     "pydocumentdb", "dramatiq[redis,rabbitmq]", "huey", "redis", "gevent",
                     "psutil", "rich", "moto[server]", "gcp-storage-emulator", env=compiled)
     # kernel's own packages are editable installs, compiled here alike.
