@@ -122,3 +122,13 @@ def test_distributions_import_kernel_only_through_its_doors(path: Path) -> None:
     assert not wrong, ("import kernel through kernel.plugin and kernel.interfaces (and, in a "
                        "package's testing module, kernel.testing; in tests, kernel.testing "
                        "and the public kernel): " + "; ".join(wrong))
+
+
+def test_a_key_of_an_other_extra_is_hinted_with_that_extra() -> None:
+    """``install kernel[opensearch]`` for opensearch:// (kernel-elasticsearch with its
+    opensearch extra), ``install kernel[elasticsearch]`` for elasticsearch://."""
+    from kernel.distributions import PROVIDERS
+
+    stores = PROVIDERS["result store"]
+    assert stores["opensearch+https"][1:] == ("kernel-elasticsearch", "opensearch")
+    assert stores["elasticsearch"][1:] == ("kernel-elasticsearch", "elasticsearch")
