@@ -343,12 +343,7 @@ class CassandraStore(ResultStore):
         if kind is not None and kind[0] == "task":
             return self._read_task(kind[1])
         row = self._execute(f"read {key!r}", SELECT_KEY, [key], write=False).one()
-        if row is None:
-            return None
-        value = row[0]
-        if value is None:
-            return b""  # Cassandra keeps an empty blob as no value
-        return bytes(value)
+        return None if row is None or row[0] is None else bytes(row[0])
 
     def delete(self, keys: Sequence[str]) -> None:
         for key in keys:

@@ -242,6 +242,11 @@ class SearchStore(ResultStore):
                 client, self.index, key, document, create=create, seq=seq), resend=not once)
         except self.flavour.errors.conflict:
             return False
+        except self.flavour.errors.not_found:
+            raise ConfigurationError(
+                f"the index {self.index!r} does not exist at {self.where} and the server does "
+                f"not create indices on write (action.auto_create_index is off); create it, "
+                f"or name another in the URL") from None
         return True
 
     # ------------------------------------------------------------------ documents
