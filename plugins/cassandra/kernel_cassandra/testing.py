@@ -16,8 +16,9 @@ Two things make the fake answer as a Cassandra node does, at its one entry point
   whatever thread calls it;
 * it reads ``IF NOT EXISTS USING TTL n`` (CQL's order) as ``USING TTL n IF NOT EXISTS``,
   the only order mockylla's parser knows. The recorded statement is the one sent;
-* ``CREATE TABLE IF NOT EXISTS`` of a table that exists does nothing, as on Cassandra, where
-  mockylla raises "already exists" whatever the statement says.
+* ``CREATE TABLE IF NOT EXISTS`` of a table that exists does nothing, as on Cassandra, and
+  ``CREATE TABLE`` of one raises the driver's ``AlreadyExists``, as a node answers (Celery's
+  backend counts on it), where mockylla raises ``InvalidRequest`` for both.
 
 mockylla must be installed without its dependencies, beside cassandra-driver (its own
 dependency, scylla-driver, would overwrite cassandra-driver's files); `install_hint` says how.
@@ -38,7 +39,10 @@ INSTALL_HINT = ("pip install --no-deps mockylla==0.5.0 (beside cassandra-driver;
                 "for plugins/cassandra)")
 
 _LWT_THEN_TTL = re.compile(r"\s+IF NOT EXISTS\s+(USING TTL \d+)\s*$")
+_CREATE_TABLE = re.compile(r"\s*CREATE\s+TABLE\s", re.IGNORECASE)
 _CREATE_IF_NOT_EXISTS = re.compile(r"\s*CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s", re.IGNORECASE)
+#: mockylla's words for a table that is there.
+_TABLE_EXISTS = re.compile(r"Table '(\w+)' already exists in keyspace '(\w+)'")
 
 
 class FakeCluster:
@@ -59,7 +63,7 @@ class FakeCluster:
 
     def __enter__(self) -> FakeCluster:
         self._mock.__enter__()
-        from cassandra import InvalidRequest
+        from cassandra import AlreadyExists, InvalidRequest
 
         original, lock, statements = self._original, self._lock, self.statements
 
@@ -72,9 +76,12 @@ class FakeCluster:
                     return original(session, _LWT_THEN_TTL.sub(r" \1 IF NOT EXISTS", text),
                                     parameters, *args, **kwargs)
                 except InvalidRequest as exc:
-                    if _CREATE_IF_NOT_EXISTS.match(text) and "already exists" in str(exc):
+                    exists = _TABLE_EXISTS.search(str(exc))
+                    if exists is None or not _CREATE_TABLE.match(text):
+                        raise
+                    if _CREATE_IF_NOT_EXISTS.match(text):
                         return []
-                    raise
+                    raise AlreadyExists(keyspace=exists[2], table=exists[1]) from None
 
         self._session_class.execute = execute
         return self

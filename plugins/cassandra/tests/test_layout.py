@@ -6,9 +6,8 @@ cluster: no CQL server runs here; see kernel_cassandra/testing.py for what it ca
 * the rows each side writes: Celery's backend writes and kernel reads, kernel writes and
   Celery's backend reads, through one fake table.
 
-Real Celery workers do not run here: a worker is another process, and the fake lives in the
-test's own. ``KERNEL_TEST_CASSANDRA_URL`` does not apply to this module (it reads the fake's
-record of statements)."""
+Real workers on both sides are tests/test_interop.py's. ``KERNEL_TEST_CASSANDRA_URL`` does not
+apply to this module (it reads the fake's record of statements)."""
 
 from __future__ import annotations
 
