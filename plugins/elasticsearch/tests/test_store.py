@@ -224,3 +224,19 @@ def test_save_meta_as_text_off_needs_json() -> None:
     finally:
         app.close()
 
+
+
+def test_kernel_results_cleanup_runs_the_cleanup(store: SearchStore) -> None:
+    """What users run daily (or beat's celery.backend_cleanup): the command deletes what
+    expired, through the store the URL names."""
+    import subprocess
+    import sys
+
+    store.set([("gone", b"a")], 0.1)
+    store.set([("kept", b"b")], None)
+    time.sleep(0.2)  # past the deadline
+    done = subprocess.run([sys.executable, "-m", "kernel", "--results", store.url, "results",
+                           "cleanup"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "deleted expired records: 1 records" in done.stdout, done.stdout
+    assert store._read("gone") is None and store.get("kept") == b"b"
