@@ -130,12 +130,11 @@ class CassandraStore(ResultStore):
                 "the Cassandra result store needs exactly one of cassandra_servers (the "
                 "contact points) and cassandra_secure_bundle_path (Astra DB); "
                 + ("both are set" if self.servers else "neither is set"))
-        try:
-            self.port = int(port) if port else reader.integer("cassandra_port", DEFAULT_PORT,
-                                                              minimum=1) \
-                if options.get("cassandra_port") is not None else DEFAULT_PORT
-        except ValueError:
-            raise ConfigurationError(f"the port of {mask_url(url)!r} is not a number") from None
+        if port and not port.isdigit():
+            raise ConfigurationError(f"the port of {mask_url(url)!r} is not a number")
+        self.port = int(port) if port else (
+            DEFAULT_PORT if options.get("cassandra_port") is None
+            else reader.integer("cassandra_port", DEFAULT_PORT, minimum=1))
         self.keyspace = _name(path[0] if path else str(options.get("cassandra_keyspace") or ""),
                               "keyspace")
         self.table = _name(path[1] if len(path) > 1 else str(options.get("cassandra_table") or ""),

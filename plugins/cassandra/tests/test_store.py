@@ -102,9 +102,11 @@ def test_a_record_that_does_not_decode_names_task_store_and_remedy(
     ({"cassandra_servers": ["h"], "cassandra_keyspace": "k", "cassandra_table": "bad-name"},
      "not a table name"),
     ({"cassandra_servers": ["h"], "cassandra_table": "t"}, "not a keyspace name"),
+    ({"result_backend": "cassandra://h:port/k/t"}, "port .* is not a number"),
 ])
 def test_wrong_settings_are_one_sentence(config: dict[str, object], said: str) -> None:
-    app = App("wrong", broker="memory://", results="cassandra://", config=config)
+    url = str(config.pop("result_backend", "cassandra://"))
+    app = App("wrong", broker="memory://", results=url, config=config)
     try:
         with pytest.raises(ConfigurationError, match=said) as info:
             app.backend.store  # noqa: B018 - made on first use
