@@ -94,6 +94,14 @@ def _tested_with(path: Path) -> list[str]:
     return [arg for name in names for arg in ("-e", str(ROOT / "plugins" / name))]
 
 
+def _no_deps_test(path: Path) -> list[str]:
+    """Test requirements a plugin installs without their dependencies (``[tool.kernel]
+    no-deps-test``): mockylla, whose scylla-driver would overwrite cassandra-driver's files."""
+    text = (path / "pyproject.toml").read_text()
+    found = re.search(r"^no-deps-test\s*=\s*\[([^\]]*)\]", text, re.MULTILINE)
+    return re.findall(r'"([^"]+)"', found.group(1)) if found else []
+
+
 def _with_extras(path: Path) -> str:
     """`path` with its optional extras but the tests' (drivers: kernel-sqlalchemy[postgres]),
     so mypy checks a plugin against every client it can use."""
@@ -109,6 +117,8 @@ def _define_plugin_session(name: str, path: Path) -> None:
     def plugin(session: nox.Session) -> None:
         session.install("-e", ".[test]", *_tested_with(path))
         session.install("-e", f"{path}[test]")
+        if no_deps := _no_deps_test(path):
+            session.install("--no-deps", *no_deps)
         session.chdir(path)
         session.run("pytest", *session.posargs)
 
@@ -170,7 +180,9 @@ def bench(session: nox.Session) -> None:
                     "-e", "plugins/couchdb", "-e", "plugins/mongodb", "nx-27017==0.8.1",
                     "-e", "plugins/dynamodb", "-e", "plugins/cosmosdb", "-e", "plugins/s3",
                     "-e", "plugins/azure-blob", "-e", "plugins/gcs", "-e", "plugins/msgpack",
-                    "-e", "plugins/yaml", "-e", "plugins/signing", env=compiled)
+                    "-e", "plugins/yaml", "-e", "plugins/signing",
+                    "-e", "plugins/elasticsearch[opensearch]", "noida-db==0.2.3",
+                    "osmem-server==0.1.6", env=compiled)
     # The codecs table: kombu's msgpack and yaml use the same libraries (msgpack, PyYAML, which
     # the plugins bring), its zstd and brotli those of kernel[zstd,brotli], Celery's auth
     # serializer kernel-signing's (cryptography).
@@ -178,7 +190,9 @@ def bench(session: nox.Session) -> None:
     # Celery's result backends for the stores table use the same drivers and clients; the
     # emulators of the cloud stores' rows (moto's server, gcp-storage-emulator; Azurite and
     # the Cosmos DB emulator are npm's, from .ci/run) run their rows.
-    session.install("celery[redis,sqlalchemy,dynamodb,s3,azureblockblob,gcs]", "pycouchdb",
+    # (Celery's Elasticsearch backend runs on elasticsearch-py 8 only.)
+    session.install("celery[redis,sqlalchemy,dynamodb,s3,azureblockblob,gcs,elasticsearch]",
+                    "elasticsearch>=8.12,<9", "pycouchdb",
                     "pydocumentdb", "dramatiq[redis,rabbitmq]", "huey", "redis", "gevent",
                     "psutil", "rich", "moto[server]", "gcp-storage-emulator", env=compiled)
     # kernel's own packages are editable installs, compiled here alike.

@@ -12,7 +12,7 @@ root extras and the uv sources against those files, and each plugin's own tests 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 
@@ -26,6 +26,9 @@ class Distribution:
     entry_point: str
     #: kind of record ("transport", "result store", ...) → the keys it registers.
     provides: Mapping[str, tuple[str, ...]]
+    #: other extras of ``kernel`` that install it with an extra of its own, for the keys
+    #: that need it: ``kernel[opensearch]`` is ``kernel-elasticsearch[opensearch]``.
+    other_extras: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 _REDIS = ("redis", "rediss", "redis+sentinel", "rediss+sentinel")
@@ -40,6 +43,9 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
     Distribution("kernel-azure-blob", "azureblockblob", "azureblockblob", {
         "result store": ("azureblockblob",),
     }),
+    Distribution("kernel-cassandra", "cassandra", "cassandra", {
+        "result store": ("cassandra",),
+    }),
     Distribution("kernel-cosmosdb", "cosmosdbsql", "cosmosdb", {
         "result store": ("cosmosdbsql",),
     }),
@@ -52,6 +58,10 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
     Distribution("kernel-dynamodb", "dynamodb", "dynamodb", {
         "result store": ("dynamodb",),
     }),
+    Distribution("kernel-elasticsearch", "elasticsearch", "elasticsearch", {
+        "result store": ("elasticsearch", "elasticsearch+http", "elasticsearch+https",
+                         "opensearch", "opensearch+http", "opensearch+https"),
+    }, other_extras={"opensearch": ("opensearch", "opensearch+http", "opensearch+https")}),
     Distribution("kernel-gcs", "gcs", "gcs", {
         "result store": ("gs",),
     }),
@@ -90,9 +100,11 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
 def _providers() -> Mapping[str, Mapping[str, tuple[str, str, str]]]:
     table: dict[str, dict[str, tuple[str, str, str]]] = {}
     for dist in DISTRIBUTIONS:
+        extra_of = {key: extra for extra, keys in dist.other_extras.items() for key in keys}
         for kind, keys in dist.provides.items():
             for key in keys:
-                table.setdefault(kind, {})[key] = (dist.entry_point, dist.name, dist.extra)
+                table.setdefault(kind, {})[key] = (dist.entry_point, dist.name,
+                                                   extra_of.get(key, dist.extra))
     return MappingProxyType({kind: MappingProxyType(keys) for kind, keys in table.items()})
 
 

@@ -10,6 +10,8 @@ call `check_distribution` so the two never drift::
 
     [tool.kernel]
     extra = "redis"                        # kernel[redis] installs this distribution
+    # kernel[NAME] installs it as DISTRIBUTION[NAME] (an extra of its own), for these keys:
+    other-extras = { opensearch = ["opensearch"] }
     [tool.kernel.provides]                 # kind of record → the keys it registers
     transport = ["redis", "rediss"]
     "result store" = ["redis", "rediss"]
@@ -48,9 +50,15 @@ def declared(pyproject: Path) -> dict[str, Any]:
     unknown = set(provides) - set(REGISTRATION_HOOKS.values())
     assert not unknown, (f"{pyproject}: [tool.kernel.provides] has kinds kernel does not know: "
                          f"{sorted(unknown)}; use {sorted(REGISTRATION_HOOKS.values())}")
+    others = table.get("other-extras", {})
+    optional = project.get("optional-dependencies", {})
+    assert all(extra in optional for extra in others), (
+        f"{pyproject}: each of [tool.kernel] other-extras ({sorted(others)}) must be an extra of "
+        f"the distribution itself (kernel[NAME] installs it as DISTRIBUTION[NAME])")
     [(entry, module)] = points.items()
     return {"name": project.get("name"), "extra": table["extra"], "entry_point": entry,
-            "module": module, "provides": {k: tuple(sorted(v)) for k, v in provides.items()}}
+            "module": module, "provides": {k: tuple(sorted(v)) for k, v in provides.items()},
+            "other_extras": {k: tuple(sorted(v)) for k, v in others.items()}}
 
 
 def check_distribution(pyproject: Path) -> None:

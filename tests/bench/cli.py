@@ -58,8 +58,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                              "runs (default: %(default)s)")
     parser.add_argument("--stores", metavar="A,B",
                         help="result stores of the stores table, kernel against Celery "
-                             "(default: all of redis, postgresql, mariadb, sqlite, memcached, "
-                             "couchdb, mongodb, cosmosdb; 'none' leaves the table out; it needs "
+                             "(default: every store of tests/bench/stores.py, elasticsearch "
+                             "and opensearch included; 'none' leaves the table out; it needs "
                              "kernel in --only)")
     parser.add_argument("--codecs", metavar="A,B",
                         help="serializers, compressors and signers of the codecs table, "

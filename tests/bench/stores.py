@@ -20,6 +20,12 @@ GCS backend without the Firestore chord counter, which needs Firestore). kernel-
 row: it needs a Django project. A store whose plugin or Celery backend cannot be loaded has "-" for
 that system, with the reason.
 
+The elasticsearch row runs noida-db (Elasticsearch 8's REST API, a reimplementation: the row
+compares clients) and the opensearch row osmem-server, with kernel alone: Celery has no
+OpenSearch backend and its Elasticsearch one is refused by OpenSearch (406). Cassandra has no
+row: no CQL server runs here, and a row on mockylla (kernel-cassandra's in-process fake) would
+time mockylla's CQL parser, not a store.
+
 The cosmosdb row runs @vercel/cosmosdb-server (plain HTTP, behind kernel-cosmosdb's
 `CosmosProxy`, the one way Celery's client can reach it unpatched) and has kernel alone:
 Celery's backend reads a task's item before storing its result, and this emulator answers
@@ -48,7 +54,7 @@ MYSQL = "mysql+pymysql://root@127.0.0.1:3306"
 DATABASE = "kernel_bench"
 #: the store names, in the table's order.
 STORES = ("redis", "postgresql", "mariadb", "sqlite", "memcached", "couchdb", "mongodb", "s3",
-          "azureblockblob", "gcs", "dynamodb", "cosmosdb")
+          "azureblockblob", "gcs", "dynamodb", "cosmosdb", "elasticsearch", "opensearch")
 
 
 @dataclass(frozen=True)
@@ -170,6 +176,14 @@ def _start(name: str, tmp: Path, stack: ExitStack) -> Store:
         return Store(name, gcs.url("bench-kernel"),
                      "celery.backends.gcs:GCSBackendBase+" + gcs.url("bench-celery"),
                      {"gcs_conditional_writes": False})
+    if name in ("elasticsearch", "opensearch"):
+        from kernel_elasticsearch.testing import NoidaServer, OsmemServer
+
+        server = stack.enter_context(
+            NoidaServer(tmp / "noida") if name == "elasticsearch" else OsmemServer(tmp / "osmem"))
+        # Celery's side as Celery would be configured: its backend speaks elasticsearch://.
+        return Store(name, server.url("bench-kernel"),
+                     server.url("bench-celery").replace("opensearch://", "elasticsearch://"))
     raise ValueError(f"unknown store {name!r}")
 
 

@@ -59,26 +59,32 @@ def test_root_extras_and_uv_sources_name_every_plugin_and_nothing_else() -> None
     declared_extras = root["project"]["optional-dependencies"]
     assert {k: declared_extras.get(k) for k in FEATURE_EXTRAS} == FEATURE_EXTRAS
     extras = {k: v for k, v in declared_extras.items() if k != "test" and k not in FEATURE_EXTRAS}
-    wanted = {declared(p / "pyproject.toml")["extra"]: [declared(p / "pyproject.toml")["name"]]
-              for p in PLUGINS}
+    wanted: dict[str, list[str]] = {}
+    for p in PLUGINS:
+        info = declared(p / "pyproject.toml")
+        wanted[info["extra"]] = [info["name"]]
+        wanted.update({other: [f"{info['name']}[{other}]"] for other in info["other_extras"]})
     assert extras == wanted, ("the root extras must be exactly one per plugin distribution, "
-                              f"named by its [tool.kernel] extra: want {wanted}")
+                              "named by its [tool.kernel] extra, and one per other-extras: "
+                              f"want {wanted}")
     sources = {k for k in root["tool"]["uv"]["sources"] if k != "kernel"}
-    assert sources == {names[0] for names in wanted.values()}, (
+    assert sources == {names[0].split("[")[0] for names in wanted.values()}, (
         "[tool.uv.sources] must list every plugin distribution (workspace = true)")
 
 
 def test_install_hints_are_what_the_distributions_declare() -> None:
-    table = {(d.name, d.extra, d.entry_point, tuple(sorted(d.provides.items())))
-             for d in DISTRIBUTIONS}
+    table = {(d.name, d.extra, d.entry_point, tuple(sorted(d.provides.items())),
+              tuple(sorted(d.other_extras.items()))) for d in DISTRIBUTIONS}
     found = set()
     for path in PLUGINS:
         info = declared(path / "pyproject.toml")
         provides = {k: v for k, v in info["provides"].items() if k != "setting"}
         found.add((info["name"], info["extra"], info["entry_point"],
-                   tuple(sorted((k, tuple(v)) for k, v in provides.items()))))
-    normalised = {(n, e, p, tuple((k, tuple(sorted(v))) for k, v in prov))
-                  for n, e, p, prov in table}
+                   tuple(sorted((k, tuple(v)) for k, v in provides.items())),
+                   tuple(sorted(info["other_extras"].items()))))
+    normalised = {(n, e, p, tuple((k, tuple(sorted(v))) for k, v in prov),
+                   tuple((k, tuple(sorted(v))) for k, v in others))
+                  for n, e, p, prov, others in table}
     assert normalised == found, ("kernel/distributions.py must list every distribution of "
                                  "plugins/ as its pyproject.toml declares it; the declarations "
                                  f"say: {sorted(found)}")
@@ -116,3 +122,13 @@ def test_distributions_import_kernel_only_through_its_doors(path: Path) -> None:
     assert not wrong, ("import kernel through kernel.plugin and kernel.interfaces (and, in a "
                        "package's testing module, kernel.testing; in tests, kernel.testing "
                        "and the public kernel): " + "; ".join(wrong))
+
+
+def test_a_key_of_an_other_extra_is_hinted_with_that_extra() -> None:
+    """``install kernel[opensearch]`` for opensearch:// (kernel-elasticsearch with its
+    opensearch extra), ``install kernel[elasticsearch]`` for elasticsearch://."""
+    from kernel.distributions import PROVIDERS
+
+    stores = PROVIDERS["result store"]
+    assert stores["opensearch+https"][1:] == ("kernel-elasticsearch", "opensearch")
+    assert stores["elasticsearch"][1:] == ("kernel-elasticsearch", "elasticsearch")
