@@ -52,8 +52,14 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
     Distribution("kernel-dynamodb", "dynamodb", "dynamodb", {
         "result store": ("dynamodb",),
     }),
+    Distribution("kernel-eventlet", "eventlet", "eventlet", {
+        "pool": ("eventlet",),
+    }),
     Distribution("kernel-gcs", "gcs", "gcs", {
         "result store": ("gs",),
+    }),
+    Distribution("kernel-gevent", "gevent", "gevent", {
+        "pool": ("gevent",),
     }),
     Distribution("kernel-memcached", "memcached", "memcached", {
         "result store": ("cache+memcached", "cache+memcache", "cache+pymemcache",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import os
 import signal
 import threading
@@ -355,11 +356,14 @@ class Patcher:
     else runs, and refuses with a sentence once threads or sockets exist (patched then, they
     would hang or break: a lock held across the patch, a client's socket left blocking)."""
 
-    def __init__(self, library: str, apply: Callable[[], None],
-                 applied: Callable[[], bool]) -> None:
+    def __init__(self, library: str, apply: Callable[[], None], applied: Callable[[], bool],
+                 caveat: Callable[[], str | None] = lambda: None) -> None:
         self.library = library
         self._apply = apply
         self._applied = applied
+        #: what is wrong with the installed library, if anything (a version known to
+        #: misbehave): logged as a warning and shown in the banner.
+        self._caveat = caveat
         self._note: str | None = None
 
     def __call__(self) -> str:
@@ -384,6 +388,10 @@ class Patcher:
                 self._apply()
                 self._note = (f"{name}: monkey-patched before the app, its broker client or "
                               f"any thread existed")
+            caveat = self._caveat()
+            if caveat is not None:
+                logging.getLogger("kernel.worker").warning("%s", caveat)
+                self._note += f"; WARNING: {caveat}"
         return self._note
 
 

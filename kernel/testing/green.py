@@ -167,14 +167,11 @@ async def async_add(x, y):
 
 
 class GreenWorkerSuite:
-    """End to end on real workers; the subclass names the pool (`pool`) and gives a
-    ``broker`` fixture (a URL; the result store is the same URL where it is one, or SQLite)."""
+    """End to end on real workers; the subclass names the pool (`pool`), and its conftest
+    gives a ``broker`` fixture (a URL: `broker_url`, parametrized over the brokers). The result
+    store is the broker's URL where that is one, else SQLite."""
 
     pool: str
-
-    @pytest.fixture
-    def broker(self) -> str:
-        raise NotImplementedError("give a broker fixture returning a broker URL")
 
     @pytest.fixture
     def results(self, broker: str, tmp_path: Path) -> str:
@@ -199,6 +196,23 @@ class GreenWorkerSuite:
         module = workers.client.AsyncResult(seen).get(timeout=10)
         assert self.pool in module, (
             f"the app imported socket from {module}: the worker patched after the import")
+
+    def test_patching_once_threads_exist_is_refused_with_a_sentence(
+            self, tmp_path: Path) -> None:
+        # The pool comes from the app's configuration, so the command line cannot patch
+        # before the import, and the app starts a thread as it is imported.
+        (tmp_path / "late_app.py").write_text(
+            "import threading\nfrom kernel import App\n"
+            "threading.Thread(target=threading.Event().wait, daemon=True).start()\n"
+            f"app = App('late', config={{'worker_pool': {self.pool!r}}})\n")
+        env = {**os.environ, "PYTHONPATH": str(tmp_path),
+               "KERNEL_BROKER_URL": f"sqlite:///{tmp_path / 'broker.db'}"}
+        done = subprocess.run([sys.executable, "-m", "kernel", "worker", "-A", "late_app:app"],
+                              capture_output=True, text=True, env=env, timeout=60,
+                              cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert f"{self.pool} must monkey-patch the process before any thread" in done.stderr
+        assert "Traceback" not in done.stderr, done.stderr
 
     def test_tasks_wait_on_sockets_together(self, workers: Workers) -> None:
         with _slow_server(0.2) as port:
@@ -232,7 +246,9 @@ class GreenWorkerSuite:
         ids = workers.send("green.mark_sleep", (str(marks), 60), n=3)
         wait_for(lambda: len(os.listdir(marks)) == 3, 30, "the tasks to start")
         os.kill(worker.pid, signal.SIGTERM)
-        os.kill(worker.pid, signal.SIGTERM)  # the second: cold
+        # Signals do not queue: the second, cold, once the first was taken.
+        wait_for(lambda: "warm shutdown" in worker.output(), 30, "the warm shutdown to begin")
+        os.kill(worker.pid, signal.SIGTERM)
         assert worker.wait(30) == 0, worker.tail()
         for name in os.listdir(marks):
             os.unlink(marks / name)

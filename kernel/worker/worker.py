@@ -341,9 +341,13 @@ class Worker:
         setup_logging(self.loglevel)
         self._patch()
         self.print_banner()
-        if threading.current_thread() is threading.main_thread():
+        try:
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
+        except ValueError:
+            # Not the main thread. Asked, not compared: under eventlet's patching the main
+            # thread's current_thread() is not main_thread().
+            pass
         self.start()
         log.info("%s ready.", self.nodename)
         while not self._shutdown.wait(1.0):
