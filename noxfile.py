@@ -170,7 +170,8 @@ def bench(session: nox.Session) -> None:
                     "-e", "plugins/couchdb", "-e", "plugins/mongodb", "nx-27017==0.8.1",
                     "-e", "plugins/dynamodb", "-e", "plugins/cosmosdb", "-e", "plugins/s3",
                     "-e", "plugins/azure-blob", "-e", "plugins/gcs", "-e", "plugins/msgpack",
-                    "-e", "plugins/yaml", env=compiled)
+                    "-e", "plugins/yaml", "-e", "plugins/gevent", "-e", "plugins/eventlet",
+                    env=compiled)
     # The codecs table: kombu's msgpack and yaml use the same libraries (msgpack, PyYAML, which
     # the plugins bring), its zstd and brotli those of kernel[zstd,brotli].
     session.install("backports.zstd>=1.0; python_version < '3.14'", "brotli>=1.1", env=compiled)
@@ -178,7 +179,7 @@ def bench(session: nox.Session) -> None:
     # emulators of the cloud stores' rows (moto's server, gcp-storage-emulator; Azurite and
     # the Cosmos DB emulator are npm's, from .ci/run) run their rows.
     session.install("celery[redis,sqlalchemy,dynamodb,s3,azureblockblob,gcs]", "pycouchdb",
-                    "pydocumentdb", "dramatiq[redis,rabbitmq]", "huey", "redis", "gevent",
+                    "pydocumentdb", "dramatiq[redis,rabbitmq]", "huey", "redis", "gevent", "eventlet",
                     "psutil", "rich", "moto[server]", "gcp-storage-emulator", env=compiled)
     # kernel's own packages are editable installs, compiled here alike.
     session.run("python", "-m", "compileall", "-q", "kernel", "plugins", "tests/bench",

@@ -25,6 +25,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ from kernel.interfaces.pool import OutcomeKind
 from kernel.testing.transport import wait_for
 from kernel.testing.workers import Workers
 
-__all__ = ["TASKS", "GreenPoolSuite", "GreenWorkerSuite", "broker_url"]
+__all__ = ["TASKS", "GreenPoolSuite", "GreenWorkerSuite", "broker_url", "slow_server"]
 
 
 class GreenPoolSuite(PoolSuite):
@@ -215,7 +216,7 @@ class GreenWorkerSuite:
         assert "Traceback" not in done.stderr, done.stderr
 
     def test_tasks_wait_on_sockets_together(self, workers: Workers) -> None:
-        with _slow_server(0.2) as port:
+        with slow_server(0.2) as port:
             workers.start(self.pool, 100)
             began = time.monotonic()
             ids = workers.send("green.wait_on_socket", (port,), n=200)
@@ -295,31 +296,21 @@ def broker_url(kind: str, directory: Path) -> str:
     return url
 
 
-def _slow_server(delay: float) -> _SlowServer:
-    return _SlowServer(delay)
-
-
-class _SlowServer:
+@contextmanager
+def slow_server(delay: float) -> Iterator[int]:
     """A TCP server on a free loopback port that answers "ok" `delay` seconds after each
-    connection, in a process of its own (the test process is patched too)."""
+    connection (thousands at once), in a process of its own, for the block: its port. What
+    tasks that wait on a socket wait on (the worker tests, the benchmark's green rows)."""
+    from kernel.testing.servers import free_port, listening
 
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> int:
-        from kernel.testing.servers import free_port, listening
-
-        port = free_port()
-        self.process = subprocess.Popen([sys.executable, "-c", SLOW_SERVER, str(port),
-                                         str(self.delay)])
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-c", SLOW_SERVER, str(port), str(delay)])
+    try:
         wait_for(listening(port), 10, f"the slow server on port {port}")
-        return port
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait()
+        yield port
+    finally:
+        process.kill()
+        process.wait()
 
 
 #: an asyncio server answering each connection after a delay: ``python -c SLOW_SERVER PORT S``.

@@ -396,9 +396,10 @@ class Worker:
 
     def _prefetch_row(self) -> str:
         opts = self.options
-        floor, ceiling = prefetch_bounds(
-            opts.concurrency, opts.concurrency * opts.prefetch_multiplier,
-            self.app.conf.worker_prefetch_budget, self.app.plugins.pools.get(opts.pool).capabilities)
+        capabilities = self.app.plugins.pools.get(opts.pool).capabilities
+        floor, ceiling = prefetch_bounds(opts.concurrency,
+                                         opts.concurrency * opts.prefetch_multiplier,
+                                         self.app.conf.worker_prefetch_budget, capabilities)
         return str(floor) + (f" (up to {ceiling} while tasks are short)" if ceiling > floor else "")
 
     def print_banner(self) -> None:

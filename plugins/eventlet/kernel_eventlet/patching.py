@@ -27,7 +27,8 @@ def import_eventlet() -> ModuleType:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
         import eventlet
-    return eventlet
+    module: ModuleType = eventlet
+    return module
 
 
 def release(text: str) -> tuple[int, ...]:
