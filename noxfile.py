@@ -179,8 +179,9 @@ def bench(session: nox.Session) -> None:
     # emulators of the cloud stores' rows (moto's server, gcp-storage-emulator; Azurite and
     # the Cosmos DB emulator are npm's, from .ci/run) run their rows.
     session.install("celery[redis,sqlalchemy,dynamodb,s3,azureblockblob,gcs]", "pycouchdb",
-                    "pydocumentdb", "dramatiq[redis,rabbitmq]", "huey", "redis", "gevent", "eventlet",
-                    "psutil", "rich", "moto[server]", "gcp-storage-emulator", env=compiled)
+                    "pydocumentdb", "dramatiq[redis,rabbitmq]", "huey", "redis", "gevent",
+                    "eventlet", "psutil", "rich", "moto[server]", "gcp-storage-emulator",
+                    env=compiled)
     # kernel's own packages are editable installs, compiled here alike.
     session.run("python", "-m", "compileall", "-q", "kernel", "plugins", "tests/bench",
                 silent=True)
