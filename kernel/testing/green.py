@@ -13,7 +13,7 @@ monkey-patched first (as ``kernel worker -P NAME`` does)::
 `GreenWorkerSuite` runs real ``kernel worker -P NAME`` processes on a broker (the ``broker``
 fixture, a URL the subclass gives: SQLite, Redis, RabbitMQ) with the tasks of `TASKS`: the
 process is patched before the app is imported and the banner says so, tasks that wait on
-sockets, time limits, async tasks and shutdowns work end to end.
+sockets, time limits, async tasks, revoking a running task and shutdowns work end to end.
 """
 
 from __future__ import annotations
@@ -236,6 +236,18 @@ class GreenWorkerSuite:
         wait_for(lambda: result.state in states.READY_STATES, 30, "the spinning task to end")
         assert result.state == states.FAILURE and "TimeLimitExceeded" in repr(result.result)
         assert workers.client.AsyncResult(soft).get(timeout=30) == "soft"
+        ok = workers.send("green.add", (1, 1))
+        workers.wait_succeeded(ok, 30)
+
+    def test_revoking_a_running_task_stops_it(self, workers: Workers, tmp_path: Path) -> None:
+        marks = tmp_path / "marks"
+        marks.mkdir()
+        workers.start(self.pool, 10)
+        [running] = workers.send("green.mark_sleep", (str(marks), 60))
+        wait_for(lambda: os.listdir(marks), 30, "the task to start")
+        result = workers.client.AsyncResult(running)
+        result.revoke(terminate=True)
+        wait_for(lambda: result.state == states.REVOKED, 30, "the running task to be revoked")
         ok = workers.send("green.add", (1, 1))
         workers.wait_succeeded(ok, 30)
 
