@@ -79,8 +79,8 @@ class GreenLibrary(ABC):
 class Slot:
     """One running job: its green thread, its deadlines and what was sent to it."""
 
-    __slots__ = ("entry", "glet", "soft_at", "hard_at", "soft_sent", "hard_sent", "in_runner",
-                 "cancels", "future", "done")
+    __slots__ = ("entry", "glet", "soft_at", "hard_at", "soft_sent", "in_runner", "cancels",
+                 "future", "done")
 
     def __init__(self, entry: Entry) -> None:
         self.entry = entry
@@ -92,7 +92,6 @@ class Slot:
         self.soft_at = None if soft is None else now + soft
         self.hard_at = None if job.hard_time_limit is None else now + job.hard_time_limit
         self.soft_sent = False
-        self.hard_sent = False
         #: the runner is running (not the pool's code before or after it).
         self.in_runner = False
         self.cancels: list[Callable[[], None]] = []
@@ -106,7 +105,6 @@ class Slot:
             return None
         if self.hard_at is not None and now >= self.hard_at:
             self.hard_at = now + HARD_RETRY  # again, if the job catches it and runs on
-            self.hard_sent = True
             return Stopped(OutcomeKind.TIMEOUT, "hard time limit")
         if self.soft_at is not None and not self.soft_sent and now >= self.soft_at:
             self.soft_sent = True
