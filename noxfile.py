@@ -182,7 +182,8 @@ def bench(session: nox.Session) -> None:
                     "-e", "plugins/azure-blob", "-e", "plugins/gcs", "-e", "plugins/msgpack",
                     "-e", "plugins/yaml", "-e", "plugins/signing",
                     "-e", "plugins/elasticsearch[opensearch]", "noida-db==0.2.3",
-                    "osmem-server==0.1.6", env=compiled)
+                    "osmem-server==0.1.6", "-e", "plugins/gevent", "-e", "plugins/eventlet",
+                    env=compiled)
     # The codecs table: kombu's msgpack and yaml use the same libraries (msgpack, PyYAML, which
     # the plugins bring), its zstd and brotli those of kernel[zstd,brotli], Celery's auth
     # serializer kernel-signing's (cryptography).
@@ -194,7 +195,8 @@ def bench(session: nox.Session) -> None:
     session.install("celery[redis,sqlalchemy,dynamodb,s3,azureblockblob,gcs,elasticsearch]",
                     "elasticsearch>=8.12,<9", "pycouchdb",
                     "pydocumentdb", "dramatiq[redis,rabbitmq]", "huey", "redis", "gevent",
-                    "psutil", "rich", "moto[server]", "gcp-storage-emulator", env=compiled)
+                    "eventlet", "psutil", "rich", "moto[server]", "gcp-storage-emulator",
+                    env=compiled)
     # kernel's own packages are editable installs, compiled here alike.
     session.run("python", "-m", "compileall", "-q", "kernel", "plugins", "tests/bench",
                 silent=True)

@@ -62,8 +62,14 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
         "result store": ("elasticsearch", "elasticsearch+http", "elasticsearch+https",
                          "opensearch", "opensearch+http", "opensearch+https"),
     }, other_extras={"opensearch": ("opensearch", "opensearch+http", "opensearch+https")}),
+    Distribution("kernel-eventlet", "eventlet", "eventlet", {
+        "pool": ("eventlet",),
+    }),
     Distribution("kernel-gcs", "gcs", "gcs", {
         "result store": ("gs",),
+    }),
+    Distribution("kernel-gevent", "gevent", "gevent", {
+        "pool": ("gevent",),
     }),
     Distribution("kernel-memcached", "memcached", "memcached", {
         "result store": ("cache+memcached", "cache+memcache", "cache+pymemcache",

@@ -147,17 +147,24 @@ def kernel_signers() -> Iterable[SignerSpec]:
 def kernel_pools() -> Iterable[PoolSpec]:
     """Declare execution pools.
 
-    :returns: records with the name (``-P NAME``), a factory ``(concurrency, **limits) -> Pool``
-        and the capabilities.
+    :returns: records with the name (``-P NAME``), a factory ``(concurrency, **limits) -> Pool``,
+        the capabilities, and for a pool that must change the process before anything else
+        runs, ``patch``: a callable that does it (gevent's monkey-patching) and returns a line
+        for the banner.
 
-    **Called** by `PluginManager` when an App first needs that registry. **Results**: all collected.
+    **Called** by `PluginManager` when an App first needs that registry, and by ``kernel worker
+    -P NAME`` before it imports the app, to call the record's ``patch`` first (the worker calls
+    it again before it starts: it MUST be idempotent, and refuse with a sentence once threads
+    or sockets exist). **Results**: all collected.
     **Historic**: no. **Wrappers**: no.
 
     **Example**::
 
         @hookimpl
         def kernel_pools():
-            yield PoolSpec("gevent", make_gevent_pool, PoolCapabilities(hard_time_limit=True))
+            yield PoolSpec("gevent", Lazy("kernel_gevent.pool:GeventPool"),
+                           PoolCapabilities(hard_time_limit=True, green=True),
+                           patch=Lazy("kernel_gevent.patching:patch"))
     """
 
 

@@ -27,7 +27,9 @@ and its implementation reads its options with the helpers here::
 
 A result store on object storage (a bucket of blobs) subclasses `ObjectStore` and implements
 only its client's primitives (read, write, conditional writes, delete, list); the kit builds
-the contract on them (`kernel.objectstore`).
+the contract on them (`kernel.objectstore`). A pool of green threads (gevent, eventlet)
+subclasses `GreenPool` and gives it its library's few primitives (`GreenLibrary`) and a
+`Patcher` that monkey-patches the process early (`kernel.greenpool`).
 
 ``kernel plugins new NAME --provides KIND`` writes a working distribution to start from;
 docs/plugin-authoring.md walks through it. Every hook is documented in `kernel.hookspecs`.
@@ -49,6 +51,7 @@ from kernel.errors import (
     ResultTooLarge,
 )
 from kernel.fields import GroupFields, RecordFields, TaskFields, key_kind
+from kernel.greenpool import GreenLibrary, GreenPool, Patcher
 from kernel.hookspecs import hookimpl
 from kernel.interfaces.pool import PoolCapabilities
 from kernel.interfaces.results import ResultStoreCapabilities
@@ -116,6 +119,8 @@ __all__ = [
     "ContentDisallowed",
     "DecodeError",
     "Envelope",
+    "GreenLibrary",
+    "GreenPool",
     "GroupFields",
     "KernelError",
     "Lazy",
@@ -127,6 +132,7 @@ __all__ = [
     "ObjectStore",
     "OptionReader",
     "Options",
+    "Patcher",
     "PluginError",
     "ResultRefused",
     "ResultTooLarge",

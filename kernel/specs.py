@@ -126,6 +126,13 @@ class PoolSpec:
     name: str
     factory: Callable[..., Pool]
     capabilities: PoolCapabilities = PoolCapabilities()
+    #: for a pool that must change the process before anything else runs (gevent's and
+    #: eventlet's monkey-patching): called with no arguments, by ``kernel worker -P NAME``
+    #: before it imports the app and by the worker before it starts. It MUST be idempotent,
+    #: MUST raise `ConfigurationError` with a sentence when it is too late (threads or
+    #: sockets exist), and returns what it did, for the banner ("gevent 26.9: monkey-patched
+    #: at start-up").
+    patch: Callable[[], str] | None = None
     kind: str = field(default="pool", init=False)
 
     @property

@@ -35,6 +35,23 @@ def _bounds(value: str | None) -> tuple[int, int] | None:
     return maximum, minimum
 
 
+def patch_early(state: CliState, pool: str | None) -> None:
+    """``-P NAME`` of a pool whose plugin changes the process first (gevent's and eventlet's
+    monkey-patching, `PoolSpec.patch`): done here, before ``-A`` imports the app, so that
+    nothing the app, its broker client or a thread creates is left unpatched. A pool no
+    installed plugin registers (one the app itself registers) is left to the worker, which
+    refuses to patch once threads or sockets exist."""
+    if pool is None:
+        return
+    from kernel.plugins import PluginManager
+
+    specs = PluginManager(disabled=state.disabled).pools
+    if pool in specs:
+        patch = specs.get(pool).patch
+        if patch is not None:
+            patch()
+
+
 @click.command()
 @app_option
 @click.option("-P", "--pool", metavar="NAME",
@@ -85,6 +102,7 @@ def worker(state: CliState, pool: str | None, concurrency: int | None, queues: s
            metrics_host: str, embed_beat: bool, graph: bool) -> None:
     """Consume tasks and run them. SIGTERM stops warmly (running tasks finish); a second
     SIGTERM or Ctrl+C stops at once and gives unfinished tasks back to the broker."""
+    patch_early(state, pool)
     app = state.require_app("worker")
     from kernel.worker import Worker
 

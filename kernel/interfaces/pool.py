@@ -40,6 +40,12 @@ class PoolCapabilities:
     #: worker calls `start_consumers` instead of `start` and submits nothing. Such a pool MUST
     #: implement `start_consumers`.
     consumers: bool = False
+    #: slots are green threads of the worker's own process (gevent, eventlet): thousands cost
+    #: little, but they share one CPU, so the worker holds one message per slot, and beyond
+    #: that at most one more per slot as the prefetch budget allows, never concurrency x
+    #: prefetch multiplier (a worker of 1,000 green slots would take a whole backlog from
+    #: the other workers).
+    green: bool = False
 
 
 @dataclass

@@ -13,7 +13,8 @@ your implementation; tests are gated on the capabilities your record declares, n
             t.close()
 
 Suites: `TransportSuite`, `BroadcastSuite`, `ResultStoreSuite`, `RateLimitStoreSuite`,
-`ScheduleStoreSuite`, `SerializerSuite`, `CompressorSuite`, `SignerSuite`, `PoolSuite`.
+`ScheduleStoreSuite`, `SerializerSuite`, `CompressorSuite`, `SignerSuite`, `PoolSuite` (and,
+for a pool of green threads, `kernel.testing.green`: `GreenPoolSuite`, `GreenWorkerSuite`).
 `check_distribution(pyproject)` checks that what a distribution declares under
 ``[tool.kernel]`` is what its plugin registers.
 

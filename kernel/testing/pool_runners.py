@@ -84,7 +84,8 @@ class SuiteRunner:
     - ``("mark-wait", marker, release, max_s)`` → writes `marker` (its pid), waits for the file
       `release`; "released" or "not-released"; writes ``marker + ".done"`` as it returns
     - ``("barrier", directory, n, max_s)`` → "met" when n jobs arrived at once, else "missed"
-    - ``("soft", max_s)`` → "soft" if `SoftTimeLimitExceeded` arrives, else "no-soft-limit"
+    - ``("soft", max_s)`` → "soft" if `SoftTimeLimitExceeded` arrives, else "no-soft-limit";
+      ``("soft-spin", max_s)`` the same in a busy loop (a job that never yields)
     - ``("spin", max_s)`` → busy-loops (only a kill or a cancel stops it early) → "spun";
       ``("mark-spin", marker, max_s)`` marks first
     - ``("alloc", mib)`` → leaks `mib` MiB, returns the pid; ``("rss",)`` → resident KiB
@@ -120,6 +121,14 @@ class SuiteRunner:
             try:
                 while time.monotonic() < end:
                     time.sleep(_POLL)  # short sleeps: a thread's async exception lands between
+            except SoftTimeLimitExceeded:
+                return "soft"
+            return "no-soft-limit"
+        if command == "soft-spin":
+            end = time.monotonic() + args[0]
+            try:
+                while time.monotonic() < end:
+                    pass
             except SoftTimeLimitExceeded:
                 return "soft"
             return "no-soft-limit"

@@ -28,7 +28,7 @@ from kernel import states
 from kernel.config import first_set
 from kernel.errors import MessageError, TaskRevokedError, TimeLimitExceeded, WorkerLostError
 from kernel.events.metrics import BROKER_ERROR, DEAD_LETTERED
-from kernel.interfaces.pool import Job, Outcome, OutcomeKind, Pool
+from kernel.interfaces.pool import Job, Outcome, OutcomeKind, Pool, PoolCapabilities
 from kernel.interfaces.transport import Delivery, Outgoing, Transport, clamp_priority
 from kernel.message import Request
 from kernel.parsing import parse_rate
@@ -47,6 +47,21 @@ log = logging.getLogger("kernel.worker")
 THROTTLED_FREE = 1000
 #: per pool slot, the most messages an adaptive prefetch may hold (for very short tasks).
 PREFETCH_CEILING = 32
+#: the same for a pool of green slots: one running, one waiting (they share one CPU).
+GREEN_CEILING = 2
+
+
+def prefetch_bounds(concurrency: int, prefetch: int, budget: float,
+                    capabilities: PoolCapabilities) -> tuple[int, int]:
+    """(floor, ceiling) of the messages a consumer of `concurrency` slots holds, `prefetch`
+    being concurrency x multiplier: it holds the floor, and up to the ceiling while the
+    prefetch budget says tasks are short. A pool of green slots holds one message a slot,
+    and at most `GREEN_CEILING` a slot."""
+    if capabilities.green:
+        floor, per_slot = concurrency, GREEN_CEILING
+    else:
+        floor, per_slot = max(prefetch, concurrency), PREFETCH_CEILING
+    return floor, max(floor, concurrency * per_slot) if budget > 0 else floor
 #: acks wait this long (seconds) for company unless ACK_BATCH are pending: finished tasks whose
 #: ack is delayed this long run again only if the worker dies within that window.
 ACK_LINGER = 0.002
@@ -100,7 +115,7 @@ class Consumer:
         self.executor = executor
         self.queues = queues
         self.budget = app.conf.worker_prefetch_budget
-        self._size(concurrency, max(prefetch, concurrency))
+        self._size(concurrency, prefetch)
         self.prefetch = self.floor
         self._mean_run: float | None = None
         self.lease_seconds = lease_seconds
@@ -423,12 +438,12 @@ class Consumer:
         no longer among them goes back unrun."""
         self.queues = list(queues)
 
-    def _size(self, concurrency: int, floor: int) -> None:
+    def _size(self, concurrency: int, prefetch: int) -> None:
         self.concurrency = concurrency
         #: the configured prefetch (Celery's meaning); with a prefetch budget the worker holds
         #: more when tasks are short, up to `ceiling`, never more than `budget` s of work a slot.
-        self.floor = floor
-        self.ceiling = max(floor, concurrency * PREFETCH_CEILING) if self.budget > 0 else floor
+        self.floor, self.ceiling = prefetch_bounds(concurrency, prefetch, self.budget,
+                                                   self.pool.capabilities)
         #: jobs the pool may hold: one per slot, plus one queued per slot where it says so.
         self._pool_room = concurrency * (2 if self.pool.capabilities.queue_ahead else 1)
 

@@ -29,7 +29,7 @@ from kernel.parsing import mask_url
 from kernel.supervision import FATAL
 from kernel.worker.autoscale import Autoscaler
 from kernel.worker.blueprint import Blueprint
-from kernel.worker.consumer import PREFETCH_CEILING, Consumer
+from kernel.worker.consumer import Consumer, prefetch_bounds
 from kernel.worker import liveness
 from kernel.worker.execute import Executor
 from kernel.worker.liveness import Heartbeat
@@ -121,6 +121,8 @@ class Worker:
         self.started_at = time.monotonic()
         self.presence: Presence | None = None
         self.mailbox: Mailbox | None = None
+        #: what the pool's plugin did to the process before anything ran (`PoolSpec.patch`).
+        self.patched: str | None = None
 
     @property
     def nodename(self) -> str:
@@ -134,6 +136,8 @@ class Worker:
     def start(self) -> None:
         """Start every bootstep; returns once the worker consumes."""
         FATAL.clear()  # a failure of an earlier worker in this process is not this one's
+        if self.options.child_link is None:
+            self._patch()
         self.app.plugins.hook.kernel_worker_init(worker=self)
         self.app.import_discovered()  # after the plugins set up (kernel-django: django.setup)
         self.app.codec.build_accepted_signers()
@@ -173,6 +177,14 @@ class Worker:
             self._serve_metrics(local)
             self._supervise_size()
         self.app.plugins.hook.kernel_worker_ready(worker=self)
+
+    def _patch(self) -> None:
+        """What the pool's plugin must do to the process first (gevent's monkey-patching),
+        before the worker opens a connection or starts a thread; a no-op when ``kernel worker
+        -P`` did it before importing the app."""
+        spec = self.app.plugins.pools.get(self.options.pool)
+        if spec.patch is not None and self.patched is None:
+            self.patched = spec.patch()
 
     def _supervise_size(self) -> None:
         if self.autoscale_bounds is not None:
@@ -327,10 +339,15 @@ class Worker:
     def run(self) -> int:
         """Start, serve until SIGTERM/SIGINT, shut down; the process exit code."""
         setup_logging(self.loglevel)
+        self._patch()
         self.print_banner()
-        if threading.current_thread() is threading.main_thread():
+        try:
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
+        except ValueError:
+            # Not the main thread. Asked, not compared: under eventlet's patching the main
+            # thread's current_thread() is not main_thread().
+            pass
         self.start()
         log.info("%s ready.", self.nodename)
         while not self._shutdown.wait(1.0):
@@ -369,14 +386,21 @@ class Worker:
             ("results", mask_url(conf.result_backend) if conf.result_backend else "disabled"),
             ("pool", f"{opts.pool}, concurrency {opts.concurrency}"
                      + (f" ({', '.join(limits)})" if limits else "")),
-            ("prefetch", str(opts.concurrency * opts.prefetch_multiplier)
-             + (f" (up to {opts.concurrency * PREFETCH_CEILING} while tasks are short)"
-                if conf.worker_prefetch_budget > 0 else "")),
+            *([("patched", self.patched)] if self.patched else []),
+            ("prefetch", self._prefetch_row()),
             ("queues", ", ".join(opts.queues)),
             # The built-in celery.* tasks (canvas) are there in every app: not listed, as in Celery.
             ("tasks", "\n".join(sorted(t for t in self.app.tasks if not t.startswith("celery.")))
              or "(none registered)"),
         ]
+
+    def _prefetch_row(self) -> str:
+        opts = self.options
+        capabilities = self.app.plugins.pools.get(opts.pool).capabilities
+        floor, ceiling = prefetch_bounds(opts.concurrency,
+                                         opts.concurrency * opts.prefetch_multiplier,
+                                         self.app.conf.worker_prefetch_budget, capabilities)
+        return str(floor) + (f" (up to {ceiling} while tasks are short)" if ceiling > floor else "")
 
     def print_banner(self) -> None:
         from rich.console import Console

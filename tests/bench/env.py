@@ -13,6 +13,8 @@ KERNEL_URL = "BENCH_KERNEL_URL"
 KERNEL_RESULTS = "BENCH_KERNEL_RESULTS"
 #: "redis" (one INCR on BENCH_REDIS_URL) or "results" (the kernel app's result store; SQLite).
 COUNTER = "BENCH_COUNTER"
+#: the list the green rows' tasks wait on (BLPOP): nothing is ever pushed to it.
+NEVER_PUSHED = "bench.never"
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"  # vhost "/", as pika and kombu read it
@@ -46,7 +48,8 @@ def redis_client() -> object:
     smoke test need no redis package)."""
     import redis
 
-    return redis.Redis.from_url(redis_url())
+    # A connection for each of 500 greenlets (the green rows): redis-py keeps 100 by default.
+    return redis.Redis.from_url(redis_url(), max_connections=10_000)
 
 
 _client: object | None = None
@@ -60,3 +63,10 @@ def incr() -> None:
     if _client_pid != os.getpid():
         _client, _client_pid = redis_client(), os.getpid()
     _client.incr(COUNTER_KEY)  # type: ignore[attr-defined]
+
+
+def wait_on_socket() -> None:
+    """The green rows' task body: 50 ms waiting on a socket, not a sleep (a BLPOP of a list
+    nothing is pushed to, which Redis answers after its 0.05 s timeout), then the INCR."""
+    incr()  # makes the client
+    _client.blpop([NEVER_PUSHED], timeout=0.05)  # type: ignore[attr-defined]

@@ -56,6 +56,18 @@ ROWS = (
         False, targets=(("value", 1.0, "redis"),)),
     Row("rtt.untracked.p99", "round trip p99, task_track_sent=False", "ms", False),
     Row("io", "I/O-bound (50 ms sleeps)", "tasks/s", targets=(("celery", 1, None),)),
+    Row("green.gevent", "I/O-bound on sockets, 500 green slots (quick: 50): -P gevent",
+        "tasks/s", targets=(("celery", 1.5, None),)),
+    Row("green.gevent.seconds", "  that drain's time (ideal: 0.2 s)", "s", False,
+        targets=(("value", 0.4, None),)),
+    Row("rss.green.gevent", "  peak RSS of that worker", "MiB", False),
+    Row("slot.green.gevent", "  that over its slots (at most per slot)", "KiB", False),
+    Row("green.eventlet", "I/O-bound on sockets, 500 green slots (quick: 50): -P eventlet",
+        "tasks/s", targets=(("celery", 1.5, None),)),
+    Row("green.eventlet.seconds", "  that drain's time (ideal: 0.2 s)", "s", False,
+        targets=(("value", 0.4, None),)),
+    Row("rss.green.eventlet", "  peak RSS of that worker", "MiB", False),
+    Row("slot.green.eventlet", "  that over its slots (at most per slot)", "KiB", False),
     Row("rss.one", "peak RSS, 1 process", "MiB", False, targets=(("celery", 1, None),)),
     Row("rss.two", "peak RSS, 2 processes", "MiB", False, targets=(("celery", 1, None),)),
     Row("queues", "drain, 1 process, tasks spread over 100 queues", "tasks/s",
@@ -123,7 +135,8 @@ def build(samples: Samples, broker: str, bare: str) -> list[dict[str, Any]]:
 def environment(servers: dict[str, str | None]) -> dict[str, Any]:
     versions = {}
     for dist in ("kernel", "kernel-redis", "kernel-amqp", "celery", "kombu", "amqp",
-                 "dramatiq", "pika", "huey", "redis", "hiredis", "gevent"):
+                 "dramatiq", "pika", "huey", "redis", "hiredis", "gevent", "eventlet",
+                 "greenlet", "kernel-gevent", "kernel-eventlet"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

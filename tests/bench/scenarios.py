@@ -15,6 +15,14 @@ Rows (ids as in the JSON):
   rtt.untracked.*               the same, kernel without the PENDING record (task_track_sent off)
   io                            tasks that sleep 50 ms, drained at `io_concurrency`, tasks/s
                                 (Redis only)
+  green.gevent / .eventlet      `green` pre-queued tasks that each wait 50 ms on a socket (a
+                                Redis BLPOP with a 0.05 s timeout), one worker of
+                                `green_slots` greenlets (-P gevent / -P eventlet), against
+                                Celery's same pools: tasks/s from the first task done to the
+                                last, plus the 50 ms the first waited (start-up is not
+                                throughput); Redis only
+  green.*.seconds               that time, against the ideal: green x 50 ms / green_slots
+  rss.green.* / slot.green.*    the worker's peak RSS, MiB, and that over its slots, KiB
   limit.*                       the bare client alone (redis-py, py-amqp) on kernel's message
                                 bytes: the broker's ceiling (first run only)
   backlog.*, queues             kernel at scale, on Redis, once (`tests.bench.scale`)
@@ -30,7 +38,7 @@ from dataclasses import asdict, dataclass
 
 from tests.bench import scale
 from tests.bench.brokers import Broker
-from tests.bench.procs import MIB
+from tests.bench.procs import MIB, WorkerProc
 from tests.bench.systems import Kernel, System, wait_count
 
 
@@ -44,13 +52,19 @@ class Counts:
     io_concurrency: int
     runs: int
     warmup: int
+    green: int
+    green_slots: int
 
 
 #: Enqueue rates are steady from the first thousand calls; 10,000 keeps Celery's (~1,500/s)
 #: short. Drains stay at 20,000: a worker's start-up is part of their figure.
 FULL = Counts(enqueue=10_000, drain=20_000, rtt=500, io=2_000, io_concurrency=100, runs=3,
-              warmup=20)
-QUICK = Counts(enqueue=300, drain=300, rtt=30, io=100, io_concurrency=20, runs=1, warmup=3)
+              warmup=20, green=2_000, green_slots=500)
+QUICK = Counts(enqueue=300, drain=300, rtt=30, io=100, io_concurrency=20, runs=1, warmup=3,
+               green=200, green_slots=50)
+#: how long each green row's task waits on its socket, seconds.
+GREEN_WAIT = 0.05
+GREEN_POOLS = ("gevent", "eventlet")
 
 Samples = dict[str, dict[str, list[float]]]
 
@@ -102,6 +116,10 @@ class Bench:
             for system in self._turns():
                 if system.name != "kernel-sqlite":
                     self.io_bound(system)
+            for pool in GREEN_POOLS:
+                for system in self._turns():
+                    if pool in system.green_pools and system.name != "kernel-sqlite":
+                        self.green_bound(system, pool)
         if self.raw:
             # Once, like kernel-sqlite: a ceiling with no system to alternate with.
             self.limit()
@@ -159,6 +177,27 @@ class Bench:
         if rates:
             self.record("io", system.name, max(rates))
 
+    def green_bound(self, system: System, pool: str) -> None:
+        n, slots = self.counts.green, self.counts.green_slots
+        system.reset()
+        system.prequeue(n, "socket_wait")
+        worker = WorkerProc(system.green_argv(pool, slots), system.worker_env())
+        try:
+            first, last = first_and_last(system, n, worker, time.perf_counter() + 60 + n / 100)
+        except RuntimeError as exc:
+            if isinstance(system, Kernel):
+                raise
+            self.log(f"  {str(exc).splitlines()[0]}: this run of {system.name} is left out")
+            return
+        finally:
+            worker.stop()
+        system.reset()
+        took = last - first + GREEN_WAIT
+        self.record(f"green.{pool}", system.name, n / took)
+        self.record(f"green.{pool}.seconds", system.name, took)
+        self.record(f"rss.green.{pool}", system.name, worker.peak_rss / MIB)
+        self.record(f"slot.green.{pool}", system.name, worker.peak_rss / slots / 1024)
+
     def timed_drain(self, system: System, mode: str, n: int, task: str) -> tuple[float, int]:
         """Pre-queue `n` tasks, spawn the worker, wait for the counter to reach `n`: the rate
         from spawn to the last task done, and the worker's peak RSS."""
@@ -211,6 +250,25 @@ class Bench:
 class PeerStuck(Exception):
     """A peer's worker did not finish a drain in time (Celery's has hung here once): that run
     is left out of its median, and the bench goes on."""
+
+
+def first_and_last(system: System, n: int, worker: WorkerProc,
+                   deadline: float) -> tuple[float, float]:
+    """When the first of `n` tasks was done, and the last (perf_counter)."""
+    first = None
+    while True:
+        done = system.count()
+        now = time.perf_counter()
+        if first is None and done:
+            first = now
+        if done >= n:
+            assert first is not None
+            return first, now
+        if now > deadline:
+            raise RuntimeError(f"{system.name}: only {done} of {n} tasks done in time"
+                               f"\n{worker.output()}")
+        worker.check_alive()
+        time.sleep(0.002)
 
 
 def percentile(ordered: list[float], q: float) -> float:

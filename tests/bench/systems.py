@@ -35,6 +35,8 @@ class System(ABC):
     #: measured in the first run only: absolute figures with no peer on its broker to alternate
     #: with, so the median of several runs adds time and no fairness.
     first_run_only = False
+    #: the green pools it runs the green rows with (those installed).
+    green_pools: tuple[str, ...] = ()
 
     def __init__(self, broker: Broker, io_concurrency: int) -> None:
         self.broker = broker
@@ -92,6 +94,10 @@ class System(ABC):
     def start_worker(self, mode: str) -> WorkerProc:
         return WorkerProc(self.worker_argv(mode), self.worker_env())
 
+    def green_argv(self, pool: str, slots: int) -> list[str]:
+        """Its worker on green pool `pool` with `slots` green threads."""
+        raise NotImplementedError
+
     @abstractmethod
     def call(self, timeout: float) -> Any:
         """One submit-and-wait of the ping task; returns its result."""
@@ -121,6 +127,7 @@ class Kernel(System):
         self.counter = "redis"
         self.app = self.tasks.make_app(self.url, self.results, self.counter)
         self.untracked: Any = None
+        self.green_pools = installed(("gevent", "kernel_gevent"), ("eventlet", "kernel_eventlet"))
 
     def _task(self, task: str) -> Any:
         return self.app.tasks[f"bench.{task}"]
@@ -165,6 +172,10 @@ class Kernel(System):
                 "io": ["-P", "asyncio", "-c", str(self.io_concurrency)]}[mode]
         return ["kernel", "worker", "-A", "tests.bench.tasks_kernel:app", *pool,
                 "-Q", ",".join(queues or [self.tasks.QUEUE]), "--loglevel", "WARNING"]
+
+    def green_argv(self, pool: str, slots: int) -> list[str]:
+        return ["kernel", "worker", "-A", "tests.bench.tasks_kernel:app", "-P", pool,
+                "-c", str(slots), "-Q", self.tasks.QUEUE, "--loglevel", "WARNING"]
 
     def worker_env(self) -> dict[str, str]:
         return {**super().worker_env(), env.KERNEL_URL: self.url,
@@ -245,6 +256,7 @@ class Celery(System):
         pools = " or ".join(f"-P {p}" for p in ("threads", "gevent")[:len(self.io_modes)])
         self.configs = {"one": "-P solo", "two": "-P prefork -c 2",
                         "io": f"{pools} -c {io_concurrency} (best)"}
+        self.green_pools = installed(("gevent",), ("eventlet",))
 
     def enqueue(self, n: int, task: str = "noop") -> None:
         delay = getattr(self.tasks, task).delay
@@ -267,6 +279,11 @@ class Celery(System):
         return ["celery", "-A", "tests.bench.tasks_celery", "worker", *pool, "--without-gossip",
                 "--without-mingle", "--without-heartbeat", "-Q", self.tasks.QUEUE,
                 "--loglevel", "WARNING"]
+
+    def green_argv(self, pool: str, slots: int) -> list[str]:
+        return ["celery", "-A", "tests.bench.tasks_celery", "worker", "-P", pool, "-c",
+                str(slots), "--without-gossip", "--without-mingle", "--without-heartbeat",
+                "-Q", self.tasks.QUEUE, "--loglevel", "WARNING"]
 
     def call(self, timeout: float) -> Any:
         return self.tasks.ping.delay().get(timeout=timeout)
@@ -349,6 +366,14 @@ class Huey(System):
 
     def call(self, timeout: float) -> Any:
         return self.tasks.ping().get(blocking=True, timeout=timeout)
+
+
+def installed(*needs: tuple[str, ...]) -> tuple[str, ...]:
+    """The green pools whose modules are all installed: each of `needs` is the pool's name
+    (its library's module too) and the other modules it needs."""
+    from importlib.util import find_spec
+
+    return tuple(need[0] for need in needs if all(find_spec(m) is not None for m in need))
 
 
 PEERS: dict[str, type[System]] = {"celery": Celery, "dramatiq": Dramatiq, "huey": Huey}

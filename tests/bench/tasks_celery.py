@@ -31,3 +31,8 @@ def ping() -> int:
 def sleepy() -> None:
     time.sleep(0.05)
     env.incr()
+
+
+@app.task(name="bench.socket_wait", ignore_result=True)
+def socket_wait() -> None:
+    env.wait_on_socket()

@@ -37,6 +37,10 @@ def make_app(url: str, results: str | None = None, counter: str | None = None,
         incr()
         return 1
 
+    @app.task(name="bench.socket_wait", ignore_result=True)
+    def socket_wait() -> None:
+        env.wait_on_socket()
+
     @app.task(name="bench.sleepy", ignore_result=True)
     async def sleepy() -> None:
         await asyncio.sleep(0.05)

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kernel.interfaces.pool import Job, OnDone, Outcome, OutcomeKind, Runner
-from kernel.std.pools.base import Entry, StdPool, finished
+from kernel.pooling import Entry, StdPool, finished
 from kernel.std.pools import ASYNCIO_CAPABILITIES
 
 _SHUTDOWN_GRACE = 2.0

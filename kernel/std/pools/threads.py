@@ -20,7 +20,7 @@ from typing import Any
 
 from kernel.errors import SoftTimeLimitExceeded
 from kernel.interfaces.pool import Job, OnDone, Outcome, Runner
-from kernel.std.pools.base import SOFT_LIMIT_LATE, Entry, StdPool, call_runner, finished, lost
+from kernel.pooling import SOFT_LIMIT_LATE, Entry, StdPool, call_runner, finished, lost
 from kernel.std.pools import THREADS_CAPABILITIES
 
 

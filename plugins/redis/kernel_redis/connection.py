@@ -118,7 +118,9 @@ def open_client(url: str, options: Options) -> redis.Redis:
     Options: ``retries`` (6) and ``retry_backoff_cap`` (2 s): how hard redis-py retries a command
     on a connection error before `ConnectionFailed`; ``socket_connect_timeout`` (5 s);
     ``socket_timeout`` (None: blocking reads wait as long as the command asks); ``ssl``;
-    ``sentinel_password``.
+    ``sentinel_password``; ``worker_concurrency``: the pool keeps up to 100 connections more
+    than that, since every slot of a worker (500 greenlets of ``-P gevent``) may write at once
+    (redis-py's default of 100 would refuse the 101st with "Too many connections").
     """
     target = parse_url(url, options)
     reader = OptionReader(options, "Redis")
@@ -130,7 +132,8 @@ def open_client(url: str, options: Options) -> redis.Redis:
         retry=retry, retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         socket_connect_timeout=connect_timeout,
         socket_timeout=timeout,
-        socket_keepalive=True, health_check_interval=30, **target.ssl)
+        socket_keepalive=True, health_check_interval=30,
+        max_connections=100 + reader.integer("worker_concurrency", 0, minimum=0), **target.ssl)
     if not target.sentinels:
         direct = urlunsplit(urlsplit(url)._replace(query=""))
         try:

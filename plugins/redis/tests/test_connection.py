@@ -196,3 +196,16 @@ def test_a_subscription_survives_a_dropped_connection(redis_url: str,
     finally:
         sub.close()
         transport.close()
+
+
+def test_a_store_keeps_a_connection_for_every_slot_of_a_big_worker(redis_url: str) -> None:
+    # 500 greenlets of -P gevent may write results at once; redis-py alone keeps 100.
+    app = App("slots", broker="memory://", results=redis_url,
+              config={"worker_concurrency": 500})
+    try:
+        store = app.backend.store
+        assert isinstance(store, RedisResultStore)
+        assert store._client.connection_pool.max_connections >= 500
+        assert store._writer.connection_pool.max_connections >= 500
+    finally:
+        app.close()

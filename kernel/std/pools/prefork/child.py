@@ -29,7 +29,7 @@ from typing import Any
 
 from kernel.errors import SoftTimeLimitExceeded
 from kernel.interfaces.pool import Job
-from kernel.std.pools.base import SOFT_LIMIT_LATE, call_runner
+from kernel.pooling import SOFT_LIMIT_LATE, call_runner
 
 _PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024 if hasattr(os, "sysconf") else 4
 

@@ -35,7 +35,7 @@ from typing import Any
 from kernel.interfaces.pool import (ChildLink, ChildMain, Job, OnDone, Outcome, OutcomeKind,
                                     Pool, PoolCapabilities, Runner)
 from kernel.interfaces.transport import Delivery
-from kernel.std.pools.base import Entry, StdPool, finished, lost
+from kernel.pooling import Entry, StdPool, finished, lost
 from kernel.std.pools.prefork.child import SoftLimit, die_with_the_worker, retiring
 from kernel.supervision import FATAL
 

@@ -37,7 +37,7 @@ from typing import Any
 
 from kernel.errors import ConfigurationError
 from kernel.interfaces.pool import ChildMain, Job, OnDone, Outcome, OutcomeKind, Runner
-from kernel.std.pools.base import Entry, Report, StdPool, finished, lost
+from kernel.pooling import Entry, Report, StdPool, finished, lost
 from kernel.std.pools import PREFORK_CAPABILITIES
 from kernel.std.pools.prefork import child as child_module
 from kernel.std.pools.prefork import consumers

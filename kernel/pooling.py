@@ -1,5 +1,6 @@
-"""What every std pool shares: the ledger that guarantees one outcome per job, the guarded call
-of the runner that turns a raising runner into a FINISHED outcome carrying the traceback, and
+"""What every pool of the kernel's shares, the std pools and the green pools' kit
+(`kernel.greenpool`) alike: the ledger that guarantees one outcome per job, the guarded call of
+the runner that turns a raising runner into a FINISHED outcome carrying the traceback, and
 `StdPool`, the bookkeeping around them (start/stop state, resizing, `info`)."""
 
 from __future__ import annotations
