@@ -71,6 +71,9 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
         "schedule store": _REDIS,
         "rate-limit store": _REDIS,
     }),
+    Distribution("kernel-riak", "riak", "riak", {
+        "result store": ("riak",),
+    }),
     Distribution("kernel-s3", "s3", "s3", {
         "result store": ("s3",),
     }),
