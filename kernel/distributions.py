@@ -37,6 +37,9 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
         "transport": ("amqp", "amqps", "pyamqp"),
         "result store": ("rpc",),
     }),
+    Distribution("kernel-arangodb", "arangodb", "arangodb", {
+        "result store": ("arangodb",),
+    }),
     Distribution("kernel-azure-blob", "azureblockblob", "azureblockblob", {
         "result store": ("azureblockblob",),
     }),
