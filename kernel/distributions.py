@@ -46,6 +46,9 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
     Distribution("kernel-cosmosdb", "cosmosdbsql", "cosmosdb", {
         "result store": ("cosmosdbsql",),
     }),
+    Distribution("kernel-couchbase", "couchbase", "couchbase", {
+        "result store": ("couchbase",),
+    }),
     Distribution("kernel-couchdb", "couchdb", "couchdb", {
         "result store": ("couchdb",),
     }),
