@@ -20,11 +20,18 @@ What it answers, under ``/_db/<database>/`` and as ArangoDB 3.x documents it:
   and applied in one step, as ArangoDB applies one document operation;
 * ``DELETE /_api/document/C/K`` (404 with error 1202 where there is none).
 
+For pyArango, the client Celery's ArangoDB backend runs on, also what it reads when it
+connects (``GET /_api/user/<user>/database``, and per database ``GET /_api/collection``, and
+``/_api/gharial`` and ``/_api/foxx``, which answer no graphs and no services), and
+``POST /_api/cursor`` for exactly the AQL statements Celery's backend sends (`CELERYS_AQL`:
+its get, mget, set as an ``UPSERT`` whose update merges, and delete), run as ArangoDB runs
+them; any other statement is refused (501), as is a cursor with more than one batch.
+
 A missing collection is 404 with error 1203, a missing database 404 with error 1228; with
 `credentials`, basic auth (401, error 11). Every document gets a fresh ``_rev``. A TTL index
 removes documents whose indexed field is a number at most ``now - expireAfter`` in a sweep every
 `ttl_frequency` seconds (ArangoDB's ``--ttl.frequency``, 30 s by default there). Nothing else
-of ArangoDB is here: no AQL, no other index types, no transactions, no cluster.
+of ArangoDB is here: no other AQL, no other index types, no transactions, no cluster.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from __future__ import annotations
 import base64
 import itertools
 import threading
+from collections.abc import Callable
 import time
 from types import TracebackType
 from typing import Any
@@ -45,6 +53,16 @@ __all__ = ["ArangoFake"]
 
 Doc = dict[str, Any]
 
+#: The AQL statements Celery's ArangoDB backend sends (celery/backends/arangodb.py), with
+#: whitespace collapsed, and what each does; the fake runs these and refuses any other.
+CELERYS_AQL = {
+    "get": "RETURN DOCUMENT(@@collection, @key).task",
+    "mget": "FOR k IN @keys RETURN DOCUMENT(@@collection, k).task",
+    "set": "UPSERT {_key: @key} INSERT {_key: @key, task: @value} UPDATE {task: @value} "
+           "IN @@collection",
+    "delete": "REMOVE {_key: @key} IN @@collection OPTIONS { ignoreErrors: true }",
+}
+
 
 def _error(status: int, number: int, message: str) -> Reply:
     return Reply.json(status, {"error": True, "code": status, "errorNum": number,
@@ -55,6 +73,11 @@ def _flag(query: dict[str, str], name: str, default: bool) -> bool:
     """A boolean query parameter as ArangoDB reads one (``true``, ``1``, ``yes``, ``on``)."""
     value = query.get(name)
     return default if value is None else value.lower() in ("true", "1", "yes", "on", "y")
+
+
+def _field(doc: Doc | None, name: str) -> Any:
+    """AQL's ``DOCUMENT(...).name``: null for a missing document or attribute."""
+    return None if doc is None else doc.get(name)
 
 
 class ArangoFake:
@@ -141,6 +164,11 @@ class ArangoFake:
         if (given[0], given[2]) != self.credentials:
             return _error(401, 11, "not authorized to execute this request")
         parts = request.segments
+        if parts[:2] == ["_api", "user"] and parts[3:] == ["database"] \
+                and request.method == "GET":
+            with self._lock:
+                return Reply.json(200, {"error": False, "code": 200,
+                                        "result": {name: "rw" for name in self._collections}})
         if len(parts) < 3 or parts[0] != "_db" or parts[2] != "_api":
             return _error(404, 404, "unknown path")
         database, rest = parts[1], parts[3:]
@@ -148,6 +176,10 @@ class ArangoFake:
             collections = self._collections.get(database)
             if collections is None:
                 return _error(404, 1228, "database not found")
+            if request.method == "GET" and rest in (["collection"], ["gharial"], ["foxx"]):
+                return self._listing(rest[0], collections)
+            if rest == ["cursor"] and request.method == "POST":
+                return self._cursor(collections, request.json())
             if rest == ["collection"] and request.method == "POST":
                 return self._create_collection(collections, request.json()["name"])
             if rest == ["index"] and request.method == "POST":
@@ -160,6 +192,46 @@ class ArangoFake:
                                       request)
         return _error(501, 9, f"the fake ArangoDB does not answer {request.method} "
                               f"{request.path}")
+
+    def _listing(self, what: str, collections: dict[str, dict[str, Doc]]) -> Reply:
+        if what == "foxx":
+            return Reply.json(200, [])  # no services
+        if what == "gharial":
+            return Reply.json(200, {"error": False, "code": 200, "graphs": []})
+        return Reply.json(200, {"error": False, "code": 200, "result": [
+            {"id": name, "name": name, "status": 3, "type": 2, "isSystem": False,
+             "globallyUniqueId": name} for name in collections]})
+
+    def _cursor(self, collections: dict[str, dict[str, Doc]], body: Doc) -> Reply:
+        statement = " ".join(str(body.get("query", "")).split())
+        found = [name for name, text in CELERYS_AQL.items() if text == statement]
+        if not found:
+            return _error(501, 9, "the fake ArangoDB runs only the AQL statements Celery's "
+                                  "backend sends")
+        values: Doc = body.get("bindVars") or {}
+        name = str(values.get("@collection"))
+        docs = collections.get(name)
+        if docs is None:
+            return _error(404, 1203, "collection or view not found")
+        run: dict[str, Callable[[], list[Any]]] = {
+            "get": lambda: [_field(docs.get(values["key"]), "task")],
+            "mget": lambda: [_field(docs.get(k), "task") for k in values["keys"]],
+            "set": lambda: self._upsert(name, docs, values["key"], values["value"]),
+            "delete": lambda: self._remove(docs, values["key"]),
+        }
+        return Reply.json(201, {"error": False, "code": 201, "result": run[found[0]](),
+                                "hasMore": False, "cached": False, "extra": {}})
+
+    def _upsert(self, collection: str, docs: dict[str, Doc], key: str,
+                value: Any) -> list[Any]:
+        merged = {**docs.get(key, {}), "_key": key, "task": value}  # UPDATE merges
+        self._stored(collection, docs, key, merged, {"silent": "true"})
+        return []
+
+    @staticmethod
+    def _remove(docs: dict[str, Doc], key: str) -> list[Any]:
+        docs.pop(key, None)  # ignoreErrors: a missing document is no error
+        return []
 
     def _create_collection(self, collections: dict[str, dict[str, Doc]], name: str) -> Reply:
         if name in collections:

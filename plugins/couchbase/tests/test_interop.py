@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import celery
 import pytest
 from couchbase.auth import PasswordAuthenticator
 from couchbase.cluster import Cluster
@@ -27,11 +28,6 @@ from couchbase.options import ClusterOptions
 from kernel import App
 from kernel_couchbase.testing import CouchbaseFake
 
-try:
-    import celery
-except ImportError:  # pragma: no cover - celery is a test extra
-    pytest.skip("the interop tests need celery>=5.7 (the plugin's test extra)",
-                allow_module_level=True)
 
 
 @pytest.fixture
