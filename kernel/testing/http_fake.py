@@ -23,11 +23,14 @@ would refuse.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -72,14 +75,18 @@ class Reply:
 
 class FakeHTTP:
     """`answer` served on 127.0.0.1 (a free port, or `port`) by a thread of this process,
-    from `start` to `stop`; `name` is what failures call it."""
+    from `start` to `stop`; `name` is what failures call it, `log` the file each request is
+    appended to (with its status), for failure messages to point to."""
 
     def __init__(self, answer: Callable[[Request], Reply], name: str, *,
-                 port: int | None = None) -> None:
+                 port: int | None = None, log: Path | None = None) -> None:
         self.answer = answer
         self.name = name
         self.host = "127.0.0.1"
         self.port = port or free_port()
+        #: each request and the status answered, one line each (os.devnull: nowhere).
+        self.log = log or Path(os.devnull)
+        self._logging = log is not None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -97,7 +104,9 @@ class FakeHTTP:
     def start(self) -> Self:
         if self._server is not None:
             return self
-        server = _Server((self.host, self.port), _handler(self.answer))
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        server = _Server((self.host, self.port),
+                         _handler(self.answer, self.log if self._logging else None))
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name=f"fake {self.name}",
                                         kwargs={"poll_interval": 0.05}, daemon=True)
@@ -155,7 +164,10 @@ class _Server(ThreadingHTTPServer):
             connection.close()
 
 
-def _handler(answer: Callable[[Request], Reply]) -> type[BaseHTTPRequestHandler]:
+def _handler(answer: Callable[[Request], Reply],
+             log: Path | None) -> type[BaseHTTPRequestHandler]:
+    written = threading.Lock()
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as the services' clients expect
         # Headers and body go out in two writes: without this, Nagle's algorithm holds the
@@ -176,6 +188,10 @@ def _handler(answer: Callable[[Request], Reply]) -> type[BaseHTTPRequestHandler]
                 reply = answer(request)
             except Exception as exc:  # noqa: BLE001 - a bug in the fake: say so, as a 500
                 reply = Reply(500, f"the fake failed: {type(exc).__name__}: {exc}".encode())
+            if log is not None:
+                with written, log.open("a") as out:
+                    out.write(f"{time.time():.3f} {self.command} {self.path} "
+                              f"{reply.status}\n")
             self.send_response(reply.status)
             for name, value in reply.headers.items():
                 self.send_header(name, value)

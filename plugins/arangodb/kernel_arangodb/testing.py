@@ -41,6 +41,7 @@ import itertools
 import threading
 from collections.abc import Callable
 import time
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -82,11 +83,13 @@ def _field(doc: Doc | None, name: str) -> Any:
 
 class ArangoFake:
     """A fake ArangoDB on 127.0.0.1 (see the module's docstring); `databases` exist from the
-    start, `credentials` (user, password) default to ArangoDB's ``root`` without a password."""
+    start, `credentials` (user, password) default to ArangoDB's ``root`` without a password,
+    `log` names a file each request is written to. Stopped and started again, it keeps its
+    documents, as a server keeps its disk."""
 
     def __init__(self, *, databases: tuple[str, ...] = ("celery",),
                  credentials: tuple[str, str] = ("root", ""), ttl_frequency: float = 30.0,
-                 port: int | None = None) -> None:
+                 port: int | None = None, log: Path | None = None) -> None:
         self.credentials = credentials
         self.ttl_frequency = ttl_frequency
         self._lock = threading.Lock()
@@ -95,7 +98,8 @@ class ArangoFake:
         self._revisions = itertools.count(1)
         self._stopped = threading.Event()
         self._sweeper: threading.Thread | None = None
-        self.http = FakeHTTP(self.answer, "ArangoDB", port=port)
+        self.http = FakeHTTP(self.answer, "the fake ArangoDB", port=port, log=log)
+        self.name, self.log = self.http.name, self.http.log
 
     @property
     def port(self) -> int:

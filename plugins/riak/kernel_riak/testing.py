@@ -27,6 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
 
@@ -51,14 +52,16 @@ class FakeObject:
 
 class RiakFake:
     """A fake Riak node on 127.0.0.1 (see the module's docstring for what it answers);
-    `credentials` (user, password) turns on basic auth."""
+    `credentials` (user, password) turns on basic auth, `log` names a file each request is
+    written to. Stopped and started again, it keeps its objects, as a node keeps its disk."""
 
     def __init__(self, *, credentials: tuple[str, str] | None = None,
-                 port: int | None = None) -> None:
+                 port: int | None = None, log: Path | None = None) -> None:
         self.credentials = credentials
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, str], dict[str, FakeObject]] = {}
-        self.http = FakeHTTP(self.answer, "Riak", port=port)
+        self.http = FakeHTTP(self.answer, "the fake Riak", port=port, log=log)
+        self.name, self.log = self.http.name, self.http.log
 
     @property
     def port(self) -> int:

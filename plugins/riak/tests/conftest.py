@@ -1,4 +1,5 @@
-"""Shared fixtures: the Riak node the tests run against, and a bucket of each test's own.
+"""Shared fixtures: the Riak node the tests run against, a bucket of each test's own, and the
+Redis broker (127.0.0.1:6379/14) the restart test's worker processes use.
 
 No Riak runs where these tests run: they answer Riak's HTTP API from `kernel_riak.testing
 .RiakFake` (a thread of the test process, on a free loopback port). With
@@ -14,9 +15,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from kernel_redis.testing import reachable
 from kernel_riak.testing import RiakFake
 
 REAL = os.environ.get("KERNEL_TEST_RIAK_URL", "").rstrip("/")
+REDIS_URL = os.environ.get("KERNEL_REDIS_TEST_URL", "redis://127.0.0.1:6379/14")
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +43,8 @@ def only_fake(fake: RiakFake | None) -> RiakFake:
     if fake is None:
         pytest.skip("needs the fake Riak (KERNEL_TEST_RIAK_URL names a real node)")
     return fake
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return reachable(REDIS_URL, "Redis, the restart test's broker,")
