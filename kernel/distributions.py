@@ -40,6 +40,9 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
         "transport": ("amqp", "amqps", "pyamqp"),
         "result store": ("rpc",),
     }),
+    Distribution("kernel-arangodb", "arangodb", "arangodb", {
+        "result store": ("arangodb",),
+    }),
     Distribution("kernel-azure-blob", "azureblockblob", "azureblockblob", {
         "result store": ("azureblockblob",),
     }),
@@ -48,6 +51,9 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
     }),
     Distribution("kernel-cosmosdb", "cosmosdbsql", "cosmosdb", {
         "result store": ("cosmosdbsql",),
+    }),
+    Distribution("kernel-couchbase", "couchbase", "couchbase", {
+        "result store": ("couchbase",),
     }),
     Distribution("kernel-couchdb", "couchdb", "couchdb", {
         "result store": ("couchdb",),
@@ -86,6 +92,9 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
         "result store": _REDIS,
         "schedule store": _REDIS,
         "rate-limit store": _REDIS,
+    }),
+    Distribution("kernel-riak", "riak", "riak", {
+        "result store": ("riak",),
     }),
     Distribution("kernel-s3", "s3", "s3", {
         "result store": ("s3",),

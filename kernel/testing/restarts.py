@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from kernel import states
-from kernel.testing.servers import ServerProcess
+from kernel.testing.servers import Restartable
 from kernel.testing.workers import Workers
 
 __all__ = ["TASKS", "worker_rides_out_a_restart"]
@@ -77,7 +77,7 @@ def _runs(path: Path) -> list[tuple[int, float, float]]:
     return [(int(x), float(a), float(b)) for x, a, b in (line.split() for line in lines)]
 
 
-def worker_rides_out_a_restart(server: ServerProcess, *, broker: str, results: str,
+def worker_rides_out_a_restart(server: Restartable, *, broker: str, results: str,
                                directory: Path, forgets: bool, pool: str = "prefork",
                                concurrency: int = 2, outage: float = 1.0,
                                timeout: float = 120.0,

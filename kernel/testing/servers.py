@@ -32,15 +32,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import NoReturn
+from typing import Any, NoReturn, Protocol
 
 import pytest
 from typing_extensions import Self
 
 from kernel.testing.transport import wait_for
 
-__all__ = ["ServerProcess", "free_port", "listening", "need_binary", "silent_server", "stop_all",
-           "unavailable"]
+__all__ = ["Restartable", "ServerProcess", "free_port", "listening", "need_binary",
+           "silent_server", "stop_all", "unavailable"]
 
 
 def free_port() -> int:
@@ -108,6 +108,19 @@ def listening(port: int, host: str = "127.0.0.1") -> Callable[[], bool]:
         return True
 
     return probe
+
+
+class Restartable(Protocol):
+    """A server a test stops and starts again on its port: a `ServerProcess`, or a fake
+    served by the test's own process (`kernel.testing.http_fake.FakeHTTP`); `log` is where
+    what it did is written, for failure messages."""
+
+    name: str
+    log: Path
+
+    def start(self) -> Any: ...
+
+    def stop(self) -> Any: ...
 
 
 class ServerProcess:
