@@ -33,18 +33,20 @@ ACCESS_KEY = "testing"
 SECRET_KEY = "testing"
 REGION = "us-east-1"
 
-#: moto's server as ``moto_server`` runs it, but answering one request at a time (`MotoServer`
-#: with ``threaded=False``): moto's threads share a backend's state without a lock, so two
-#: DynamoDB ``UpdateItem ADD`` on one item can interleave and lose a count, which DynamoDB never
-#: does. (A request per connection: a single-threaded server speaks HTTP/1.0.) Not for SQS, whose
-#: long polls would hold up every other request.
-SINGLE_THREADED = textwrap.dedent("""
+#: moto's server as ``moto_server`` runs it, after `patch` (Python source, ``sys.argv[4]``), and
+#: threaded or not (``sys.argv[3]``). Unthreaded (`MotoServer` with ``threaded=False``) it answers
+#: one request at a time: moto's threads share a backend's state without a lock, so two DynamoDB
+#: ``UpdateItem ADD`` on one item can interleave and lose a count, which DynamoDB never does. (A
+#: request per connection: a single-threaded server speaks HTTP/1.0.) Not for SQS, whose long
+#: polls would hold up every other request: kernel-sqs patches the one race it meets instead.
+MAIN = textwrap.dedent("""
     import sys
+    exec(sys.argv[4])
     from werkzeug.serving import run_simple
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
     run_simple(sys.argv[1], int(sys.argv[2]), DomainDispatcherApplication(create_backend_app),
-               threaded=False, request_handler=MotoRequestHandler)
+               threaded=sys.argv[3] == "threaded", request_handler=MotoRequestHandler)
 """)
 
 
@@ -61,7 +63,8 @@ def moto_server(hint: str = "pip install 'moto[server]'") -> str:
 class MotoServer(ServerProcess):
     """``MotoServer(directory).start()`` (or ``with``): moto's server on 127.0.0.1, its log in
     `directory`. `env` adds to its environment; `threaded` False answers one request at a time
-    (see `SINGLE_THREADED`); `hint` is the install command a missing moto names."""
+    and `patch` is Python source run in the server before it starts (see `MAIN`); `hint` is
+    the install command a missing moto names."""
 
     host = "127.0.0.1"
     access_key = ACCESS_KEY
@@ -69,17 +72,18 @@ class MotoServer(ServerProcess):
     region = REGION
 
     def __init__(self, directory: Path, *, port: int | None = None,
-                 env: Mapping[str, str] | None = None, threaded: bool = True,
+                 env: Mapping[str, str] | None = None, threaded: bool = True, patch: str = "",
                  hint: str = "pip install 'moto[server]'") -> None:
         self.port = port or free_port()
         directory.mkdir(parents=True, exist_ok=True)
-        if threaded:
+        if threaded and not patch:
             command = [moto_server(hint), "-H", self.host, "-p", str(self.port)]
         else:
             if importlib.util.find_spec("moto") is None or \
                     importlib.util.find_spec("flask") is None:
                 unavailable(f"needs moto's server: {hint}")
-            command = [sys.executable, "-c", SINGLE_THREADED, self.host, str(self.port)]
+            command = [sys.executable, "-c", MAIN, self.host, str(self.port),
+                       "threaded" if threaded else "single", patch]
         super().__init__(command, log=directory / "moto.log", probe=self.answers,
                          cwd=directory, env=dict(env or {}), start_timeout=30, grace=5,
                          name=f"moto_server on {self.host}:{self.port}")
