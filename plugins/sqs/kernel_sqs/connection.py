@@ -37,6 +37,7 @@ from kernel.plugin import (
     ConnectionFailed,
     KernelError,
     OptionReader,
+    aws_error,
     mask_url,
     retry_within,
 )
@@ -347,14 +348,15 @@ class Connection:
         for last in (False, True):
             method = getattr(self.client(queue), operation)
             request["QueueUrl"] = self.url(queue, create=create)
+            name = "".join(word.title() for word in operation.split("_"))  # SQS's action
             try:
-                return self.send(partial(method, **request), f"{operation} on the queue "
-                                 f"{queue!r}", timeout=timeout, resend_lost=resend_lost)
+                return self.send(partial(method, **request), f"{name} on the queue {queue!r}",
+                                 timeout=timeout, resend_lost=resend_lost)
             except botocore.exceptions.ClientError as exc:
                 if error_code(exc) in MISSING and not last and not self.settings.predefined:
                     self.forget(queue)
                     continue
-                raise self.refused(exc, operation, queue) from None
+                raise self.refused(exc, name, queue) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     # ------------------------------------------------------------------ queues
@@ -432,13 +434,13 @@ class Connection:
 
 
 def error_code(exc: botocore.exceptions.ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+    return aws_error(exc.response)[0]
 
 
 def describe(exc: BaseException) -> str:
     if isinstance(exc, botocore.exceptions.ClientError):
-        error = exc.response.get("Error", {})
-        return f"{error.get('Code', 'Unknown')}: {error.get('Message', '')}"[:300]
+        code, message = aws_error(exc.response)
+        return f"{code}: {message}"[:300]
     return f"{type(exc).__name__}: {exc}"[:300]
 
 

@@ -108,7 +108,8 @@ class SQSTransport(Transport):
     ``visibility_timeout`` (of created queues, 1800), ``wait_time_seconds`` (the longest long
     poll, 10; 0 polls every ``polling_interval`` seconds, 1), ``sts_role_arn`` (with
     ``sts_token_timeout``), ``endpoint_url``, ``is_secure``, ``sqs-creation-attributes``; and
-    kernel's ``lease_seconds`` and ``connection_timeout``.
+    kernel's ``lease_seconds``, ``connection_timeout`` and ``max_delay_seconds`` (the longest
+    DelaySeconds a send uses, 900; lower it to see hops in a test).
 
     A publish that raised was not delivered, except when SQS took it and its reply was lost
     (the connection dropped after the request went out): the publish is then not sent again
@@ -123,6 +124,10 @@ class SQSTransport(Transport):
         self.url = url
         reader = OptionReader(options, "SQS transport")
         self.lease_seconds = reader.number("lease_seconds", 30.0, positive=True)
+        self.max_delay = reader.integer("max_delay_seconds", MAX_DELAY, minimum=1)
+        if self.max_delay > MAX_DELAY:
+            raise ConfigurationError(f"SQS transport option 'max_delay_seconds' must be 1 to "
+                                     f"{MAX_DELAY} (SQS's longest delay), got {self.max_delay}")
         self.settings = read_settings(url, options)
         self.connection = Connection(self.settings,
                                      timeout=min(10.0, self.settings.connection_timeout))
@@ -156,8 +161,8 @@ class SQSTransport(Transport):
                     f"the SQS FIFO queue {m.queue!r} takes no per-message delay, so the task "
                     f"{envelope.headers.get('id')!r} cannot wait for its ETA there; send "
                     f"delayed tasks (countdown, eta, retries with a delay) to a standard queue")
-            entry["DelaySeconds"] = min(MAX_DELAY, math.ceil(delay))
-            if delay > MAX_DELAY and m.not_before is not None:
+            entry["DelaySeconds"] = min(self.max_delay, math.ceil(delay))
+            if delay > self.max_delay and m.not_before is not None:
                 attributes[NOT_BEFORE] = _number(repr(float(m.not_before)))
         if is_fifo(m.queue):
             entry.update(_fifo_fields(envelope))
@@ -275,7 +280,7 @@ class SQSTransport(Transport):
         """Send a message not yet due on with the rest of its delay (15 minutes at most);
         this receive does not count."""
         entry: dict[str, Any] = {"MessageBody": receipt.body,
-                                 "DelaySeconds": min(MAX_DELAY, math.ceil(left)),
+                                 "DelaySeconds": min(self.max_delay, math.ceil(left)),
                                  "MessageAttributes": _attributes(receipt.before +
                                                                   receipt.received - 1,
                                                                   receipt.not_before)}
