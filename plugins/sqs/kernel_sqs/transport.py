@@ -407,7 +407,9 @@ class SQSTransport(Transport):
         while len(seen) < limit:
             reply = self.connection.call(
                 dead, "receive_message", MaxNumberOfMessages=min(BATCH, limit - len(seen)),
-                WaitTimeSeconds=0, VisibilityTimeout=30,
+                # A long poll asks every SQS server; a short one samples a few, and on AWS may
+                # answer nothing while messages wait.
+                WaitTimeSeconds=1, VisibilityTimeout=30,
                 MessageSystemAttributeNames=SYSTEM_ATTRIBUTES, MessageAttributeNames=["All"])
             messages = reply.get("Messages") or []
             if not messages:

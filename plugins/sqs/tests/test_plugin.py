@@ -136,3 +136,13 @@ def test_credentials_never_shown() -> None:
         assert "did not take" in message and "127.0.0.1:1" in message, message
     finally:
         transport.close()
+
+
+def test_events_and_remote_control_say_they_are_unavailable(sqs_url: str) -> None:
+    """SQS has no fanout: ``kernel inspect`` and ``kernel events`` refuse with a sentence."""
+    for command in (["inspect", "ping"], ["events", "--timeout", "1"]):
+        done = subprocess.run([sys.executable, "-m", "kernel", "--broker", sqs_url, *command],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0, done.stdout
+        assert "this broker cannot broadcast" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr

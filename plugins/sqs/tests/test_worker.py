@@ -151,13 +151,13 @@ def test_an_eta_past_the_longest_delay_hops_at_the_broker(sqs_url: str, redis_ur
 
 @pytest.mark.timeout(90)
 def test_an_undecodable_body_is_dead_lettered_and_the_worker_serves_on(
-        moto: SQSServer, cluster: Cluster) -> None:
+        cluster: Cluster) -> None:
     cluster.start_worker()
     [first] = cluster.send("e2e.work", (0,))
     cluster.wait_succeeded([first], 30)
-    sqs = moto.aws_client("sqs")
-    sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=cluster.queue)["QueueUrl"],
-                     MessageBody="%% not a message %%")
+    connection = cluster.client.transport.connection  # type: ignore[attr-defined]
+    connection.client().send_message(QueueUrl=connection.url(cluster.queue),
+                                     MessageBody="%% not a message %%")
     [after] = cluster.send("e2e.work", (0,))
     cluster.wait_succeeded([after], 30)
     dead = cluster.wait(lambda: cluster.client.transport.dead_letters(cluster.queue), 30,
