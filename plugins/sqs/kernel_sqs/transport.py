@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import math
 import re
 import threading
@@ -65,7 +66,7 @@ from kernel.plugin import (
 )
 from kernel.interfaces.transport import Delivery, Outgoing, Transport
 from kernel_sqs.connection import Connection, read_settings, shown_url
-from kernel_sqs.names import is_fifo
+from kernel_sqs.names import FIFO_SUFFIX, is_fifo
 from kernel_sqs.plugin import TRANSPORT_CAPABILITIES
 
 #: SQS's limits: messages per batch call, seconds of per-message delay, bytes per batch.
@@ -290,9 +291,15 @@ class SQSTransport(Transport):
     def _bury(self, queue: str, receipt: Receipt, body: str, reason: str, count: int) -> None:
         attributes = _attributes(count, None)
         attributes[REASON_ATTRIBUTE] = {"DataType": "String", "StringValue": reason[:1000]}
-        self._send(queue + DEAD_LETTER_SUFFIX, [{"MessageBody": body,
-                                                 "MessageAttributes": attributes}],
-                   what="a dead letter")
+        dead = queue + DEAD_LETTER_SUFFIX
+        entry: dict[str, Any] = {"MessageBody": body, "MessageAttributes": attributes}
+        if self.connection.url(dead).endswith(FIFO_SUFFIX):
+            # A FIFO redrive target of the user's: one group, and the receipt as the
+            # deduplication id, so burying one delivery twice keeps one copy.
+            entry["MessageGroupId"] = "dead-letters"
+            entry["MessageDeduplicationId"] = hashlib.sha256(
+                receipt.handle.encode()).hexdigest()
+        self._send(dead, [entry], what="a dead letter")
         self._delete(queue, [receipt])
 
     # ------------------------------------------------------------------ settle

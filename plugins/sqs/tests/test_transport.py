@@ -266,3 +266,21 @@ def test_an_emulator_restart_under_a_transport(tmp_path: Path) -> None:
             assert [d.envelope.headers["id"] for d in got] == ["m-2"]
         finally:
             transport.close()
+
+
+def test_a_fifo_queues_redrive_target_is_fifo_too(moto: SQSServer, make_transport: Make) -> None:
+    sqs = moto.aws_client("sqs")
+    stem = f"f-{uuid.uuid4().hex[:12]}"
+    target = sqs.create_queue(QueueName=f"{stem}-dlq.fifo",
+                              Attributes={"FifoQueue": "true"})["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=target, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    sqs.create_queue(QueueName=f"{stem}.fifo", Attributes={"FifoQueue": "true", "RedrivePolicy":
+                     json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"})})
+    transport = make_transport()
+    transport.publish([Outgoing(f"{stem}.fifo", make_envelope(1))])
+    [got] = transport.fetch([f"{stem}.fifo"], 1, 2)
+    transport.reject(got, requeue=False, reason="poison: fifo")
+    dead = transport.dead_letters(f"{stem}.fifo")
+    assert [(d.envelope.headers["id"], d.extra["reason"]) for d in dead] == \
+        [("m-1", "poison: fifo")], "a FIFO dead-letter queue takes it, in a group of its own"
