@@ -159,14 +159,16 @@ def fuzz(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """``python -m tests.bench`` against Celery, Dramatiq and Huey on the Redis at
-    127.0.0.1:6379/9 (FLUSHed between runs) and the RabbitMQ at 127.0.0.1:5672, then the
+    127.0.0.1:6379/9 (FLUSHed between runs) and the RabbitMQ at 127.0.0.1:5672 (and, with
+    ``--broker sqs``, against Celery on a moto server of its own), then the
     result stores against Celery's backends and the codecs against kombu's: ``nox -s bench --
     --quick --broker redis --only kernel,celery --stores redis,postgresql --codecs json,zstd``."""
     # Compiled as pip compiles them for users (uv does not by default): otherwise every worker
     # process, prefork children included, compiles its imports from source at start-up.
     compiled = {"UV_COMPILE_BYTECODE": "1"}
     session.install("-e", ".[test]", "-e", "plugins/redis", "-e", "plugins/amqp",
-                    "-e", "plugins/sqlalchemy[postgres,mysql]", "-e", "plugins/memcached",
+                    "-e", "plugins/sqs", "-e", "plugins/sqlalchemy[postgres,mysql]",
+                    "-e", "plugins/memcached",
                     "-e", "plugins/couchdb", "-e", "plugins/mongodb", "nx-27017==0.8.1",
                     "-e", "plugins/dynamodb", "-e", "plugins/cosmosdb", "-e", "plugins/s3",
                     "-e", "plugins/azure-blob", "-e", "plugins/gcs", "-e", "plugins/msgpack",
@@ -177,7 +179,7 @@ def bench(session: nox.Session) -> None:
     # Celery's result backends for the stores table use the same drivers and clients; the
     # emulators of the cloud stores' rows (moto's server, gcp-storage-emulator; Azurite and
     # the Cosmos DB emulator are npm's, from .ci/run) run their rows.
-    session.install("celery[redis,sqlalchemy,dynamodb,s3,azureblockblob,gcs]", "pycouchdb",
+    session.install("celery[redis,sqs,sqlalchemy,dynamodb,s3,azureblockblob,gcs]", "pycouchdb",
                     "pydocumentdb", "dramatiq[redis,rabbitmq]", "huey", "redis", "gevent",
                     "psutil", "rich", "moto[server]", "gcp-storage-emulator", env=compiled)
     # kernel's own packages are editable installs, compiled here alike.

@@ -122,7 +122,7 @@ def build(samples: Samples, broker: str, bare: str) -> list[dict[str, Any]]:
 
 def environment(servers: dict[str, str | None]) -> dict[str, Any]:
     versions = {}
-    for dist in ("kernel", "kernel-redis", "kernel-amqp", "celery", "kombu", "amqp",
+    for dist in ("kernel", "kernel-redis", "kernel-amqp", "kernel-sqs", "celery", "kombu", "amqp",
                  "dramatiq", "pika", "huey", "redis", "hiredis", "gevent"):
         try:
             versions[dist] = metadata.version(dist)
