@@ -20,8 +20,7 @@ import botocore.awsrequest
 import pytest
 
 from kernel.interfaces.transport import Outgoing
-from kernel.message import Envelope
-from kernel.plugin import ConfigurationError, ConnectionFailed
+from kernel.plugin import ConfigurationError, ConnectionFailed, Envelope
 from kernel.testing.transport import make_envelope, wait_for
 from kernel_sqs.testing import SQSServer
 from kernel_sqs.transport import SQSTransport
