@@ -174,7 +174,11 @@ class SQSTransport(Transport):
     def _send(self, queue: str, entries: list[dict[str, Any]], *, what: str = "a publish"
               ) -> None:
         """Send `entries` to `queue` in batches of SQS's size, in order; entries SQS failed on
-        its side are sent again, ones it refused raise."""
+        its side are sent again, ones it refused raise. One entry is a SendMessage, which SQS
+        answers sooner than a batch of one."""
+        if len(entries) == 1:
+            self.connection.call(queue, "send_message", resend_lost=False, **entries[0])
+            return
         for batch in _batches(entries):
             pending = {str(i): entry for i, entry in enumerate(batch)}
             for _ in range(5):

@@ -238,17 +238,20 @@ def throttle(transport: SQSTransport, operation: str, times: int) -> list[int]:
 def test_throttling_is_sent_again_with_a_backoff(make_transport: Make, queue: str) -> None:
     transport = make_transport(connection_timeout=2)
     transport.publish([Outgoing(queue, make_envelope(0))])
-    left = throttle(transport, "SendMessageBatch", 3)
+    left = throttle(transport, "SendMessage", 3)
     transport.publish([Outgoing(queue, make_envelope(1))])
     assert left == [0], "three throttled answers, then sent"
-    throttle(transport, "SendMessageBatch", 1000)
+    batched = throttle(transport, "SendMessageBatch", 2)
+    transport.publish([Outgoing(queue, make_envelope(n)) for n in (2, 3)])
+    assert batched == [0], "a batch too"
+    throttle(transport, "SendMessage", 1000)
     start = time.monotonic()
-    with pytest.raises(ConnectionFailed, match=r"did not take SendMessageBatch on the queue "
+    with pytest.raises(ConnectionFailed, match=r"did not take SendMessage on the queue "
                        r"'q-\w+' within 2 s \(ThrottlingException"):
-        transport.publish([Outgoing(queue, make_envelope(2))])
+        transport.publish([Outgoing(queue, make_envelope(4))])
     assert time.monotonic() - start < 4
     got = transport.fetch([queue], 10, 2)
-    assert sorted(d.envelope.headers["id"] for d in got) == ["m-0", "m-1"], \
+    assert sorted(d.envelope.headers["id"] for d in got) == ["m-0", "m-1", "m-2", "m-3"], \
         "nothing lost, nothing twice"
 
 
