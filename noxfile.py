@@ -169,14 +169,16 @@ def fuzz(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """``python -m tests.bench`` against Celery, Dramatiq and Huey on the Redis at
-    127.0.0.1:6379/9 (FLUSHed between runs) and the RabbitMQ at 127.0.0.1:5672, then the
+    127.0.0.1:6379/9 (FLUSHed between runs) and the RabbitMQ at 127.0.0.1:5672 (and, with
+    ``--broker sqs``, against Celery on a moto server of its own), then the
     result stores against Celery's backends and the codecs against kombu's: ``nox -s bench --
     --quick --broker redis --only kernel,celery --stores redis,postgresql --codecs json,zstd``."""
     # Compiled as pip compiles them for users (uv does not by default): otherwise every worker
     # process, prefork children included, compiles its imports from source at start-up.
     compiled = {"UV_COMPILE_BYTECODE": "1"}
     session.install("-e", ".[test]", "-e", "plugins/redis", "-e", "plugins/amqp",
-                    "-e", "plugins/sqlalchemy[postgres,mysql]", "-e", "plugins/memcached",
+                    "-e", "plugins/sqs", "-e", "plugins/sqlalchemy[postgres,mysql]",
+                    "-e", "plugins/memcached",
                     "-e", "plugins/couchdb", "-e", "plugins/mongodb", "nx-27017==0.8.1",
                     "-e", "plugins/dynamodb", "-e", "plugins/cosmosdb", "-e", "plugins/s3",
                     "-e", "plugins/azure-blob", "-e", "plugins/gcs", "-e", "plugins/msgpack",
@@ -192,7 +194,7 @@ def bench(session: nox.Session) -> None:
     # emulators of the cloud stores' rows (moto's server, gcp-storage-emulator; Azurite and
     # the Cosmos DB emulator are npm's, from .ci/run) run their rows.
     # (Celery's Elasticsearch backend runs on elasticsearch-py 8 only.)
-    session.install("celery[redis,sqlalchemy,dynamodb,s3,azureblockblob,gcs,elasticsearch]",
+    session.install("celery[redis,sqs,sqlalchemy,dynamodb,s3,azureblockblob,gcs,elasticsearch]",
                     "elasticsearch>=8.12,<9", "pycouchdb",
                     "pydocumentdb", "dramatiq[redis,rabbitmq]", "huey", "redis", "gevent",
                     "eventlet", "psutil", "rich", "moto[server]", "gcp-storage-emulator",

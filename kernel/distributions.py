@@ -106,6 +106,9 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
         "result store": _SQL,
         "schedule store": _SQL,
     }),
+    Distribution("kernel-sqs", "sqs", "sqs", {
+        "transport": ("sqs",),
+    }),
     Distribution("kernel-yaml", "yaml", "yaml", {
         "serializer": ("yaml",),
     }),

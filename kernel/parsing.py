@@ -162,6 +162,19 @@ _SECRET = re.compile(r"(?i)(password|passwd|secret|token|accountkey|sharedaccess
                      r"sig|api_?key|access_?key)")
 
 
+def aws_error(response: Mapping[str, Any]) -> tuple[str, str]:
+    """The code and message of an AWS error reply (botocore's ``ClientError.response``), read
+    from the body when botocore could not parse it: moto answers a refused signature in IAM's
+    XML, which the JSON protocols (DynamoDB's, SQS's) do not expect."""
+    error = response.get("Error", {})
+    code, message = str(error.get("Code", "Unknown")), str(error.get("Message", ""))
+    inner = re.search(r"<Code>([^<]+)</Code>", message)
+    if inner:
+        said = re.search(r"<Message>([^<]*)</Message>", message)
+        return inner.group(1), said.group(1) if said else ""
+    return code, message
+
+
 def mask_url(url: str) -> str:
     """`url` with every secret masked, for banners, logs and errors: the password of
     ``scheme://user:secret@host`` (several hosts too), and the values of query parameters and

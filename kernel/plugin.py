@@ -79,6 +79,7 @@ from kernel.objectstore import (
 from kernel.parsing import (
     TLS_KEYS,
     OptionReader,
+    aws_error,
     mask_url,
     parse_duration,
     tls_settings,
@@ -156,6 +157,7 @@ __all__ = [
     "group_key",
     "hookimpl",
     "key_kind",
+    "aws_error",
     "mask_url",
     "retry_within",
     "parse_deadline",

@@ -5,6 +5,7 @@ of one message the system sent itself, with fresh ids), and the bare client's ce
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -327,4 +328,130 @@ def swap(value: Any, pairs: list[tuple[str, str]]) -> Any:
     return value
 
 
-BROKERS: dict[str, type[Broker]] = {"redis": Redis, "rabbitmq": RabbitMQ}
+class SQS(Broker):
+    """moto's SQS server of the bench's own (kernel-sqs's test emulator, its receives atomic),
+    started here and given to the workers as ``sqs://...@127.0.0.1:PORT``; the counter and
+    results in Redis."""
+
+    name = "sqs"
+    title = "SQS (moto)"
+    bare = "boto3"
+    bare_config = ("SendMessage / ReceiveMessage one at a time, and 10 a call (the batch "
+                   "APIs); drain: receive 10 + json.loads + INCR + DeleteMessageBatch")
+
+    def __init__(self) -> None:
+        super().__init__()
+        import tempfile
+        from pathlib import Path
+
+        from kernel_sqs.testing import SQSServer
+
+        self.dir = tempfile.TemporaryDirectory(prefix="kernel-bench-sqs-")
+        # moto allows one purge a minute per queue, as SQS does, unless told otherwise.
+        self.moto = SQSServer(Path(self.dir.name), env={
+            "MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR": "false"}).start()
+        self.url = self.moto.url
+        os.environ[env.SQS_URL] = self.url  # the task modules the driver imports read it
+        self.sqs: Any = self.moto.aws_client("sqs")
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), env.SQS_URL: self.url}
+
+    def server(self) -> str:
+        from importlib.metadata import version
+
+        return f"moto {version('moto')}"
+
+    def queue_url(self, queue: str) -> str:
+        return str(self.sqs.create_queue(QueueName=queue)["QueueUrl"])
+
+    def reset(self, system: System) -> None:
+        self.redis.flushdb()
+        for queue in system.queues:
+            self.sqs.purge_queue(QueueUrl=self.queue_url(queue))  # held messages too
+
+    def take(self, queue: str) -> dict[str, Any]:
+        url = self.queue_url(queue)
+        deadline = time.monotonic() + 30
+        while not (got := self.sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)
+                   .get("Messages")):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{queue}: no message arrived")
+        self.sqs.delete_message(QueueUrl=url, ReceiptHandle=got[0]["ReceiptHandle"])
+        return dict(got[0])
+
+    def sample(self, system: System) -> tuple[bytes, dict[str, Any]]:
+        self.reset(system)
+        system.enqueue(1)
+        body = self.take(system.queues[0])["Body"].encode()
+        self.reset(system)
+        return body, {}
+
+    def prequeue(self, system: System, n: int, task: str) -> None:
+        import base64
+
+        queue = system.queues[0]
+        system.enqueue(1, task)
+        body = base64.b64decode(self.take(queue)["Body"])
+        message = json.loads(body)
+        ids = [message["headers"]["id"].encode(),
+               message["properties"]["delivery_tag"].encode()]
+        url = self.queue_url(queue)
+        for start in range(0, n, 10):
+            self.sqs.send_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "MessageBody": base64.b64encode(
+                    replace_all(body, ids, fresh_ids(ids))).decode()}
+                for i in range(min(10, n - start))])
+
+    def limit(self, n: int, message: tuple[bytes, dict[str, Any]], record: Record) -> None:
+        import base64
+
+        body = message[0].decode()
+        url = self.queue_url("bench_raw")
+        sqs = self.sqs
+
+        def receive(count: int) -> None:
+            got = 0
+            while got < n:
+                got += len(sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=count,
+                                               WaitTimeSeconds=1).get("Messages") or [])
+
+        def batches() -> None:
+            for start in range(0, n, 10):
+                sqs.send_message_batch(QueueUrl=url, Entries=[
+                    {"Id": str(i), "MessageBody": body} for i in range(min(10, n - start))])
+
+        def consume() -> None:
+            done = 0
+            while done < n:
+                got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                          WaitTimeSeconds=1).get("Messages") or []
+                for m in got:
+                    json.loads(base64.b64decode(m["Body"]))
+                    self.redis.incr(env.COUNTER_KEY)
+                if got:
+                    sqs.delete_message_batch(QueueUrl=url, Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(got)])
+                done += len(got)
+
+        sqs.purge_queue(QueueUrl=url)
+        record("enqueue.call", self.bare, timed(n, lambda: [
+            sqs.send_message(QueueUrl=url, MessageBody=body) for _ in range(n)]))
+        record("limit.fetch", self.bare, timed(n, lambda: receive(1)))
+        sqs.purge_queue(QueueUrl=url)
+        record("enqueue.batch", self.bare, timed(n, batches))
+        record("limit.fetch_pipelined", self.bare, timed(n, lambda: receive(10)))
+        sqs.purge_queue(QueueUrl=url)
+        batches()
+        record("drain.one", self.bare, timed(n, consume))
+        sqs.purge_queue(QueueUrl=url)
+        self.redis.flushdb()
+
+    def close(self) -> None:
+        super().close()
+        self.moto.stop()
+        self.dir.cleanup()
+
+
+BROKERS: dict[str, type[Broker]] = {"redis": Redis, "rabbitmq": RabbitMQ, "sqs": SQS}

@@ -20,12 +20,19 @@ from rich.console import Console
 
 from tests.bench import env
 
-SYSTEMS = ("kernel", "celery", "dramatiq", "huey", "kernel-sqlite", "redis-py", "py-amqp")
+SYSTEMS = ("kernel", "celery", "dramatiq", "huey", "kernel-sqlite", "redis-py", "py-amqp",
+           "boto3")
+#: measured unless --broker says otherwise; SQS (on moto's server, which the bench starts) only
+#: when asked: ``--broker sqs``.
 BROKERS = ("redis", "rabbitmq")
+KNOWN_BROKERS = (*BROKERS, "sqs")
 #: RabbitMQ's enqueue and drain rows publish and drain this many tasks (Redis's: 10,000 and
 #: 20,000). Its per-call enqueue waits for a confirm on disk (~1,400/s here) and Celery's solo
 #: worker drains ~600/s there: 20,000 of each, three runs, would take the bench far too long.
 RABBITMQ_TASKS = 5_000
+#: SQS's enqueue and drain rows: moto's server answers ~70 calls a second here (14 ms each),
+#: which bounds every system on it.
+SQS_TASKS = 500
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -38,14 +45,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--markdown", type=Path, metavar="PATH",
                         help="also write the tables as Markdown (for docs/benchmarks.md)")
     parser.add_argument("--broker", default=",".join(BROKERS), metavar="A,B",
-                        help=f"brokers to measure on, of: {', '.join(BROKERS)} "
-                             f"(default: both)")
+                        help=f"brokers to measure on, of: {', '.join(KNOWN_BROKERS)} "
+                             f"(default: {', '.join(BROKERS)}; sqs runs on a moto server "
+                             f"the bench starts)")
     parser.add_argument("--only", metavar="A,B", help=f"systems to run, of: {', '.join(SYSTEMS)}")
     parser.add_argument("--runs", type=int, metavar="N", help="runs per measurement (median)")
     parser.add_argument("--rabbitmq-tasks", type=int, default=RABBITMQ_TASKS, metavar="N",
                         help="tasks per enqueue and drain row on RabbitMQ (default: "
                              "%(default)s, so that both brokers fit in 10 minutes; Redis's "
                              "rows use 10,000 and 20,000)")
+    parser.add_argument("--sqs-tasks", type=int, default=SQS_TASKS, metavar="N",
+                        help="tasks per enqueue and drain row on SQS (default: %(default)s)")
     parser.add_argument("--backlog", type=int, metavar="N",
                         help="tasks in the backlog row on Redis (default: 1,000,000; with "
                              "--quick 2,000; 0 leaves the row out)")
@@ -68,11 +78,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                              "auth, hmac; 'none' leaves the table out)")
     args = parser.parse_args(argv)
     args.systems = _choose(parser, "system", args.only or ",".join(SYSTEMS), SYSTEMS)
-    args.brokers = _choose(parser, "broker", args.broker, BROKERS)
+    args.brokers = _choose(parser, "broker", args.broker, KNOWN_BROKERS)
     if args.runs is not None and args.runs < 1:
         parser.error("--runs must be at least 1")
-    if args.rabbitmq_tasks < 1:
-        parser.error("--rabbitmq-tasks must be at least 1")
+    if args.rabbitmq_tasks < 1 or args.sqs_tasks < 1:
+        parser.error("--rabbitmq-tasks and --sqs-tasks must be at least 1")
     if args.backlog is not None and args.backlog < 0:
         parser.error("--backlog must be 0 (no backlog row) or more")
     from tests.bench.stores import STORES
@@ -176,6 +186,8 @@ def plan(broker: str, names: list[str]) -> tuple[list[str], bool]:
 def counts_on(broker: str, counts: Any, args: argparse.Namespace) -> Any:
     if broker == "rabbitmq" and not args.quick:
         return replace(counts, enqueue=args.rabbitmq_tasks, drain=args.rabbitmq_tasks)
+    if broker == "sqs" and not args.quick:
+        return replace(counts, enqueue=args.sqs_tasks, drain=args.sqs_tasks)
     return counts
 
 
@@ -202,8 +214,9 @@ def measure(name: str, args: argparse.Namespace, counts: Any,
     at_scale = scale.QUICK if args.quick else scale.FULL
     if args.backlog is not None:
         at_scale = replace(at_scale, backlog=args.backlog)
-    chosen = [systems.ALL[n](broker, counts.io_concurrency) for n in wanted]
+    chosen: list[Any] = []
     try:
+        chosen += [systems.ALL[n](broker, counts.io_concurrency) for n in wanted]
         samples = scenarios.Bench(broker, chosen, counts, raw,
                                   lambda line: console.print(line, highlight=False),
                                   at_scale).run()
@@ -226,6 +239,7 @@ def measure_in_child(name: str, args: argparse.Namespace) -> dict[str, Any] | No
                 "--stores", "none",
                 "--only", ",".join(args.systems), "--redis-url", args.redis_url,
                 "--amqp-url", args.amqp_url, "--rabbitmq-tasks", str(args.rabbitmq_tasks),
+                "--sqs-tasks", str(args.sqs_tasks),
                 *(["--quick"] if args.quick else []),
                 *(["--runs", str(args.runs)] if args.runs else []),
                 *(["--backlog", str(args.backlog)] if args.backlog is not None else [])]

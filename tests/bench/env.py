@@ -7,7 +7,9 @@ import os
 
 REDIS_URL = "BENCH_REDIS_URL"
 AMQP_URL = "BENCH_AMQP_URL"
-#: the broker the peers' task modules connect to: "redis" or "rabbitmq".
+#: the moto server of an SQS run (the bench starts it: ``sqs://KEY:SECRET@127.0.0.1:PORT``).
+SQS_URL = "BENCH_SQS_URL"
+#: the broker the peers' task modules connect to: "redis", "rabbitmq" or "sqs".
 BROKER = "BENCH_BROKER"
 KERNEL_URL = "BENCH_KERNEL_URL"
 KERNEL_RESULTS = "BENCH_KERNEL_RESULTS"
@@ -34,12 +36,19 @@ def on_rabbitmq() -> bool:
     return os.environ.get(BROKER, "redis") == "rabbitmq"
 
 
+def on_sqs() -> bool:
+    return os.environ.get(BROKER, "redis") == "sqs"
+
+
 def broker_url() -> str:
+    if on_sqs():
+        return os.environ[SQS_URL]
     return amqp_url() if on_rabbitmq() else redis_url()
 
 
 def results_url() -> str:
-    """Results on the broker's own server: Redis, or RabbitMQ's reply queues (``rpc://``)."""
+    """Results on the broker's own server: Redis, or RabbitMQ's reply queues (``rpc://``);
+    on SQS, which keeps no results, Redis."""
     return "rpc://" if on_rabbitmq() else redis_url()
 
 

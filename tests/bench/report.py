@@ -134,8 +134,8 @@ def build(samples: Samples, broker: str, bare: str) -> list[dict[str, Any]]:
 
 def environment(servers: dict[str, str | None]) -> dict[str, Any]:
     versions = {}
-    for dist in ("kernel", "kernel-redis", "kernel-amqp", "celery", "kombu", "amqp",
-                 "dramatiq", "pika", "huey", "redis", "hiredis", "gevent", "eventlet",
+    for dist in ("kernel", "kernel-redis", "kernel-amqp", "kernel-sqs", "celery", "kombu",
+                 "amqp", "dramatiq", "pika", "huey", "redis", "hiredis", "gevent", "eventlet",
                  "greenlet", "kernel-gevent", "kernel-eventlet"):
         try:
             versions[dist] = metadata.version(dist)

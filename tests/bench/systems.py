@@ -112,6 +112,7 @@ class System(ABC):
 
 class Kernel(System):
     name = "kernel"
+    brokers = ("redis", "rabbitmq", "sqs")
     has_batch = True
     modes = ("one", "events", "two")
 
@@ -124,6 +125,8 @@ class Kernel(System):
                         "io": f"-P asyncio -c {io_concurrency}"}
         self.tasks = import_module("tests.bench.tasks_kernel")
         self.queues = (self.tasks.QUEUE,)
+        if broker.name == "sqs":
+            self.modes = ("one", "two")  # no broadcast there: -E sends no events
         self.counter = "redis"
         self.app = self.tasks.make_app(self.url, self.results, self.counter)
         self.untracked: Any = None
@@ -241,6 +244,7 @@ class KernelSqlite(Kernel):
 
 class Celery(System):
     name = "celery"
+    brokers = ("redis", "rabbitmq", "sqs")
 
     def __init__(self, broker: Broker, io_concurrency: int) -> None:
         super().__init__(broker, io_concurrency)

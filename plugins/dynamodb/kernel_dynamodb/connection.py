@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +30,14 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
-from kernel.plugin import ConfigurationError, ConnectionFailed, KernelError, mask_url, retry_within
+from kernel.plugin import (
+    ConfigurationError,
+    ConnectionFailed,
+    KernelError,
+    aws_error,
+    mask_url,
+    retry_within,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -328,24 +334,12 @@ class Table:
 
 
 def error_code(exc: botocore.exceptions.ClientError) -> str:
-    return _error(exc)[0]
-
-
-def _error(exc: botocore.exceptions.ClientError) -> tuple[str, str]:
-    """The error's code and message; from the body when botocore could not parse it (moto
-    answers a refused signature in IAM's XML, which the DynamoDB protocol does not expect)."""
-    error = exc.response.get("Error", {})
-    code, message = str(error.get("Code", "Unknown")), str(error.get("Message", ""))
-    inner = re.search(r"<Code>([^<]+)</Code>", message)
-    if inner:
-        said = re.search(r"<Message>([^<]*)</Message>", message)
-        return inner.group(1), said.group(1) if said else ""
-    return code, message
+    return aws_error(exc.response)[0]
 
 
 def describe(exc: BaseException) -> str:
     if isinstance(exc, botocore.exceptions.ClientError):
-        code, message = _error(exc)
+        code, message = aws_error(exc.response)
         return f"{code}: {message}"[:300]
     return f"{type(exc).__name__}: {exc}"[:300]
 

@@ -18,15 +18,12 @@ instead: see `test_url`.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
-import textwrap
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from kernel.testing.servers import ServerProcess, free_port, listening, npm_binary, unavailable
+from kernel.testing import moto
+from kernel.testing.servers import ServerProcess, free_port, listening, npm_binary
 
 __all__ = ["Dynalite", "MotoServer", "dynalite", "test_url"]
 
@@ -40,26 +37,6 @@ def test_url() -> str | None:
     """``KERNEL_DYNAMODB_TEST_URL``: a real DynamoDB's URL (the tests make tables of their
     own there, and delete them), or None for the emulators."""
     return os.environ.get("KERNEL_DYNAMODB_TEST_URL") or None
-
-
-#: moto's server as ``moto_server`` runs it, but answering one request at a time: its
-#: threads share the tables without a lock, so two ``UpdateItem ADD`` on one item can
-#: interleave and lose a count there, which DynamoDB never does. (A request per connection:
-#: a single-threaded server speaks HTTP/1.0.)
-MOTO_MAIN = textwrap.dedent("""
-    import sys
-    from werkzeug.serving import run_simple
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
-    run_simple(sys.argv[1], int(sys.argv[2]), DomainDispatcherApplication(create_backend_app),
-               threaded=False, request_handler=MotoRequestHandler)
-""")
-
-
-def moto_command(host: str, port: int) -> list[str]:
-    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
-        unavailable("needs moto's server: pip install 'kernel-dynamodb[test]' (moto[server])")
-    return [sys.executable, "-c", MOTO_MAIN, host, str(port)]
 
 
 def dynalite() -> str:
@@ -92,22 +69,16 @@ class _Emulator(ServerProcess):
         self.start()
 
 
-class MotoServer(_Emulator):
-    """``MotoServer(directory).start()``: moto's server on 127.0.0.1, in memory. `env` adds
-    to its environment (``INITIAL_NO_AUTH_ACTION_COUNT=0`` makes it check credentials)."""
+class MotoServer(_Emulator, moto.MotoServer):
+    """``MotoServer(directory).start()``: moto's server (`kernel.testing.moto`) on 127.0.0.1,
+    in memory, answering one request at a time (moto's threads share the tables without a
+    lock, so two ``UpdateItem ADD`` on one item could lose a count). `env` adds to its
+    environment (``INITIAL_NO_AUTH_ACTION_COUNT=0`` makes it check credentials)."""
 
     def __init__(self, directory: Path, *, port: int | None = None,
                  env: Mapping[str, str] | None = None) -> None:
-        self.port = port or free_port()
-        directory.mkdir(parents=True, exist_ok=True)
-        super().__init__(moto_command(self.host, self.port),
-                         log=directory / "moto.log", probe=self.answers, cwd=directory,
-                         env=dict(env or {}), start_timeout=30, grace=5,
-                         name=f"moto_server on {self.host}:{self.port}")
-
-    def answers(self) -> bool:
-        with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1) as r:
-            return bool(r.status == 200)
+        super().__init__(directory, port=port, env=env, threaded=False,
+                         hint="pip install 'kernel-dynamodb[test]' (moto[server])")
 
 
 class Dynalite(_Emulator):

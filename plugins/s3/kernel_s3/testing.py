@@ -6,9 +6,9 @@ PyPI, kernel-s3's test extra) and s3rver (npm, a second opinion)::
     server = MotoServer(tmp_path).start()
     server.options("results")   # the store's settings: bucket, endpoint, keys
 
-moto_server is found beside the running Python, or on PATH; s3rver on PATH, or where ``.ci/run``
-installs it (``build/npm`` of the repository), or at ``KERNEL_S3RVER``. Without one the test
-skips, or fails under ``CI`` (`kernel.testing.servers.unavailable`).
+moto_server is found as `kernel.testing.moto.MotoServer` finds it; s3rver on PATH, or where
+``.ci/run`` installs it (``build/npm`` of the repository), or at ``KERNEL_S3RVER``. Without
+one the test skips, or fails under ``CI`` (`kernel.testing.servers.unavailable`).
 
 ``KERNEL_S3_TEST_ENDPOINT`` (with ``AWS_ACCESS_KEY_ID`` and ``AWS_SECRET_ACCESS_KEY``) runs
 the tests against that S3 endpoint instead of starting moto (`endpoint_from_environment`).
@@ -18,28 +18,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from kernel.testing import moto
 from kernel.testing.servers import ServerProcess, free_port, listening, npm_binary, unavailable
 
-__all__ = ["MotoServer", "S3rver", "endpoint_from_environment", "moto_server", "s3rver"]
+__all__ = ["MotoServer", "S3rver", "S3Server", "endpoint_from_environment", "s3rver"]
 
 #: preloaded into s3rver: its PUTs answer only once the object reads back.
 SETTLE = Path(__file__).with_name("s3rver_settle.js")
-
-def moto_server() -> str:
-    """The moto_server executable: beside this Python (the test extra installs it), or on
-    PATH."""
-    beside = Path(sys.executable).parent / "moto_server"
-    found = str(beside) if beside.exists() else shutil.which("moto_server")
-    if not found:
-        unavailable("needs moto's server: pip install 'kernel-s3[test]' (moto[s3], flask, "
-                    "flask-cors)")
-    return found
-
 
 def s3rver() -> str:
     return npm_binary("s3rver", "s3rver@3.7.1", "KERNEL_S3RVER")
@@ -50,20 +38,15 @@ def endpoint_from_environment() -> str | None:
     return os.environ.get("KERNEL_S3_TEST_ENDPOINT") or None
 
 
-class S3Server(ServerProcess):
-    """An S3 emulator process on 127.0.0.1; `options` are a store's settings for a bucket."""
+class S3Server:
+    """An S3 endpoint for tests; `options` are a store's settings for a bucket."""
 
+    host = "127.0.0.1"
+    port: int
     access_key = "testing"
     secret_key = "testing"
     #: False where the emulator ignores If-None-Match / If-Match (s3rver).
     conditional_writes = True
-
-    def __init__(self, command: list[str], directory: Path, port: int, name: str,
-                 probe: Any = None) -> None:
-        self.host, self.port = "127.0.0.1", port
-        super().__init__(command, log=directory / f"{name}.log", cwd=directory,
-                         probe=probe or listening(port), start_timeout=30, grace=5,
-                         name=f"{name} on {self.host}:{port}")
 
     @property
     def endpoint(self) -> str:
@@ -76,7 +59,7 @@ class S3Server(ServerProcess):
                 "s3_conditional_writes": self.conditional_writes, **more}
 
     def client(self) -> Any:
-        """A plain boto3 client on the emulator (for tests to set up and look)."""
+        """A plain boto3 client on the endpoint (for tests to set up and look)."""
         import boto3
 
         return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
@@ -84,17 +67,16 @@ class S3Server(ServerProcess):
                             aws_secret_access_key=self.secret_key)
 
 
-class MotoServer(S3Server):
-    """``MotoServer(tmp_path).start()``: moto's server, S3 in memory, any keys accepted."""
+class MotoServer(S3Server, moto.MotoServer):
+    """``MotoServer(tmp_path).start()``: moto's server (`kernel.testing.moto`), S3 in memory,
+    any keys accepted."""
 
     def __init__(self, directory: Path, *, port: int | None = None) -> None:
-        port = port or free_port()
-        directory.mkdir(parents=True, exist_ok=True)
-        super().__init__([moto_server(), "-H", "127.0.0.1", "-p", str(port)], directory, port,
-                         "moto", probe=lambda: _answers(f"http://127.0.0.1:{port}/moto-api/"))
+        super().__init__(directory, port=port,
+                         hint="pip install 'kernel-s3[test]' (moto[server])")
 
 
-class S3rver(S3Server):
+class S3rver(S3Server, ServerProcess):
     """``S3rver(tmp_path).start()``: s3rver, its objects under `directory`; it accepts only
     the key S3RVER/S3RVER and ignores conditional writes. It runs with ``s3rver_settle.js``
     preloaded, so that a PUT answers only once the object reads back (as S3's do)."""
@@ -106,13 +88,10 @@ class S3rver(S3Server):
     def __init__(self, directory: Path, *, port: int | None = None) -> None:
         port = port or free_port()
         (directory / "data").mkdir(parents=True, exist_ok=True)
+        self.port = port
         node = shutil.which("node") or unavailable("needs node, which runs s3rver")
         super().__init__([node, "-r", str(SETTLE), os.path.realpath(s3rver()),
-                          "-d", str(directory / "data"), "-a", "127.0.0.1", "-p", str(port),
+                          "-d", str(directory / "data"), "-a", self.host, "-p", str(port),
                           "--no-vhost-buckets", "--silent"],
-                         directory, port, "s3rver")
-
-
-def _answers(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=1) as reply:
-        return bool(reply.status == 200)
+                         log=directory / "s3rver.log", cwd=directory, probe=listening(port),
+                         start_timeout=30, grace=5, name=f"s3rver on {self.host}:{port}")
