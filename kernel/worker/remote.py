@@ -287,7 +287,8 @@ def rate_limit(worker: Worker, task_name: str = "", rate_limit: Any = None) -> d
     if task is None:
         return {"error": f"unknown task {task_name!r}"}
     if rate_limit in (None, "", 0, "0"):
-        new = None
+        # "" (not None, "the app's setting"): off even where task_default_rate_limit is set.
+        new = "" if worker.app.conf.task_default_rate_limit else None
     elif isinstance(rate_limit, (str, int, float)) and not isinstance(rate_limit, bool):
         parse_rate(str(rate_limit))  # a bad rate is an error reply, not a broken limiter
         new = str(rate_limit)
