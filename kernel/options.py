@@ -69,6 +69,10 @@ class SendOptions(TypedDict, total=False):
     #: skip the task once this time passed (seconds from now, or a datetime).
     expires: float | datetime | None
     queue: str | None
+    #: the exchange and routing key (AMQP; elsewhere the queue ``task_queues`` binds to
+    #: them), as Celery's send options; see docs/user-guide/routing.md.
+    exchange: str | None
+    routing_key: str | None
     #: 0..9, a higher number first, where the broker has priorities.
     priority: int | None
     #: extra message headers (the user's own; kept through retries).
