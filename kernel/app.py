@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import os
@@ -28,7 +29,7 @@ from kernel.producer import Producer
 from kernel.records import ResultBackend
 from kernel.result import AsyncResult
 from kernel.signals import SIGNALS, Signals
-from kernel.options import SendOptions, TaskOptions
+from kernel.options import SendOptions, TaskOptions, annotations_for
 from kernel.task import Task
 
 if TYPE_CHECKING:
@@ -520,11 +521,29 @@ class App:
             if module == "__main__":
                 module = self.main
             task_name = name or f"{module}.{func.__qualname__}"
-            task: Task[Any, Any] = self.task_cls(self, func, task_name, task_options)
+            task: Task[Any, Any] = self.task_cls(self, func, task_name,
+                                                 self._annotated(task_name, task_options))
             self.tasks[task_name] = task
             return task
 
         return register(fn) if fn is not None else register
+
+    def _annotated(self, name: str, options: TaskOptions) -> TaskOptions:
+        """`options` with what ``task_annotations`` sets on task `name`."""
+        try:
+            found = annotations_for(self.conf.task_annotations, name)
+            if found.get("rate_limit") is not None:
+                parse_rate(found["rate_limit"])
+            return dataclasses.replace(options, **found) if found else options
+        except (ValueError, TypeError) as exc:
+            raise ConfigurationError(str(exc)) from None
+
+    def annotate_tasks(self) -> None:
+        """Apply ``task_annotations`` to every registered task again (the settings may have
+        been read after the tasks were declared): what a worker does as it starts."""
+        for task in self.tasks.values():
+            if not isinstance(task, shared.SharedTask):
+                task.options = self._annotated(task.name, task.options)
 
     def set_current(self) -> None:
         """Make this the App that shared tasks (`kernel.shared_task`) use; the last App
@@ -551,6 +570,7 @@ class App:
             if module not in sys.modules:
                 import_object(module)  # a module that does not import: one sentence
                 imported.append(module)
+        self.annotate_tasks()
         while self._discover:
             packages, related = self._discover.pop(0)
             if callable(packages):

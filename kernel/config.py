@@ -64,6 +64,9 @@ class Config:
     task_default_exchange: str | None = None
     task_default_exchange_type: str = "direct"
     task_default_routing_key: str | None = None
+    #: options set on tasks by name (``{"tasks.add": {"rate_limit": "10/m"}}``, ``"*"`` for
+    #: all), objects with ``annotate(name)``, or a list of them, as Celery's.
+    task_annotations: Any = None
     #: the per-worker rate limit of every task that gives none ("10/s"); None: no limit.
     task_default_rate_limit: str | None = None
     #: a worker ignores every rate limit (per worker and global), as Celery's setting.

@@ -153,9 +153,9 @@ def test_config_from_object_module_and_celery_names(
 
 def test_a_celery_setting_kernel_lacks_and_a_config_that_does_not_import(
         package: Callable[[dict[str, str]], str]) -> None:
-    with pytest.raises(ConfigurationError, match="'task_annotations' is a Celery setting kernel "
+    with pytest.raises(ConfigurationError, match="'worker_direct' is a Celery setting kernel "
                                                  "does not have"):
-        App("c", broker="memory://", config={"task_annotations": {}})
+        App("c", broker="memory://", config={"worker_direct": True})
     name = package({"__init__.py": "", "celeryconfig.py": "import no_such_module_here\n"})
     app = App("c", broker="memory://")
     with pytest.raises(ConfigurationError, match=f"cannot import the configuration "
@@ -272,3 +272,31 @@ def _forget_modules() -> Iterator[None]:
     for module in set(sys.modules) - before:
         if module.startswith("proj_"):
             del sys.modules[module]
+
+
+def test_task_annotations_as_the_first_steps_configuration_writes_them() -> None:
+    class Slow:
+        def annotate(self, name: str) -> dict[str, object] | None:
+            return {"time_limit": 5.0} if name.startswith("slow.") else None
+
+    app = App("a", broker="memory://", config={
+        "task_annotations": [{"tasks.add": {"rate_limit": "10/m"}, "*": {"max_retries": 7}},
+                             Slow()]})
+
+    @app.task(name="tasks.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task(name="slow.report")
+    def report() -> None: ...
+
+    assert add.options.rate_limit == "10/m" and add.options.max_retries == 7
+    assert report.options.time_limit == 5.0 and report.options.rate_limit is None
+    app.conf.update(task_annotations={"tasks.add": {"rate_limit": "1/s"}})
+    app.annotate_tasks()
+    assert app.tasks["tasks.add"].options.rate_limit == "1/s", "read again as a worker starts"
+    with pytest.raises(ConfigurationError, match="task_annotations for 'tasks.add' set "
+                                                 "rate_limt, which is not a task option"):
+        App("b", broker="memory://",
+            config={"task_annotations": {"tasks.add": {"rate_limt": "1/s"}}}).task(
+                name="tasks.add")(lambda: None)
