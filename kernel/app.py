@@ -167,6 +167,7 @@ class App:
         """The settings, read from `config_from_object`'s source when first needed."""
         if self._conf is None:
             self._conf = self._build_conf()
+            self.annotate_tasks()  # tasks declared before config_from_object's settings
         return self._conf
 
     @conf.setter
