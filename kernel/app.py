@@ -530,9 +530,12 @@ class App:
         return register(fn) if fn is not None else register
 
     def _annotated(self, name: str, options: TaskOptions) -> TaskOptions:
-        """`options` with what ``task_annotations`` sets on task `name`."""
+        """`options` with what ``task_annotations`` sets on task `name`; nothing while the
+        settings are unread (reading them applies the annotations: `conf`)."""
+        if self._conf is None:
+            return options
         try:
-            found = annotations_for(self.conf.task_annotations, name)
+            found = annotations_for(self._conf.task_annotations, name)
             if found.get("rate_limit") is not None:
                 parse_rate(found["rate_limit"])
             return dataclasses.replace(options, **found) if found else options
