@@ -86,6 +86,11 @@ class App:
     broker and results are the embedded SQLite file ``kernel.db`` in the working directory.
     ``plugins=[...]`` registers plugin objects programmatically (before entry points);
     ``autoload=False`` skips entry points; ``disable=[...]`` turns plugins off by name.
+
+    Celery's constructor keywords are taken too (``kernel.Celery`` is this class): ``main``,
+    ``backend`` (``results``), ``include``, ``config_source``, ``namespace``, ``task_cls``,
+    ``set_as_current``, ``changes`` and settings by name (``task_default_queue="jobs"``);
+    see docs/migrating-from-celery.md.
     """
 
     def __init__(
@@ -172,6 +177,7 @@ class App:
 
     @conf.setter
     def conf(self, value: Config) -> None:
+        value.guard = self._guard_update
         self._conf = value
         self._source = None
 

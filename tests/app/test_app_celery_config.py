@@ -227,8 +227,9 @@ def test_later_config_from_object_keeps_updates_and_their_source() -> None:
 
 def test_imports_and_include_are_imported_as_a_worker_starts(
         package: Callable[[dict[str, str]], str]) -> None:
-    name = package({"__init__.py": "", "tasks.py": "from kernel import shared_task\n"
-                                                   "@shared_task(name='inc.add')\n"
+    # Not @shared_task: that would bind the task to every App the test session makes later.
+    name = package({"__init__.py": "", "tasks.py": "from kernel.shared import current_app\n"
+                                                   "@current_app().task(name='inc.add')\n"
                                                    "def add(x, y):\n    return x + y\n"})
     app = App("i", broker="memory://", include=[f"{name}.tasks"])
     assert app.import_discovered() == [f"{name}.tasks"] and "inc.add" in app.tasks
