@@ -1,6 +1,7 @@
 """Routing shared with a real Celery 5 client on Redis: the same ``task_routes`` (a glob and a
-router function) put Celery's tasks and kernel's in the same Redis lists, and a kernel worker
-without -Q consumes every queue of ``task_queues``."""
+router function) put Celery's tasks and kernel's in the same Redis lists, a kernel worker
+without -Q consumes every queue of ``task_queues``, and a Celery client routing by a direct
+exchange and routing key reaches the queue a kernel worker bound (kombu's binding set)."""
 
 from __future__ import annotations
 
@@ -61,3 +62,27 @@ def test_celery_and_kernel_clients_route_into_the_same_lists(redis_url: str,
         client.close()
         app.close()
         raw_redis.delete(*queues)
+
+
+def test_a_celery_clients_exchange_route_reaches_a_kernel_workers_binding(
+        redis_url: str, raw_redis: redis.Redis) -> None:
+    prefix = f"rx{uuid.uuid4().hex[:8]}"
+    queue, exchange = f"{prefix}-jobs", f"{prefix}-exchange"
+    app = App("routing", broker=redis_url, results=redis_url, config={
+        "task_queues": [{"name": queue, "exchange": exchange, "routing_key": "job.run"}]})
+    ran: list[int] = []
+    app.task(lambda n: ran.append(n), name=f"{prefix}.job", ignore_result=True)
+    client = celery.Celery("routing-client", broker=redis_url)
+    # Celery publishes to the exchange with the key; kombu finds the queue in Redis.
+    client.conf.task_routes = {f"{prefix}.*": {"exchange": exchange, "routing_key": "job.run"}}
+    try:
+        with running_worker(app, concurrency=1):  # it binds the queue as it starts
+            wait_for(lambda: raw_redis.scard(f"_kombu.binding.{exchange}") == 1, 10,
+                     "the worker wrote the binding kombu looks up")
+            client.send_task(f"{prefix}.job", args=(7,))
+            wait_for(lambda: ran == [7], 20, "the kernel worker ran the task Celery routed "
+                                             "by exchange")
+    finally:
+        client.close()
+        app.close()
+        raw_redis.delete(f"_kombu.binding.{exchange}", queue)
