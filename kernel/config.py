@@ -218,7 +218,7 @@ class Config:
             if key not in hints:
                 raise ConfigurationError(_unknown(key, hints, sources.get(key)))
             value = _as_tuple(value, hints[key])
-            _check(key, value, hints[key])
+            _check(key, value, hints[key], sources.get(key))
             (plugins if key in declared else own)[key] = value
         _check_values(own)
         return cls(**own, plugin_settings=plugins, sources=sources, specs=declared)
@@ -238,7 +238,7 @@ class Config:
             if name not in hints:
                 raise ConfigurationError(_unknown(name, hints, "app.conf.update"))
             value = _as_tuple(value, hints[name])
-            _check(name, value, hints[name])
+            _check(name, value, hints[name], "app.conf.update")
             checked[name] = value
         _check_values({k: v for k, v in checked.items() if k not in self.specs})
         if self.guard is not None:
@@ -330,10 +330,12 @@ def _check_values(own: Mapping[str, Any]) -> None:
             raise ConfigurationError(f"setting 'task_default_rate_limit': {exc}") from None
 
 
-def _check(name: str, value: Any, hint: Any) -> None:
+def _check(name: str, value: Any, hint: Any, where: str | None = None) -> None:
     if not _matches(value, hint):
+        # The App names an object the value came from; other places are named here.
+        fix = f"; fix it in {where}" if where and not where.startswith("object ") else ""
         raise ConfigurationError(f"setting {name!r} must be {_describe(hint)}, got {value!r} "
-                                 f"({type(value).__name__})")
+                                 f"({type(value).__name__}){fix}")
 
 
 def _matches(value: Any, hint: Any) -> bool:
