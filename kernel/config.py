@@ -250,6 +250,14 @@ class Config:
                 setattr(self, name, value)
             self.sources[name] = "app.conf.update"
 
+    def __getitem__(self, name: str) -> Any:
+        """``app.conf["task_routes"]``, as Celery's mapping-like settings allow."""
+        return self.get(name)
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        """``app.conf["task_routes"] = {...}``: `update` of one setting."""
+        self.update({name: value})
+
     def get(self, name: str) -> Any:
         """A setting by name, kernel's own or a plugin's; `ConfigurationError` if neither."""
         if name in self.plugin_settings:

@@ -217,6 +217,14 @@ def test_conf_update_before_use_and_a_sentence_after() -> None:
     assert app.conf.broker_url == "memory://other"
 
 
+def test_conf_as_a_mapping_as_celery_projects_use_it() -> None:
+    app = App("m", broker="memory://")
+    app.conf["task_default_queue"] = "by-key"
+    assert app.conf["task_default_queue"] == "by-key" == app.conf.task_default_queue
+    with pytest.raises(ConfigurationError, match="unknown setting 'task_default_queu'"):
+        app.conf["task_default_queu"] = "x"
+
+
 def test_later_config_from_object_keeps_updates_and_their_source() -> None:
     app = App("k", broker="memory://")
     app.conf.update(task_default_queue="mine")
