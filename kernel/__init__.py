@@ -37,11 +37,16 @@ from kernel.schedules import clocked, crontab, schedule, solar
 from kernel.shared import shared_task
 from kernel.task import Task
 
+#: Celery's name for the App, so a project's ``from celery import Celery`` becomes
+#: ``from kernel import Celery`` and nothing else changes.
+Celery = App
+
 __version__ = "0.1.0"
 
 __all__ = [
     "App",
     "AsyncResult",
+    "Celery",
     "ChordError",
     "Config",
     "ConfigurationError",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import os
@@ -16,7 +17,8 @@ from typing_extensions import ParamSpec, Unpack
 
 from kernel import producer, shared
 from kernel.codec import Codec
-from kernel.config import DEFAULT_URL, Config, import_object, settings_from_object
+from kernel.config import DEFAULT_URL, Config
+from kernel.config_sources import celery_keywords, import_object, settings_from_object
 from kernel.errors import ConfigurationError, MissingCapability
 from kernel.fields import RecordFields
 from kernel.hookspecs import hookimpl
@@ -27,7 +29,7 @@ from kernel.producer import Producer
 from kernel.records import ResultBackend
 from kernel.result import AsyncResult
 from kernel.signals import SIGNALS, Signals
-from kernel.options import SendOptions, TaskOptions
+from kernel.options import SendOptions, TaskOptions, annotations_for
 from kernel.task import Task
 
 if TYPE_CHECKING:
@@ -41,6 +43,23 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _apps: weakref.WeakSet[App] = weakref.WeakSet()
+#: settings a connection reads as it opens: changing them afterwards changes nothing.
+CONNECTION_SETTINGS = frozenset({
+    "broker_url", "result_backend", "transport_options", "result_backend_options",
+    "rate_limit_store", "broker_connection_timeout", "task_queues", "accept_content",
+    "task_serializer", "result_serializer"})
+
+
+def task_class(given: Any) -> type[Task[Any, Any]]:
+    """Celery's ``task_cls``: a subclass of `kernel.Task`, or its ``module:Class`` name."""
+    found = import_object(given) if isinstance(given, str) else given
+    if found is None:
+        return Task
+    if not (isinstance(found, type) and issubclass(found, Task)):
+        raise ConfigurationError(
+            f"App(task_cls={given!r}): the task class must be kernel.Task or a subclass of "
+            f"it; change the base class from celery.Task to kernel.Task")
+    return found
 
 
 def _after_fork_in_child() -> None:
@@ -67,11 +86,16 @@ class App:
     broker and results are the embedded SQLite file ``kernel.db`` in the working directory.
     ``plugins=[...]`` registers plugin objects programmatically (before entry points);
     ``autoload=False`` skips entry points; ``disable=[...]`` turns plugins off by name.
+
+    Celery's constructor keywords are taken too (``kernel.Celery`` is this class): ``main``,
+    ``backend`` (``results``), ``include``, ``config_source``, ``namespace``, ``task_cls``,
+    ``set_as_current``, ``changes`` and settings by name (``task_default_queue="jobs"``);
+    see docs/migrating-from-celery.md.
     """
 
     def __init__(
         self,
-        name: str = "kernel",
+        name: str | None = None,
         *,
         broker: str | None = None,
         results: str | None = None,
@@ -79,20 +103,34 @@ class App:
         config: dict[str, Any] | Config | None = None,
         autoload: bool | None = None,
         disable: Iterable[str] = (),
+        **celery: Any,
     ) -> None:
-        self.main = name
         self.plugins = PluginManager(plugins, autoload=autoload, disabled=disable)
+        given = celery_keywords(celery, Config.names() | set(self.plugins.settings))
+        self.main = name or given.main or "kernel"
+        results = results if results is not None else given.backend
+        #: the prefix of setting names in `config_from_object`'s sources (Celery's
+        #: ``namespace``, ``"CELERY"`` in Django projects).
+        self.namespace = given.namespace
+        #: the class of this App's tasks (Celery's ``task_cls``): `Task` or a subclass.
+        self.task_cls: type[Task[Any, Any]] = task_class(given.task_cls)
         #: the settings given here, which win over those of `config_from_object` (Celery's
         #: rule), and the result store derived from the broker, which does not.
-        self._preconf: dict[str, Any] = {}
+        self._preconf: dict[str, Any] = {**given.settings}
+        #: where each of `_preconf` came from, for `kernel report`.
+        self._preconf_from: dict[str, str] = {}
         self._derived: dict[str, Any] = {}
         #: (object, namespace) of `config_from_object`, read when `conf` is next needed.
         self._source: tuple[Any, str | None] | None = None
         self._conf: Config | None = None
+        #: opened connections make settings they read fixed (`conf.update` says so).
+        self._transport: Transport | None = None
+        self._backend: ResultBackend | None = None
         if isinstance(config, Config):
             self._conf = config
+            config.guard = self._guard_update
         else:
-            self._preconf = dict(config or {})
+            self._preconf.update(config or {})
             if broker is not None:
                 self._preconf["broker_url"] = broker
                 if results is None and "result_backend" not in self._preconf and (
@@ -102,14 +140,15 @@ class App:
                         broker if scheme in self.plugins.result_stores else None)
             if results is not None:
                 self._preconf["result_backend"] = results
-            self._conf = self._build_conf()
+            if given.config_source is not None:
+                self.config_from_object(given.config_source)
+            else:
+                self._conf = self._build_conf()
         #: what `autodiscover_tasks` asked for and `import_discovered` has not imported yet.
         self._discover: list[tuple[Any, str]] = []
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._module = sys._getframe(1).f_globals.get("__name__")
         self._import_spec: str | None = None
-        self._transport: Transport | None = None
-        self._backend: ResultBackend | None = None
         self._rate_limits: RateLimitStore | None = None
         self._schedule_store: ScheduleStore | None = None
         self._beat: Periodic | None = None
@@ -121,7 +160,7 @@ class App:
         self._pid = os.getpid()
         _apps.add(self)
         self.plugins.hook.kernel_app_created(app=self)
-        shared.adopt(self)
+        shared.adopt(self, current=given.set_as_current)
 
     def __repr__(self) -> str:
         return f"<App {self.main}>"
@@ -133,27 +172,62 @@ class App:
         """The settings, read from `config_from_object`'s source when first needed."""
         if self._conf is None:
             self._conf = self._build_conf()
+            self.annotate_tasks()  # tasks declared before config_from_object's settings
         return self._conf
 
     @conf.setter
     def conf(self, value: Config) -> None:
+        value.guard = self._guard_update
         self._conf = value
         self._source = None
 
     def _build_conf(self) -> Config:
         specs = self.plugins.settings.values()
+        preconf = [(self._preconf_from.get(name, "App()"), {name: value})
+                   for name, value in self._preconf.items()]
         if self._source is None:
-            return Config.from_mapping({**self._derived, **self._preconf},
-                                       plugin_settings=specs)
-        source, namespace = self._source
-        read = settings_from_object(source, namespace)
-        try:
-            return Config.from_mapping({**self._derived, **read, **self._preconf},
-                                       plugin_settings=specs)
-        except ConfigurationError as exc:
-            where = source if isinstance(source, str) else type(source).__name__
-            named = f" (namespace {namespace})" if namespace else ""
-            raise ConfigurationError(f"the configuration from {where}{named}: {exc}") from None
+            conf = Config.from_layers([("derived from broker_url", self._derived), *preconf],
+                                      plugin_settings=specs)
+        else:
+            source, namespace = self._source
+            read = settings_from_object(source, namespace)
+            where = source if isinstance(source, str) else getattr(
+                source, "__name__", type(source).__name__)
+            try:
+                conf = Config.from_layers([("derived from broker_url", self._derived),
+                                           (f"object {where}", read), *preconf],
+                                          plugin_settings=specs)
+            except ConfigurationError as exc:
+                named = f" (namespace {namespace})" if namespace else ""
+                raise ConfigurationError(f"the configuration from {where}{named}: "
+                                         f"{exc}") from None
+        conf.guard = self._guard_update
+        return conf
+
+    def _guard_update(self, names: Iterable[str]) -> None:
+        """`conf.update` of a setting an open connection read: an error, not a change that
+        silently does nothing until the next process."""
+        late = sorted(set(names) & CONNECTION_SETTINGS)
+        if late and (self._transport is not None or self._backend is not None):
+            raise ConfigurationError(
+                f"app.conf.update({', '.join(late)}=...) after {self.main!r} connected: the "
+                f"open connections would not see it; update the settings before the first "
+                f"send, or call app.close() first")
+
+    def config_from_envvar(self, variable_name: str, silent: bool = False,
+                           force: bool = False) -> None:
+        """`config_from_object` of the module the environment variable `variable_name`
+        names (``KERNEL_CONFIG_MODULE=proj.settings``), as Celery's; a variable that is not
+        set is an error unless `silent`."""
+        module = os.environ.get(variable_name)
+        if not module:
+            if silent:
+                return
+            raise ConfigurationError(
+                f"config_from_envvar({variable_name!r}): the environment variable "
+                f"{variable_name} is not set; set it to the module holding the settings "
+                f"(e.g. {variable_name}=proj.celeryconfig)")
+        self.config_from_object(module, silent=silent, force=force)
 
     def config_from_object(self, obj: Any, silent: bool = False, force: bool = False,
                            namespace: str | None = None) -> None:
@@ -167,16 +241,18 @@ class App:
         over the object's; a later call replaces this one's object. Connections opened with
         the old settings are closed. `force` reads the object now; `silent` ignores one that
         cannot be imported."""
+        namespace = namespace if namespace is not None else self.namespace
         kept = dict(self._preconf)
         if self._conf is not None:
             # Changes made to the settings in place (app.conf.x = y) outlive the reload.
             built = self._build_conf()
-            for name in Config.names():
-                if getattr(self._conf, name) != getattr(built, name):
-                    kept[name] = getattr(self._conf, name)
-            for name, value in self._conf.plugin_settings.items():
-                if built.plugin_settings.get(name) != value:
-                    kept[name] = value
+            changed = {name: getattr(self._conf, name) for name in Config.names()
+                       if getattr(self._conf, name) != getattr(built, name)}
+            changed.update({name: value for name, value in self._conf.plugin_settings.items()
+                            if built.plugin_settings.get(name) != value})
+            for name, value in changed.items():
+                kept[name] = value
+                self._preconf_from[name] = self._conf.sources.get(name, "app.conf")
         if isinstance(obj, str) and silent:
             try:
                 import_object(obj)
@@ -452,11 +528,32 @@ class App:
             if module == "__main__":
                 module = self.main
             task_name = name or f"{module}.{func.__qualname__}"
-            task: Task[Any, Any] = Task(self, func, task_name, task_options)
+            task: Task[Any, Any] = self.task_cls(self, func, task_name,
+                                                 self._annotated(task_name, task_options))
             self.tasks[task_name] = task
             return task
 
         return register(fn) if fn is not None else register
+
+    def _annotated(self, name: str, options: TaskOptions) -> TaskOptions:
+        """`options` with what ``task_annotations`` sets on task `name`; nothing while the
+        settings are unread (reading them applies the annotations: `conf`)."""
+        if self._conf is None:
+            return options
+        try:
+            found = annotations_for(self._conf.task_annotations, name)
+            if found.get("rate_limit") is not None:
+                parse_rate(found["rate_limit"])
+            return dataclasses.replace(options, **found) if found else options
+        except (ValueError, TypeError) as exc:
+            raise ConfigurationError(str(exc)) from None
+
+    def annotate_tasks(self) -> None:
+        """Apply ``task_annotations`` to every registered task again (the settings may have
+        been read after the tasks were declared): what a worker does as it starts."""
+        for task in self.tasks.values():
+            if not isinstance(task, shared.SharedTask):
+                task.options = self._annotated(task.name, task.options)
 
     def set_current(self) -> None:
         """Make this the App that shared tasks (`kernel.shared_task`) use; the last App
@@ -475,9 +572,15 @@ class App:
             self.import_discovered()
 
     def import_discovered(self) -> list[str]:
-        """Import what `autodiscover_tasks` asked for and was not imported yet; returns the
-        modules imported. Workers call it as they start."""
+        """Import the modules of the ``imports`` and ``include`` settings and what
+        `autodiscover_tasks` asked for, those not imported yet; returns the modules imported.
+        Workers call it as they start."""
         imported = []
+        for module in (*self.conf.imports, *self.conf.include):
+            if module not in sys.modules:
+                import_object(module)  # a module that does not import: one sentence
+                imported.append(module)
+        self.annotate_tasks()
         while self._discover:
             packages, related = self._discover.pop(0)
             if callable(packages):
@@ -582,29 +685,92 @@ def scheme_of(url: str) -> str:
 
 
 def load_app(spec: str) -> App:
-    """Import ``module:attr`` (or ``module``, taking its ``app``) and return the App there."""
+    """The App ``-A`` names, found where Celery's ``-A`` looks: ``module:attr`` (an App, or a
+    function returning one), else in the module ``proj``: ``proj.app``, ``proj.celery``, its
+    one App under another name, then the same in ``proj.celery`` (the "Next steps" layout,
+    ``proj/celery.py``). ``proj.tasks.app`` (the attribute after the last dot) works too."""
     found = _loaded.get(spec)
     if found is not None:
         return found
-    module_name, _, attr = spec.partition(":")
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
+    module_name, _, attr = spec.partition(":")
+    module = _import_for(module_name, spec, missing_ok=not attr and "." in module_name)
+    if module is None:  # -A proj.tasks.app: the module proj.tasks, its attribute app
+        module_name, _, attr = module_name.rpartition(".")
+        module = _import_for(module_name, spec)
+    if attr:
+        obj = _app_from(getattr(module, attr, None), f"{module_name}:{attr}")
+        if obj is None:
+            raise ConfigurationError(f"-A {spec}: {module_name} has no kernel App named "
+                                     f"{attr!r}{_found_in(module)}")
+    else:
+        obj, attr = _app_in(module, module_name)
+        if obj is None:
+            sub = _import_for(f"{module_name}.celery", spec, missing_ok=True)
+            if sub is not None:
+                obj, attr = _app_in(sub, sub.__name__)
+                module_name = sub.__name__
+        if obj is None:
+            raise ConfigurationError(
+                f"-A {spec}: found no kernel App in {module_name} (looked at "
+                f"{module_name}.app, {module_name}.celery, {module_name}.celery.app and every "
+                f"App there){_found_in(module)}; give -A module:attribute")
+    obj.import_spec = f"{module_name}:{attr}"
+    _loaded[spec] = obj
+    return obj
+
+
+def _import_for(module_name: str, spec: str, missing_ok: bool = False) -> Any:
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if missing_ok and exc.name == module_name:
+            return None
+        raise ConfigurationError(
+            f"cannot import {module_name!r} for -A {spec}: {exc}; run from the directory that "
+            f"contains it or put it on PYTHONPATH") from None
     except ImportError as exc:
         raise ConfigurationError(
             f"cannot import {module_name!r} for -A {spec}: {exc}; run from the directory that "
             f"contains it or put it on PYTHONPATH") from None
-    obj = getattr(module, attr or "app", None)
-    if not isinstance(obj, App):
-        candidates = sorted({n for n, v in vars(module).items() if isinstance(v, App)})
-        if attr or len(candidates) != 1:
-            hint = f"; found {', '.join(candidates)}" if candidates else ""
-            raise ConfigurationError(f"{spec!r} is not a kernel App{hint}")
-        # -A proj, where proj/__init__.py imports its one App under another name (as a
-        # Django project's does, from proj/kernel.py): that App, as Celery finds it.
-        attr = candidates[0]
-        obj = getattr(module, attr)
-    obj.import_spec = f"{module_name}:{attr or 'app'}"
-    _loaded[spec] = obj
-    return obj
+    except ConfigurationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the module's own error, as one sentence
+        raise ConfigurationError(f"-A {spec}: importing {module_name} raised "
+                                 f"{type(exc).__name__}: {exc}; fix that module (--traceback "
+                                 f"shows where)") from exc
+
+
+def _app_from(value: Any, where: str) -> App | None:
+    """`value` if it is an App; if it is a function (an app factory), what it returns."""
+    if isinstance(value, App) or value is None:
+        return value
+    if callable(value) and not isinstance(value, type) and not isinstance(value, Task):
+        made = value()
+        if not isinstance(made, App):
+            raise ConfigurationError(f"-A {where} is a function that returned {made!r}, not a "
+                                     f"kernel App")
+        return made
+    return None
+
+
+def _app_in(module: Any, module_name: str) -> tuple[App | None, str]:
+    for attr in ("app", "celery"):
+        value = getattr(module, attr, None)
+        if isinstance(value, App):
+            return value, attr
+    # -A proj, where proj/__init__.py imports its one App under another name (as a Django
+    # project's does, from proj/celery.py): that App, as Celery finds it.
+    candidates = sorted({n for n, v in vars(module).items() if isinstance(v, App)})
+    if len(candidates) == 1:
+        return getattr(module, candidates[0]), candidates[0]
+    if len(candidates) > 1:
+        raise ConfigurationError(f"-A {module_name}: {module_name} holds several Apps "
+                                 f"({', '.join(candidates)}); give -A {module_name}:NAME")
+    return None, ""
+
+
+def _found_in(module: Any) -> str:
+    names = sorted({n for n, v in vars(module).items() if isinstance(v, App)})
+    return f"; it has {', '.join(names)}" if names else ""

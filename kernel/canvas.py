@@ -373,6 +373,11 @@ class _Tasks(_Composite):
     def tasks(self) -> list[Signature]:
         return self._sigs("tasks")
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Result:
+        """``chain(...)()`` and ``group(...)()`` send, as Celery's do (its tutorials call them
+        so): `delay`."""
+        return self.apply_async(args, kwargs)
+
 
 class chain(_Tasks):  # noqa: N801 - Celery's name, as users write it
     """Steps run one after another, each getting the previous one's result first:

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import inspect
 import math
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from functools import cache
 from types import UnionType
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
 
-from kernel.errors import ConfigurationError, KernelError
-from kernel.parsing import mask_url
+from kernel.config_sources import celery_setting, kernel_name, settings_from_env
+from kernel.errors import ConfigurationError
+from kernel.parsing import mask_url, parse_rate
 from kernel.schedules import resolve_timezone
 
 if TYPE_CHECKING:
@@ -50,6 +48,33 @@ class Config:
     accept_compression: tuple[str, ...] | None = None
 
     task_default_queue: str = "celery"
+    #: where tasks go, by name (``{"proj.tasks.*": {"queue": "slow"}}``, glob and regex
+    #: keys), router functions or objects, or a list of them: Celery's rules, see
+    #: docs/user-guide/routing.md.
+    task_routes: Any = None
+    #: the queues a worker consumes by default and their exchanges and bindings:
+    #: ``[{"name": "feed", "exchange": "feeds", "exchange_type": "topic", "routing_key":
+    #: "feed.#"}]`` (dicts, or kombu ``Queue`` objects as Celery's configurations hold them).
+    task_queues: Any = None
+    #: a queue named by a route or a send and not in ``task_queues`` is created (as Celery);
+    #: False makes it an error.
+    task_create_missing_queues: bool = True
+    #: the exchange (AMQP), its type and the routing key of tasks whose route names none:
+    #: None is the queue's own direct exchange and the queue's name, as Celery's defaults.
+    task_default_exchange: str | None = None
+    task_default_exchange_type: str = "direct"
+    task_default_routing_key: str | None = None
+    #: options set on tasks by name (``{"tasks.add": {"rate_limit": "10/m"}}``, ``"*"`` for
+    #: all), objects with ``annotate(name)``, or a list of them, as Celery's.
+    task_annotations: Any = None
+    #: the per-worker rate limit of every task that gives none ("10/s"); None: no limit.
+    task_default_rate_limit: str | None = None
+    #: a worker ignores every rate limit (per worker and global), as Celery's setting.
+    worker_disable_rate_limits: bool = False
+    #: modules a worker imports as it starts (where tasks are declared), as Celery's
+    #: ``imports`` and ``include``.
+    imports: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
     task_default_priority: int = 0
     task_acks_late: bool = True
     #: a task whose process died is given back to the broker (at-least-once), not failed.
@@ -143,55 +168,95 @@ class Config:
 
     #: plugins' settings (declared with `kernel.specs.SettingSpec`), by name.
     plugin_settings: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: where each setting not at its default came from ("env KERNEL_BROKER_URL", "object
+    #: proj.celeryconfig", "App()", "app.conf.update", "command line").
+    sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    #: the plugins' declarations, for `update` and the environment.
+    specs: dict[str, SettingSpec] = field(default_factory=dict, repr=False, compare=False)
+    #: the App's check run before `update` changes a setting (connections already open).
+    guard: Callable[[Iterable[str]], None] | None = field(default=None, repr=False,
+                                                           compare=False)
 
     @classmethod
     def names(cls) -> frozenset[str]:
         """kernel's own setting names."""
-        return frozenset(f.name for f in dataclasses.fields(cls)) - {"plugin_settings"}
+        return frozenset(f.name for f in dataclasses.fields(cls)) - _NOT_SETTINGS
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None = None, *,
                      plugin_settings: Iterable[SettingSpec] = (), **overrides: Any) -> Config:
-        """Defaults, then ``KERNEL_BROKER_URL`` / ``KERNEL_RESULT_BACKEND``, then `values`, then
-        `overrides`. Names are kernel's own settings or those plugins declare
-        (`plugin_settings`); an unknown name is an error that suggests the closest one, and a
-        value of the wrong type an error naming the type wanted."""
-        merged: dict[str, Any] = {}
-        env = {"broker_url": "KERNEL_BROKER_URL", "result_backend": "KERNEL_RESULT_BACKEND"}
-        for key, var in env.items():
-            if var in os.environ:
-                merged[key] = os.environ[var] or None
-        merged.update(values or {})
-        merged.update({k: v for k, v in overrides.items() if v is not None})
-        for listed in ("accept_content", "accept_compression"):
-            if isinstance(merged.get(listed), list):
-                merged[listed] = tuple(merged[listed])
+        """Defaults, then ``KERNEL_<NAME>`` environment variables, then `values`, then
+        `overrides` (those not None)."""
+        return cls.from_layers([("App()", values or {}),
+                                ("App()", {k: v for k, v in overrides.items() if v is not None})],
+                               plugin_settings=plugin_settings)
+
+    @classmethod
+    def from_layers(cls, layers: Sequence[tuple[str, Mapping[str, Any]]], *,
+                    plugin_settings: Iterable[SettingSpec] = (), env: bool = True) -> Config:
+        """Defaults, then the ``KERNEL_<NAME>`` environment variables (with `env`), then each
+        layer in turn, a later one winning; a layer is (where its values come from, values).
+        Names are kernel's own settings or those plugins declare (`plugin_settings`), or
+        Celery's names for them (old upper-case ones with a deprecation line); an unknown
+        name is an error that suggests the closest one, and a value of the wrong type an error
+        naming the type wanted."""
         declared = {spec.name: spec for spec in plugin_settings}
-        hints = _own_hints()
+        hints = {**_own_hints(), **{name: spec.type for name, spec in declared.items()}}
+        merged: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        if env:
+            for name, (value, var) in settings_from_env(hints).items():
+                merged[name], sources[name] = value, f"env {var}"
+        for where, values in layers:
+            for key, value in values.items():
+                found = kernel_name(key, hints)
+                if found is not None:
+                    merged[found], sources[found] = value, where
         own: dict[str, Any] = {}
         plugins = {name: spec.default for name, spec in declared.items()}
         for key, value in merged.items():
-            if key in hints:
-                _check(key, value, hints[key])
-                own[key] = value
-            elif key in declared:
-                _check(key, value, declared[key].type)
-                plugins[key] = value
+            if key not in hints:
+                raise ConfigurationError(_unknown(key, hints, sources.get(key)))
+            value = _as_tuple(value, hints[key])
+            _check(key, value, hints[key], sources.get(key))
+            (plugins if key in declared else own)[key] = value
+        _check_values(own)
+        return cls(**own, plugin_settings=plugins, sources=sources, specs=declared)
+
+    def update(self, values: Mapping[str, Any] | None = None, /, **more: Any) -> None:
+        """``app.conf.update(task_serializer="json", ...)``, as Celery's: every name checked
+        as in `from_layers` (Celery's names accepted), the values shown as coming from
+        ``app.conf.update``. Settings a connection already read are an error once the App
+        has connected (the connection would not see them)."""
+        given = {**(values or {}), **more}
+        hints = {**_own_hints(), **{name: spec.type for name, spec in self.specs.items()}}
+        checked: dict[str, Any] = {}
+        for key, value in given.items():
+            name = kernel_name(key, hints)
+            if name is None:
+                continue
+            if name not in hints:
+                raise ConfigurationError(_unknown(name, hints, "app.conf.update"))
+            value = _as_tuple(value, hints[name])
+            _check(name, value, hints[name], "app.conf.update")
+            checked[name] = value
+        _check_values({k: v for k, v in checked.items() if k not in self.specs})
+        if self.guard is not None:
+            self.guard(checked)
+        for name, value in checked.items():
+            if name in self.specs:
+                self.plugin_settings[name] = value
             else:
-                close = get_close_matches(key, [*hints, *declared], n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ConfigurationError(f"unknown setting {key!r}{hint}")
-        if "timezone" in own:
-            try:
-                resolve_timezone(own["timezone"])
-            except ValueError as exc:
-                raise ConfigurationError(f"setting 'timezone': {exc}") from None
-        for key in ("beat_max_loop_interval", "beat_lease_ttl", "beat_cron_starting_deadline"):
-            value = own.get(key)
-            if value is not None and not (value > 0 and math.isfinite(value)):
-                raise ConfigurationError(f"setting {key!r} must be a positive number of "
-                                         f"seconds, got {value!r}")
-        return cls(**own, plugin_settings=plugins)
+                setattr(self, name, value)
+            self.sources[name] = "app.conf.update"
+
+    def __getitem__(self, name: str) -> Any:
+        """``app.conf["task_routes"]``, as Celery's mapping-like settings allow."""
+        return self.get(name)
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        """``app.conf["task_routes"] = {...}``: `update` of one setting."""
+        self.update({name: value})
 
     def get(self, name: str) -> Any:
         """A setting by name, kernel's own or a plugin's; `ConfigurationError` if neither."""
@@ -222,17 +287,63 @@ class Config:
         return out
 
 
+_NOT_SETTINGS = frozenset({"plugin_settings", "sources", "specs", "guard"})
+
+
 @cache
 def _own_hints() -> dict[str, Any]:
-    hints = get_type_hints(Config)
-    hints.pop("plugin_settings")
+    hints = get_type_hints(Config, localns={"SettingSpec": Any})
+    for name in _NOT_SETTINGS:
+        hints.pop(name)
     return hints
 
 
-def _check(name: str, value: Any, hint: Any) -> None:
+def _unknown(name: str, hints: Mapping[str, Any], where: str | None) -> str:
+    # The object a setting came from is named by the App, which wraps this sentence.
+    origin = f" (in {where})" if where == "app.conf.update" else ""
+    if celery_setting(name):
+        return (f"setting {name!r}{origin} is a Celery setting kernel does not have; remove "
+                f"it (docs/migrating-from-celery.md lists what kernel has instead)")
+    close = get_close_matches(name, list(hints), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown setting {name!r}{origin}{hint}"
+
+
+def _as_tuple(value: Any, hint: Any) -> Any:
+    """A list where a tuple is wanted (``accept_content = ["json"]``), as a tuple."""
+    if isinstance(value, list) and any(
+            get_origin(option) is tuple for option in
+            (get_args(hint) if get_origin(hint) in (Union, UnionType) else (hint,))):
+        return tuple(value)
+    return value
+
+
+def _check_values(own: Mapping[str, Any]) -> None:
+    """What a type cannot say: a known zone, positive intervals, a rate that parses."""
+    if "timezone" in own:
+        try:
+            resolve_timezone(own["timezone"])
+        except ValueError as exc:
+            raise ConfigurationError(f"setting 'timezone': {exc}") from None
+    for key in ("beat_max_loop_interval", "beat_lease_ttl", "beat_cron_starting_deadline"):
+        value = own.get(key)
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise ConfigurationError(f"setting {key!r} must be a positive number of "
+                                     f"seconds, got {value!r}")
+    rate = own.get("task_default_rate_limit")
+    if rate is not None:
+        try:
+            parse_rate(rate)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"setting 'task_default_rate_limit': {exc}") from None
+
+
+def _check(name: str, value: Any, hint: Any, where: str | None = None) -> None:
     if not _matches(value, hint):
+        # The App names an object the value came from; other places are named here.
+        fix = f"; fix it in {where}" if where and not where.startswith("object ") else ""
         raise ConfigurationError(f"setting {name!r} must be {_describe(hint)}, got {value!r} "
-                                 f"({type(value).__name__})")
+                                 f"({type(value).__name__}){fix}")
 
 
 def _matches(value: Any, hint: Any) -> bool:
@@ -274,67 +385,3 @@ def _describe(hint: Any) -> str:
 def first_set(*values: Any) -> Any:
     """The first value that is not None: a call's option, then the task's, then the app's."""
     return next((value for value in values if value is not None), None)
-
-
-def settings_from_object(source: Any, namespace: str | None = None) -> dict[str, Any]:
-    """The settings an object holds, as `Config.from_mapping` takes them: what
-    ``App.config_from_object`` reads.
-
-    `source` is a mapping, an object or module (its attributes), or a string naming one:
-    ``"proj.settings"`` (a module), ``"django.conf:settings"`` or ``"proj.conf.Settings"`` (an
-    attribute of a module). Celery's rule for names: with a `namespace` (``"KERNEL"``), the
-    settings are the names that start with ``KERNEL_``, less that prefix, lower-cased
-    (``KERNEL_BROKER_URL`` is ``broker_url``); without one, the public lower-case names that
-    are not modules, classes or functions (upper-case names are left alone as constants)."""
-    what = source if isinstance(source, str) else getattr(source, "__name__", type(source)
-                                                          .__name__)
-    if isinstance(source, str):
-        source = import_object(source)
-    try:
-        if isinstance(source, Mapping):
-            items = list(source.items())
-        else:
-            items = [(name, getattr(source, name)) for name in dir(source)]
-    except KernelError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - whatever the object raises, one sentence
-        raise ConfigurationError(f"cannot read settings from {what}: {exc}") from None
-    found: dict[str, Any] = {}
-    if namespace:
-        prefix = namespace.rstrip("_") + "_"
-        for name, value in items:
-            if isinstance(name, str) and name.startswith(prefix) and name[len(prefix):]:
-                found[name[len(prefix):].lower()] = value
-        return found
-    for name, value in items:
-        if (isinstance(name, str) and not name.startswith("_") and name == name.lower()
-                and not inspect.ismodule(value) and not inspect.isclass(value)
-                and not inspect.isroutine(value)):
-            found[name] = value
-    return found
-
-
-def import_object(spec: str) -> Any:
-    """``module``, ``module:attr`` or ``module.attr``: what the name points to."""
-    module_name, _, attr = spec.partition(":")
-    try:
-        if attr:
-            return _attribute(importlib.import_module(module_name), attr, spec)
-        try:
-            return importlib.import_module(spec)
-        except ModuleNotFoundError as exc:
-            parent, _, name = spec.rpartition(".")
-            if not parent or exc.name != spec:
-                raise
-            return _attribute(importlib.import_module(parent), name, spec)
-    except ImportError as exc:
-        raise ConfigurationError(f"cannot import the configuration {spec!r}: {exc}; check "
-                                 f"the name and that it is on the Python path") from None
-
-
-def _attribute(module: Any, name: str, spec: str) -> Any:
-    try:
-        return getattr(module, name)
-    except AttributeError:
-        raise ConfigurationError(f"the configuration {spec!r} names {name!r}, which "
-                                 f"{module.__name__} does not define") from None

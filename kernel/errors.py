@@ -75,6 +75,11 @@ class MissingDependency(ConfigurationError):
                          f"pip install 'kernel[{extra}]'")
 
 
+class RoutingError(ConfigurationError):
+    """A task cannot be routed: a router raised or answered nonsense, or the queue or exchange
+    it names is not declared; the sentence names the task and the setting."""
+
+
 class BeatEntryError(ConfigurationError):
     """A periodic task's entry beat cannot keep: the sentence names the entry and the field,
     and beat does not start with it."""

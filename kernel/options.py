@@ -69,6 +69,10 @@ class SendOptions(TypedDict, total=False):
     #: skip the task once this time passed (seconds from now, or a datetime).
     expires: float | datetime | None
     queue: str | None
+    #: the exchange and routing key (AMQP; elsewhere the queue ``task_queues`` binds to
+    #: them), as Celery's send options; see docs/user-guide/routing.md.
+    exchange: str | None
+    routing_key: str | None
     #: 0..9, a higher number first, where the broker has priorities.
     priority: int | None
     #: extra message headers (the user's own; kept through retries).
@@ -109,3 +113,32 @@ def check_send_options(options: Iterable[str]) -> None:
         close = get_close_matches(unknown[0], sorted(SEND_OPTIONS), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise TypeError(f"unknown sending option(s): {', '.join(unknown)}{hint}")
+
+
+def annotations_for(annotations: Any, name: str) -> dict[str, Any]:
+    """What ``task_annotations`` sets on task `name`, as Celery reads it: a dict of task names
+    (``"*"`` for every task) to options, an object with ``annotate(task_name)`` returning a
+    dict or None, or a list of these (an earlier one winning, as in Celery)."""
+    if annotations is None:
+        return {}
+    items = list(annotations) if isinstance(annotations, (list, tuple)) else [annotations]
+    found: dict[str, Any] = {}
+    for item in reversed(items):
+        if isinstance(item, Mapping):
+            for key in ("*", name):
+                value = item.get(key)
+                if isinstance(value, Mapping):
+                    found.update(value)
+        elif callable(getattr(item, "annotate", None)):
+            value = item.annotate(name)
+            if isinstance(value, Mapping):
+                found.update(value)
+        else:
+            raise ValueError(f"task_annotations: {item!r} is neither a dict of task names nor "
+                             f"an object with annotate(); give one of those or a list of them")
+    unknown = sorted(set(found) - TaskOptions.names())
+    if unknown:
+        verb = "is not a task option" if len(unknown) == 1 else "are not task options"
+        raise ValueError(f"task_annotations for {name!r} set {', '.join(unknown)}, which "
+                         f"{verb}; known: {', '.join(sorted(TaskOptions.names()))}")
+    return found

@@ -175,6 +175,27 @@ def aws_error(response: Mapping[str, Any]) -> tuple[str, str]:
     return code, message
 
 
+#: setting and option names whose values are secrets, wherever settings are shown.
+_SECRET_NAME = re.compile(r"password|secret|token|key|credential|auth", re.I)
+
+
+def mask_setting(name: str, value: Any) -> Any:
+    """A setting's value as it may be shown (JSON-able): URLs masked, values of secret-like
+    names (and keys of dicts) hidden, other objects by their repr."""
+    if isinstance(value, str) and "://" in value:
+        return mask_url(value)
+    if isinstance(value, dict):
+        return {k: "********" if _SECRET_NAME.search(str(k)) else mask_setting(str(k), v)
+                for k, v in value.items()}
+    if _SECRET_NAME.search(name) and isinstance(value, str):
+        return "********"
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [mask_setting(name, v) for v in value]
+    return repr(value)
+
+
 def mask_url(url: str) -> str:
     """`url` with every secret masked, for banners, logs and errors: the password of
     ``scheme://user:secret@host`` (several hosts too), and the values of query parameters and

@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Any
 from kernel import unique
 from kernel.config import first_set
 from kernel.errors import PublishError
-from kernel.interfaces.transport import Outgoing
+from kernel.interfaces.transport import Outgoing, Transport
 from kernel.message import absolute_time, build_task, current_request, new_id
 from kernel.result import AsyncResult
 from kernel.options import SendOptions, TaskOptions, check_send_options
+from kernel.routing import Routes
 
 if TYPE_CHECKING:
     from kernel.app import App
@@ -52,6 +53,25 @@ class Producer:
 
     def __init__(self, app: App) -> None:
         self.app = app
+        self._routes: Routes | None = None
+        #: the transport `task_queues` was declared on (a new one declares again).
+        self._declared_on: Transport | None = None
+
+    def routes(self) -> Routes:
+        """The routing of the current settings, compiled again when they change."""
+        conf = self.app.conf
+        routes = self._routes
+        if routes is None or not routes.current(conf):
+            self._routes = routes = Routes(conf)
+        return routes
+
+    def declare(self, transport: Transport) -> None:
+        """Declare ``task_queues``' exchanges and bindings on `transport`, once."""
+        if self._declared_on is not transport:
+            bindings = self.routes().bindings
+            if bindings:
+                transport.declare_bindings(bindings)
+            self._declared_on = transport
 
     # ------------------------------------------------------------------ sending
 
@@ -135,7 +155,9 @@ class Producer:
         )
         ignore = first_set(options.get("ignore_result"), topts.ignore_result,
                            conf.task_ignore_result) or conf.result_backend is None
-        prio = first_set(options.get("priority"), topts.priority, conf.task_default_priority)
+        route = self.routes().route(name, args_list, kwargs_dict, options, topts.queue,
+                                    topts.priority)
+        prio = first_set(route.priority, conf.task_default_priority)
         envelope = build_task(
             name=name, task_id=task_id, args=args_list, kwargs=kwargs_dict, body=body,
             content_type=ctype, content_encoding=cenc, compression=cmime, now=now,
@@ -154,9 +176,9 @@ class Producer:
         )
         if parent is not None:
             parent.children.append([[task_id, None], None])
-        target = options.get("queue") or topts.queue or conf.task_default_queue
-        outgoing = Outgoing(target, envelope, priority=prio,
-                            not_before=eta_ts if eta_ts and eta_ts > now else None)
+        outgoing = Outgoing(route.queue, envelope, priority=prio,
+                            not_before=eta_ts if eta_ts and eta_ts > now else None,
+                            exchange=route.exchange, routing_key=route.routing_key)
         return outgoing, task_id, bool(ignore)
 
     # ------------------------------------------------------------------ publishing
@@ -180,7 +202,9 @@ class Producer:
         if tracked and app.conf.task_track_sent:
             # Before publishing: written after, it could land on top of a finished result.
             app.backend.store_sent(tracked)
-        app.transport.publish(batch)
+        transport = app.transport
+        self.declare(transport)
+        transport.publish(batch)
         if app.conf.task_send_sent_event:
             app.events.sent(batch)
         signals = app.signals

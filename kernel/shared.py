@@ -33,12 +33,14 @@ _current: weakref.ReferenceType[App] | None = None
 _declared: list[tuple[Callable[..., Any], str, dict[str, Any]]] = []
 
 
-def adopt(app: App) -> None:
-    """A new App: it becomes the current one and gets every shared task (`App.__init__`)."""
+def adopt(app: App, current: bool = True) -> None:
+    """A new App: it becomes the current one (unless not `current`: Celery's
+    ``set_as_current=False``) and gets every shared task (`App.__init__`)."""
     global _current
     with _lock:
         _apps.add(app)
-        _current = weakref.ref(app)
+        if current or _current is None or _current() is None:
+            _current = weakref.ref(app)
         declared = list(_declared)
     for fn, name, options in declared:
         _bind(app, fn, name, options)

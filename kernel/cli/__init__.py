@@ -12,13 +12,14 @@ from kernel.cli.dlq import dlq
 from kernel.cli.events import events
 from kernel.cli.plugins import plugins
 from kernel.cli.remote import control, inspect
+from kernel.cli.report import report
 from kernel.cli.results import results
 from kernel.cli.root import CliState, cli
 from kernel.cli.tasks import call, purge, result
 from kernel.cli.worker import worker
 
 for _command in (worker, beat, call, result, results, purge, dlq, events, inspect, control,
-                 plugins, demo):
+                 plugins, demo, report):
     cli.add_command(_command)
 
 __all__ = ["CliState", "cli", "main"]

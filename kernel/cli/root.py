@@ -66,11 +66,18 @@ class CliState:
                 # The app's own settings beat the environment, so the options are applied here.
                 if self.broker or self.results:
                     app.close()
-                    app.conf.broker_url = self.broker or app.conf.broker_url
-                    app.conf.result_backend = self.results or app.conf.result_backend
+                    for name, value in (("broker_url", self.broker),
+                                        ("result_backend", self.results)):
+                        if value:
+                            setattr(app.conf, name, value)
+                            app.conf.sources[name] = "command line"
             else:
                 app = App("kernel", broker=self.broker, results=self.results,
                           disable=self.disabled)
+                for name, value in (("broker_url", self.broker),
+                                    ("result_backend", self.results)):
+                    if value:
+                        app.conf.sources[name] = "command line"
             check_disabled(self.disabled, app.plugins)
             self._app = app
         return self._app

@@ -131,7 +131,7 @@ def worker(state: CliState, pool: str | None, concurrency: int | None, queues: s
         app,
         pool=pool,
         concurrency=concurrency or conf.worker_concurrency or os.cpu_count() or 1,
-        queues=split_queues(queues) or [conf.task_default_queue],
+        queues=split_queues(queues),
         max_tasks_per_child=max_tasks_per_child,
         max_memory_per_child=max_memory_per_child,
         prefetch_multiplier=prefetch_multiplier,

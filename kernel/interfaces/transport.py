@@ -52,6 +52,10 @@ class TransportCapabilities:
     #: delivery's tag, queue and count: a prefork worker's process settles what a child it
     #: lost held. Not AMQP, where a tag belongs to the channel that received the message.
     settle_anywhere: bool = False
+    #: `publish` honours `Outgoing.exchange` (the broker routes by exchange and routing key,
+    #: AMQP) and `declare_bindings` declares exchanges; without it, kernel delivers to the
+    #: queue it resolved from ``task_queues``.
+    exchanges: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,21 @@ class Outgoing:
     priority: int = 0
     #: unix time before which the message MUST NOT be delivered (None: now).
     not_before: float | None = None
+    #: where a transport with exchanges publishes it instead of `queue`'s own exchange (a
+    #: route or ``task_queues`` named one), with `routing_key` (None: the queue's name).
+    exchange: str | None = None
+    routing_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A queue bound to an exchange with a routing key (a pattern for topic exchanges, none
+    for fanout ones): what ``task_queues`` declares."""
+
+    queue: str
+    exchange: str
+    exchange_type: str = "direct"
+    routing_key: str = ""
 
 
 @dataclass
@@ -238,6 +257,11 @@ class Transport(ABC):
         raise MissingCapability(f"{type(self).__name__} cannot subscribe to broadcasts: events "
                                 f"and remote control need a broker with fanout (redis, amqp, "
                                 f"sqlite)")
+
+    def declare_bindings(self, bindings: Sequence[Binding]) -> None:  # noqa: B027
+        """Declare these exchanges and bind these queues (``task_queues``), once, before the
+        first publish or fetch that needs them; a transport without exchanges has nothing to
+        declare."""
 
     def close(self) -> None:  # noqa: B027
         """Release connections. Safe to call twice."""

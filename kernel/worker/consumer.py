@@ -464,8 +464,13 @@ class Consumer:
         if found is None:
             found = []
             task = self.app.tasks.get(name)
-            if task is not None and task.options.rate_limit:
-                found.append(self._worker_bucket(name, parse_rate(task.options.rate_limit)))
+            conf = self.app.conf
+            rate = first_set(task.options.rate_limit if task is not None else None,
+                             conf.task_default_rate_limit)
+            if conf.worker_disable_rate_limits:
+                task = rate = None  # Celery's switch: every limit off, global ones too
+            if rate:
+                found.append(self._worker_bucket(name, parse_rate(rate)))
             if task is not None and task.options.global_rate_limit:
                 found.append(SharedBucket(self.app.rate_limits, name,
                                           parse_rate(task.options.global_rate_limit)))

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import kernel
 from kernel.config import Config
-from kernel.parsing import mask_url, parse_rate
+from kernel.parsing import mask_setting, mask_url, parse_rate
 from kernel.worker.revocations import Revocations
 
 if TYPE_CHECKING:
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 REVOKE_EXPIRES = 7 * 86400.0
 #: seconds a node waits for its consumer children's answers.
 ASK_TIMEOUT = 2.0
-_SECRET = re.compile(r"password|secret|token|key|credential|auth", re.I)
 
 Merge = Callable[[list[Any]], Any]
 
@@ -288,7 +287,8 @@ def rate_limit(worker: Worker, task_name: str = "", rate_limit: Any = None) -> d
     if task is None:
         return {"error": f"unknown task {task_name!r}"}
     if rate_limit in (None, "", 0, "0"):
-        new = None
+        # "" (not None, "the app's setting"): off even where task_default_rate_limit is set.
+        new = "" if worker.app.conf.task_default_rate_limit else None
     elif isinstance(rate_limit, (str, int, float)) and not isinstance(rate_limit, bool):
         parse_rate(str(rate_limit))  # a bad rate is an error reply, not a broken limiter
         new = str(rate_limit)
@@ -417,23 +417,9 @@ def conf(worker: Worker, with_defaults: bool = False) -> dict[str, Any]:
         value = getattr(current, name)
         if not with_defaults and value == getattr(default, name):
             continue
-        out[name] = _masked(name, value)
+        out[name] = mask_setting(name, value)
     return out
 
-
-def _masked(name: str, value: Any) -> Any:
-    if isinstance(value, str) and "://" in value:
-        return mask_url(value)
-    if isinstance(value, dict):
-        return {k: "********" if _SECRET.search(str(k)) else _masked(str(k), v)
-                for k, v in value.items()}
-    if _SECRET.search(name) and isinstance(value, str):
-        return "********"
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_masked(name, v) for v in value]
-    return repr(value)
 
 
 @command("inspect")

@@ -64,6 +64,9 @@ class ConsumerStep(Bootstep[Consumer]):
 
     def start(self, deps: Deps) -> Consumer:
         app, options = deps.app, deps.options
+        # task_queues' exchanges and bindings, so clients routing by exchange reach the queues
+        # (a transport declares them with its first fetch).
+        app.producer.declare(deps[BrokerStep])
         self.consumer = Consumer(
             app, deps[BrokerStep], deps[PoolStep], Executor(app, options.nodename),
             queues=list(options.queues), concurrency=options.concurrency,

@@ -86,7 +86,8 @@ class Worker:
             nodename=nodename or f"kernel@{socket.gethostname()}",
             pool=pool or conf.worker_pool,
             concurrency=concurrency or conf.worker_concurrency or default_concurrency(),
-            queues=tuple(queues or (conf.task_default_queue,)),
+            # Celery's rule: without -Q, every queue of task_queues (else the default one).
+            queues=tuple(queues or app.producer.routes().queue_names()),
             max_tasks_per_child=max_tasks_per_child or conf.worker_max_tasks_per_child,
             max_memory_per_child=max_memory_per_child or conf.worker_max_memory_per_child,
             prefetch_multiplier=prefetch_multiplier or conf.worker_prefetch_multiplier,

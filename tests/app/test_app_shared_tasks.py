@@ -135,5 +135,6 @@ def test_a_package_with_one_app_under_another_name_loads(tmp_path: Path,
     app = load_app("djproj")
     assert app.main == "djproj" and app.import_spec == "djproj:kernel_app", \
         "-A proj finds the App proj/__init__.py imports, as Celery's -A proj does"
-    with pytest.raises(ConfigurationError, match="'djproj:other' is not a kernel App"):
+    with pytest.raises(ConfigurationError,
+                       match="djproj has no kernel App named 'other'; it has kernel_app"):
         load_app("djproj:other")

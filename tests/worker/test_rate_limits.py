@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -90,3 +91,59 @@ def test_a_global_rate_limit_holds_across_three_workers(shared_broker_url: str) 
             worker.stop()
         for app in apps:
             app.close()
+
+
+def run_stamped(config: dict[str, object], rate_limit: str | None, count: int,
+                before: Callable[[App, Worker], None] | None = None) -> float:
+    """Seconds between the first and last of `count` runs of one task (options `rate_limit`)
+    on a threads worker of an App with `config`."""
+    url = f"memory://{uuid.uuid4().hex}"
+    app = App("rl", broker=url, results=url, config=dict(config))
+    starts: list[float] = []
+    lock = threading.Lock()
+
+    @app.task(name="stamped", rate_limit=rate_limit, ignore_result=True)
+    def stamped() -> None:
+        with lock:
+            starts.append(time.monotonic())
+
+    worker = Worker(app, pool="threads", concurrency=4, shutdown_timeout=5)
+    worker.start()
+    try:
+        if before is not None:
+            before(app, worker)
+        app.send_many([("stamped", (), {}) for _ in range(count)])
+        wait_for(lambda: len(starts) == count, 30, f"not every one of {count} tasks ran")
+        return max(starts) - min(starts)
+    finally:
+        worker.stop()
+        app.close()
+
+
+def test_task_default_rate_limit_holds_tasks_that_give_none() -> None:
+    took = run_stamped({"task_default_rate_limit": "10/s"}, None, 21)
+    assert 1.8 <= took <= 2.5, f"21 tasks at the default 10/s took {took:.2f} s (expect 2 s)"
+    own = run_stamped({"task_default_rate_limit": "1/s"}, "20/s", 21)
+    assert own < 1.5, f"the task's own 20/s wins over the default 1/s, yet took {own:.2f} s"
+
+
+def test_worker_disable_rate_limits_turns_every_limit_off() -> None:
+    took = run_stamped({"worker_disable_rate_limits": True,
+                        "task_default_rate_limit": "1/s"}, "1/s", 20)
+    assert took < 1.5, f"20 tasks limited to 1/s ran in {took:.2f} s with limits disabled"
+
+
+def test_the_remote_rate_limit_command_lifts_the_default_too() -> None:
+    def lift(app: App, worker: Worker) -> None:
+        replies = app.control.rate_limit("stamped", None, reply=True,
+                                         destination=[worker.nodename])
+        assert replies, "the worker answered the rate_limit command"
+
+    took = run_stamped({"task_default_rate_limit": "1/s"}, None, 10, before=lift)
+    assert took < 1.5, f"10 tasks took {took:.2f} s after rate_limit(None) lifted the 1/s default"
+
+
+def test_a_bad_default_rate_limit_names_the_setting() -> None:
+    with pytest.raises(ConfigurationError, match="setting 'task_default_rate_limit': rate limit "
+                                                 "'fast' is not N/s"):
+        App("rl", broker="memory://", config={"task_default_rate_limit": "fast"})

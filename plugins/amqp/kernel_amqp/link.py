@@ -101,6 +101,10 @@ class Link:
             self._admin = self.channel()
         return self._admin
 
+    def reset_admin(self) -> None:
+        """RabbitMQ closed the admin channel over an error: the next call opens another."""
+        self._admin = None
+
     def quietly(self, operation: Callable[[Any], T]) -> T | None:
         """Run `operation` on the admin channel; None when the object does not exist (RabbitMQ
         closes the channel then, so the next call opens a fresh one)."""

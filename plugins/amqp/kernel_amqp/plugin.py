@@ -19,7 +19,7 @@ from kernel.interfaces.transport import TransportCapabilities
 #: broker.
 CAPABILITIES = TransportCapabilities(
     delayed_delivery=True, priorities=True, leases=False, dead_letter=True, multi_process=True,
-    inspect_queues=True, broadcast=True)
+    inspect_queues=True, broadcast=True, exchanges=True)
 SCHEMES = ("amqp", "amqps", "pyamqp")
 #: rpc://: results are pushed to the waiting client, live in its memory (not persistent), and
 #: there are no counters. multi_process: workers in other processes send to it.

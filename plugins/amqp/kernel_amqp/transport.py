@@ -50,7 +50,7 @@ import amqp
 from amqp.exceptions import ChannelError, PreconditionFailed
 
 from kernel.plugin import ConfigurationError, ConnectionFailed, Envelope, OptionReader, Options
-from kernel.interfaces.transport import Delivery, Outgoing, Subscription, Transport
+from kernel.interfaces.transport import Binding, Delivery, Outgoing, Subscription, Transport
 from kernel_amqp import topology as topo
 from kernel_amqp.broadcast import AmqpSubscription, Broadcaster
 from kernel_amqp.link import Consumer, ERRORS, HoldsLink, KeepAlive, Link, connect, heartbeat_option
@@ -107,6 +107,9 @@ class AmqpTransport(HoldsLink, Transport):
             self.capabilities = dataclasses.replace(CAPABILITIES, priorities=False)
         self.queue_arguments = topo.queue_arguments(max_priority, queue_type)
         self._lock = threading.RLock()
+        #: ``task_queues``' bindings, by queue and by exchange (`declare_bindings`).
+        self._bindings: dict[str, list[Binding]] = {}
+        self._exchanges: dict[str, list[Binding]] = {}
         self._link: Link | None = None
         self._keepalive: KeepAlive | None = None
         self._broadcaster = Broadcaster(url, self.options)
@@ -151,23 +154,62 @@ class AmqpTransport(HoldsLink, Transport):
 
     # ------------------------------------------------------------------ declare
 
+    def declare_bindings(self, bindings: Sequence[Binding]) -> None:
+        """Remember ``task_queues``' exchanges and bindings; each is declared on RabbitMQ with
+        its queue, or before the first publish to its exchange (and again after a reconnect)."""
+        with self._lock:
+            for binding in bindings:
+                if binding not in self._bindings.get(binding.queue, []):
+                    self._bindings.setdefault(binding.queue, []).append(binding)
+                    self._exchanges.setdefault(binding.exchange, []).append(binding)
+            if self._link is not None:
+                self._link.declared.clear()
+
     def _declare(self, link: Link, queue: str) -> None:
         if queue in link.declared:
             return
-        exchange = topo.exchange_for(queue)
+        bindings = self._bindings.get(queue) or [Binding(queue, topo.exchange_for(queue),
+                                                         "direct", queue)]
         try:
-            link.admin.exchange_declare(exchange, "direct", durable=True, auto_delete=False)
-        except PreconditionFailed:
+            for binding in bindings:
+                self._declare_exchange(link, binding.exchange, binding.exchange_type, queue)
+            declared = link.declare_queue(queue, self.queue_arguments)
+        except ChannelError as exc:
+            link.reset_admin()
             raise ConfigurationError(
-                f"RabbitMQ has an exchange {exchange!r} that is not a durable direct exchange; "
-                f"queue {queue!r} needs one of that name (as Celery declares it): delete or "
-                f"rename the other one") from None
-        if not link.declare_queue(queue, self.queue_arguments):
+                f"RabbitMQ refused to declare the queue {queue!r} ({exc}); queue names starting "
+                f"with 'amq.' are reserved and a name has at most 255 bytes: rename the queue "
+                f"(in task_routes, task_queues, queue= or -Q)") from None
+        if not declared:
             log.warning("queue %r exists with other arguments than %s (declared by another "
                         "client); using it as it is, so priorities may not apply", queue,
                         self.queue_arguments)
-        link.admin.queue_bind(queue, exchange, queue)
+        for binding in bindings:
+            link.admin.queue_bind(queue, binding.exchange, binding.routing_key)
+        if topo.exchange_for(queue) not in {b.exchange for b in bindings}:
+            # Give-backs and delays address a queue through its own direct exchange.
+            self._declare_exchange(link, topo.exchange_for(queue), "direct", queue)
+            link.admin.queue_bind(queue, topo.exchange_for(queue), queue)
         link.declared.add(queue)
+
+    def _declare_exchange(self, link: Link, exchange: str, kind: str, queue: str) -> None:
+        mark = f"exchange {exchange}"
+        if mark in link.declared:
+            return
+        try:
+            link.admin.exchange_declare(exchange, kind, durable=True, auto_delete=False)
+        except PreconditionFailed:
+            link.reset_admin()
+            raise ConfigurationError(
+                f"RabbitMQ has an exchange {exchange!r} that is not a durable {kind} exchange; "
+                f"queue {queue!r} needs one of that name (as Celery declares it): delete or "
+                f"rename the other one, or change its type in task_queues") from None
+        link.declared.add(mark)
+
+    def _declare_routes(self, link: Link, exchange: str) -> None:
+        """Before a publish to `exchange`: it and every queue ``task_queues`` binds to it."""
+        for binding in self._exchanges.get(exchange, []):
+            self._declare(link, binding.queue)
 
     def _declare_delays(self, link: Link, queue: str, levels: list[int]) -> None:
         if "kernel.delay" not in link.declared:
@@ -233,6 +275,9 @@ class AmqpTransport(HoldsLink, Transport):
                     self._declare_delays(link, m.queue, levels)
                     batch.append((message, topo.delay_exchange(levels[-1]),
                                   topo.delay_routing_key(m.queue, delay)))
+                elif m.exchange is not None:
+                    self._declare_routes(link, m.exchange)
+                    batch.append((message, m.exchange, m.routing_key or m.queue))
                 else:
                     batch.append((message, topo.exchange_for(m.queue), m.queue))
             if self.confirm_publish:
@@ -497,6 +542,7 @@ class AmqpTransport(HoldsLink, Transport):
                 link.declared.discard(name)
             link.quietly(lambda ch: ch.exchange_delete(topo.exchange_for(queue)))
             link.declared.discard(f"{queue} arrival")
+            link.declared.discard(f"exchange {topo.exchange_for(queue)}")
 
     # ------------------------------------------------------------------ broadcast
 

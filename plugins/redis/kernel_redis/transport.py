@@ -64,6 +64,7 @@ import redis
 from kernel.plugin import ConfigurationError, DecodeError, Envelope, OptionReader, Options, mask_url
 from kernel.interfaces.transport import (
     DEAD_LETTER_SUFFIX,
+    Binding,
     Delivery,
     Outgoing,
     Subscription,
@@ -153,9 +154,35 @@ class RedisTransport(Transport):
         self._extend = self._client.register_script(scripts.EXTEND)
         self._ack = self._client.register_script(scripts.ACK)
         self._closed = threading.Event()
+        #: kombu binding-set members of ``task_queues``' direct bindings not yet written.
+        self._unbound: set[tuple[str, str]] = set()
 
     def __repr__(self) -> str:
         return f"<RedisTransport {mask_url(self.url)}>"
+
+    # ------------------------------------------------------------------ bindings
+
+    def declare_bindings(self, bindings: Sequence[Binding]) -> None:
+        """Bind ``task_queues``' direct bindings as kombu binds a queue (member ``key``,
+        empty pattern, ``queue`` of the set ``_kombu.binding.<exchange>``), so a Celery client
+        publishing to that exchange with that routing key lands in kernel's queue. Written by
+        the next publish or fetch: declaring needs no Redis. (Celery's clients treat an
+        exchange they did not declare as direct, so topic and fanout bindings are kernel's
+        own routing, see docs/user-guide/routing.md.)"""
+        self._unbound |= {(broadcast.binding_set(b.exchange),
+                           f"{b.routing_key}{SEP}{SEP}{b.queue}")
+                          for b in bindings if b.exchange_type == "direct"}
+
+    def _bind(self) -> None:
+        pending, self._unbound = self._unbound, set()
+        try:
+            with self._client.pipeline(transaction=False) as pipe:
+                for key, member in pending:
+                    pipe.sadd(key, member)
+                pipe.execute()
+        except BaseException:
+            self._unbound |= pending
+            raise
 
     # ------------------------------------------------------------------ keys
 
@@ -175,6 +202,8 @@ class RedisTransport(Transport):
     def publish(self, messages: Sequence[Outgoing]) -> None:
         if not messages:
             return
+        if self._unbound:
+            within(self.connection_timeout, self.url, self._bind)
         keys: list[str] = [f"kernel.publish:{os.urandom(16).hex()}"]
         # The token outlives the retries (`within`), so a retried call cannot publish twice.
         args: list[Any] = [60]
@@ -208,6 +237,8 @@ class RedisTransport(Transport):
         keys, fixed, owner, wake_keys = self._claim_plan(tuple(queues))
         args: list[Any] = [limit, *fixed]
         with reachable(self.url):
+            if self._unbound:
+                self._bind()
             out = self._claim(keys=keys, args=args)
             while True:
                 if len(out) > 1:
