@@ -116,6 +116,15 @@ class Config:
     #: raises `kernel.errors.ConnectionFailed`; given to transports as option
     #: ``connection_timeout``.
     broker_connection_timeout: float = 4.0
+    #: a worker that lost its broker keeps trying to reach it again (Celery's name); False:
+    #: it stops (exit status 1), for a supervisor to start a fresh one.
+    broker_connection_retry: bool = True
+    #: attempts to reach the broker before a worker gives up (at start-up, and after losing
+    #: it); 0 or None: forever. The attempts come with a doubling pause, from 1 s to 30 s.
+    broker_connection_max_retries: int | None = 100
+    #: a worker whose broker cannot be reached when it starts keeps trying (False: it exits at
+    #: once with a sentence); None: as ``broker_connection_retry``.
+    broker_connection_retry_on_startup: bool | None = None
 
     #: the zone crontab and solar schedules are read in (an IANA name); beat refuses to start
     #: with a name it does not know.
@@ -186,6 +195,10 @@ class Config:
                 resolve_timezone(own["timezone"])
             except ValueError as exc:
                 raise ConfigurationError(f"setting 'timezone': {exc}") from None
+        retries = own.get("broker_connection_max_retries")
+        if retries is not None and retries < 0:
+            raise ConfigurationError(f"setting 'broker_connection_max_retries' must be 0 or "
+                                     f"more (0 or None: retry forever), got {retries!r}")
         for key in ("beat_max_loop_interval", "beat_lease_ttl", "beat_cron_starting_deadline"):
             value = own.get(key)
             if value is not None and not (value > 0 and math.isfinite(value)):
