@@ -32,9 +32,13 @@ def host_format(name: str, hostname: str | None = None) -> str:
     return _expand(name, {"h": host, "n": short, "d": domain, "%": "%"})
 
 
-def node_format(template: str, nodename: str, index: int | None = None) -> str:
-    """A file name for node `nodename` and pool process `index` (None: the main process)."""
+def node_format(template: str, nodename: str, index: int | None = None, *,
+                processes: bool = True) -> str:
+    """A file name for node `nodename` and pool process `index` (None: the main process).
+    Without `processes` (``kernel multi``, which leaves them to each worker), ``%i``, ``%I``
+    and ``%%`` stay as written."""
     name, _, host = nodename.rpartition("@") if "@" in nodename else (nodename, "", "")
-    return _expand(template, {"p": nodename, "N": nodename, "n": name, "h": host,
-                              "d": host.partition(".")[2], "i": str(index or 0),
-                              "I": f"-{index}" if index else "", "%": "%"})
+    values = {"p": nodename, "N": nodename, "n": name, "h": host, "d": host.partition(".")[2]}
+    if processes:
+        values.update({"i": str(index or 0), "I": f"-{index}" if index else "", "%": "%"})
+    return _expand(template, values)
