@@ -120,7 +120,8 @@ def worker(state: CliState, pool: str | None, concurrency: int | None, queues: s
     w = Worker(
         app,
         pool=pool,
-        concurrency=concurrency or conf.worker_concurrency or os.cpu_count() or 1,
+        concurrency=concurrency or (None if autoscale else conf.worker_concurrency
+                                    or os.cpu_count() or 1),
         queues=split_queues(queues) or [conf.task_default_queue],
         max_tasks_per_child=max_tasks_per_child,
         max_memory_per_child=max_memory_per_child,

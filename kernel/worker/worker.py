@@ -22,6 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from kernel.errors import ConfigurationError
 from kernel.interfaces.bootstep import WorkerOptions
 from kernel.interfaces.pool import ChildLink, ChildMain, Outcome, Pool
 from kernel.parsing import mask_url
@@ -85,8 +86,14 @@ class Worker:
         #: where and how this worker logs (``--logfile``, ``--log-format``).
         self.logs = logs or LogSetup(loglevel)
         pool = pool or conf.worker_pool
-        fixed = app.plugins.pools.get(pool).capabilities.fixed_concurrency \
+        capabilities = app.plugins.pools.get(pool).capabilities \
             if pool in app.plugins.pools else None
+        fixed = capabilities.fixed_concurrency if capabilities else None
+        if autoscale is not None:
+            if capabilities is not None and not capabilities.resize:
+                raise ConfigurationError(f"--autoscale needs a pool that can grow and shrink; "
+                                         f"the {pool} pool cannot (use -P threads or prefork)")
+            concurrency = concurrency or autoscale[1]  # it starts at MIN, as Celery's
         self.options = WorkerOptions(
             nodename=nodename or f"kernel@{socket.gethostname()}",
             pool=pool,
