@@ -67,7 +67,9 @@ class Autoscaler:
         running, waiting = self.worker.load()
         wanted = max(self.minimum, min(self.maximum, running + waiting))
         change = 0
-        if wanted > size or size > self.maximum:
+        if size > self.maximum:  # a new maximum applies at once, the rest after keepalive
+            change = self.maximum - size
+        elif wanted > size:
             change = wanted - size
         elif wanted < size:
             if self._idle_since is None:

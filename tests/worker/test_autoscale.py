@@ -54,6 +54,10 @@ def test_the_pool_grows_with_the_backlog_and_shrinks_after_keepalive(
     assert scaler.step(now=10.0 + KEEPALIVE) == -2, "down to MIN, never below"
     assert worker.options.concurrency == 1
     assert scaler.step(now=20.0 + 2 * KEEPALIVE) == 0
+    scaler.bounds(5, 3)
+    assert scaler.step(now=22.0 + 2 * KEEPALIVE) == 2, "a new minimum applies at once"
+    scaler.bounds(2, 1)
+    assert scaler.step(now=23.0 + 2 * KEEPALIVE) == -1, "so does a new maximum"
     scaler.bounds(5, 2)
-    assert scaler.step(now=21.0 + 2 * KEEPALIVE) == 1, "a new minimum applies at once"
+    assert scaler.step(now=24.0 + 2 * KEEPALIVE) == 0, "at its new minimum already"
     assert scaler.info() == {"max": 5, "min": 2, "qty": 2}
