@@ -33,9 +33,8 @@ from pathlib import Path
 import click
 
 from kernel.cli.running import DETACHED_LOGFILE
-from kernel.worker.nodenames import host_format, node_format
-from kernel.worker.pidfile import alive, read_pid
 
+# kernel.worker is imported inside the functions below: the command line starts without it.
 ACTIONS = ("start", "stop", "stopwait", "restart", "kill", "show")
 DEFAULT_PIDFILE = "%n.pid"
 #: seconds `start` waits for a detached node to write its pid file.
@@ -62,6 +61,8 @@ class Node:
         return found
 
     def path(self, *names: str, default: str) -> Path:
+        from kernel.worker.nodenames import node_format
+
         path = Path(node_format(self.option(*names) or default, self.name, processes=False))
         workdir = self.option("--workdir")
         return path if path.is_absolute() or workdir is None else Path(workdir) / path
@@ -73,10 +74,14 @@ class Node:
     @property
     def pid(self) -> int | None:
         """The running worker's process id; None when the node is down."""
+        from kernel.worker.pidfile import alive, read_pid
+
         pid = read_pid(self.pidfile)
         return pid if pid is not None and alive(pid) else None
 
     def command(self) -> list[str]:
+        from kernel.worker.nodenames import node_format
+
         extra = [] if self.option("--logfile", "-f") else ["--logfile", DETACHED_LOGFILE]
         if self.option("--pidfile") is None:
             extra += ["--pidfile", DEFAULT_PIDFILE]
@@ -94,6 +99,8 @@ def split(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def nodes(argv: Sequence[str]) -> list[Node]:
     """The nodes `argv` (NAMES [options]) names, each with its worker options."""
+    from kernel.worker.nodenames import host_format
+
     names, options = split(argv)
     if not names:
         raise click.UsageError("name the nodes: a number (kernel multi start 3) or names "
@@ -209,6 +216,8 @@ def send(node: Node, sig: signal.Signals) -> int | None:
 
 def wait_gone(waiting: dict[str, int]) -> None:
     """Until every worker in `waiting` (node name: pid) exited."""
+    from kernel.worker.pidfile import alive
+
     while waiting:
         click.echo(f"> Waiting for {len(waiting)} node{'s' if len(waiting) > 1 else ''} -> "
                    f"{', '.join(map(str, waiting.values()))}...")

@@ -11,18 +11,19 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from kernel import console
-from kernel.worker import daemon
-from kernel.worker.logs import FORMATS, LogSetup
-from kernel.worker.nodenames import node_format
-from kernel.worker.pidfile import Pidfile
+
+if TYPE_CHECKING:
+    from kernel.worker.logs import LogSetup
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: --log-format's choices (`kernel.worker.logs`).
+FORMATS = ("text", "json")
 #: where a detached worker logs when no --logfile is given (Celery multi's default): one file
 #: per process, in the working directory.
 DETACHED_LOGFILE = "%n%I.log"
@@ -77,6 +78,12 @@ def prepare(running: Running, nodename: str, level: str) -> LogSetup:
     """Before the worker starts: switch user and group, change directory and umask, check the
     log file opens and the pid file is free, detach, take the pid file. Returns how the worker
     logs. Every refusal is a `WorkerSetupError` sentence, given before detaching."""
+    # Here, not at the top: the command line starts without importing the worker.
+    from kernel.worker import daemon
+    from kernel.worker.logs import LogSetup
+    from kernel.worker.nodenames import node_format
+    from kernel.worker.pidfile import Pidfile
+
     uid, gid = daemon.user_ids(running.uid, running.gid)
     umask = None if running.umask is None else daemon.parse_umask(running.umask)
     daemon.drop_privileges(uid, gid)

@@ -8,7 +8,6 @@ import click
 
 from kernel.cli.root import CliState, app_option
 from kernel.cli.running import Running, prepare, running_options
-from kernel.worker.nodenames import host_format
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -115,6 +114,8 @@ def worker(state: CliState, pool: str | None, concurrency: int | None, queues: s
         conf.worker_concurrency = concurrency  # stores size their connection pools by it
     pool = pool or conf.worker_pool
     app.plugins.pools.get(pool)  # an unknown pool fails here, before the banner
+    from kernel.worker.nodenames import host_format
+
     nodename = host_format(nodename or "kernel@%h")
     logs = None if graph else prepare(running, nodename, loglevel.upper())
     w = Worker(

@@ -23,7 +23,6 @@ from kernel.errors import WorkerSetupError
 from kernel.message import current_request
 from kernel.worker.nodenames import node_format
 
-FORMATS = ("text", "json")
 #: the text format; `kernel.testing.workers` reads its records by this layout.
 TEXT = "[%(asctime)s %(levelname)s/%(processName)s] %(message)s"
 
