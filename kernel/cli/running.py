@@ -74,13 +74,22 @@ def running_options(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def prepare(running: Running, nodename: str, level: str) -> LogSetup:
+def log_setup(running: Running, level: str) -> LogSetup:
+    """How the worker logs: the options' file (a detached worker's default one) and format."""
+    from kernel.worker.logs import LogSetup
+
+    logfile = running.logfile or (DETACHED_LOGFILE if running.detach else None)
+    where = Path(running.workdir or ".")  # relative paths are under --workdir
+    return LogSetup(level, str((where / logfile).absolute()) if logfile else None,
+                    running.log_format)
+
+
+def prepare(running: Running, nodename: str, logs: LogSetup) -> None:
     """Before the worker starts: switch user and group, change directory and umask, check the
-    log file opens and the pid file is free, detach, take the pid file. Returns how the worker
-    logs. Every refusal is a `WorkerSetupError` sentence, given before detaching."""
+    log file opens and the pid file is free, detach, take the pid file. Every refusal is a
+    `WorkerSetupError` sentence, given before detaching."""
     # Here, not at the top: the command line starts without importing the worker.
     from kernel.worker import daemon
-    from kernel.worker.logs import LogSetup
     from kernel.worker.nodenames import node_format
     from kernel.worker.pidfile import Pidfile
 
@@ -90,9 +99,6 @@ def prepare(running: Running, nodename: str, level: str) -> LogSetup:
     daemon.change_directory(running.workdir)
     if umask is not None:
         os.umask(umask)
-    logfile = running.logfile or (DETACHED_LOGFILE if running.detach else None)
-    logs = LogSetup(level, str(Path(logfile).absolute()) if logfile else None,
-                    running.log_format)
     logs.check(nodename)
     pidfile = None
     if running.pidfile is not None:
@@ -106,5 +112,3 @@ def prepare(running: Running, nodename: str, level: str) -> LogSetup:
         if note:
             console.warning(note)
         atexit.register(pidfile.release)
-    return logs
-

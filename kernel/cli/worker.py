@@ -7,7 +7,7 @@ import os
 import click
 
 from kernel.cli.root import CliState, app_option
-from kernel.cli.running import Running, prepare, running_options
+from kernel.cli.running import Running, log_setup, prepare, running_options
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -117,7 +117,7 @@ def worker(state: CliState, pool: str | None, concurrency: int | None, queues: s
     from kernel.worker.nodenames import host_format
 
     nodename = host_format(nodename or "kernel@%h")
-    logs = None if graph else prepare(running, nodename, loglevel.upper())
+    logs = log_setup(running, loglevel.upper())
     w = Worker(
         app,
         pool=pool,
@@ -139,4 +139,5 @@ def worker(state: CliState, pool: str | None, concurrency: int | None, queues: s
     if graph:
         click.echo(w.graph_dot())
         return
+    prepare(running, w.nodename, logs)
     click.get_current_context().exit(w.run())
