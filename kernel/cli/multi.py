@@ -235,7 +235,15 @@ def wait_gone(waiting: dict[str, int]) -> None:
 @click.argument("argv", nargs=-1, type=click.UNPROCESSED, metavar="NAMES [WORKER OPTIONS]")
 def multi(action: str, argv: tuple[str, ...]) -> None:
     """Start, stop and restart several detached workers (nodes) on this machine, as Celery's
-    ``celery multi``: kernel multi start 3 -A proj -c:1 4, kernel multi stopwait 3."""
+    celery multi. NAMES: a number (3: kernel1..kernel3, --range-prefix for another prefix) or
+    names (w1 w2); --hostname replaces this machine's name. Worker options follow, for every
+    node, and per node: -c:1 4 (node 1), -Q:1-2 a, --loglevel:w2=DEBUG. Pid files default to
+    %n.pid, log files to %n%I.log. stop sends SIGTERM, stopwait waits for the workers to exit,
+    kill sends SIGKILL, show prints the command lines.
+
+    \b
+    kernel multi start 3 -A proj.tasks:app -c 4 -c:1 8
+    kernel multi stopwait 3"""
     found = nodes(argv)
     ok = True
     if action == "show":
