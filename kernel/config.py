@@ -120,7 +120,7 @@ class Config:
     #: it stops (exit status 1), for a supervisor to start a fresh one.
     broker_connection_retry: bool = True
     #: attempts to reach the broker before a worker gives up (at start-up, and after losing
-    #: it); 0 or None: forever. The attempts come with a doubling pause, from 1 s to 30 s.
+    #: it); 0 or None: forever. The attempts come with a doubling pause, from 1 s to 5 s.
     broker_connection_max_retries: int | None = 100
     #: a worker whose broker cannot be reached when it starts keeps trying (False: it exits at
     #: once with a sentence); None: as ``broker_connection_retry``.

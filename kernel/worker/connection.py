@@ -11,6 +11,7 @@ worker pauses `FIRST_PAUSE` seconds, doubling up to `MAX_PAUSE`.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from kernel.errors import BrokerUnreachable
 from kernel.parsing import mask_url
+from kernel.supervision import FATAL
 
 if TYPE_CHECKING:
     from kernel.config import Config
@@ -28,8 +30,9 @@ log = logging.getLogger("kernel.worker")
 
 #: seconds between the first failed attempt and the next.
 FIRST_PAUSE = 1.0
-#: the longest pause between two attempts.
-MAX_PAUSE = 30.0
+#: the longest pause between two attempts: a broker that is back after an outage is used again
+#: within it.
+MAX_PAUSE = 5.0
 
 
 @dataclass(frozen=True)
@@ -119,3 +122,35 @@ def reach(transport: Transport, url: str, queues: Sequence[str], retrying: Retry
         outage.ended()
         return True
     return False
+
+
+class Watch:
+    """A look at the broker every `every` seconds, for a process whose consumers fetch in
+    other processes: a failed look is an attempt as above, and once they are spent `FATAL`
+    stops the worker (exit status 1)."""
+
+    def __init__(self, transport: Transport, conf: Config, queues: Sequence[str],
+                 every: float) -> None:
+        self.transport, self.queue, self.every = transport, queues[0], every
+        self.outage = Outage(conf.broker_url, Retrying.after_loss(conf))
+        self.due = time.monotonic() + every
+
+    def look(self) -> None:
+        began = time.monotonic()
+        if began < self.due:
+            return
+        try:
+            self.transport.size(self.queue)
+        except NotImplementedError:
+            self.due = math.inf  # a broker that cannot count: the consumers' fetches tell
+            return
+        except Exception as exc:  # noqa: BLE001 - whatever the client raises: the broker is down
+            try:
+                self.due = time.monotonic() + self.outage.note(exc, time.monotonic() - began,
+                                                               "reach")
+            except BrokerUnreachable as spent:
+                log.critical("%s; the worker shuts down (exit status 1)", spent)
+                FATAL.set(str(spent))
+            return
+        self.outage.ended()
+        self.due = time.monotonic() + self.every

@@ -50,6 +50,10 @@ log = logging.getLogger("kernel.worker")
 EXIT_FATAL = 1
 #: heartbeat periods a consumer child may miss before the worker counts as stuck.
 CHILD_SILENCE = 3
+#: seconds between two looks at the broker by a process that supervises consumer children
+#: (they fetch on their own connections, and one that gives up on the broker is replaced by
+#: another that tries again: this process decides when the worker gives up).
+BROKER_WATCH = 5.0
 #: seconds a warm shutdown waits for consumer children beyond their own shutdown timeout
 #: (they give their prefetched messages back and flush their acks).
 CHILD_STOP_MARGIN = 5.0
@@ -364,7 +368,11 @@ class Worker:
             return 0
         self.start()
         log.info("%s ready.", self.nodename)
+        watch = connection.Watch(self.app.transport, self.app.conf, self.options.queues,
+                                 BROKER_WATCH) if self.children is not None else None
         while not self._shutdown.wait(1.0):
+            if watch is not None:
+                watch.look()
             if FATAL.is_set():
                 log.critical("%s: %s; shutting down (exit status 1) so that its supervisor "
                              "starts a fresh worker", self.nodename, FATAL.reason)

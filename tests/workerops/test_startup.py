@@ -9,6 +9,8 @@ import re
 import time
 from pathlib import Path
 
+import pytest
+
 from kernel import App
 from kernel.testing.servers import free_port
 from kernel.testing.transport import wait_for
@@ -104,3 +106,28 @@ def test_solo_banner_shows_concurrency_one(tmp_path: Path) -> None:
     finally:
         w.stop()
     assert "solo, concurrency 1" in w.output(), w.output()
+
+
+@pytest.mark.parametrize("pool", ["threads", "prefork"])
+def test_a_worker_that_lost_its_broker_exits_once_its_attempts_are_spent(
+        redis_url: str, tmp_path: Path, pool: str) -> None:
+    from kernel_redis.testing import RedisServer
+
+    server = RedisServer(tmp_path / "redis").start()
+    w = worker(tmp_path, server.url, broker_connection_max_retries=1)
+    w.env["KERNEL_RESULT_BACKEND"] = server.url
+    w.command[w.command.index("-P") + 1] = pool
+    try:
+        w.start().wait_ready(60)
+        server.stop()
+        wait_for(lambda: not w.running, 90, "the worker to give up on its lost broker")
+    finally:
+        w.stop()
+        server.stop()
+    out = w.output()
+    assert w.returncode == 1, out
+    assert "trying again in 1 s (attempt 1 of 1)" in out, out
+    # threads: the fetcher gives up; prefork: the supervising process, which watches the broker
+    assert re.search(r"cannot (fetch from|reach) the broker at \S+ \(.*\); gave up after 2 "
+                     r"attempts", out), out
+    assert "shutting down (exit status 1)" in out, out
