@@ -141,6 +141,15 @@ class Config:
     #: raises `kernel.errors.ConnectionFailed`; given to transports as option
     #: ``connection_timeout``.
     broker_connection_timeout: float = 4.0
+    #: a worker that lost its broker keeps trying to reach it again (Celery's name); False:
+    #: it stops (exit status 1), for a supervisor to start a fresh one.
+    broker_connection_retry: bool = True
+    #: attempts to reach the broker before a worker gives up (at start-up, and after losing
+    #: it); 0 or None: forever. The attempts come with a doubling pause, from 1 s to 5 s.
+    broker_connection_max_retries: int | None = 100
+    #: a worker whose broker cannot be reached when it starts keeps trying (False: it exits at
+    #: once with a sentence); None: as ``broker_connection_retry``.
+    broker_connection_retry_on_startup: bool | None = None
 
     #: the zone crontab and solar schedules are read in (an IANA name); beat refuses to start
     #: with a name it does not know.
@@ -330,6 +339,10 @@ def _check_values(own: Mapping[str, Any]) -> None:
         if value is not None and not (value > 0 and math.isfinite(value)):
             raise ConfigurationError(f"setting {key!r} must be a positive number of "
                                      f"seconds, got {value!r}")
+    retries = own.get("broker_connection_max_retries")
+    if retries is not None and retries < 0:
+        raise ConfigurationError(f"setting 'broker_connection_max_retries' must be 0 or more "
+                                 f"(0 or None: retry forever), got {retries!r}")
     rate = own.get("task_default_rate_limit")
     if rate is not None:
         try:

@@ -149,6 +149,17 @@ class ConnectionFailed(KernelError):
     """A broker or result store cannot be reached."""
 
 
+class BrokerUnreachable(ConnectionFailed):
+    """A worker spent its attempts to reach the broker (``broker_connection_max_retries``), or
+    was told not to retry (``broker_connection_retry_on_startup = False``)."""
+
+
+class WorkerSetupError(KernelError):
+    """A worker cannot start as its options ask: a pid file another worker holds or that
+    cannot be written, a log file that cannot be opened, a user, group or directory to switch
+    to that does not exist."""
+
+
 class ResultRefused(KernelError):
     """A result store refused a record it cannot keep: larger than it holds, or holding a value
     its format has no place for (an integer over 64 bits in BSON); the worker records the task

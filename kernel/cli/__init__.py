@@ -10,6 +10,7 @@ from kernel.cli.beat import beat
 from kernel.cli.demo import demo
 from kernel.cli.dlq import dlq
 from kernel.cli.events import events
+from kernel.cli.multi import multi
 from kernel.cli.plugins import plugins
 from kernel.cli.remote import control, inspect
 from kernel.cli.report import report
@@ -18,7 +19,7 @@ from kernel.cli.root import CliState, cli
 from kernel.cli.tasks import call, purge, result
 from kernel.cli.worker import worker
 
-for _command in (worker, beat, call, result, results, purge, dlq, events, inspect, control,
+for _command in (worker, multi, beat, call, result, results, purge, dlq, events, inspect, control,
                  plugins, demo, report):
     cli.add_command(_command)
 

@@ -53,7 +53,7 @@ def beat(ctx: click.Context, preview: int | None, status: bool, as_json: bool,
         _print_status(report)
         return
     from kernel.beat.service import BeatService
-    from kernel.worker.worker import setup_logging
+    from kernel.worker.logs import setup_logging
 
     setup_logging(loglevel)
     service = BeatService(app)

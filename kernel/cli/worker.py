@@ -7,6 +7,7 @@ import os
 import click
 
 from kernel.cli.root import CliState, app_option
+from kernel.cli.running import Running, log_setup, prepare, running_options
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -31,7 +32,8 @@ def _bounds(value: str | None) -> tuple[int, int] | None:
     except ValueError:
         raise click.BadParameter(f"{value!r}: give MAX,MIN, e.g. 10,3") from None
     if len(parts) > 2 or not 1 <= minimum <= maximum:
-        raise click.BadParameter(f"{value!r}: give MAX,MIN with MAX >= MIN >= 1")
+        why = f" (here MIN {minimum} is above MAX {maximum})" if minimum > maximum >= 1 else ""
+        raise click.BadParameter(f"{value!r}: give MAX,MIN with MAX >= MIN >= 1{why}")
     return maximum, minimum
 
 
@@ -73,7 +75,9 @@ def patch_early(state: CliState, pool: str | None) -> None:
               help="Soft time limit for tasks that set none.")
 @click.option("-l", "--loglevel", type=click.Choice(LOG_LEVELS, case_sensitive=False),
               default="INFO", show_default=True)
-@click.option("-n", "--nodename", metavar="NAME", help="Worker name (default: kernel@HOST).")
+@click.option("-n", "--nodename", metavar="NAME",
+              help="Worker name (default: kernel@%h; %h the host name, %n without its domain, "
+                   "%d the domain).")
 @click.option("--heartbeat-file", metavar="PATH",
               help="Touch PATH every 2 s while the worker is alive and not stuck (for a "
                    "liveness probe: the file's age tells a stuck worker from a live one).")
@@ -91,6 +95,7 @@ def patch_early(state: CliState, pool: str | None) -> None:
 @click.option("-B", "--beat", "embed_beat", is_flag=True,
               help="Run the beat service (periodic tasks) inside this worker too.")
 @click.option("--graph", is_flag=True, help="Print the bootstep graph as DOT and exit.")
+@running_options
 @click.pass_obj
 def worker(state: CliState, pool: str | None, concurrency: int | None, queues: str | None,
            max_tasks_per_child: int | None, max_memory_per_child: int | None,
@@ -99,7 +104,7 @@ def worker(state: CliState, pool: str | None, concurrency: int | None, queues: s
            nodename: str | None, heartbeat_file: str | None, task_events: bool,
            heartbeat_interval: float | None, without_mailbox: bool,
            autoscale: tuple[int, int] | None, metrics_port: int | None,
-           metrics_host: str, embed_beat: bool, graph: bool) -> None:
+           metrics_host: str, embed_beat: bool, graph: bool, running: Running) -> None:
     """Consume tasks and run them. SIGTERM stops warmly (running tasks finish); a second
     SIGTERM or Ctrl+C stops at once and gives unfinished tasks back to the broker."""
     patch_early(state, pool)
@@ -127,10 +132,15 @@ def worker(state: CliState, pool: str | None, concurrency: int | None, queues: s
         conf.worker_concurrency = concurrency  # stores size their connection pools by it
     pool = pool or conf.worker_pool
     app.plugins.pools.get(pool)  # an unknown pool fails here, before the banner
+    from kernel.worker.nodenames import host_format
+
+    nodename = host_format(nodename or "kernel@%h")
+    logs = log_setup(running, loglevel.upper())
     w = Worker(
         app,
         pool=pool,
-        concurrency=concurrency or conf.worker_concurrency or os.cpu_count() or 1,
+        concurrency=concurrency or (None if autoscale else conf.worker_concurrency
+                                    or os.cpu_count() or 1),
         queues=split_queues(queues),
         max_tasks_per_child=max_tasks_per_child,
         max_memory_per_child=max_memory_per_child,
@@ -138,6 +148,7 @@ def worker(state: CliState, pool: str | None, concurrency: int | None, queues: s
         shutdown_timeout=shutdown_timeout,
         nodename=nodename,
         loglevel=loglevel.upper(),
+        logs=logs,
         heartbeat_file=heartbeat_file,
         metrics_port=metrics_port,
         metrics_host=metrics_host,
@@ -146,4 +157,5 @@ def worker(state: CliState, pool: str | None, concurrency: int | None, queues: s
     if graph:
         click.echo(w.graph_dot())
         return
+    prepare(running, w.nodename, logs)
     click.get_current_context().exit(w.run())

@@ -46,6 +46,9 @@ class PoolCapabilities:
     #: prefetch multiplier (a worker of 1,000 green slots would take a whole backlog from
     #: the other workers).
     green: bool = False
+    #: the pool runs this many tasks at once whatever concurrency it is given (solo: 1); the
+    #: worker shows and prefetches for that many.
+    fixed_concurrency: int | None = None
 
 
 @dataclass
@@ -107,6 +110,11 @@ class ChildLink(ABC):
         """Call `callback` in this process before the pool stops it with its job (the job
         passed its hard limit, or is terminated), when the process can still run it: the
         consumer gives back the messages it holds, so that none waits for a lease."""
+
+    def index(self) -> int:
+        """This process's number among the pool's processes, 1 to concurrency; a process that
+        replaces one takes the lowest number free (Celery's ``%i`` in log file names)."""
+        return 1
 
     def standing(self) -> list[Any]:
         """The standing questions (`Pool.ask_consumers` with ``standing``) asked before this

@@ -26,14 +26,16 @@ from typing import TYPE_CHECKING, Any
 
 from kernel import states
 from kernel.config import first_set
-from kernel.errors import MessageError, TaskRevokedError, TimeLimitExceeded, WorkerLostError
+from kernel.errors import (BrokerUnreachable, MessageError, TaskRevokedError, TimeLimitExceeded,
+                           WorkerLostError)
 from kernel.events.metrics import BROKER_ERROR, DEAD_LETTERED
 from kernel.interfaces.pool import Job, Outcome, OutcomeKind, Pool, PoolCapabilities
 from kernel.interfaces.transport import Delivery, Outgoing, Transport, clamp_priority
 from kernel.message import Request
 from kernel.parsing import parse_rate
-from kernel.supervision import start_supervised
+from kernel.supervision import FATAL, start_supervised
 from kernel.options import TaskOptions
+from kernel.worker.connection import Outage, Retrying
 from kernel.worker.execute import ACK, REJECT, REQUEUE, Executor, Payload, Verdict
 from kernel.worker.ratelimit import Limiter, SharedBucket, TokenBucket
 
@@ -292,7 +294,7 @@ class Consumer:
         self._begun.set()
 
     def _fetch_loop(self) -> None:
-        backoff = 0.1
+        outage = Outage(self.app.conf.broker_url, Retrying.after_loss(self.app.conf))
         while not self._begun.wait(0.1):
             if self._stopping.is_set():
                 return
@@ -309,12 +311,16 @@ class Consumer:
             queues = self.queues
             try:
                 deliveries = self.transport.fetch(queues, room, self.fetch_timeout)
-                backoff = 0.1
-            except Exception as exc:  # noqa: BLE001 - the broker may be down: retry forever
-                log.error("cannot fetch from the broker (%s); retrying in %.1f s", exc, backoff)
+                outage.ended()
+            except Exception as exc:  # noqa: BLE001 - the broker may be down: retry
                 self.app.events.note(BROKER_ERROR, self.executor.hostname)
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                try:
+                    pause = outage.note(exc, time.monotonic() - began, "fetch from")
+                except BrokerUnreachable as spent:
+                    log.critical("%s; the worker shuts down (exit status 1)", spent)
+                    FATAL.set(str(spent))
+                    return
+                self._stopping.wait(pause)
                 continue
             with self._lock:
                 self._drained = len(deliveries) < room

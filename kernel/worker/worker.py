@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from kernel.errors import ConfigurationError
 from kernel.interfaces.bootstep import WorkerOptions
 from kernel.interfaces.pool import ChildLink, ChildMain, Outcome, Pool
 from kernel.parsing import mask_url
@@ -30,9 +30,10 @@ from kernel.supervision import FATAL
 from kernel.worker.autoscale import Autoscaler
 from kernel.worker.blueprint import Blueprint
 from kernel.worker.consumer import Consumer, prefetch_bounds
-from kernel.worker import liveness
+from kernel.worker import connection, liveness
 from kernel.worker.execute import Executor
 from kernel.worker.liveness import Heartbeat
+from kernel.worker.logs import LogSetup
 from kernel.worker.mailbox import Mailbox, Presence
 from kernel.worker.metrics import MetricsServer, count_here, shared_directory
 from kernel.worker.orphans import Orphans
@@ -49,6 +50,10 @@ log = logging.getLogger("kernel.worker")
 EXIT_FATAL = 1
 #: heartbeat periods a consumer child may miss before the worker counts as stuck.
 CHILD_SILENCE = 3
+#: seconds between two looks at the broker by a process that supervises consumer children
+#: (they fetch on their own connections, and one that gives up on the broker is replaced by
+#: another that tries again: this process decides when the worker gives up).
+BROKER_WATCH = 5.0
 #: seconds a warm shutdown waits for consumer children beyond their own shutdown timeout
 #: (they give their prefetched messages back and flush their acks).
 CHILD_STOP_MARGIN = 5.0
@@ -70,6 +75,7 @@ class Worker:
         shutdown_timeout: float | None = None,
         nodename: str | None = None,
         loglevel: str = "INFO",
+        logs: LogSetup | None = None,
         heartbeat_file: str | None = None,
         child_link: ChildLink | None = None,
         processes: int = 1,
@@ -81,11 +87,23 @@ class Worker:
     ) -> None:
         conf = app.conf
         self.app = app
-        self.loglevel = loglevel
+        #: where and how this worker logs (``--logfile``, ``--log-format``).
+        self.logs = logs or LogSetup(loglevel)
+        pool = pool or conf.worker_pool
+        capabilities = app.plugins.pools.get(pool).capabilities \
+            if pool in app.plugins.pools else None
+        fixed = capabilities.fixed_concurrency if capabilities else None
+        if autoscale is not None:
+            if capabilities is not None and not capabilities.resize:
+                raise ConfigurationError(f"--autoscale needs a pool that can grow and shrink; "
+                                         f"the {pool} pool cannot (use -P threads or prefork)")
+            concurrency = concurrency or autoscale[1]  # it starts at MIN, as Celery's
         self.options = WorkerOptions(
             nodename=nodename or f"kernel@{socket.gethostname()}",
-            pool=pool or conf.worker_pool,
-            concurrency=concurrency or conf.worker_concurrency or default_concurrency(),
+            pool=pool,
+            # a pool that runs a set number of tasks at once (solo: one) is shown and
+            # prefetched for as what it runs, whatever was asked
+            concurrency=fixed or concurrency or conf.worker_concurrency or default_concurrency(),
             # Celery's rule: without -Q, every queue of task_queues (else the default one).
             queues=tuple(queues or app.producer.routes().queue_names()),
             max_tasks_per_child=max_tasks_per_child or conf.worker_max_tasks_per_child,
@@ -118,6 +136,7 @@ class Worker:
         self._adopting = threading.Lock()
         self._shutdown = threading.Event()
         self._signals = 0
+        self._reached = False
         self._steps: dict[type, Any] = {}
         self.started_at = time.monotonic()
         self.presence: Presence | None = None
@@ -138,7 +157,9 @@ class Worker:
         """Start every bootstep; returns once the worker consumes."""
         FATAL.clear()  # a failure of an earlier worker in this process is not this one's
         if self.options.child_link is None:
-            self._patch()
+            self._patch()  # before any connection: reaching the broker opens one
+            if not self.reach_broker():
+                return
         self.app.plugins.hook.kernel_worker_init(worker=self)
         self.app.import_discovered()  # after the plugins set up (kernel-django: django.setup)
         self.app.codec.build_accepted_signers()
@@ -152,7 +173,7 @@ class Worker:
             self.children = spec.factory(opts.concurrency,
                                          max_tasks_per_child=opts.max_tasks_per_child,
                                          max_memory_per_child=opts.max_memory_per_child)
-            self.children.start_consumers(ConsumerProcess(self.app, opts, self.loglevel),
+            self.children.start_consumers(ConsumerProcess(self.app, opts, self.logs),
                                           self._adopt, self._give_back)
             if opts.heartbeat_file is not None:
                 children, path = self.children, Path(opts.heartbeat_file)
@@ -186,6 +207,16 @@ class Worker:
         spec = self.app.plugins.pools.get(self.options.pool)
         if spec.patch is not None and self.patched is None:
             self.patched = spec.patch()
+
+    def reach_broker(self) -> bool:
+        """Wait until the broker answers (``broker_connection_retry_on_startup``...; see
+        `kernel.worker.connection`): False if a shutdown was asked for first. Raises
+        `BrokerUnreachable` when the attempts are spent."""
+        if not self._reached:
+            self._reached = connection.reach(
+                self.app.transport, self.app.conf.broker_url, self.options.queues,
+                connection.Retrying.at_startup(self.app.conf), self._shutdown)
+        return self._reached
 
     def _supervise_size(self) -> None:
         if self.autoscale_bounds is not None:
@@ -339,7 +370,7 @@ class Worker:
 
     def run(self) -> int:
         """Start, serve until SIGTERM/SIGINT, shut down; the process exit code."""
-        setup_logging(self.loglevel)
+        self.logs.apply(self.nodename)
         self._patch()
         self.print_banner()
         try:
@@ -349,9 +380,17 @@ class Worker:
             # Not the main thread. Asked, not compared: under eventlet's patching the main
             # thread's current_thread() is not main_thread().
             pass
+        if not self.reach_broker():  # stopped while the broker was unreachable
+            log.info("%s stopped before it could reach the broker", self.nodename)
+            self.app.close()
+            return 0
         self.start()
         log.info("%s ready.", self.nodename)
+        watch = connection.Watch(self.app.transport, self.app.conf, self.options.queues,
+                                 BROKER_WATCH) if self.children is not None else None
         while not self._shutdown.wait(1.0):
+            if watch is not None:
+                watch.look()
             if FATAL.is_set():
                 log.critical("%s: %s; shutting down (exit status 1) so that its supervisor "
                              "starts a fresh worker", self.nodename, FATAL.reason)
@@ -404,6 +443,10 @@ class Worker:
         return str(floor) + (f" (up to {ceiling} while tasks are short)" if ceiling > floor else "")
 
     def print_banner(self) -> None:
+        if self.logs.format == "json":  # JSON lines stay JSON lines, even detached
+            log.info("kernel worker: %s", "; ".join(
+                f"{key} {value}".replace("\n", ", ") for key, value in self.banner_rows()))
+            return
         from rich.console import Console
         from rich.panel import Panel
         from rich.table import Table
@@ -416,26 +459,14 @@ class Worker:
         Console(stderr=True).print(Panel(table, title="kernel worker", expand=False))
 
 
-def setup_logging(level: str) -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(
-            "[%(asctime)s %(levelname)s/%(processName)s] %(message)s"))
-        root.addHandler(handler)
-    root.setLevel(level.upper())
-
-
-
-
 class ConsumerProcess(ChildMain):
     """What each consumer child of a process pool runs: a worker of its own, of concurrency 1,
     with the pool its supervisor gives (the child's main thread runs the tasks)."""
 
-    def __init__(self, app: App, options: WorkerOptions, loglevel: str) -> None:
+    def __init__(self, app: App, options: WorkerOptions, logs: LogSetup) -> None:
         self.app = app
         self.options = options
-        self.loglevel = loglevel
+        self.logs = logs
         #: this worker among others, even of one node name: node name and process id.
         self.key = f"{options.nodename}:{os.getpid()}"
         self.worker: Worker | None = None
@@ -444,7 +475,7 @@ class ConsumerProcess(ChildMain):
         # The app goes by import spec, its settings by value: the worker's command line
         # (and code run after the import) may have changed them.
         return {"app": self.app, "conf": self.app.conf, "options": self.options,
-                "loglevel": self.loglevel, "key": self.key, "worker": None}
+                "logs": self.logs, "key": self.key, "worker": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -452,13 +483,13 @@ class ConsumerProcess(ChildMain):
         del self.__dict__["conf"]
 
     def start(self, link: ChildLink) -> None:
-        setup_logging(self.loglevel)
         opts = self.options
+        self.logs.apply(opts.nodename, link.index())
         self.worker = Worker(
             self.app, pool=opts.pool, concurrency=1, queues=opts.queues,
             prefetch_multiplier=opts.prefetch_multiplier,
             shutdown_timeout=opts.shutdown_timeout, nodename=opts.nodename,
-            loglevel=self.loglevel, heartbeat_file=opts.heartbeat_file, child_link=link,
+            logs=self.logs, heartbeat_file=opts.heartbeat_file, child_link=link,
             processes=opts.concurrency, worker_key=self.key, metrics_dir=opts.metrics_dir)
         self.worker.start()
         consumer = self.worker.consumer

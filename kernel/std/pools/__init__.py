@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from kernel.plugin import Lazy, PoolCapabilities, PoolSpec, hookimpl
 
-SOLO_CAPABILITIES = PoolCapabilities(soft_time_limit=True)
+SOLO_CAPABILITIES = PoolCapabilities(soft_time_limit=True, fixed_concurrency=1)
 THREADS_CAPABILITIES = PoolCapabilities(soft_time_limit=True, resize=True)
 ASYNCIO_CAPABILITIES = PoolCapabilities(hard_time_limit=True, terminate=True, resize=True)
 PREFORK_CAPABILITIES = PoolCapabilities(

@@ -131,9 +131,10 @@ class _Link(ChildLink):
     """The consumer child's end of the pipe (several threads write to it) and its slot."""
 
     def __init__(self, conn: Connection, slot: Slot, max_tasks: int | None,
-                 max_memory_kib: int | None, standing: list[Any]) -> None:
+                 max_memory_kib: int | None, standing: list[Any], index: int) -> None:
         self._conn = conn
         self._standing = standing
+        self._index = index
         self.slot = slot
         self._lock = threading.Lock()
         self._limits = (max_tasks, max_memory_kib)
@@ -169,6 +170,9 @@ class _Link(ChildLink):
 
     def standing(self) -> list[Any]:
         return self._standing
+
+    def index(self) -> int:
+        return self._index
 
     def pool(self) -> Pool:
         self.child_pool = ChildPool(self, self.slot, *self._limits)
@@ -358,13 +362,13 @@ def _stop(child: ChildMain, warm: bool) -> None:
 
 
 def consume(conn: Connection, child_data: bytes, slot_path: str, max_tasks: int | None,
-            max_memory_kib: int | None, standing: list[Any]) -> None:
+            max_memory_kib: int | None, standing: list[Any], index: int = 1) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     die_with_the_worker()
     slot = Slot(slot_path)
     os.unlink(slot_path)  # mapped by both: nothing to clean up whoever exits first
-    link = _Link(conn, slot, max_tasks, max_memory_kib, standing)
+    link = _Link(conn, slot, max_tasks, max_memory_kib, standing, index)
     try:
         child: ChildMain = pickle.loads(child_data)
         child.start(link)

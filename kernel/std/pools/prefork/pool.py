@@ -77,8 +77,8 @@ def _context() -> BaseContext:
 
 
 class _Child:
-    __slots__ = ("conn", "deadline", "entry", "pid", "process", "ready", "retiring", "slot",
-                 "standing", "started")
+    __slots__ = ("conn", "deadline", "entry", "index", "pid", "process", "ready", "retiring",
+                 "slot", "standing", "started")
 
     def __init__(self, process: BaseProcess, conn: Connection,
                  slot: tuple[consumers.Slot, str] | None = None) -> None:
@@ -92,6 +92,7 @@ class _Child:
         self.entry: Entry | None = None  # the job it runs
         self.deadline: float | None = None  # monotonic hard deadline of that job
         self.standing = 0  # standing questions it was started with
+        self.index = 0  # a consumer child's number, 1 to concurrency (log files' %i)
 
 
 class PreforkPool(StdPool):
@@ -684,7 +685,7 @@ class PreforkPool(StdPool):
         assert self._ctx is not None and self._runner_data is not None
         parent_end, child_end = self._ctx.Pipe(duplex=True)
         limits = (self.max_tasks_per_child, self.max_memory_per_child)
-        slot = None
+        slot, index = None, 0
         standing: list[Any] = []  # what a consumer child is told before it consumes
         target: Callable[..., None]
         args: tuple[Any, ...]
@@ -694,8 +695,10 @@ class PreforkPool(StdPool):
             slot = consumers.Slot.create()
             with self._lock:
                 standing = list(self._standing)
+                taken = {c.index for c in self._children if c.process.exitcode is None}
+            index = next(i for i in itertools.count(1) if i not in taken)
             target, args = consumers.consume, (child_end, self._runner_data, slot[1], *limits,
-                                               standing)
+                                               standing, index)
         process = self._ctx.Process(  # type: ignore[attr-defined]
             target=target, args=args, name="kernel-prefork-child")
         try:
@@ -710,6 +713,7 @@ class PreforkPool(StdPool):
             child_end.close()
         child = _Child(process, parent_end, slot)
         child.standing = len(standing)
+        child.index = index
         return child
 
     def _add(self, c: _Child) -> None:
