@@ -247,7 +247,4 @@ IGNORED: dict[str, str] = {
     "worker_agent": "kernel has no worker agent",
     "worker_state_db": "revocations are kept in the result store",
     "task_queue_max_priority": "set the transport option max_priority (kernel-amqp) instead",
-    "broker_connection_retry": "see docs/migrating-from-celery.md, running workers",
-    "broker_connection_max_retries": "see docs/migrating-from-celery.md, running workers",
-    "broker_connection_retry_on_startup": "see docs/migrating-from-celery.md, running workers",
 }
