@@ -14,7 +14,8 @@ your implementation; tests are gated on the capabilities your record declares, n
 
 Suites: `TransportSuite`, `BroadcastSuite`, `ResultStoreSuite`, `RateLimitStoreSuite`,
 `ScheduleStoreSuite`, `SerializerSuite`, `CompressorSuite`, `SignerSuite`, `PoolSuite` (and,
-for a pool of green threads, `kernel.testing.green`: `GreenPoolSuite`, `GreenWorkerSuite`).
+for a pool of green threads, `kernel.testing.green`: `GreenPoolSuite`, `GreenWorkerSuite`; for
+kernel workers on a result store, `kernel.testing.store_workers`: `StoreWorkerSuite`).
 `check_distribution(pyproject)` checks that what a distribution declares under
 ``[tool.kernel]`` is what its plugin registers.
 

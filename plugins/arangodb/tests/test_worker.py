@@ -6,64 +6,14 @@ fails with that sentence, and the worker serves on."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
-from kernel import App, ChordError, chord
-from kernel.testing.workers import running_worker
-from kernel_arangodb.store import ArangoDBStore
-
-CREATE = {"arangodb_create_collection": True}
+from kernel.testing.store_workers import StoreWorkerSuite
 
 
-@pytest.mark.timeout(90)
-def test_chords_complete_on_kernel_workers(arangodb_url: str) -> None:
-    app = App("chords", broker="memory://", results=arangodb_url,
-              config={**CREATE, "result_chord_retry_interval": 0.2})
+class TestWorkersOnArangoDB(StoreWorkerSuite):
+    config = {"arangodb_create_collection": True}
 
-    @app.task(name="c.square")
-    def square(x: int) -> int:
-        if x < 0:
-            raise ValueError(f"negative {x}")
-        return x * x
-
-    @app.task(name="c.collect")
-    def collect(values: list[int]) -> list[int]:
-        return values
-
-    try:
-        with running_worker(app, concurrency=4):
-            result = chord([square.s(i) for i in range(8)])(collect.s())
-            assert result.get(timeout=40) == [i * i for i in range(8)]
-            failing = chord([square.s(1), square.s(-2), square.s(3)])(collect.s())
-            with pytest.raises(ChordError, match="negative -2"):
-                failing.get(timeout=40)
-    finally:
-        app.close()
-
-
-def test_a_record_that_does_not_decode_fails_one_task_and_the_worker_serves_on(
-        arangodb_url: str) -> None:
-    app = App("odd", broker="memory://", results=arangodb_url, config=CREATE)
-    broken = uuid.uuid4().hex
-
-    @app.task(name="odd.read")
-    def read(task_id: str) -> object:
-        return app.AsyncResult(task_id).get(timeout=2)
-
-    @app.task(name="odd.add")
-    def add(x: int, y: int) -> int:
-        return x + y
-
-    store = ArangoDBStore(arangodb_url, CREATE)
-    try:
-        store.set([(f"celery-task-meta-{broken}", b"\x00garbage")], None)
-        with running_worker(app, concurrency=2):
-            with pytest.raises(Exception, match=f"the result of task {broken} .* does not "
-                               "decode"):
-                read.delay(broken).get(timeout=20)
-            assert add.delay(20, 22).get(timeout=20) == 42, "the worker serves on"
-    finally:
-        store.close()
-        app.close()
+    @pytest.fixture
+    def results_url(self, arangodb_url: str) -> str:
+        return arangodb_url

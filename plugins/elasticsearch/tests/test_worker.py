@@ -8,56 +8,19 @@ from __future__ import annotations
 
 import pytest
 
-from kernel import App, ChordError, chord
-from kernel.testing.workers import running_worker
+from kernel import App
+from kernel.testing.store_workers import StoreWorkerSuite
 
 
-@pytest.mark.timeout(90)
-def test_chords_complete_on_kernel_workers(elasticsearch_url: str) -> None:
-    app = App("chords", broker="memory://", results=elasticsearch_url,
-              config={"result_chord_retry_interval": 0.2})
+class TestWorkersOnElasticsearch(StoreWorkerSuite):
+    undecodable = r"holds no text 'result' .* delete it"
 
-    @app.task(name="c.square")
-    def square(x: int) -> int:
-        if x < 0:
-            raise ValueError(f"negative {x}")
-        return x * x
-
-    @app.task(name="c.collect")
-    def collect(values: list[int]) -> list[int]:
-        return values
-
-    try:
-        with running_worker(app, concurrency=4):
-            result = chord([square.s(i) for i in range(8)])(collect.s())
-            assert result.get(timeout=40) == [i * i for i in range(8)]
-            failing = chord([square.s(1), square.s(-2), square.s(3)])(collect.s())
-            with pytest.raises(ChordError, match="negative -2"):
-                failing.get(timeout=40)
-    finally:
-        app.close()
-
-
-@pytest.mark.timeout(60)
-def test_a_document_that_does_not_decode_fails_the_task_reading_it(
-        elasticsearch_url: str) -> None:
-    app = App("odd", broker="memory://", results=elasticsearch_url)
-
-    @app.task(name="peek")
-    def peek(task_id: str) -> object:
-        return app.AsyncResult(task_id).get(timeout=5)
-
-    @app.task(name="add")
-    def add(x: int, y: int) -> int:
-        return x + y
-
-    try:
+    def plant(self, app: App, task_id: str) -> None:
+        # A document in Celery's index whose `result` is not the text Celery writes there.
         store = app.backend.store
-        store.flavour.write(store._client(), store.index, "celery-task-meta-odd",  # type: ignore[attr-defined]
-                            {"result": ["not", "text"]})
-        with running_worker(app, concurrency=1):
-            with pytest.raises(Exception, match="holds no text 'result' .* delete it"):
-                peek.delay("odd").get(timeout=20)
-            assert add.delay(20, 22).get(timeout=20) == 42, "the worker serves on"
-    finally:
-        app.close()
+        store.flavour.write(store._client(), store.index,  # type: ignore[union-attr]
+                            f"celery-task-meta-{task_id}", {"result": ["not", "text"]})
+
+    @pytest.fixture
+    def results_url(self, elasticsearch_url: str) -> str:
+        return elasticsearch_url
