@@ -282,7 +282,12 @@ class PreforkPool(StdPool):
         ticket = next(_QUESTIONS)
         message = pickle.dumps(("Q", ticket, question), pickle.HIGHEST_PROTOCOL)
         with self._lock:
-            if standing:  # given to every child started after this
+            if standing:
+                # A child still starting would get the change only once it consumes (its
+                # "R"), perhaps after its first job: wait for it to be ready, so it is asked
+                # below like the others. Every child started after this gets it at its start.
+                self._changed.wait_for(lambda: all(
+                    c.ready or c.retiring or c.slot is None for c in self._children), timeout)
                 self._standing.append(question)
             asked = 0
             self._answers[ticket] = []
