@@ -276,7 +276,9 @@ class TransportSuite:
         cpu, wall = time.process_time(), time.monotonic()
         transport.fetch([queue], 1, 0.5)
         cpu, wall = time.process_time() - cpu, time.monotonic() - wall
-        assert cpu < 0.25 * share * wall, (
+        # A spinner gets about `share` of the wall time; half of that leaves room for clients
+        # whose idle long poll itself costs CPU (boto3 signing an SQS request).
+        assert cpu < 0.5 * share * wall, (
             f"an idle fetch used {cpu:.3f}s of CPU in {wall:.3f}s, where a busy loop got "
             f"{share:.0%} of a core; check fetch sleeps (condition, blocking read, backoff) "
             f"instead of busy-polling")
